@@ -1,0 +1,65 @@
+//! AVG over numbers as DOUBLE: a running sum and count per slot.
+
+use std::sync::Arc;
+
+use arrow::array::{Array, ArrayRef, AsArray, Float64Array};
+use arrow::compute::cast;
+use arrow::datatypes::{DataType, Float64Type};
+
+use super::GroupAccumulator;
+use crate::error::Result;
+
+/// Mean of the non-NULL values of each slot; NULL when it saw none.
+#[derive(Debug, Default)]
+pub(crate) struct AvgAccumulator {
+    sums: Vec<f64>,
+    counts: Vec<u64>,
+}
+
+impl GroupAccumulator for AvgAccumulator {
+    fn update(&mut self, args: &[ArrayRef], slots: &[u32], num_slots: usize) -> Result<()> {
+        if self.sums.len() < num_slots {
+            self.sums.resize(num_slots, 0.0);
+            self.counts.resize(num_slots, 0);
+        }
+        let input = if args[0].data_type() == &DataType::Float64 {
+            Arc::clone(&args[0])
+        } else {
+            cast(&args[0], &DataType::Float64)?
+        };
+        let input = input.as_primitive::<Float64Type>();
+        match input.nulls().filter(|n| n.null_count() > 0) {
+            None => {
+                for (&v, &slot) in input.values().iter().zip(slots) {
+                    self.sums[slot as usize] += v;
+                    self.counts[slot as usize] += 1;
+                }
+            }
+            Some(nulls) => {
+                for ((&v, &slot), valid) in input.values().iter().zip(slots).zip(nulls.iter()) {
+                    if valid {
+                        self.sums[slot as usize] += v;
+                        self.counts[slot as usize] += 1;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn evaluate(&mut self, slots: &[u32]) -> Result<ArrayRef> {
+        let values: Float64Array = slots
+            .iter()
+            .map(|&s| {
+                let sum = std::mem::take(&mut self.sums[s as usize]);
+                let count = std::mem::take(&mut self.counts[s as usize]);
+                (count > 0).then(|| sum / count as f64)
+            })
+            .collect();
+        Ok(Arc::new(values))
+    }
+
+    fn size(&self) -> usize {
+        self.sums.capacity() * 16
+    }
+}

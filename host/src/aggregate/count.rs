@@ -1,0 +1,47 @@
+//! COUNT(*) and COUNT(expr): the number of rows, or of non-NULL values, per slot.
+
+use std::sync::Arc;
+
+use arrow::array::{Array, ArrayRef, Int64Array};
+
+use super::GroupAccumulator;
+use crate::error::Result;
+
+/// Counts rows (no argument) or non-NULL argument values; never NULL itself.
+#[derive(Debug, Default)]
+pub(crate) struct CountAccumulator {
+    counts: Vec<i64>,
+}
+
+impl GroupAccumulator for CountAccumulator {
+    fn update(&mut self, args: &[ArrayRef], slots: &[u32], num_slots: usize) -> Result<()> {
+        if self.counts.len() < num_slots {
+            self.counts.resize(num_slots, 0);
+        }
+        match args.first().and_then(|a| a.logical_nulls()) {
+            Some(nulls) if nulls.null_count() > 0 => {
+                for (&slot, valid) in slots.iter().zip(nulls.iter()) {
+                    self.counts[slot as usize] += i64::from(valid);
+                }
+            }
+            _ => {
+                for &slot in slots {
+                    self.counts[slot as usize] += 1;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn evaluate(&mut self, slots: &[u32]) -> Result<ArrayRef> {
+        let values: Vec<i64> = slots
+            .iter()
+            .map(|&s| std::mem::take(&mut self.counts[s as usize]))
+            .collect();
+        Ok(Arc::new(Int64Array::from(values)))
+    }
+
+    fn size(&self) -> usize {
+        self.counts.capacity() * 8
+    }
+}

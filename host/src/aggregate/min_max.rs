@@ -1,0 +1,69 @@
+//! MIN and MAX over strings (primitive types use the generic primitive accumulator).
+
+use std::sync::Arc;
+
+use arrow::array::{ArrayRef, AsArray, StringArray};
+use arrow::compute::cast;
+use arrow::datatypes::DataType;
+
+use super::GroupAccumulator;
+use crate::error::Result;
+
+/// Smallest or largest string per slot (byte-wise order, as DataFusion); NULL when none.
+#[derive(Debug)]
+pub(crate) struct StringMinMaxAccumulator {
+    values: Vec<Option<String>>,
+    keep_smaller: bool,
+    data_type: DataType,
+}
+
+impl StringMinMaxAccumulator {
+    /// MIN when `keep_smaller`, else MAX; results are cast to `data_type`.
+    pub(crate) fn new(keep_smaller: bool, data_type: DataType) -> Self {
+        Self {
+            values: Vec::new(),
+            keep_smaller,
+            data_type,
+        }
+    }
+}
+
+impl GroupAccumulator for StringMinMaxAccumulator {
+    fn update(&mut self, args: &[ArrayRef], slots: &[u32], num_slots: usize) -> Result<()> {
+        if self.values.len() < num_slots {
+            self.values.resize(num_slots, None);
+        }
+        let input = cast(&args[0], &DataType::Utf8)?;
+        let input = input.as_string::<i32>();
+        for (value, &slot) in input.iter().zip(slots) {
+            let Some(value) = value else { continue };
+            let current = &mut self.values[slot as usize];
+            let replace = match current {
+                None => true,
+                Some(c) if self.keep_smaller => value < c.as_str(),
+                Some(c) => value > c.as_str(),
+            };
+            if replace {
+                *current = Some(value.to_owned());
+            }
+        }
+        Ok(())
+    }
+
+    fn evaluate(&mut self, slots: &[u32]) -> Result<ArrayRef> {
+        let array: StringArray = slots
+            .iter()
+            .map(|&s| self.values[s as usize].take())
+            .collect();
+        let array: ArrayRef = Arc::new(array);
+        Ok(if self.data_type == DataType::Utf8 {
+            array
+        } else {
+            cast(&array, &self.data_type)?
+        })
+    }
+
+    fn size(&self) -> usize {
+        self.values.capacity() * std::mem::size_of::<Option<String>>()
+    }
+}

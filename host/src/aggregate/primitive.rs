@@ -1,0 +1,104 @@
+//! One generic accumulator for SUM, MIN and MAX over Arrow primitive types.
+
+use std::fmt;
+use std::sync::Arc;
+
+use arrow::array::{Array, ArrayRef, AsArray, PrimitiveArray};
+use arrow::buffer::{BooleanBuffer, NullBuffer};
+use arrow::compute::cast;
+use arrow::datatypes::{ArrowPrimitiveType, DataType};
+
+use super::GroupAccumulator;
+use crate::error::Result;
+
+/// Folds every non-NULL value of a slot with `fold`; a slot that saw no value is NULL.
+pub(crate) struct PrimitiveAccumulator<T: ArrowPrimitiveType, F> {
+    values: Vec<T::Native>,
+    seen: Vec<bool>,
+    identity: T::Native,
+    fold: F,
+    data_type: DataType,
+}
+
+impl<T: ArrowPrimitiveType, F> fmt::Debug for PrimitiveAccumulator<T, F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PrimitiveAccumulator")
+            .field("data_type", &self.data_type)
+            .field("slots", &self.values.len())
+            .finish()
+    }
+}
+
+impl<T, F> PrimitiveAccumulator<T, F>
+where
+    T: ArrowPrimitiveType,
+    F: Fn(&mut T::Native, T::Native) + Send,
+{
+    /// An accumulator producing `data_type`, starting each slot at `identity`.
+    pub(crate) fn new(data_type: DataType, identity: T::Native, fold: F) -> Self {
+        Self {
+            values: Vec::new(),
+            seen: Vec::new(),
+            identity,
+            fold,
+            data_type,
+        }
+    }
+}
+
+impl<T, F> GroupAccumulator for PrimitiveAccumulator<T, F>
+where
+    T: ArrowPrimitiveType,
+    F: Fn(&mut T::Native, T::Native) + Send,
+{
+    fn update(&mut self, args: &[ArrayRef], slots: &[u32], num_slots: usize) -> Result<()> {
+        if self.values.len() < num_slots {
+            self.values.resize(num_slots, self.identity);
+            self.seen.resize(num_slots, false);
+        }
+        let input = if args[0].data_type() == &self.data_type {
+            Arc::clone(&args[0])
+        } else {
+            cast(&args[0], &self.data_type)?
+        };
+        let input = input.as_primitive::<T>();
+        let values = input.values();
+        match input.nulls().filter(|n| n.null_count() > 0) {
+            None => {
+                for (&v, &slot) in values.iter().zip(slots) {
+                    let slot = slot as usize;
+                    (self.fold)(&mut self.values[slot], v);
+                    self.seen[slot] = true;
+                }
+            }
+            Some(nulls) => {
+                for ((&v, &slot), valid) in values.iter().zip(slots).zip(nulls.iter()) {
+                    if valid {
+                        let slot = slot as usize;
+                        (self.fold)(&mut self.values[slot], v);
+                        self.seen[slot] = true;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn evaluate(&mut self, slots: &[u32]) -> Result<ArrayRef> {
+        let mut out = Vec::with_capacity(slots.len());
+        let mut valid = Vec::with_capacity(slots.len());
+        for &slot in slots {
+            let slot = slot as usize;
+            out.push(std::mem::replace(&mut self.values[slot], self.identity));
+            valid.push(std::mem::replace(&mut self.seen[slot], false));
+        }
+        let nulls = NullBuffer::new(BooleanBuffer::from(valid));
+        let array = PrimitiveArray::<T>::new(out.into(), Some(nulls))
+            .with_data_type(self.data_type.clone());
+        Ok(Arc::new(array))
+    }
+
+    fn size(&self) -> usize {
+        self.values.capacity() * std::mem::size_of::<T::Native>() + self.seen.capacity()
+    }
+}

@@ -1,0 +1,206 @@
+//! The `laminar` command line: parses arguments, calls the library, prints results.
+
+mod progress;
+
+use std::fs::File;
+use std::io::{BufWriter, IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::engine::{Engine, EngineConfig};
+use crate::error::{Error, Result};
+use crate::gen::{write_bids, BidsConfig};
+use crate::sink::{OutputFormat, Sink, WriterSink};
+use crate::sql::FormatKind;
+
+/// Laminar: streaming SQL with event-time windows.
+#[derive(Debug, Parser)]
+#[command(name = "laminar", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run a SQL script (CREATE SOURCE / SINK / STREAM, SELECT, INSERT INTO).
+    Run {
+        /// The script.
+        script: PathBuf,
+        /// Format of results printed to stdout.
+        #[arg(long, value_enum, default_value_t = Output::Table)]
+        output: Output,
+        /// Rows per batch read from sources.
+        #[arg(long, default_value_t = 8192)]
+        batch_size: usize,
+        /// Do not print the run summary on stderr.
+        #[arg(long, short)]
+        quiet: bool,
+    },
+    /// Generate sample data.
+    Gen {
+        #[command(subcommand)]
+        what: GenCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum GenCommand {
+    /// Nexmark-style bids (ts, auction, bidder, price, channel) in arrival order.
+    Bids {
+        /// Number of rows.
+        #[arg(long, default_value_t = 100_000)]
+        rows: u64,
+        /// Output file (`-` for stdout).
+        #[arg(long)]
+        out: PathBuf,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = DataFormat::Csv)]
+        format: DataFormat,
+        /// Random seed.
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        /// Maximum lag of an on-time event behind its arrival, in ms.
+        #[arg(long, default_value_t = 2000)]
+        disorder_ms: u64,
+        /// Fraction of events that arrive 30–60 s too late.
+        #[arg(long, default_value_t = 0.01)]
+        late_fraction: f64,
+        /// Number of distinct auctions.
+        #[arg(long, default_value_t = 1000)]
+        auctions: u64,
+        /// Arrivals per second of event time.
+        #[arg(long, default_value_t = 1000)]
+        rate: u64,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum Output {
+    Table,
+    Csv,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum DataFormat {
+    Csv,
+    Json,
+}
+
+/// Runs the command line and returns the process exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match dispatch(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err}");
+            let mut source = std::error::Error::source(&err);
+            while let Some(cause) = source {
+                eprintln!("  caused by: {cause}");
+                source = cause.source();
+            }
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn dispatch(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Run {
+            script,
+            output,
+            batch_size,
+            quiet,
+        } => run(&script, output, batch_size, quiet),
+        Command::Gen {
+            what:
+                GenCommand::Bids {
+                    rows,
+                    out,
+                    format,
+                    seed,
+                    disorder_ms,
+                    late_fraction,
+                    auctions,
+                    rate,
+                },
+        } => {
+            let config = BidsConfig {
+                rows,
+                seed,
+                disorder_ms,
+                late_fraction,
+                auctions,
+                events_per_second: rate,
+                ..BidsConfig::default()
+            };
+            let format = match format {
+                DataFormat::Csv => FormatKind::Csv,
+                DataFormat::Json => FormatKind::Json,
+            };
+            if out.as_os_str() == "-" {
+                write_bids(&config, format, &mut std::io::stdout().lock())
+            } else {
+                let file = File::create(&out)
+                    .map_err(|e| Error::io(format!("cannot create {}", out.display()), e))?;
+                let mut writer = BufWriter::new(file);
+                write_bids(&config, format, &mut writer)?;
+                writer
+                    .flush()
+                    .map_err(|e| Error::io(format!("cannot write {}", out.display()), e))
+            }
+        }
+    }
+}
+
+fn run(script: &PathBuf, output: Output, batch_size: usize, quiet: bool) -> Result<()> {
+    let sql = std::fs::read_to_string(script)
+        .map_err(|e| Error::io(format!("cannot read script {}", script.display()), e))?;
+    let format = match output {
+        Output::Table => OutputFormat::Table,
+        Output::Csv => OutputFormat::Csv,
+        Output::Json => OutputFormat::Json,
+    };
+    let mut engine = Engine::with_config(EngineConfig {
+        batch_size: batch_size.max(1),
+    });
+    let mut open_stdout = |_: &arrow::datatypes::SchemaRef| -> Result<Box<dyn Sink>> {
+        Ok(Box::new(WriterSink::new(
+            std::io::stdout(),
+            format,
+            "stdout",
+        )))
+    };
+    let interactive = std::io::stderr().is_terminal() && !quiet;
+    let mut progress = progress::ProgressLine::new(interactive);
+    let result = engine
+        .run_script(&sql, &mut open_stdout, &mut |s| progress.update(s))
+        .map_err(|e| name_script(e, script));
+    progress.clear();
+    let summary = result?;
+    if !quiet {
+        eprintln!("laminar: {summary}");
+    }
+    Ok(())
+}
+
+/// Prefixes SQL errors with the script's path so they read `file:line:column`.
+fn name_script(err: Error, script: &std::path::Path) -> Error {
+    match err {
+        Error::SqlSyntax { location, message } => Error::Plan {
+            location: None,
+            message: format!("{}:{location}: syntax error: {message}", script.display()),
+        },
+        Error::Plan {
+            location: Some(location),
+            message,
+        } => Error::Plan {
+            location: None,
+            message: format!("{}:{location}: {message}", script.display()),
+        },
+        other => other,
+    }
+}

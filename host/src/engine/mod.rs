@@ -1,0 +1,253 @@
+//! The embedded engine: runs SQL scripts of sources, sinks, streams and queries.
+
+mod run;
+mod summary;
+
+pub use summary::RunSummary;
+
+use std::collections::{HashMap, HashSet};
+use std::fs::File;
+use std::io::BufWriter;
+use std::ops::ControlFlow;
+
+use arrow::datatypes::SchemaRef;
+use arrow::record_batch::RecordBatch;
+use datafusion_sql::sqlparser::ast::{self, visit_relations};
+
+use crate::error::{Error, Result, SqlLocation};
+use crate::sink::{CollectSink, OutputFormat, Sink, WriterSink};
+use crate::source::{LineSource, MemorySource, Source};
+use crate::sql::{
+    parse_script, Connector, FormatKind, OnError, PlanningContext, QueryStatement, SinkDef,
+    SourceDef, SourceOptions, Statement,
+};
+use crate::time::{EventTimeColumn, WatermarkSpec};
+
+/// Engine settings.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// Rows per batch read from a source (default 8192); a source's `batch_size`
+    /// option overrides it.
+    pub batch_size: usize,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self { batch_size: 8192 }
+    }
+}
+
+/// Opens the sink that receives a query's rows when it has no `INSERT INTO`.
+pub type OutputFactory<'a> = dyn FnMut(&SchemaRef) -> Result<Box<dyn Sink>> + 'a;
+
+/// An embedded Laminar engine.
+///
+/// ```
+/// use laminar::Engine;
+///
+/// let mut engine = Engine::new();
+/// let csv = std::env::temp_dir().join("laminar_doc_bids.csv");
+/// std::fs::write(&csv, "ts,auction,price\n1000,7,2.5\n4000,7,1.5\n12000,7,9.0\n").unwrap();
+/// let results = engine.execute(&format!(
+///     "CREATE SOURCE bids (ts BIGINT, auction BIGINT, price DOUBLE,
+///          WATERMARK FOR ts AS ts - INTERVAL '1' SECOND)
+///      WITH (connector = 'file', path = '{}', format = 'csv');
+///      SELECT auction, window_start, COUNT(*) AS bids, SUM(price) AS volume
+///      FROM TUMBLE(TABLE bids, DESCRIPTOR(ts), INTERVAL '10' SECOND)
+///      GROUP BY auction, window_start, window_end;",
+///     csv.display()
+/// ))?;
+/// let rows: usize = results.iter().map(|b| b.num_rows()).sum();
+/// assert_eq!(rows, 2); // windows [0 s, 10 s) and [10 s, 20 s)
+/// # Ok::<(), laminar::Error>(())
+/// ```
+#[derive(Debug, Default)]
+pub struct Engine {
+    config: EngineConfig,
+    sources: HashMap<String, SourceDef>,
+    memory: HashMap<String, Vec<RecordBatch>>,
+    sinks: HashMap<String, SinkDef>,
+    streams: HashMap<String, ast::Query>,
+}
+
+impl Engine {
+    /// An engine with default settings.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// An engine with the given settings.
+    pub fn with_config(config: EngineConfig) -> Self {
+        Self {
+            config,
+            ..Self::default()
+        }
+    }
+
+    /// Declares a bounded source over in-memory batches, as `CREATE SOURCE` would.
+    pub fn register_batches(
+        &mut self,
+        name: &str,
+        schema: SchemaRef,
+        batches: Vec<RecordBatch>,
+        watermark: Option<WatermarkSpec>,
+    ) -> Result<()> {
+        if let Some(spec) = &watermark {
+            let index = schema.index_of(&spec.column).map_err(|_| {
+                Error::plan(format!("no column '{}' in source '{name}'", spec.column))
+            })?;
+            EventTimeColumn::check_type(&spec.column, schema.field(index).data_type())?;
+        }
+        let def = SourceDef {
+            name: name.to_string(),
+            schema,
+            watermark,
+            options: SourceOptions {
+                connector: Connector::Memory,
+                format: FormatKind::Csv,
+                header: None,
+                delimiter: b',',
+                on_error: OnError::Fail,
+                batch_size: None,
+            },
+        };
+        self.declare_source(def)?;
+        self.memory.insert(name.to_string(), batches);
+        Ok(())
+    }
+
+    /// Runs a script and returns the rows of its queries that have no `INSERT INTO`.
+    pub fn execute(&mut self, sql: &str) -> Result<Vec<RecordBatch>> {
+        let collected = CollectSink::new();
+        let mut output =
+            |_: &SchemaRef| -> Result<Box<dyn Sink>> { Ok(Box::new(collected.clone())) };
+        self.run_script(sql, &mut output, &mut |_| {})?;
+        Ok(collected.take())
+    }
+
+    /// Runs every statement of a script in order. Queries without `INSERT INTO` write to a
+    /// sink opened by `output`; `progress` is called periodically during long queries.
+    pub fn run_script(
+        &mut self,
+        sql: &str,
+        output: &mut OutputFactory<'_>,
+        progress: &mut dyn FnMut(&RunSummary),
+    ) -> Result<RunSummary> {
+        let statements = parse_script(sql, &PlanningContext::new())?;
+        let mut total = RunSummary::default();
+        for (i, (location, statement)) in statements.iter().enumerate() {
+            match statement {
+                Statement::CreateSource(def) => self
+                    .declare_source(def.clone())
+                    .map_err(|e| e.at(*location))?,
+                Statement::CreateSink(def) => {
+                    if self.sinks.insert(def.name.clone(), def.clone()).is_some() {
+                        return Err(
+                            Error::plan(format!("sink '{}' is declared twice", def.name))
+                                .at(*location),
+                        );
+                    }
+                }
+                Statement::CreateStream { name, query } => {
+                    if self.sources.contains_key(name) || self.streams.contains_key(name) {
+                        return Err(
+                            Error::plan(format!("'{name}' is already declared")).at(*location)
+                        );
+                    }
+                    self.streams
+                        .insert(name.to_ascii_lowercase(), (*query.query).clone());
+                    if !read_later(name, &statements[i + 1..]) {
+                        let summary = self.run_query(query, *location, output, progress)?;
+                        total.add(&summary);
+                    }
+                }
+                Statement::Query(query) => {
+                    let summary = self.run_query(query, *location, output, progress)?;
+                    total.add(&summary);
+                }
+            }
+        }
+        Ok(total)
+    }
+
+    fn declare_source(&mut self, def: SourceDef) -> Result<()> {
+        if self.sources.contains_key(&def.name) || self.streams.contains_key(&def.name) {
+            return Err(Error::plan(format!("'{}' is already declared", def.name)));
+        }
+        self.sources.insert(def.name.clone(), def);
+        Ok(())
+    }
+
+    fn run_query(
+        &mut self,
+        statement: &QueryStatement,
+        location: SqlLocation,
+        output: &mut OutputFactory<'_>,
+        progress: &mut dyn FnMut(&RunSummary),
+    ) -> Result<RunSummary> {
+        let compiled =
+            crate::plan::plan_query((*statement.query).clone(), &self.sources, &self.streams)
+                .map_err(|e| e.at(location))?;
+        let mut sink = match &statement.sink {
+            None => output(&compiled.schema)?,
+            Some(name) => self.open_sink(name).map_err(|e| e.at(location))?,
+        };
+        let def = &self.sources[&compiled.source];
+        let mut source: Box<dyn Source> = match &def.options.connector {
+            Connector::Memory => Box::new(MemorySource::new(
+                &def.name,
+                def.schema.clone(),
+                self.memory.get(&def.name).cloned().unwrap_or_default(),
+                def.options.batch_size.unwrap_or(self.config.batch_size),
+            )),
+            _ => Box::new(LineSource::open(def, self.config.batch_size)?),
+        };
+        run::run_query(compiled, source.as_mut(), sink.as_mut(), progress)
+    }
+
+    fn open_sink(&self, name: &str) -> Result<Box<dyn Sink>> {
+        let def = self.sinks.get(name).ok_or_else(|| {
+            Error::plan(format!(
+                "INSERT INTO '{name}': no such sink; declare it with CREATE SINK"
+            ))
+        })?;
+        let format = match def.format {
+            FormatKind::Csv => OutputFormat::Csv,
+            FormatKind::Json => OutputFormat::Json,
+        };
+        Ok(match &def.connector {
+            Connector::File(path) => {
+                let file = File::create(path).map_err(|e| {
+                    Error::io(
+                        format!("cannot create sink '{name}' file {}", path.display()),
+                        e,
+                    )
+                })?;
+                Box::new(WriterSink::new(
+                    BufWriter::new(file),
+                    format,
+                    path.display().to_string(),
+                ))
+            }
+            Connector::Stdio | Connector::Memory => {
+                Box::new(WriterSink::new(std::io::stdout(), format, "stdout"))
+            }
+        })
+    }
+}
+
+/// Whether any later statement reads relation `name`.
+fn read_later(name: &str, later: &[(SqlLocation, Statement)]) -> bool {
+    let mut names = HashSet::new();
+    for (_, statement) in later {
+        let query = match statement {
+            Statement::Query(q) | Statement::CreateStream { query: q, .. } => &q.query,
+            _ => continue,
+        };
+        let _ = visit_relations(query.as_ref(), |relation| {
+            names.insert(relation.to_string().to_ascii_lowercase());
+            ControlFlow::<()>::Continue(())
+        });
+    }
+    names.contains(&name.to_ascii_lowercase())
+}

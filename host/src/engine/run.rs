@@ -1,0 +1,122 @@
+//! Drives one compiled query: source → event time → operators → window aggregate → sink.
+
+use std::time::{Duration, Instant};
+
+use arrow::record_batch::RecordBatch;
+
+use super::RunSummary;
+use crate::error::{Error, Result};
+use crate::operator::Operator;
+use crate::plan::CompiledQuery;
+use crate::sink::Sink;
+use crate::source::Source;
+
+/// How often the progress callback is called.
+const PROGRESS_INTERVAL: Duration = Duration::from_millis(250);
+
+/// Runs `query` over `source` into `sink` until the source ends.
+pub(crate) fn run_query(
+    mut query: CompiledQuery,
+    source: &mut dyn Source,
+    sink: &mut dyn Sink,
+    progress: &mut dyn FnMut(&RunSummary),
+) -> Result<RunSummary> {
+    let started = Instant::now();
+    let mut last_progress = started;
+    let mut summary = RunSummary::default();
+    while let Some(input) = source.next_batch()? {
+        summary.events_read += input.batch.num_rows() as u64;
+        let mut batch = match &mut query.event_time {
+            Some(stage) => stage
+                .process(&input)
+                .map_err(|e| locate(e, source.origin()))?,
+            None => input.batch,
+        };
+        for op in &mut query.before {
+            batch = op.process(batch)?;
+        }
+        let outputs = match (&mut query.aggregate, &query.event_time) {
+            (Some(aggregate), Some(stage)) => {
+                aggregate.update(&batch)?;
+                match stage.watermark() {
+                    Some(wm) => aggregate.advance(wm)?,
+                    None => Vec::new(),
+                }
+            }
+            _ => vec![batch],
+        };
+        let wrote = write_all(outputs, &mut query.after, sink, &mut summary)?;
+        if wrote && source.is_unbounded() {
+            sink.flush()?;
+        }
+        if last_progress.elapsed() >= PROGRESS_INTERVAL {
+            last_progress = Instant::now();
+            fill_counts(&query, source, &mut summary, started);
+            progress(&summary);
+        }
+    }
+    if let Some(aggregate) = &mut query.aggregate {
+        let outputs = aggregate.finish()?;
+        write_all(outputs, &mut query.after, sink, &mut summary)?;
+    }
+    sink.finish()?;
+    fill_counts(&query, source, &mut summary, started);
+    Ok(summary)
+}
+
+fn fill_counts(
+    query: &CompiledQuery,
+    source: &dyn Source,
+    summary: &mut RunSummary,
+    started: Instant,
+) {
+    summary.elapsed = started.elapsed();
+    summary.bad_rows_skipped = source.bad_rows_skipped();
+    if let Some(stage) = &query.event_time {
+        summary.late_events_dropped = stage.late_events();
+        summary.bad_rows_skipped += stage.bad_rows();
+        summary.watermark_ms = stage.watermark();
+    }
+    if let Some(aggregate) = &query.aggregate {
+        summary.windows_emitted = aggregate.windows_emitted();
+    }
+}
+
+/// Passes results through the post-aggregate operators into the sink.
+fn write_all(
+    outputs: Vec<RecordBatch>,
+    after: &mut [Box<dyn Operator>],
+    sink: &mut dyn Sink,
+    summary: &mut RunSummary,
+) -> Result<bool> {
+    let mut wrote = false;
+    for mut batch in outputs {
+        for op in after.iter_mut() {
+            batch = op.process(batch)?;
+        }
+        if batch.num_rows() > 0 {
+            summary.rows_emitted += batch.num_rows() as u64;
+            sink.write(&batch)?;
+            wrote = true;
+        }
+    }
+    Ok(wrote)
+}
+
+/// Fills in the input's name on row errors raised past the source.
+fn locate(err: Error, origin: &str) -> Error {
+    match err {
+        Error::BadRow {
+            origin: o,
+            line,
+            message,
+        } if o.is_empty() => Error::BadRow {
+            origin: origin.to_string(),
+            line,
+            message: format!(
+                "{message} (add on_error = 'skip' to the source's WITH options to skip bad rows)"
+            ),
+        },
+        other => other,
+    }
+}

@@ -1,0 +1,5 @@
+//! The `laminar` command-line tool.
+
+fn main() -> std::process::ExitCode {
+    laminar::cli::main()
+}

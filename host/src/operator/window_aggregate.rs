@@ -1,0 +1,203 @@
+//! The event-time tumbling-window aggregate: per (window, key) state, emitted once when
+//! the watermark passes the window's end.
+//!
+//! ```text
+//!  batch ─▶ window start per row ─┐
+//!        ─▶ key columns ──────────┴▶ GroupTable::intern ─▶ slot per row
+//!        ─▶ argument columns ───────────────────────────▶ accumulator.update(args, slots)
+//!  watermark wm ─▶ windows with end <= wm ─▶ evaluate(slots) ─▶ one batch per window
+//! ```
+//! Rows reaching this operator are never late (the event-time stage dropped and counted
+//! those), so every row lands in a window that is still open.
+
+use std::sync::Arc;
+
+use arrow::array::{Array, ArrayRef, AsArray, Int64Array};
+use arrow::compute::cast;
+use arrow::datatypes::{DataType, Int64Type, SchemaRef};
+use arrow::record_batch::RecordBatch;
+use datafusion_physical_expr::PhysicalExpr;
+
+use super::execution_error;
+use super::group_table::{GroupTable, OpenWindow};
+use crate::aggregate::GroupAccumulator;
+use crate::error::{Error, Result};
+use crate::window::TumblingWindow;
+
+/// What one GROUP BY output column holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GroupColumn {
+    /// The window's start.
+    WindowStart,
+    /// The window's (exclusive) end.
+    WindowEnd,
+    /// The n-th key expression.
+    Key(usize),
+}
+
+/// One aggregate function call: its argument expressions and its accumulator.
+#[derive(Debug)]
+pub struct AggregateCall {
+    /// Argument expressions, evaluated over the input batch.
+    pub args: Vec<Arc<dyn PhysicalExpr>>,
+    /// The state of every group.
+    pub accumulator: Box<dyn GroupAccumulator>,
+}
+
+/// Tumbling-window GROUP BY with watermark-driven, exactly-once emission.
+#[derive(Debug)]
+pub struct WindowAggregate {
+    // PROPERTIES
+    window: TumblingWindow,
+    /// Evaluates to the window start (or end, see `window_expr_is_end`) of each row.
+    window_expr: Arc<dyn PhysicalExpr>,
+    window_expr_is_end: bool,
+    group_columns: Vec<GroupColumn>,
+    key_exprs: Vec<Arc<dyn PhysicalExpr>>,
+    key_types: Vec<DataType>,
+    schema: SchemaRef,
+    // STATES
+    calls: Vec<AggregateCall>,
+    table: GroupTable,
+    windows_emitted: u64,
+    starts: Vec<i64>,
+    slots: Vec<u32>,
+}
+
+impl WindowAggregate {
+    /// Builds the operator. `schema` is the output: the group columns, then one column per
+    /// aggregate call, in order.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        window: TumblingWindow,
+        window_expr: Arc<dyn PhysicalExpr>,
+        window_expr_is_end: bool,
+        group_columns: Vec<GroupColumn>,
+        key_exprs: Vec<Arc<dyn PhysicalExpr>>,
+        key_types: Vec<DataType>,
+        calls: Vec<AggregateCall>,
+        schema: SchemaRef,
+    ) -> Result<Self> {
+        if schema.fields().len() != group_columns.len() + calls.len() {
+            return Err(Error::plan(
+                "internal: window aggregate output schema does not match its columns",
+            ));
+        }
+        Ok(Self {
+            window,
+            window_expr,
+            window_expr_is_end,
+            group_columns,
+            key_exprs,
+            table: GroupTable::new(&key_types)?,
+            key_types,
+            schema,
+            calls,
+            windows_emitted: 0,
+            starts: Vec::new(),
+            slots: Vec::new(),
+        })
+    }
+
+    /// The output schema.
+    pub fn schema(&self) -> SchemaRef {
+        Arc::clone(&self.schema)
+    }
+
+    /// Windows emitted so far.
+    pub fn windows_emitted(&self) -> u64 {
+        self.windows_emitted
+    }
+
+    /// Groups held in open windows.
+    pub fn open_groups(&self) -> usize {
+        self.table.open_groups()
+    }
+
+    /// Adds a batch of (non-late) rows to their windows.
+    pub fn update(&mut self, batch: &RecordBatch) -> Result<()> {
+        let rows = batch.num_rows();
+        if rows == 0 {
+            return Ok(());
+        }
+        let eval = |e: &Arc<dyn PhysicalExpr>| {
+            e.evaluate(batch)
+                .and_then(|v| v.into_array(rows))
+                .map_err(execution_error)
+        };
+        let window_values = cast(&eval(&self.window_expr)?, &DataType::Int64)?;
+        let window_values = window_values.as_primitive::<Int64Type>();
+        if window_values.null_count() > 0 {
+            return Err(Error::Execution("window column is NULL".into()));
+        }
+        self.starts.clear();
+        let offset = if self.window_expr_is_end {
+            self.window.size_ms()
+        } else {
+            0
+        };
+        self.starts
+            .extend(window_values.values().iter().map(|&v| v - offset));
+        let keys = self
+            .key_exprs
+            .iter()
+            .map(eval)
+            .collect::<Result<Vec<_>>>()?;
+        self.table.intern(&self.starts, &keys, &mut self.slots)?;
+        let num_slots = self.table.num_slots();
+        for call in &mut self.calls {
+            let args = call.args.iter().map(eval).collect::<Result<Vec<_>>>()?;
+            call.accumulator.update(&args, &self.slots, num_slots)?;
+        }
+        Ok(())
+    }
+
+    /// Emits every window whose end is at or before `watermark`, oldest first.
+    pub fn advance(&mut self, watermark: i64) -> Result<Vec<RecordBatch>> {
+        let last_start = watermark.saturating_sub(self.window.size_ms());
+        let closed = self.table.close_through(last_start);
+        self.emit(closed)
+    }
+
+    /// Emits every open window (end of bounded input).
+    pub fn finish(&mut self) -> Result<Vec<RecordBatch>> {
+        let closed = self.table.close_all();
+        self.emit(closed)
+    }
+
+    fn emit(&mut self, closed: Vec<(i64, OpenWindow)>) -> Result<Vec<RecordBatch>> {
+        let mut out = Vec::with_capacity(closed.len());
+        for (start, groups) in closed {
+            let batch = self.evaluate_window(start, &groups);
+            self.table.release(&groups);
+            out.push(batch?);
+            self.windows_emitted += 1;
+        }
+        Ok(out)
+    }
+
+    fn evaluate_window(&mut self, start: i64, groups: &OpenWindow) -> Result<RecordBatch> {
+        let rows = groups.slots.len();
+        let keys = self.table.key_columns(groups, &self.key_types)?;
+        let end = self.window.end_of_start(start);
+        let mut columns: Vec<ArrayRef> = Vec::with_capacity(self.schema.fields().len());
+        for (column, field) in self.group_columns.iter().zip(self.schema.fields()) {
+            let array: ArrayRef = match column {
+                GroupColumn::WindowStart => Arc::new(Int64Array::from_value(start, rows)),
+                GroupColumn::WindowEnd => Arc::new(Int64Array::from_value(end, rows)),
+                GroupColumn::Key(i) => Arc::clone(&keys[*i]),
+            };
+            columns.push(cast(&array, field.data_type())?);
+        }
+        let aggregate_fields = &self.schema.fields()[self.group_columns.len()..];
+        for (call, field) in self.calls.iter_mut().zip(aggregate_fields) {
+            let array = call.accumulator.evaluate(&groups.slots)?;
+            columns.push(if array.data_type() == field.data_type() {
+                array
+            } else {
+                cast(&array, field.data_type())?
+            });
+        }
+        Ok(RecordBatch::try_new(Arc::clone(&self.schema), columns)?)
+    }
+}

@@ -1,0 +1,351 @@
+//! Compiles a DataFusion `LogicalPlan` into Laminar's operator chain:
+//!
+//! ```text
+//!  TableScan ─▶ [event-time stage] ─▶ Filter/Projection* ─▶ [WindowAggregate] ─▶ Filter/Projection*
+//! ```
+//! Expressions become DataFusion `PhysicalExpr`s; the window aggregate is ours. Every plan
+//! shape outside this chain is rejected with what to write instead.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use arrow::datatypes::{Field, Schema, SchemaRef};
+use datafusion_common::DFSchema;
+use datafusion_expr::execution_props::ExecutionProps;
+use datafusion_expr::expr::AggregateFunction;
+use datafusion_expr::physical_planning_context::PhysicalPlanningContext;
+use datafusion_expr::{Expr, ExprSchemable, LogicalPlan};
+use datafusion_physical_expr::{create_physical_expr, PhysicalExpr};
+
+use crate::aggregate::native_accumulator;
+use crate::error::{Error, Result};
+use crate::operator::{
+    AggregateCall, FilterOperator, GroupColumn, Operator, ProjectOperator, WindowAggregate,
+};
+use crate::sql::{SourceDef, WindowClause, WINDOW_END, WINDOW_START};
+use crate::time::EventTimeStage;
+use crate::window::TumblingWindow;
+
+/// A query ready to run: which source it reads and its operators.
+#[derive(Debug)]
+pub(crate) struct CompiledQuery {
+    /// The source it reads.
+    pub(crate) source: String,
+    /// Watermarks and windows, for windowed queries.
+    pub(crate) event_time: Option<EventTimeStage>,
+    /// Operators before the aggregate (or all of them, without one).
+    pub(crate) before: Vec<Box<dyn Operator>>,
+    /// The window aggregate.
+    pub(crate) aggregate: Option<WindowAggregate>,
+    /// Operators after the aggregate (HAVING, the SELECT list).
+    pub(crate) after: Vec<Box<dyn Operator>>,
+    /// Schema of the results.
+    pub(crate) schema: SchemaRef,
+}
+
+const WINDOW_HINT: &str = "group by an event-time window: GROUP BY key, TUMBLE(ts, INTERVAL '10' SECOND), \
+     or FROM TUMBLE(TABLE source, DESCRIPTOR(ts), INTERVAL '10' SECOND) … GROUP BY window_start, window_end, key";
+
+/// Compiles `plan` (already type-coerced) into operators.
+pub(crate) fn compile(
+    plan: &LogicalPlan,
+    sources: &HashMap<String, SourceDef>,
+    window: Option<&WindowClause>,
+) -> Result<CompiledQuery> {
+    let mut chain = Vec::new();
+    let mut node = plan;
+    loop {
+        reject_unsupported(node)?;
+        chain.push(node);
+        match node.inputs().as_slice() {
+            [] => break,
+            [input] => node = input,
+            _ => {
+                return Err(Error::unsupported(
+                    format!("{} (a query over several inputs)", node.display()),
+                    "read one source per query; joins and unions of streams are not supported yet",
+                ))
+            }
+        }
+    }
+    chain.reverse();
+    let LogicalPlan::TableScan(scan) = chain[0] else {
+        return Err(Error::unsupported(
+            "a query without a source",
+            "select FROM a source declared with CREATE SOURCE",
+        ));
+    };
+    let source_name = scan.table_name.table().to_string();
+    let source = sources
+        .get(&source_name)
+        .ok_or_else(|| Error::plan(format!("unknown source '{source_name}'")))?;
+    if scan.projection.is_some() || !scan.filters.is_empty() || scan.fetch.is_some() {
+        return Err(Error::plan("internal: unexpected table scan options"));
+    }
+    let event_time = match window {
+        Some(clause) => Some(event_time_stage(source, clause)?),
+        None => None,
+    };
+
+    // Columns holding the window bounds, by name, as they flow up the chain.
+    let mut window_columns: HashMap<String, GroupColumn> = match window {
+        Some(_) => HashMap::from([
+            (WINDOW_START.to_string(), GroupColumn::WindowStart),
+            (WINDOW_END.to_string(), GroupColumn::WindowEnd),
+        ]),
+        None => HashMap::new(),
+    };
+    let props = ExecutionProps::new();
+    let physical = |expr: &Expr, schema: &DFSchema| -> Result<Arc<dyn PhysicalExpr>> {
+        Ok(create_physical_expr(
+            expr,
+            schema,
+            &props,
+            &PhysicalPlanningContext::default(),
+        )?)
+    };
+    let mut before: Vec<Box<dyn Operator>> = Vec::new();
+    let mut after: Vec<Box<dyn Operator>> = Vec::new();
+    let mut aggregate = None;
+    for node in &chain[1..] {
+        let ops = if aggregate.is_some() {
+            &mut after
+        } else {
+            &mut before
+        };
+        match node {
+            LogicalPlan::Filter(filter) => {
+                ops.push(Box::new(FilterOperator::new(physical(
+                    &filter.predicate,
+                    filter.input.schema(),
+                )?)));
+            }
+            LogicalPlan::Projection(projection) => {
+                let input = projection.input.schema();
+                let exprs = projection
+                    .expr
+                    .iter()
+                    .map(|e| physical(e, input))
+                    .collect::<Result<Vec<_>>>()?;
+                let mut renamed = HashMap::new();
+                for (expr, field) in projection.expr.iter().zip(projection.schema.fields()) {
+                    if let Expr::Column(c) = strip_alias(expr) {
+                        if let Some(kind) = window_columns.get(&c.name) {
+                            renamed.insert(field.name().clone(), *kind);
+                        }
+                    }
+                }
+                window_columns = renamed;
+                ops.push(Box::new(ProjectOperator::new(
+                    exprs,
+                    nullable_schema(&projection.schema),
+                )));
+            }
+            LogicalPlan::SubqueryAlias(_) => {}
+            LogicalPlan::Aggregate(agg) => {
+                if aggregate.is_some() {
+                    return Err(Error::unsupported(
+                        "an aggregate over the result of another aggregate",
+                        "aggregate once per query",
+                    ));
+                }
+                let Some(clause) = window else {
+                    return Err(Error::unsupported(
+                        "an aggregate over a stream without a window",
+                        WINDOW_HINT,
+                    ));
+                };
+                let input = agg.input.schema();
+                let mut group_columns = Vec::new();
+                let mut key_exprs = Vec::new();
+                let mut key_types = Vec::new();
+                let mut window_expr = None;
+                for expr in &agg.group_expr {
+                    if let Expr::GroupingSet(_) = expr {
+                        return Err(Error::unsupported(
+                            "GROUPING SETS, CUBE and ROLLUP",
+                            WINDOW_HINT,
+                        ));
+                    }
+                    let window_kind = match strip_alias(expr) {
+                        Expr::Column(c) => window_columns.get(&c.name).copied(),
+                        _ => None,
+                    };
+                    match window_kind {
+                        Some(kind) => {
+                            if window_expr.is_none() {
+                                window_expr =
+                                    Some((physical(expr, input)?, kind == GroupColumn::WindowEnd));
+                            }
+                            group_columns.push(kind);
+                        }
+                        None => {
+                            group_columns.push(GroupColumn::Key(key_exprs.len()));
+                            key_types.push(expr.get_type(input)?);
+                            key_exprs.push(physical(expr, input)?);
+                        }
+                    }
+                }
+                let Some((window_expr, window_is_end)) = window_expr else {
+                    return Err(Error::unsupported(
+                        "GROUP BY without the window",
+                        WINDOW_HINT,
+                    ));
+                };
+                let mut calls = Vec::new();
+                for (i, expr) in agg.aggr_expr.iter().enumerate() {
+                    let Expr::AggregateFunction(AggregateFunction { func, params }) =
+                        strip_alias(expr)
+                    else {
+                        return Err(Error::plan(format!(
+                            "internal: unexpected aggregate {expr}"
+                        )));
+                    };
+                    let name = func.name().to_ascii_lowercase();
+                    if params.distinct {
+                        return Err(Error::unsupported(
+                            format!("{}(DISTINCT …)", name.to_uppercase()),
+                            "aggregate without DISTINCT",
+                        ));
+                    }
+                    if params.filter.is_some() || !params.order_by.is_empty() {
+                        return Err(Error::unsupported(
+                            format!("FILTER or ORDER BY inside {}(…)", name.to_uppercase()),
+                            "filter rows in WHERE",
+                        ));
+                    }
+                    let arg_type = params.args.first().map(|a| a.get_type(input)).transpose()?;
+                    let return_type = agg.schema.field(group_columns.len() + i).data_type();
+                    let accumulator = native_accumulator(&name, arg_type.as_ref(), return_type)?;
+                    let args = params
+                        .args
+                        .iter()
+                        .map(|a| physical(a, input))
+                        .collect::<Result<Vec<_>>>()?;
+                    calls.push(AggregateCall { args, accumulator });
+                }
+                let mut renamed = HashMap::new();
+                for (kind, field) in group_columns.iter().zip(agg.schema.fields()) {
+                    if matches!(kind, GroupColumn::WindowStart | GroupColumn::WindowEnd) {
+                        renamed.insert(field.name().clone(), *kind);
+                    }
+                }
+                window_columns = renamed;
+                aggregate = Some(WindowAggregate::new(
+                    TumblingWindow::new(clause.size_ms)?,
+                    window_expr,
+                    window_is_end,
+                    group_columns,
+                    key_exprs,
+                    key_types,
+                    calls,
+                    nullable_schema(&agg.schema),
+                )?);
+            }
+            other => {
+                return Err(Error::plan(format!(
+                    "internal: cannot compile {}",
+                    other.display()
+                )))
+            }
+        }
+    }
+    if window.is_some() && aggregate.is_none() {
+        return Err(Error::unsupported(
+            "a window (TUMBLE) without an aggregate",
+            "aggregate over the window, e.g. SELECT window_start, COUNT(*) … GROUP BY window_start, window_end",
+        ));
+    }
+    Ok(CompiledQuery {
+        source: source_name,
+        event_time,
+        before,
+        aggregate,
+        after,
+        schema: nullable_schema(plan.schema()),
+    })
+}
+
+fn event_time_stage(source: &SourceDef, clause: &WindowClause) -> Result<EventTimeStage> {
+    let index = source.schema.index_of(&clause.time_column).map_err(|_| {
+        Error::plan(format!(
+            "TUMBLE names column '{}', which source '{}' does not have",
+            clause.time_column, source.name
+        ))
+    })?;
+    crate::time::EventTimeColumn::check_type(
+        &clause.time_column,
+        source.schema.field(index).data_type(),
+    )?;
+    let delay_ms = match &source.watermark {
+        Some(spec) if spec.column != clause.time_column => {
+            return Err(Error::plan(format!(
+                "the window uses column '{}' but source '{}' declares its watermark on '{}'; window by the watermark column",
+                clause.time_column, source.name, spec.column
+            )))
+        }
+        Some(spec) => spec.delay_ms,
+        None => 0,
+    };
+    Ok(EventTimeStage::new(
+        &source.schema,
+        index,
+        TumblingWindow::new(clause.size_ms)?,
+        delay_ms,
+        source.options.on_error,
+    ))
+}
+
+/// Rejects plan nodes a streaming query cannot run, saying what to write instead.
+fn reject_unsupported(node: &LogicalPlan) -> Result<()> {
+    let (what, instead) = match node {
+        LogicalPlan::Sort(_) => (
+            "ORDER BY over a stream",
+            "windows are emitted in order as they close; sort the output downstream",
+        ),
+        LogicalPlan::Limit(_) => ("LIMIT over a stream", "filter with WHERE or HAVING"),
+        LogicalPlan::Join(_) => ("joins", "read one source per query"),
+        LogicalPlan::Union(_) => ("UNION", "run one query per source"),
+        LogicalPlan::Window(_) => (
+            "OVER (…) window functions",
+            "use event-time windows: GROUP BY TUMBLE(ts, INTERVAL '10' SECOND)",
+        ),
+        LogicalPlan::Distinct(_) => ("SELECT DISTINCT", "GROUP BY the columns, with a window"),
+        LogicalPlan::Unnest(_) => ("UNNEST", "select plain columns"),
+        LogicalPlan::EmptyRelation(_) | LogicalPlan::Values(_) => (
+            "a query without a source",
+            "select FROM a source declared with CREATE SOURCE",
+        ),
+        LogicalPlan::Filter(_)
+        | LogicalPlan::Projection(_)
+        | LogicalPlan::Aggregate(_)
+        | LogicalPlan::SubqueryAlias(_)
+        | LogicalPlan::TableScan(_) => return Ok(()),
+        other => {
+            return Err(Error::unsupported(
+                other.display().to_string(),
+                "use SELECT … FROM source [WHERE …] [GROUP BY key, TUMBLE(…)] [HAVING …]",
+            ))
+        }
+    };
+    Err(Error::unsupported(what, instead))
+}
+
+fn strip_alias(expr: &Expr) -> &Expr {
+    match expr {
+        Expr::Alias(alias) => strip_alias(&alias.expr),
+        other => other,
+    }
+}
+
+/// The Arrow schema of a plan node, every field nullable (streaming results may hold
+/// NULLs where DataFusion's batch planner proved none).
+fn nullable_schema(schema: &DFSchema) -> SchemaRef {
+    Arc::new(Schema::new(
+        schema
+            .fields()
+            .iter()
+            .map(|f| Field::new(f.name(), f.data_type().clone(), true))
+            .collect::<Vec<_>>(),
+    ))
+}

@@ -1,0 +1,131 @@
+//! Plans one query statement: inline named streams, rewrite windows, let DataFusion plan
+//! and type-check, then compile to operators.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use arrow::datatypes::{Field, Schema, SchemaRef};
+use datafusion_optimizer::Analyzer;
+use datafusion_sql::planner::SqlToRel;
+use datafusion_sql::sqlparser::ast::{self, Ident, SetExpr, TableAlias, TableFactor};
+
+use super::compile::{compile, CompiledQuery};
+use crate::error::{Error, Result};
+use crate::sql::{rewrite_windows, PlanningContext, SourceDef, WINDOW_END, WINDOW_START};
+use crate::time::EventTimeStage;
+
+/// Plans `query` against the declared sources and streams.
+pub(crate) fn plan_query(
+    mut query: ast::Query,
+    sources: &HashMap<String, SourceDef>,
+    streams: &HashMap<String, ast::Query>,
+) -> Result<CompiledQuery> {
+    inline_streams(&mut query, streams, 0)?;
+    let mut context = PlanningContext::new();
+    let window = rewrite_windows(&mut query, &context)?;
+    for (name, def) in sources {
+        let schema = match &window {
+            Some(_) => with_window_columns(&def.schema, name)?,
+            None => def.schema.clone(),
+        };
+        context.add_table(name, schema);
+    }
+    let plan =
+        SqlToRel::new(&context).sql_statement_to_plan(ast::Statement::Query(Box::new(query)))?;
+    let plan = Analyzer::new().execute_and_check(plan, context.config(), |_, _| {})?;
+    compile(&plan, sources, window.as_ref())
+}
+
+fn with_window_columns(schema: &SchemaRef, source: &str) -> Result<SchemaRef> {
+    for name in [WINDOW_START, WINDOW_END] {
+        if schema.field_with_name(name).is_ok() {
+            return Err(Error::plan(format!(
+                "source '{source}' has a column named '{name}', which a windowed query uses for the window bounds; rename the column"
+            )));
+        }
+    }
+    let mut fields: Vec<Field> = schema.fields().iter().map(|f| f.as_ref().clone()).collect();
+    for name in [WINDOW_START, WINDOW_END] {
+        fields.push(Field::new(name, EventTimeStage::window_type(), false));
+    }
+    Ok(Arc::new(Schema::new(fields)))
+}
+
+/// Replaces every reference to a stream declared with `CREATE STREAM` by its query.
+fn inline_streams(
+    query: &mut ast::Query,
+    streams: &HashMap<String, ast::Query>,
+    depth: usize,
+) -> Result<()> {
+    if depth > 16 {
+        return Err(Error::plan(
+            "streams reference each other too deeply (or in a cycle)",
+        ));
+    }
+    if let Some(with) = &mut query.with {
+        for cte in &mut with.cte_tables {
+            inline_streams(&mut cte.query, streams, depth + 1)?;
+        }
+    }
+    inline_set_expr(&mut query.body, streams, depth)
+}
+
+fn inline_set_expr(
+    body: &mut SetExpr,
+    streams: &HashMap<String, ast::Query>,
+    depth: usize,
+) -> Result<()> {
+    match body {
+        SetExpr::Select(select) => {
+            for from in &mut select.from {
+                inline_factor(&mut from.relation, streams, depth)?;
+                for join in &mut from.joins {
+                    inline_factor(&mut join.relation, streams, depth)?;
+                }
+            }
+            Ok(())
+        }
+        SetExpr::Query(q) => inline_streams(q, streams, depth + 1),
+        SetExpr::SetOperation { left, right, .. } => {
+            inline_set_expr(left, streams, depth)?;
+            inline_set_expr(right, streams, depth)
+        }
+        _ => Ok(()),
+    }
+}
+
+fn inline_factor(
+    factor: &mut TableFactor,
+    streams: &HashMap<String, ast::Query>,
+    depth: usize,
+) -> Result<()> {
+    match factor {
+        TableFactor::Table {
+            name,
+            alias,
+            args: None,
+            ..
+        } => {
+            let key = name.to_string().to_ascii_lowercase();
+            if let Some(stream) = streams.get(&key) {
+                let mut subquery = stream.clone();
+                inline_streams(&mut subquery, streams, depth + 1)?;
+                let alias = alias.clone().unwrap_or(TableAlias {
+                    explicit: true,
+                    name: Ident::new(key),
+                    columns: vec![],
+                    at: None,
+                });
+                *factor = TableFactor::Derived {
+                    lateral: false,
+                    subquery: Box::new(subquery),
+                    alias: Some(alias),
+                    sample: None,
+                };
+            }
+            Ok(())
+        }
+        TableFactor::Derived { subquery, .. } => inline_streams(subquery, streams, depth + 1),
+        _ => Ok(()),
+    }
+}

@@ -1,0 +1,38 @@
+//! Sources: where rows come from (files, stdin, in-memory batches) and how they are decoded.
+
+mod decode;
+mod lines;
+mod memory;
+mod stream;
+
+pub use memory::MemorySource;
+pub(crate) use stream::keep_rows;
+pub use stream::LineSource;
+
+use arrow::datatypes::SchemaRef;
+use arrow::record_batch::RecordBatch;
+
+use crate::error::Result;
+
+/// A decoded batch and the input line (or row number) of each of its rows.
+#[derive(Debug, Clone)]
+pub struct SourceBatch {
+    /// The rows.
+    pub batch: RecordBatch,
+    /// 1-based line (or row) number of every row, for error messages.
+    pub lines: Vec<u64>,
+}
+
+/// A stream of decoded batches in arrival order.
+pub trait Source: Send {
+    /// The next batch, or `None` at the end of (bounded) input.
+    fn next_batch(&mut self) -> Result<Option<SourceBatch>>;
+    /// The declared schema of every batch.
+    fn schema(&self) -> SchemaRef;
+    /// A name for error messages: a file path, `stdin`, or the source name.
+    fn origin(&self) -> &str;
+    /// Whether the input may never end (results must then be flushed as they come).
+    fn is_unbounded(&self) -> bool;
+    /// Rows skipped because they could not be decoded (with `on_error = 'skip'`).
+    fn bad_rows_skipped(&self) -> u64;
+}

@@ -1,0 +1,14 @@
+//! The SQL surface: a script parser for Laminar's streaming DDL on top of sqlparser,
+//! rewriting of TUMBLE windows into plain columns, and DataFusion's planner context.
+
+mod context;
+mod ddl;
+mod interval;
+mod parser;
+mod types;
+mod window_rewrite;
+
+pub(crate) use context::PlanningContext;
+pub use ddl::{Connector, FormatKind, OnError, SinkDef, SourceDef, SourceOptions};
+pub(crate) use parser::{parse_script, QueryStatement, Statement};
+pub(crate) use window_rewrite::{rewrite_windows, WindowClause, WINDOW_END, WINDOW_START};

@@ -1,0 +1,9 @@
+//! Event time: extraction from a column, watermark generation and late-event classification.
+
+mod event_time;
+mod stage;
+mod watermark;
+
+pub use event_time::{event_time_millis, EventTimeColumn};
+pub use stage::EventTimeStage;
+pub use watermark::{WatermarkGenerator, WatermarkSpec};

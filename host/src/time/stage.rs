@@ -1,0 +1,131 @@
+//! The event-time stage: runs on every source row in arrival order, before any filter.
+//! It advances the watermark, drops and counts late rows, and appends each row's window
+//! bounds as `window_start` / `window_end` columns.
+
+use std::sync::Arc;
+
+use arrow::array::{ArrayRef, TimestampMillisecondArray};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use arrow::record_batch::RecordBatch;
+
+use super::{event_time_millis, WatermarkGenerator};
+use crate::error::{Error, Result};
+use crate::source::{keep_rows, SourceBatch};
+use crate::sql::{OnError, WINDOW_END, WINDOW_START};
+use crate::window::TumblingWindow;
+
+/// Watermark, lateness and window assignment for one windowed query.
+#[derive(Debug)]
+pub struct EventTimeStage {
+    column: usize,
+    column_name: String,
+    window: TumblingWindow,
+    watermark: WatermarkGenerator,
+    on_error: OnError,
+    schema: SchemaRef,
+    late_events: u64,
+    bad_rows: u64,
+    keep: Vec<u32>,
+    starts: Vec<i64>,
+}
+
+impl EventTimeStage {
+    /// A stage reading event time from column `column` of `input`.
+    pub fn new(
+        input: &SchemaRef,
+        column: usize,
+        window: TumblingWindow,
+        delay_ms: i64,
+        on_error: OnError,
+    ) -> Self {
+        let mut fields: Vec<Field> = input.fields().iter().map(|f| f.as_ref().clone()).collect();
+        for name in [WINDOW_START, WINDOW_END] {
+            fields.push(Field::new(name, Self::window_type(), false));
+        }
+        Self {
+            column,
+            column_name: input.field(column).name().clone(),
+            window,
+            watermark: WatermarkGenerator::new(delay_ms),
+            on_error,
+            schema: Arc::new(Schema::new(fields)),
+            late_events: 0,
+            bad_rows: 0,
+            keep: Vec::new(),
+            starts: Vec::new(),
+        }
+    }
+
+    /// The type of the window columns.
+    pub fn window_type() -> DataType {
+        DataType::Timestamp(TimeUnit::Millisecond, None)
+    }
+
+    /// The input schema plus the two window columns.
+    pub fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+
+    /// Late events dropped so far.
+    pub fn late_events(&self) -> u64 {
+        self.late_events
+    }
+
+    /// Rows skipped for a NULL or out-of-range event time (with `on_error = 'skip'`).
+    pub fn bad_rows(&self) -> u64 {
+        self.bad_rows
+    }
+
+    /// The watermark after every row seen so far.
+    pub fn watermark(&self) -> Option<i64> {
+        self.watermark.current()
+    }
+
+    /// Classifies every row of `input`, returning the on-time rows with window columns.
+    pub fn process(&mut self, input: &SourceBatch) -> Result<RecordBatch> {
+        let times = event_time_millis(input.batch.column(self.column))?;
+        self.keep.clear();
+        self.starts.clear();
+        for (row, t) in times.iter().enumerate() {
+            let start = t.and_then(|t| self.window.start_of(t));
+            let (Some(t), Some(start)) = (t, start) else {
+                let message = match t {
+                    None => format!("event-time column '{}' is NULL", self.column_name),
+                    Some(t) => format!(
+                        "event time {t} ms in column '{}' is out of range",
+                        self.column_name
+                    ),
+                };
+                if self.on_error == OnError::Fail {
+                    return Err(Error::BadRow {
+                        origin: String::new(),
+                        line: input.lines[row],
+                        message,
+                    });
+                }
+                self.bad_rows += 1;
+                continue;
+            };
+            if self.watermark.is_late(self.window.end_of_start(start)) {
+                self.late_events += 1;
+            } else {
+                self.keep.push(row as u32);
+                self.starts.push(start);
+            }
+            self.watermark.observe(t);
+        }
+        let kept = if self.keep.len() == input.batch.num_rows() {
+            input.batch.clone()
+        } else {
+            keep_rows(input, &self.keep)?.batch
+        };
+        let size = self.window.size_ms();
+        let starts = TimestampMillisecondArray::from(self.starts.clone());
+        let ends =
+            TimestampMillisecondArray::from_iter_values(self.starts.iter().map(|s| s + size));
+        let mut columns: Vec<ArrayRef> = kept.columns().to_vec();
+        columns.push(Arc::new(starts));
+        columns.push(Arc::new(ends));
+        Ok(RecordBatch::try_new(self.schema.clone(), columns)?)
+    }
+}

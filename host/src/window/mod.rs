@@ -1,0 +1,5 @@
+//! Window assigners: which event-time window an event belongs to.
+
+mod tumbling;
+
+pub use tumbling::TumblingWindow;
