@@ -1,1 +1,99 @@
-//! Shared helpers for the integration tests.
+//! Shared helpers for the integration tests: an independent model of lateness and result
+//! rows that can be compared as multisets.
+
+use arrow::array::{Array, AsArray};
+use arrow::compute::cast;
+use arrow::datatypes::{DataType, Float64Type, Int64Type, TimeUnit};
+use arrow::record_batch::RecordBatch;
+use datafusion::arrow;
+
+/// One value of a result row, comparable across engines.
+#[derive(Debug, Clone, PartialEq, PartialOrd)]
+pub enum Value {
+    /// SQL NULL.
+    Null,
+    /// Integers and timestamps (timestamps as epoch milliseconds).
+    Int(i64),
+    /// Floating point numbers.
+    Float(f64),
+    /// Strings.
+    Text(String),
+}
+
+/// Result rows of `batches`, sorted, with timestamps as epoch milliseconds.
+pub fn sorted_rows(batches: &[RecordBatch]) -> Vec<Vec<Value>> {
+    let mut rows: Vec<Vec<Value>> = Vec::new();
+    for batch in batches {
+        let columns: Vec<_> = batch
+            .columns()
+            .iter()
+            .map(|c| match c.data_type() {
+                DataType::Timestamp(_, _) => {
+                    let ms = cast(c, &DataType::Timestamp(TimeUnit::Millisecond, None))
+                        .expect("timestamp to ms");
+                    cast(&ms, &DataType::Int64).expect("timestamp to int")
+                }
+                DataType::Int8 | DataType::Int16 | DataType::Int32 | DataType::UInt8
+                | DataType::UInt16 | DataType::UInt32 => cast(c, &DataType::Int64).expect("int"),
+                DataType::Float32 => cast(c, &DataType::Float64).expect("float"),
+                DataType::Utf8View | DataType::LargeUtf8 => cast(c, &DataType::Utf8).expect("utf8"),
+                _ => c.clone(),
+            })
+            .collect();
+        for row in 0..batch.num_rows() {
+            rows.push(
+                columns
+                    .iter()
+                    .map(|c| {
+                        if c.is_null(row) {
+                            return Value::Null;
+                        }
+                        match c.data_type() {
+                            DataType::Int64 => Value::Int(c.as_primitive::<Int64Type>().value(row)),
+                            DataType::Float64 => {
+                                Value::Float(c.as_primitive::<Float64Type>().value(row))
+                            }
+                            DataType::Utf8 => Value::Text(c.as_string::<i32>().value(row).to_string()),
+                            other => panic!("unexpected result type {other}"),
+                        }
+                    })
+                    .collect(),
+            );
+        }
+    }
+    rows.sort_by(|a, b| a.partial_cmp(b).expect("no NaN in results"));
+    rows
+}
+
+/// Asserts two sorted row sets are equal, floats within `1e-9` relative error.
+pub fn assert_rows_match(actual: &[Vec<Value>], expected: &[Vec<Value>]) {
+    assert_eq!(actual.len(), expected.len(), "row counts differ");
+    for (i, (a, e)) in actual.iter().zip(expected).enumerate() {
+        assert_eq!(a.len(), e.len(), "row {i}: column counts differ");
+        for (x, y) in a.iter().zip(e) {
+            let same = match (x, y) {
+                (Value::Float(x), Value::Float(y)) => {
+                    (x - y).abs() <= 1e-9 * x.abs().max(y.abs()).max(1.0)
+                }
+                _ => x == y,
+            };
+            assert!(same, "row {i} differs:\n actual   {a:?}\n expected {e:?}");
+        }
+    }
+}
+
+/// Independent model of the lateness contract: for events in arrival order, whether each
+/// is late for tumbling windows of `size_ms` with a watermark `delay_ms` behind the largest
+/// event time seen before it.
+pub fn late_flags(event_times_ms: &[i64], size_ms: i64, delay_ms: i64) -> Vec<bool> {
+    let mut max_before: Option<i64> = None;
+    event_times_ms
+        .iter()
+        .map(|&t| {
+            let window_end = t.div_euclid(size_ms) * size_ms + size_ms;
+            let late = max_before.is_some_and(|m| window_end <= m - delay_ms);
+            max_before = Some(max_before.map_or(t, |m| m.max(t)));
+            late
+        })
+        .collect()
+}

@@ -1,0 +1,48 @@
+//! Helpers for tests that run the `laminar` command line.
+
+#![allow(dead_code)]
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+/// A `laminar` command.
+pub fn laminar() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_laminar-cli"))
+}
+
+/// Runs `laminar run script` in `dir` and returns its output.
+pub fn run_script(dir: &Path, script: &str, extra: &[&str]) -> Output {
+    let path = dir.join("query.sql");
+    std::fs::write(&path, script).expect("write script");
+    laminar()
+        .current_dir(dir)
+        .arg("run")
+        .arg(&path)
+        .args(extra)
+        .output()
+        .expect("run laminar")
+}
+
+/// Stderr as text.
+pub fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// Stdout as text.
+pub fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// Asserts a failed run with exactly one `error:` line containing every piece of `expected`,
+/// and no panic or backtrace.
+pub fn assert_clean_error(output: &Output, expected: &[&str]) {
+    let err = stderr(output);
+    assert!(!output.status.success(), "expected failure, got success: {err}");
+    assert!(!err.contains("panicked") && !err.contains("RUST_BACKTRACE"), "panic: {err}");
+    let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "expected one error line, got: {err}");
+    assert!(lines[0].starts_with("error: "), "{err}");
+    for piece in expected {
+        assert!(lines[0].contains(piece), "missing {piece:?} in: {err}");
+    }
+}
