@@ -33,8 +33,12 @@ pub fn sorted_rows(batches: &[RecordBatch]) -> Vec<Vec<Value>> {
                         .expect("timestamp to ms");
                     cast(&ms, &DataType::Int64).expect("timestamp to int")
                 }
-                DataType::Int8 | DataType::Int16 | DataType::Int32 | DataType::UInt8
-                | DataType::UInt16 | DataType::UInt32 => cast(c, &DataType::Int64).expect("int"),
+                DataType::Int8
+                | DataType::Int16
+                | DataType::Int32
+                | DataType::UInt8
+                | DataType::UInt16
+                | DataType::UInt32 => cast(c, &DataType::Int64).expect("int"),
                 DataType::Float32 => cast(c, &DataType::Float64).expect("float"),
                 DataType::Utf8View | DataType::LargeUtf8 => cast(c, &DataType::Utf8).expect("utf8"),
                 _ => c.clone(),
@@ -53,7 +57,9 @@ pub fn sorted_rows(batches: &[RecordBatch]) -> Vec<Vec<Value>> {
                             DataType::Float64 => {
                                 Value::Float(c.as_primitive::<Float64Type>().value(row))
                             }
-                            DataType::Utf8 => Value::Text(c.as_string::<i32>().value(row).to_string()),
+                            DataType::Utf8 => {
+                                Value::Text(c.as_string::<i32>().value(row).to_string())
+                            }
                             other => panic!("unexpected result type {other}"),
                         }
                     })

@@ -30,7 +30,11 @@ fn config() -> BidsConfig {
     }
 }
 
-fn run_laminar(batches: &[RecordBatch], batch_size: usize, sql: &str) -> (Vec<RecordBatch>, RunSummary) {
+fn run_laminar(
+    batches: &[RecordBatch],
+    batch_size: usize,
+    sql: &str,
+) -> (Vec<RecordBatch>, RunSummary) {
     let mut engine = Engine::with_config(EngineConfig { batch_size });
     engine
         .register_batches(
@@ -76,7 +80,12 @@ fn datafusion(kept: RecordBatch, sql: &str) -> Vec<RecordBatch> {
     runtime.block_on(async {
         let ctx = SessionContext::new();
         ctx.register_batch("kept", kept).expect("register");
-        ctx.sql(sql).await.expect("plan").collect().await.expect("run")
+        ctx.sql(sql)
+            .await
+            .expect("plan")
+            .collect()
+            .await
+            .expect("run")
     })
 }
 
@@ -106,7 +115,10 @@ fn table_valued_tumble_matches_datafusion_for_every_batch_size() {
         let (results, summary) = run_laminar(&batches, batch_size, sql);
         let actual = sorted_rows(&results);
         assert_rows_match(&actual, &expected);
-        assert_eq!(summary.late_events_dropped, expected_late, "batch size {batch_size}");
+        assert_eq!(
+            summary.late_events_dropped, expected_late,
+            "batch size {batch_size}"
+        );
         assert_eq!(summary.events_read, config.rows);
         match &first {
             None => first = Some(actual),
@@ -155,15 +167,17 @@ fn each_window_is_emitted_once_with_its_count() {
     let batch = RecordBatch::try_new(
         Arc::clone(&schema),
         vec![
-            Arc::new(datafusion::arrow::array::TimestampNanosecondArray::from(vec![
-                ts(1),
-                ts(12),
-                ts(14),
+            Arc::new(datafusion::arrow::array::TimestampNanosecondArray::from(
+                vec![ts(1), ts(12), ts(14)],
+            )),
+            Arc::new(datafusion::arrow::array::Int64Array::from(vec![1, 1, 1])),
+            Arc::new(datafusion::arrow::array::Int64Array::from(vec![1, 1, 1])),
+            Arc::new(datafusion::arrow::array::Float64Array::from(vec![
+                1.0, 2.0, 3.0,
             ])),
-            Arc::new(datafusion::arrow::array::Int64Array::from(vec![1, 1, 1])),
-            Arc::new(datafusion::arrow::array::Int64Array::from(vec![1, 1, 1])),
-            Arc::new(datafusion::arrow::array::Float64Array::from(vec![1.0, 2.0, 3.0])),
-            Arc::new(datafusion::arrow::array::StringArray::from(vec!["a", "a", "a"])),
+            Arc::new(datafusion::arrow::array::StringArray::from(vec![
+                "a", "a", "a",
+            ])),
         ],
     )
     .expect("batch");

@@ -137,6 +137,19 @@ impl RowDecoder {
                 .unwrap_or_default();
             return format!("cannot parse '{value}' as {data_type} for column '{column}'");
         }
+        if let Some(rest) = text.strip_prefix("Error parsing column ") {
+            // "Error parsing column 0 at line 0: Parser error: Error parsing timestamp from 'x': …"
+            let column = rest
+                .split(' ')
+                .next()
+                .and_then(|c| c.parse::<usize>().ok())
+                .and_then(|i| self.schema.fields().get(i))
+                .map(|f| f.name().clone())
+                .unwrap_or_default();
+            let reason = rest.split_once(": ").map(|(_, r)| r).unwrap_or(rest);
+            let reason = reason.strip_prefix("Parser error: ").unwrap_or(reason);
+            return format!("column '{column}': {}", crate::error::one_line(reason));
+        }
         if text.contains("incorrect number of fields") {
             let got = text.rsplit("got ").next().unwrap_or("?");
             return format!(

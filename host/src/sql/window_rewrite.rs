@@ -82,13 +82,15 @@ pub(crate) fn rewrite_windows(
             size_ms,
         };
         match &clause {
-            Some(existing) if *existing != this => return Err(Error::unsupported(
-                format!(
+            Some(existing) if *existing != this => {
+                return Err(Error::unsupported(
+                    format!(
                     "two different windows in one query (TUMBLE({}, {} ms) and TUMBLE({}, {} ms))",
                     existing.time_column, existing.size_ms, this.time_column, this.size_ms
                 ),
-                "use the same TUMBLE(column, size) everywhere in the query",
-            )),
+                    "use the same TUMBLE(column, size) everywhere in the query",
+                ))
+            }
             _ => clause = Some(this),
         }
     }

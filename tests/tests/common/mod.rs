@@ -37,8 +37,14 @@ pub fn stdout(output: &Output) -> String {
 /// and no panic or backtrace.
 pub fn assert_clean_error(output: &Output, expected: &[&str]) {
     let err = stderr(output);
-    assert!(!output.status.success(), "expected failure, got success: {err}");
-    assert!(!err.contains("panicked") && !err.contains("RUST_BACKTRACE"), "panic: {err}");
+    assert!(
+        !output.status.success(),
+        "expected failure, got success: {err}"
+    );
+    assert!(
+        !err.contains("panicked") && !err.contains("RUST_BACKTRACE"),
+        "panic: {err}"
+    );
     let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
     assert_eq!(lines.len(), 1, "expected one error line, got: {err}");
     assert!(lines[0].starts_with("error: "), "{err}");
