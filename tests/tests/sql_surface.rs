@@ -40,14 +40,22 @@ fn insert_into_file_sink_writes_json_lines() {
             r#"{"user":"b","window_start":"1970-01-01T00:00:00","total":10,"smallest":10}"#,
         ]
     );
-    assert!(stderr(&out).contains("4 events read, 0 late events dropped"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("4 events read, 0 late events dropped"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]
 fn create_stream_can_be_selected_from_and_late_events_are_counted() {
     let dir = tempfile::tempdir().expect("tempdir");
     // With a 0 s delay, the event at 2 s arrives after 15 s closed window [0, 10): late.
-    std::fs::write(dir.path().join("in.csv"), "1000,x\n15000,x\n2000,x\n16000,y\n").expect("data");
+    std::fs::write(
+        dir.path().join("in.csv"),
+        "1000,x\n15000,x\n2000,x\n16000,y\n",
+    )
+    .expect("data");
     let out = run_script(
         dir.path(),
         "CREATE SOURCE s (ts BIGINT, k VARCHAR, WATERMARK FOR ts AS ts)
@@ -64,7 +72,11 @@ fn create_stream_can_be_selected_from_and_late_events_are_counted() {
     assert_eq!(lines.remove(0), "k,pct");
     lines.sort();
     assert_eq!(lines, ["x,100", "x,100", "y,100"]);
-    assert!(stderr(&out).contains("1 late events dropped"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("1 late events dropped"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]
@@ -102,7 +114,18 @@ fn generator_is_seeded_and_its_output_runs() {
     let gen = |name: &str, seed: &str| {
         let status = laminar()
             .current_dir(dir.path())
-            .args(["gen", "bids", "--rows", "5000", "--out", name, "--seed", seed, "--late-fraction", "0.1"])
+            .args([
+                "gen",
+                "bids",
+                "--rows",
+                "5000",
+                "--out",
+                name,
+                "--seed",
+                seed,
+                "--late-fraction",
+                "0.1",
+            ])
             .status()
             .expect("gen");
         assert!(status.success());
@@ -123,7 +146,11 @@ fn generator_is_seeded_and_its_output_runs() {
     );
     assert!(out.status.success(), "{}", stderr(&out));
     // Each bid is either counted in a window or reported as late: none is lost.
-    let counted: u64 = stdout(&out).lines().skip(1).map(|l| l.parse::<u64>().expect("count")).sum();
+    let counted: u64 = stdout(&out)
+        .lines()
+        .skip(1)
+        .map(|l| l.parse::<u64>().expect("count"))
+        .sum();
     let err = stderr(&out);
     let late: u64 = err
         .split(" late events dropped")

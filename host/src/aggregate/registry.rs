@@ -165,7 +165,8 @@ mod tests {
     fn slots_are_reset_after_evaluate() {
         let input: ArrayRef = Arc::new(Int64Array::from(vec![3, 4]));
         let mut acc = native_accumulator("max", Some(&DataType::Int64), &DataType::Int64).unwrap();
-        acc.update(&[input.clone()], &[0, 1], 2).unwrap();
+        acc.update(std::slice::from_ref(&input), &[0, 1], 2)
+            .unwrap();
         acc.evaluate(&[0]).unwrap();
         acc.update(&[Arc::new(Int64Array::from(vec![1]))], &[0], 2)
             .unwrap();

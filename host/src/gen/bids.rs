@@ -192,7 +192,7 @@ mod tests {
         let mut max = i64::MIN;
         let mut far_behind = 0;
         for t in ts.values().iter() {
-            if *t < max - 30_000_000_000 {
+            if *t < max.saturating_sub(30_000_000_000) {
                 far_behind += 1;
             }
             max = max.max(*t);

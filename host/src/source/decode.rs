@@ -18,6 +18,17 @@ pub(crate) struct BadLine {
     pub(crate) message: String,
 }
 
+/// The outcome of decoding a chunk: the good rows and the bad lines.
+#[derive(Debug)]
+pub(crate) struct Decoded {
+    /// The rows that decoded, in order.
+    pub(crate) batch: RecordBatch,
+    /// Chunk index of each row of `batch`.
+    pub(crate) kept: Vec<usize>,
+    /// Lines that could not be decoded.
+    pub(crate) bad: Vec<BadLine>,
+}
+
 /// Decodes rows of one format into batches of one schema.
 pub(crate) struct RowDecoder {
     format: FormatKind,
@@ -36,13 +47,14 @@ impl RowDecoder {
 
     /// Decodes every line of `chunk`. On failure, decodes line by line to find every bad
     /// line; the good ones still come back, in order, with their indices.
-    pub(crate) fn decode(
-        &self,
-        chunk: &LineChunk,
-    ) -> Result<(RecordBatch, Vec<usize>), (RecordBatch, Vec<usize>, Vec<BadLine>)> {
+    pub(crate) fn decode(&self, chunk: &LineChunk) -> Decoded {
         if let Ok(batch) = self.decode_bytes(&chunk.bytes, chunk.len()) {
             if batch.num_rows() == chunk.len() {
-                return Ok((batch, (0..chunk.len()).collect()));
+                return Decoded {
+                    batch,
+                    kept: (0..chunk.len()).collect(),
+                    bad: Vec::new(),
+                };
             }
         }
         let mut good = Vec::new();
@@ -66,11 +78,7 @@ impl RowDecoder {
         }
         let batch = concat_batches(&self.schema, &good)
             .unwrap_or_else(|_| RecordBatch::new_empty(self.schema.clone()));
-        if bad.is_empty() {
-            Ok((batch, kept))
-        } else {
-            Err((batch, kept, bad))
-        }
+        Decoded { batch, kept, bad }
     }
 
     fn decode_bytes(&self, bytes: &[u8], rows: usize) -> Result<RecordBatch, ArrowError> {
@@ -185,7 +193,7 @@ mod tests {
     #[test]
     fn csv_bad_lines_are_located() {
         let d = RowDecoder::new(FormatKind::Csv, schema(), b',');
-        let (batch, kept, bad) = d.decode(&chunk("1,x\nzz,y\n3\n4,w\n")).unwrap_err();
+        let Decoded { batch, kept, bad } = d.decode(&chunk("1,x\nzz,y\n3\n4,w\n"));
         assert_eq!(batch.num_rows(), 2);
         assert_eq!(kept, vec![0, 3]);
         assert_eq!(bad.len(), 2);
@@ -204,11 +212,10 @@ mod tests {
     #[test]
     fn json_lines_decode() {
         let d = RowDecoder::new(FormatKind::Json, schema(), b',');
-        let (batch, _) = d
-            .decode(&chunk("{\"a\":1,\"b\":\"x\"}\n{\"a\":2}\n"))
-            .unwrap();
-        assert_eq!(batch.num_rows(), 2);
-        let (_, _, bad) = d.decode(&chunk("{\"a\":1}\n{\"a\":\n")).unwrap_err();
+        let decoded = d.decode(&chunk("{\"a\":1,\"b\":\"x\"}\n{\"a\":2}\n"));
+        assert_eq!(decoded.batch.num_rows(), 2);
+        assert!(decoded.bad.is_empty());
+        let bad = d.decode(&chunk("{\"a\":1}\n{\"a\":\n")).bad;
         assert_eq!(bad[0].index, 1);
     }
 }

@@ -7,7 +7,7 @@ use arrow::array::UInt32Array;
 use arrow::compute::take_record_batch;
 use arrow::datatypes::SchemaRef;
 
-use super::decode::RowDecoder;
+use super::decode::{Decoded, RowDecoder};
 use super::lines::LineReader;
 use super::{Source, SourceBatch};
 use crate::error::{Error, Result};
@@ -139,24 +139,20 @@ impl Source for LineSource {
                     continue;
                 }
             }
-            let (batch, kept) = match self.decoder.decode(&chunk) {
-                Ok(ok) => ok,
-                Err((batch, kept, bad)) => {
-                    if self.on_error == OnError::Fail {
-                        let first = &bad[0];
-                        return Err(Error::BadRow {
-                            origin: self.origin.clone(),
-                            line: chunk.numbers[first.index],
-                            message: format!(
-                                "{} (add on_error = 'skip' to the source's WITH options to skip bad rows)",
-                                first.message
-                            ),
-                        });
-                    }
-                    self.bad_rows += bad.len() as u64;
-                    (batch, kept)
+            let Decoded { batch, kept, bad } = self.decoder.decode(&chunk);
+            if let Some(first) = bad.first() {
+                if self.on_error == OnError::Fail {
+                    return Err(Error::BadRow {
+                        origin: self.origin.clone(),
+                        line: chunk.numbers[first.index],
+                        message: format!(
+                            "{} (add on_error = 'skip' to the source's WITH options to skip bad rows)",
+                            first.message
+                        ),
+                    });
                 }
-            };
+                self.bad_rows += bad.len() as u64;
+            }
             let lines = kept.iter().map(|&i| chunk.numbers[i]).collect();
             return Ok(Some(SourceBatch { batch, lines }));
         }

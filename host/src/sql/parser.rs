@@ -58,7 +58,8 @@ pub(crate) fn parse_script(
             line: next.span.start.line,
             column: next.span.start.column,
         };
-        let statement = parse_statement(&mut parser, context).map_err(|e| e.at(location))?;
+        let statement = parse_statement(&mut parser, context)
+            .map_err(|e| at_end_if_unknown(e.at(location), &sql))?;
         statements.push((location, statement));
         let end = parser.peek_token();
         if end.token != Token::SemiColon && end.token != Token::EOF {
@@ -269,6 +270,26 @@ fn parse_with_options(parser: &mut Parser<'_>, what: &str) -> Result<WithOptions
 
 fn is_word(parser: &Parser<'_>, n: usize, word: &str) -> bool {
     matches!(&parser.peek_nth_token(n).token, Token::Word(w) if w.quote_style.is_none() && w.value.eq_ignore_ascii_case(word))
+}
+
+/// Errors at the end of input carry no location from sqlparser: point at the script's end.
+fn at_end_if_unknown(err: Error, sql: &str) -> Error {
+    match err {
+        Error::SqlSyntax { location, message } if location.line == 0 => {
+            let line = sql.trim_end().lines().count().max(1) as u64;
+            let column = sql
+                .trim_end()
+                .lines()
+                .last()
+                .map_or(0, |l| l.chars().count()) as u64
+                + 1;
+            Error::SqlSyntax {
+                location: SqlLocation { line, column },
+                message,
+            }
+        }
+        other => other,
+    }
 }
 
 /// Turns a sqlparser error ("… at Line: 3, Column: 7") into a located syntax error.

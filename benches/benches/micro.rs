@@ -1,0 +1,100 @@
+//! Criterion micro benchmarks of Laminar's hot loops: tumbling-window assignment and grouped
+//! accumulator updates.
+//!
+//! ```text
+//! cargo bench -p laminar-benches --bench micro
+//! ```
+
+use std::hint::black_box;
+use std::sync::Arc;
+use std::time::Duration;
+
+use criterion::{criterion_main, Criterion, Throughput};
+use datafusion::arrow::array::{ArrayRef, Float64Array};
+use datafusion::arrow::datatypes::DataType;
+use laminar::aggregate::native_accumulator;
+use laminar::window::TumblingWindow;
+use laminar_benches::SplitMix64;
+
+/// Event times in the window-assignment bench.
+const EVENTS: usize = 1_000_000;
+/// Rows per batch handed to an accumulator.
+const ROWS: usize = 8_192;
+/// Distinct groups (slots) the rows of a batch spread over.
+const SLOTS: usize = 1_000;
+
+/// `TumblingWindow::start_of` over 1 M event times: ms since 2024-01-01, roughly in order
+/// with up to 2 s of disorder, in 10 s windows.
+fn window_assignment(c: &mut Criterion) {
+    let mut rng = SplitMix64::new(7);
+    let start_ms = 1_704_067_200_000_i64;
+    let times: Vec<i64> = (0..EVENTS as i64)
+        .map(|i| start_ms + i / 10 - rng.below(2_001) as i64)
+        .collect();
+    let window = TumblingWindow::new(10_000).expect("a 10 s window is valid");
+    let mut starts = Vec::with_capacity(EVENTS);
+
+    let mut group = c.benchmark_group("window_assignment");
+    group.throughput(Throughput::Elements(EVENTS as u64));
+    group.bench_function("tumbling_start_of_1M", |b| {
+        b.iter(|| {
+            starts.clear();
+            starts.extend(
+                black_box(&times)
+                    .iter()
+                    .map(|&t| window.start_of(t).unwrap_or(i64::MIN)),
+            );
+            black_box(&starts);
+        })
+    });
+    group.finish();
+}
+
+/// One `update` of 8192 Float64 rows spread over 1000 slots at random (slots precomputed),
+/// for SUM and COUNT.
+fn accumulator_update(c: &mut Criterion) {
+    let mut rng = SplitMix64::new(11);
+    let slots: Vec<u32> = (0..ROWS).map(|_| rng.below(SLOTS as u64) as u32).collect();
+    let prices: ArrayRef = Arc::new(Float64Array::from_iter_values(
+        (0..ROWS).map(|_| (100 + rng.below(100_000)) as f64 / 100.0),
+    ));
+    let args = [prices];
+
+    let mut group = c.benchmark_group("accumulator_update");
+    group.throughput(Throughput::Elements(ROWS as u64));
+    for (name, return_type) in [("sum", DataType::Float64), ("count", DataType::Int64)] {
+        group.bench_function(format!("{name}_f64_8192_rows_1000_slots"), |b| {
+            let mut acc = native_accumulator(name, Some(&DataType::Float64), &return_type)
+                .expect("SUM and COUNT over Float64 are native aggregates");
+            // Size the state once, so that the measured updates only fold values in.
+            acc.update(&args, &slots, SLOTS)
+                .expect("update with valid slots succeeds");
+            b.iter(|| {
+                acc.update(black_box(&args), black_box(&slots), SLOTS)
+                    .expect("update with valid slots succeeds");
+            });
+        });
+    }
+    group.finish();
+}
+
+/// Modest sampling, so that the whole run takes about a minute.
+fn config() -> Criterion {
+    Criterion::default()
+        .sample_size(30)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3))
+}
+
+/// The criterion entry points; `criterion_group!` generates an undocumented `pub fn`.
+mod harness {
+    #![allow(missing_docs)]
+
+    criterion::criterion_group! {
+        name = benches;
+        config = super::config();
+        targets = super::window_assignment, super::accumulator_update
+    }
+}
+
+criterion_main!(harness::benches);
