@@ -22,3 +22,8 @@ pub mod window;
 
 pub use engine::{Engine, EngineConfig, RunSummary};
 pub use error::{Error, Result, SqlLocation};
+
+/// The README's Rust examples, compiled and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;
