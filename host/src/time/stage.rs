@@ -120,9 +120,10 @@ impl EventTimeStage {
             keep_rows(input, &self.keep)?.batch
         };
         let size = self.window.size_ms();
-        let starts = TimestampMillisecondArray::from(self.starts.clone());
-        let ends =
-            TimestampMillisecondArray::from_iter_values(self.starts.iter().map(|s| s + size));
+        // Hand the buffer to Arrow instead of copying it; it is refilled per batch anyway.
+        let starts = std::mem::take(&mut self.starts);
+        let ends = TimestampMillisecondArray::from_iter_values(starts.iter().map(|s| s + size));
+        let starts = TimestampMillisecondArray::from(starts);
         let mut columns: Vec<ArrayRef> = kept.columns().to_vec();
         columns.push(Arc::new(starts));
         columns.push(Arc::new(ends));
