@@ -69,6 +69,26 @@ pub enum Error {
     /// A failure while running a query.
     #[error("{0}")]
     Execution(String),
+    /// A Wasm plugin could not be loaded: unreadable, not a component, the wrong interface
+    /// or version, or a description the host cannot use.
+    #[error("cannot load plugin {path}: {message}")]
+    PluginLoad {
+        /// The plugin file.
+        path: String,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// A Wasm plugin failed during a call: a trap, a timeout, a memory limit, an error it
+    /// returned, or a malformed result.
+    #[error("plugin '{plugin}' failed in {function}: {message}")]
+    Plugin {
+        /// The name the plugin is registered under.
+        plugin: String,
+        /// The exported function that failed.
+        function: String,
+        /// What happened, with the plugin's captured stderr when it wrote any.
+        message: String,
+    },
 }
 
 /// Result type of the library.

@@ -14,6 +14,7 @@ mod error;
 pub mod gen;
 pub mod operator;
 mod plan;
+pub mod plugin;
 pub mod sink;
 pub mod source;
 pub mod sql;

@@ -7,6 +7,10 @@ use arrow::datatypes::{DataType, Float64Type, Int64Type, TimeUnit};
 use arrow::record_batch::RecordBatch;
 use datafusion::arrow;
 
+mod oracle;
+
+pub use oracle::{batch_sql, collect, engine_over, Bids};
+
 /// One value of a result row, comparable across engines.
 #[derive(Debug, Clone, PartialEq, PartialOrd)]
 pub enum Value {
@@ -102,4 +106,38 @@ pub fn late_flags(event_times_ms: &[i64], size_ms: i64, delay_ms: i64) -> Vec<bo
             late
         })
         .collect()
+}
+
+mod built_guests {
+    include!(concat!(env!("OUT_DIR"), "/guests.rs"));
+}
+
+/// The component built from source for guest `name` (a shipped operator such as `median`,
+/// a fixture such as `infinite_loop`, or `py_geomean` / `js_geomean`). Panics with the
+/// reason when the guest could not be built.
+pub fn guest(name: &str) -> std::path::PathBuf {
+    match built_guests::GUESTS.iter().find(|(n, _)| *n == name) {
+        Some((_, Ok(path))) => std::path::PathBuf::from(path),
+        Some((_, Err(reason))) => panic!("guest {name} was not built: {reason}"),
+        None => panic!(
+            "no guest named {name}; built: {:?}",
+            built_guests::GUESTS
+                .iter()
+                .map(|(n, _)| n)
+                .collect::<Vec<_>>()
+        ),
+    }
+}
+
+/// The plugin cache shared by all test runs (compiled Python/JS components are reused).
+pub fn plugin_cache_dir() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/wasm-guests/plugin-cache")
+}
+
+/// Plugin load options for tests: the shared cache and default limits.
+pub fn plugin_options() -> laminar::plugin::LoadOptions {
+    laminar::plugin::LoadOptions {
+        cache_dir: Some(plugin_cache_dir()),
+        ..laminar::plugin::LoadOptions::default()
+    }
 }

@@ -4,16 +4,12 @@
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::{AsArray, BooleanArray};
-use datafusion::arrow::compute::{concat_batches, filter_record_batch};
-use datafusion::arrow::datatypes::TimestampNanosecondType;
 use datafusion::arrow::record_batch::RecordBatch;
-use datafusion::prelude::SessionContext;
-use laminar::gen::{bids_batches, bids_schema, BidsConfig};
+use laminar::gen::{bids_schema, BidsConfig};
 use laminar::sink::{CollectSink, Sink};
 use laminar::time::WatermarkSpec;
 use laminar::{Engine, EngineConfig, RunSummary};
-use laminar_tests::{assert_rows_match, late_flags, sorted_rows, Value};
+use laminar_tests::{assert_rows_match, batch_sql, collect, engine_over, sorted_rows, Bids, Value};
 
 const WINDOW_MS: i64 = 10_000;
 const DELAY_MS: i64 = 3_000;
@@ -35,58 +31,16 @@ fn run_laminar(
     batch_size: usize,
     sql: &str,
 ) -> (Vec<RecordBatch>, RunSummary) {
-    let mut engine = Engine::with_config(EngineConfig { batch_size });
-    engine
-        .register_batches(
-            "bids",
-            bids_schema(),
-            batches.to_vec(),
-            Some(WatermarkSpec {
-                column: "ts".into(),
-                delay_ms: DELAY_MS,
-            }),
-        )
-        .expect("register");
-    let collected = CollectSink::new();
-    let summary = engine
-        .run_script(
-            sql,
-            &mut |_| Ok(Box::new(collected.clone()) as Box<dyn Sink>),
-            &mut |_| {},
-        )
-        .expect("query runs");
-    (collected.take(), summary)
-}
-
-/// The on-time rows per the model, and how many were late.
-fn on_time_rows(all: &RecordBatch) -> (RecordBatch, u64) {
-    let times: Vec<i64> = all
-        .column(0)
-        .as_primitive::<TimestampNanosecondType>()
-        .values()
-        .iter()
-        .map(|ns| ns.div_euclid(1_000_000))
-        .collect();
-    let late = late_flags(&times, WINDOW_MS, DELAY_MS);
-    let late_count = late.iter().filter(|&&l| l).count() as u64;
-    let keep = BooleanArray::from(late.iter().map(|l| !l).collect::<Vec<_>>());
-    (filter_record_batch(all, &keep).expect("filter"), late_count)
+    let mut engine = Engine::with_config(EngineConfig {
+        batch_size,
+        ..EngineConfig::default()
+    });
+    engine_over(&mut engine, batches, DELAY_MS);
+    collect(&mut engine, sql).expect("query runs")
 }
 
 fn datafusion(kept: RecordBatch, sql: &str) -> Vec<RecordBatch> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .build()
-        .expect("runtime");
-    runtime.block_on(async {
-        let ctx = SessionContext::new();
-        ctx.register_batch("kept", kept).expect("register");
-        ctx.sql(sql)
-            .await
-            .expect("plan")
-            .collect()
-            .await
-            .expect("run")
-    })
+    batch_sql(kept, sql, Vec::new(), 1)
 }
 
 const ORACLE_SQL: &str = "SELECT auction,
@@ -99,9 +53,9 @@ const ORACLE_SQL: &str = "SELECT auction,
 #[test]
 fn table_valued_tumble_matches_datafusion_for_every_batch_size() {
     let config = config();
-    let batches = bids_batches(&config, 8192).expect("generate");
-    let all = concat_batches(&bids_schema(), &batches).expect("concat");
-    let (kept, expected_late) = on_time_rows(&all);
+    let bids = Bids::generate(&config, 8192);
+    let batches = &bids.batches;
+    let (kept, expected_late) = bids.on_time(WINDOW_MS, DELAY_MS);
     assert!(expected_late > 1_000, "the data must contain late events");
     let expected = sorted_rows(&datafusion(kept, ORACLE_SQL));
 
@@ -112,7 +66,7 @@ fn table_valued_tumble_matches_datafusion_for_every_batch_size() {
                GROUP BY window_start, window_end, auction";
     let mut first: Option<Vec<Vec<Value>>> = None;
     for batch_size in [1, 7, 1024, 8192] {
-        let (results, summary) = run_laminar(&batches, batch_size, sql);
+        let (results, summary) = run_laminar(batches, batch_size, sql);
         let actual = sorted_rows(&results);
         assert_rows_match(&actual, &expected);
         assert_eq!(
@@ -134,9 +88,8 @@ fn group_by_tumble_with_having_matches_datafusion() {
         seed: 11,
         ..config()
     };
-    let batches = bids_batches(&config, 4096).expect("generate");
-    let all = concat_batches(&bids_schema(), &batches).expect("concat");
-    let (kept, _) = on_time_rows(&all);
+    let bids = Bids::generate(&config, 4096);
+    let (kept, _) = bids.on_time(WINDOW_MS, DELAY_MS);
     let expected = sorted_rows(&datafusion(
         kept,
         "SELECT auction % 10 AS bucket,
@@ -146,7 +99,7 @@ fn group_by_tumble_with_having_matches_datafusion() {
          GROUP BY auction % 10, ws HAVING COUNT(*) > 150",
     ));
     let (results, _) = run_laminar(
-        &batches,
+        &bids.batches,
         1000,
         "SELECT auction % 10 AS bucket, TUMBLE_START(ts, INTERVAL '10' SECOND) AS ws,
                 COUNT(*) AS n, SUM(price * 2) AS s
@@ -181,7 +134,10 @@ fn each_window_is_emitted_once_with_its_count() {
         ],
     )
     .expect("batch");
-    let mut engine = Engine::with_config(EngineConfig { batch_size: 1 });
+    let mut engine = Engine::with_config(EngineConfig {
+        batch_size: 1,
+        ..EngineConfig::default()
+    });
     engine
         .register_batches(
             "bids",

@@ -2,11 +2,11 @@
 
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, AsArray, Float64Array};
+use arrow::array::{Array, ArrayRef, AsArray, BinaryArray, Float64Array};
 use arrow::compute::cast;
 use arrow::datatypes::{DataType, Float64Type};
 
-use super::GroupAccumulator;
+use super::{fixed_state, GroupAccumulator};
 use crate::error::Result;
 
 /// Mean of the non-NULL values of each slot; NULL when it saw none.
@@ -57,6 +57,37 @@ impl GroupAccumulator for AvgAccumulator {
             })
             .collect();
         Ok(Arc::new(values))
+    }
+
+    fn state(&mut self, slots: &[u32]) -> Result<BinaryArray> {
+        Ok(slots
+            .iter()
+            .map(|&s| {
+                let (sum, count) = (self.sums[s as usize], self.counts[s as usize]);
+                (count > 0).then(|| {
+                    let mut bytes = [0u8; 16];
+                    bytes[..8].copy_from_slice(&sum.to_le_bytes());
+                    bytes[8..].copy_from_slice(&count.to_le_bytes());
+                    bytes
+                })
+            })
+            .collect())
+    }
+
+    fn merge(&mut self, states: &BinaryArray, slots: &[u32], num_slots: usize) -> Result<()> {
+        if self.sums.len() < num_slots {
+            self.sums.resize(num_slots, 0.0);
+            self.counts.resize(num_slots, 0);
+        }
+        for (row, &slot) in slots.iter().enumerate() {
+            if let Some(bytes) = fixed_state::<16>(states, row, "AVG")? {
+                let (sum, count) = bytes.split_at(8);
+                self.sums[slot as usize] += f64::from_le_bytes(sum.try_into().unwrap_or_default());
+                self.counts[slot as usize] +=
+                    u64::from_le_bytes(count.try_into().unwrap_or_default());
+            }
+        }
+        Ok(())
     }
 
     fn size(&self) -> usize {

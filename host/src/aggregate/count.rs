@@ -2,9 +2,9 @@
 
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, Int64Array};
+use arrow::array::{Array, ArrayRef, BinaryArray, Int64Array};
 
-use super::GroupAccumulator;
+use super::{fixed_state, GroupAccumulator};
 use crate::error::Result;
 
 /// Counts rows (no argument) or non-NULL argument values; never NULL itself.
@@ -39,6 +39,25 @@ impl GroupAccumulator for CountAccumulator {
             .map(|&s| std::mem::take(&mut self.counts[s as usize]))
             .collect();
         Ok(Arc::new(Int64Array::from(values)))
+    }
+
+    fn state(&mut self, slots: &[u32]) -> Result<BinaryArray> {
+        Ok(slots
+            .iter()
+            .map(|&s| Some(self.counts[s as usize].to_le_bytes()))
+            .collect())
+    }
+
+    fn merge(&mut self, states: &BinaryArray, slots: &[u32], num_slots: usize) -> Result<()> {
+        if self.counts.len() < num_slots {
+            self.counts.resize(num_slots, 0);
+        }
+        for (row, &slot) in slots.iter().enumerate() {
+            if let Some(bytes) = fixed_state::<8>(states, row, "COUNT")? {
+                self.counts[slot as usize] += i64::from_le_bytes(bytes);
+            }
+        }
+        Ok(())
     }
 
     fn size(&self) -> usize {

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, AsArray, StringArray};
+use arrow::array::{ArrayRef, AsArray, BinaryArray, StringArray};
 use arrow::compute::cast;
 use arrow::datatypes::DataType;
 
@@ -28,6 +28,21 @@ impl StringMinMaxAccumulator {
     }
 }
 
+impl StringMinMaxAccumulator {
+    /// Keeps `value` in `slot` if it is smaller (MIN) or larger (MAX) than what is there.
+    fn offer(&mut self, slot: u32, value: &str) {
+        let current = &mut self.values[slot as usize];
+        let replace = match current {
+            None => true,
+            Some(c) if self.keep_smaller => value < c.as_str(),
+            Some(c) => value > c.as_str(),
+        };
+        if replace {
+            *current = Some(value.to_owned());
+        }
+    }
+}
+
 impl GroupAccumulator for StringMinMaxAccumulator {
     fn update(&mut self, args: &[ArrayRef], slots: &[u32], num_slots: usize) -> Result<()> {
         if self.values.len() < num_slots {
@@ -36,15 +51,30 @@ impl GroupAccumulator for StringMinMaxAccumulator {
         let input = cast(&args[0], &DataType::Utf8)?;
         let input = input.as_string::<i32>();
         for (value, &slot) in input.iter().zip(slots) {
-            let Some(value) = value else { continue };
-            let current = &mut self.values[slot as usize];
-            let replace = match current {
-                None => true,
-                Some(c) if self.keep_smaller => value < c.as_str(),
-                Some(c) => value > c.as_str(),
-            };
-            if replace {
-                *current = Some(value.to_owned());
+            if let Some(value) = value {
+                self.offer(slot, value);
+            }
+        }
+        Ok(())
+    }
+
+    fn state(&mut self, slots: &[u32]) -> Result<BinaryArray> {
+        Ok(slots
+            .iter()
+            .map(|&s| self.values[s as usize].as_ref().map(|v| v.as_bytes()))
+            .collect())
+    }
+
+    fn merge(&mut self, states: &BinaryArray, slots: &[u32], num_slots: usize) -> Result<()> {
+        if self.values.len() < num_slots {
+            self.values.resize(num_slots, None);
+        }
+        for (state, &slot) in states.iter().zip(slots) {
+            if let Some(bytes) = state {
+                let value = std::str::from_utf8(bytes).map_err(|e| {
+                    crate::error::Error::Execution(format!("malformed MIN/MAX state: {e}"))
+                })?;
+                self.offer(slot, value);
             }
         }
         Ok(())

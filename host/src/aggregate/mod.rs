@@ -10,10 +10,12 @@ mod count;
 mod min_max;
 mod primitive;
 mod registry;
+#[cfg(test)]
+mod state_test;
 
 pub use registry::{native_accumulator, NATIVE_AGGREGATES};
 
-use arrow::array::ArrayRef;
+use arrow::array::{Array, ArrayRef, BinaryArray};
 
 use crate::error::Result;
 
@@ -27,6 +29,32 @@ pub trait GroupAccumulator: Send + std::fmt::Debug {
     /// and may be handed out again.
     fn evaluate(&mut self, slots: &[u32]) -> Result<ArrayRef>;
 
+    /// The state of each of `slots` as bytes, in that order, for checkpoints and partial
+    /// aggregation; NULL for a slot that saw no rows. The slots are not changed.
+    fn state(&mut self, slots: &[u32]) -> Result<BinaryArray>;
+
+    /// Merges `states` (as produced by [`GroupAccumulator::state`], one per slot) into
+    /// `slots`. Every slot index is below `num_slots`.
+    fn merge(&mut self, states: &BinaryArray, slots: &[u32], num_slots: usize) -> Result<()>;
+
     /// Approximate bytes of state held.
     fn size(&self) -> usize;
+}
+
+/// Reads a fixed-size state value; `None` for a NULL (empty) state.
+pub(crate) fn fixed_state<const N: usize>(
+    states: &BinaryArray,
+    row: usize,
+    what: &str,
+) -> Result<Option<[u8; N]>> {
+    if states.is_null(row) {
+        return Ok(None);
+    }
+    let bytes = states.value(row);
+    <[u8; N]>::try_from(bytes).map(Some).map_err(|_| {
+        crate::error::Error::Execution(format!(
+            "malformed {what} state: {} bytes, expected {N}",
+            bytes.len()
+        ))
+    })
 }

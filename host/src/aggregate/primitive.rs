@@ -3,10 +3,10 @@
 use std::fmt;
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, AsArray, PrimitiveArray};
-use arrow::buffer::{BooleanBuffer, NullBuffer};
+use arrow::array::{Array, ArrayRef, AsArray, BinaryArray, PrimitiveArray};
+use arrow::buffer::{BooleanBuffer, Buffer, NullBuffer, ScalarBuffer};
 use arrow::compute::cast;
-use arrow::datatypes::{ArrowPrimitiveType, DataType};
+use arrow::datatypes::{ArrowPrimitiveType, DataType, ToByteSlice};
 
 use super::GroupAccumulator;
 use crate::error::Result;
@@ -96,6 +96,39 @@ where
         let array = PrimitiveArray::<T>::new(out.into(), Some(nulls))
             .with_data_type(self.data_type.clone());
         Ok(Arc::new(array))
+    }
+
+    fn state(&mut self, slots: &[u32]) -> Result<BinaryArray> {
+        Ok(slots
+            .iter()
+            .map(|&s| {
+                let s = s as usize;
+                self.seen[s].then(|| std::slice::from_ref(&self.values[s]).to_byte_slice())
+            })
+            .collect())
+    }
+
+    fn merge(&mut self, states: &BinaryArray, slots: &[u32], num_slots: usize) -> Result<()> {
+        if self.values.len() < num_slots {
+            self.values.resize(num_slots, self.identity);
+            self.seen.resize(num_slots, false);
+        }
+        let width = std::mem::size_of::<T::Native>();
+        for (state, &slot) in states.iter().zip(slots) {
+            let Some(bytes) = state else { continue };
+            if bytes.len() != width {
+                return Err(crate::error::Error::Execution(format!(
+                    "malformed {} state: {} bytes, expected {width}",
+                    self.data_type,
+                    bytes.len()
+                )));
+            }
+            let value = ScalarBuffer::<T::Native>::from(Buffer::from_slice_ref(bytes))[0];
+            let slot = slot as usize;
+            (self.fold)(&mut self.values[slot], value);
+            self.seen[slot] = true;
+        }
+        Ok(())
     }
 
     fn size(&self) -> usize {

@@ -176,6 +176,51 @@ mod tests {
     }
 
     #[test]
+    fn every_native_state_survives_bytes_and_merge() {
+        let ints: ArrayRef = Arc::new(Int64Array::from(vec![
+            Some(4),
+            None,
+            Some(-9),
+            Some(7),
+            Some(1),
+        ]));
+        let floats: ArrayRef = Arc::new(Float64Array::from(vec![
+            Some(0.5),
+            Some(2.5),
+            None,
+            Some(-1.0),
+            Some(3.0),
+        ]));
+        let strings: ArrayRef = Arc::new(StringArray::from(vec![
+            Some("b"),
+            None,
+            Some("a"),
+            Some("c"),
+            Some("bb"),
+        ]));
+        let slots = [0, 1, 1, 0, 2];
+        for (name, input, ret) in [
+            ("count", &ints, DataType::Int64),
+            ("sum", &ints, DataType::Int64),
+            ("sum", &floats, DataType::Float64),
+            ("min", &ints, DataType::Int64),
+            ("max", &floats, DataType::Float64),
+            ("avg", &floats, DataType::Float64),
+            ("min", &strings, DataType::Utf8),
+            ("max", &strings, DataType::Utf8),
+        ] {
+            let make = || native_accumulator(name, Some(input.data_type()), &ret).unwrap();
+            // Slot 3 never sees a row: its state is empty and must stay NULL/zero.
+            crate::aggregate::state_test::check_state_round_trip(
+                &make,
+                std::slice::from_ref(input),
+                &slots,
+                4,
+            );
+        }
+    }
+
+    #[test]
     fn string_min_max() {
         let input: ArrayRef = Arc::new(StringArray::from(vec![Some("b"), Some("a"), None]));
         let out = run("min", input, DataType::Utf8, &[0, 0, 1]);

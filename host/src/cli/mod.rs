@@ -1,5 +1,6 @@
 //! The `laminar` command line: parses arguments, calls the library, prints results.
 
+mod plugin;
 mod progress;
 
 use std::fs::File;
@@ -38,11 +39,30 @@ enum Command {
         /// Do not print the run summary on stderr.
         #[arg(long, short)]
         quiet: bool,
+        #[command(flatten)]
+        plugins: plugin::PluginArgs,
+    },
+    /// Work with Wasm aggregate plugins.
+    Plugin {
+        #[command(subcommand)]
+        what: PluginCommand,
     },
     /// Generate sample data.
     Gen {
         #[command(subcommand)]
         what: GenCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum PluginCommand {
+    /// Load a plugin and print its name, argument and result types, ABI version and how
+    /// long loading took (compiling, or from the cache).
+    Inspect {
+        /// The component (.wasm).
+        path: PathBuf,
+        #[command(flatten)]
+        plugins: plugin::PluginArgs,
     },
 }
 
@@ -110,7 +130,18 @@ fn dispatch(cli: Cli) -> Result<()> {
             output,
             batch_size,
             quiet,
-        } => run(&script, output, batch_size, quiet),
+            plugins,
+        } => run(&script, output, batch_size, quiet, &plugins),
+        Command::Plugin {
+            what: PluginCommand::Inspect { path, plugins },
+        } => {
+            if !plugins.only().is_empty() {
+                return Err(Error::plan(
+                    "plugin inspect takes the plugin as its argument, not --plugin",
+                ));
+            }
+            plugin::inspect(&path, &plugins.load_options()?)
+        }
         Command::Gen {
             what:
                 GenCommand::Bids {
@@ -152,7 +183,13 @@ fn dispatch(cli: Cli) -> Result<()> {
     }
 }
 
-fn run(script: &PathBuf, output: Output, batch_size: usize, quiet: bool) -> Result<()> {
+fn run(
+    script: &PathBuf,
+    output: Output,
+    batch_size: usize,
+    quiet: bool,
+    plugins: &plugin::PluginArgs,
+) -> Result<()> {
     let sql = std::fs::read_to_string(script)
         .map_err(|e| Error::io(format!("cannot read script {}", script.display()), e))?;
     let format = match output {
@@ -162,7 +199,9 @@ fn run(script: &PathBuf, output: Output, batch_size: usize, quiet: bool) -> Resu
     };
     let mut engine = Engine::with_config(EngineConfig {
         batch_size: batch_size.max(1),
+        plugins: plugins.load_options()?,
     });
+    plugins.load_into(&mut engine)?;
     let mut open_stdout = |_: &arrow::datatypes::SchemaRef| -> Result<Box<dyn Sink>> {
         Ok(Box::new(WriterSink::new(
             std::io::stdout(),

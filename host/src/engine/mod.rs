@@ -9,12 +9,15 @@ use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::io::BufWriter;
 use std::ops::ControlFlow;
+use std::path::Path;
+use std::sync::Arc;
 
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 use datafusion_sql::sqlparser::ast::{self, visit_relations};
 
 use crate::error::{Error, Result, SqlLocation};
+use crate::plugin::{LoadOptions, Plugin, PluginInfo};
 use crate::sink::{CollectSink, OutputFormat, Sink, WriterSink};
 use crate::source::{LineSource, MemorySource, Source};
 use crate::sql::{
@@ -29,11 +32,16 @@ pub struct EngineConfig {
     /// Rows per batch read from a source (default 8192); a source's `batch_size`
     /// option overrides it.
     pub batch_size: usize,
+    /// How Wasm aggregate plugins are cached and sandboxed.
+    pub plugins: LoadOptions,
 }
 
 impl Default for EngineConfig {
     fn default() -> Self {
-        Self { batch_size: 8192 }
+        Self {
+            batch_size: 8192,
+            plugins: LoadOptions::default(),
+        }
     }
 }
 
@@ -68,6 +76,7 @@ pub struct Engine {
     memory: HashMap<String, Vec<RecordBatch>>,
     sinks: HashMap<String, SinkDef>,
     streams: HashMap<String, ast::Query>,
+    plugins: HashMap<String, Arc<Plugin>>,
 }
 
 impl Engine {
@@ -116,6 +125,21 @@ impl Engine {
         Ok(())
     }
 
+    /// Loads the Wasm aggregate at `path` and makes it callable in SQL as `name` (or the
+    /// name the plugin declares), as `CREATE AGGREGATE name FROM 'path'` does. A plugin
+    /// of the same name replaces the earlier one, and shadows a built-in aggregate.
+    pub fn load_plugin(&mut self, path: &Path, name: Option<&str>) -> Result<PluginInfo> {
+        let plugin = Plugin::load(path, name, &self.config.plugins)?;
+        let info = plugin.info().clone();
+        self.plugins.insert(info.name.clone(), plugin);
+        Ok(info)
+    }
+
+    /// Makes an already loaded plugin callable under its name.
+    pub fn register_plugin(&mut self, plugin: Arc<Plugin>) {
+        self.plugins.insert(plugin.name().to_string(), plugin);
+    }
+
     /// Runs a script and returns the rows of its queries that have no `INSERT INTO`.
     pub fn execute(&mut self, sql: &str) -> Result<Vec<RecordBatch>> {
         let collected = CollectSink::new();
@@ -161,6 +185,10 @@ impl Engine {
                         total.add(&summary);
                     }
                 }
+                Statement::CreateAggregate { name, path } => {
+                    self.load_plugin(std::path::Path::new(path), Some(name))
+                        .map_err(|e| e.at(*location))?;
+                }
                 Statement::Query(query) => {
                     let summary = self.run_query(query, *location, output, progress)?;
                     total.add(&summary);
@@ -185,9 +213,13 @@ impl Engine {
         output: &mut OutputFactory<'_>,
         progress: &mut dyn FnMut(&RunSummary),
     ) -> Result<RunSummary> {
-        let compiled =
-            crate::plan::plan_query((*statement.query).clone(), &self.sources, &self.streams)
-                .map_err(|e| e.at(location))?;
+        let compiled = crate::plan::plan_query(
+            (*statement.query).clone(),
+            &self.sources,
+            &self.streams,
+            &self.plugins,
+        )
+        .map_err(|e| e.at(location))?;
         let mut sink = match &statement.sink {
             None => output(&compiled.schema)?,
             Some(name) => self.open_sink(name).map_err(|e| e.at(location))?,

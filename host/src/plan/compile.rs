@@ -17,11 +17,12 @@ use datafusion_expr::physical_planning_context::PhysicalPlanningContext;
 use datafusion_expr::{Expr, ExprSchemable, LogicalPlan};
 use datafusion_physical_expr::{create_physical_expr, PhysicalExpr};
 
-use crate::aggregate::native_accumulator;
+use crate::aggregate::{native_accumulator, GroupAccumulator};
 use crate::error::{Error, Result};
 use crate::operator::{
     AggregateCall, FilterOperator, GroupColumn, Operator, ProjectOperator, WindowAggregate,
 };
+use crate::plugin::{Plugin, PluginAccumulator, PluginUdaf};
 use crate::sql::{SourceDef, WindowClause, WINDOW_END, WINDOW_START};
 use crate::time::EventTimeStage;
 use crate::window::TumblingWindow;
@@ -214,9 +215,15 @@ pub(crate) fn compile(
                             "filter rows in WHERE",
                         ));
                     }
-                    let arg_type = params.args.first().map(|a| a.get_type(input)).transpose()?;
-                    let return_type = agg.schema.field(group_columns.len() + i).data_type();
-                    let accumulator = native_accumulator(&name, arg_type.as_ref(), return_type)?;
+                    let accumulator: Box<dyn GroupAccumulator> = match plugin_of(func) {
+                        Some(plugin) => Box::new(PluginAccumulator::new(Arc::clone(plugin))?),
+                        None => {
+                            let arg_type =
+                                params.args.first().map(|a| a.get_type(input)).transpose()?;
+                            let return_type = agg.schema.field(group_columns.len() + i).data_type();
+                            native_accumulator(&name, arg_type.as_ref(), return_type)?
+                        }
+                    };
                     let args = params
                         .args
                         .iter()
@@ -348,4 +355,10 @@ fn nullable_schema(schema: &DFSchema) -> SchemaRef {
             .map(|f| Field::new(f.name(), f.data_type().clone(), true))
             .collect::<Vec<_>>(),
     ))
+}
+
+/// The Wasm plugin behind an aggregate call, if it is one.
+fn plugin_of(func: &datafusion_expr::AggregateUDF) -> Option<&Arc<Plugin>> {
+    let inner: &dyn std::any::Any = func.inner().as_ref();
+    inner.downcast_ref::<PluginUdaf>().map(PluginUdaf::plugin)
 }

@@ -11,6 +11,7 @@ use datafusion_sql::sqlparser::ast::{self, Ident, SetExpr, TableAlias, TableFact
 
 use super::compile::{compile, CompiledQuery};
 use crate::error::{Error, Result};
+use crate::plugin::{Plugin, PluginUdaf};
 use crate::sql::{rewrite_windows, PlanningContext, SourceDef, WINDOW_END, WINDOW_START};
 use crate::time::EventTimeStage;
 
@@ -19,9 +20,13 @@ pub(crate) fn plan_query(
     mut query: ast::Query,
     sources: &HashMap<String, SourceDef>,
     streams: &HashMap<String, ast::Query>,
+    plugins: &HashMap<String, Arc<Plugin>>,
 ) -> Result<CompiledQuery> {
     inline_streams(&mut query, streams, 0)?;
     let mut context = PlanningContext::new();
+    for plugin in plugins.values() {
+        context.add_aggregate(Arc::new(PluginUdaf::udaf(Arc::clone(plugin))));
+    }
     let window = rewrite_windows(&mut query, &context)?;
     for (name, def) in sources {
         let schema = match &window {

@@ -58,6 +58,11 @@ impl PlanningContext {
         self.tables.insert(name.to_string(), schema);
     }
 
+    /// Makes a user-defined aggregate callable; it shadows a built-in of the same name.
+    pub(crate) fn add_aggregate(&mut self, udaf: Arc<AggregateUDF>) {
+        self.aggregates.insert(udaf.name().to_string(), udaf);
+    }
+
     /// Planner options.
     pub(crate) fn config(&self) -> &ConfigOptions {
         &self.options

@@ -33,7 +33,15 @@ pub(crate) struct QueryStatement {
 pub(crate) enum Statement {
     CreateSource(SourceDef),
     CreateSink(SinkDef),
-    CreateStream { name: String, query: QueryStatement },
+    CreateStream {
+        name: String,
+        query: QueryStatement,
+    },
+    /// `CREATE AGGREGATE name FROM 'path.wasm'`: load a Wasm plugin under `name`.
+    CreateAggregate {
+        name: String,
+        path: String,
+    },
     Query(QueryStatement),
 }
 
@@ -96,10 +104,12 @@ fn parse_statement(parser: &mut Parser<'_>, context: &PlanningContext) -> Result
             return Ok(Statement::CreateStream { name, query });
         }
         if is_word(parser, 1, "AGGREGATE") {
-            return Err(Error::unsupported(
-                "CREATE AGGREGATE (user-defined aggregates)",
-                "use the built-in COUNT, SUM, MIN, MAX and AVG",
-            ));
+            parser.next_token();
+            parser.next_token();
+            let name = parser.parse_identifier().map_err(syntax_error)?.value;
+            parser.expect_keyword(Keyword::FROM).map_err(syntax_error)?;
+            let path = parser.parse_literal_string().map_err(syntax_error)?;
+            return Ok(Statement::CreateAggregate { name, path });
         }
     }
     if is_word(parser, 0, "INSERT") {
@@ -121,7 +131,7 @@ fn parse_statement(parser: &mut Parser<'_>, context: &PlanningContext) -> Result
             column: next.span.start.column,
         },
         message: format!(
-            "expected CREATE SOURCE, CREATE SINK, CREATE STREAM, INSERT INTO or SELECT, found {}",
+            "expected CREATE SOURCE, CREATE SINK, CREATE STREAM, CREATE AGGREGATE, INSERT INTO or SELECT, found {}",
             next.token
         ),
     })

@@ -1,0 +1,112 @@
+//! Write a Laminar user-defined aggregate in Rust and build it as a WebAssembly component.
+//!
+//! Implement [`Aggregate`] for a type, call [`export_aggregate!`], and build with
+//! `cargo build --release --target wasm32-wasip2`. The result is a component that
+//! `laminar run --plugin NAME=PATH` (or `CREATE AGGREGATE NAME FROM 'PATH'`) loads at run
+//! time. A complete crate (`crate-type = ["cdylib"]`, depending on `laminar-guest`):
+//!
+//! ```
+//! use laminar_guest::{export_aggregate, Aggregate, Args, DataType, Value};
+//!
+//! /// Geometric mean of the positive values of a column.
+//! struct GeoMean;
+//!
+//! impl Aggregate for GeoMean {
+//!     /// (sum of logarithms, number of values)
+//!     type State = (f64, u64);
+//!     const NAME: &'static str = "geomean";
+//!     const ARGS: &'static [DataType] = &[DataType::Float64];
+//!     const RETURNS: DataType = DataType::Float64;
+//!
+//!     fn update(state: &mut (f64, u64), args: &Args<'_>) {
+//!         let x = args.f64(0);
+//!         if x > 0.0 {
+//!             state.0 += x.ln();
+//!             state.1 += 1;
+//!         }
+//!     }
+//!
+//!     fn merge(state: &mut (f64, u64), other: (f64, u64)) {
+//!         state.0 += other.0;
+//!         state.1 += other.1;
+//!     }
+//!
+//!     fn evaluate((log_sum, n): (f64, u64)) -> Value {
+//!         if n == 0 { Value::Null } else { Value::Float64((log_sum / n as f64).exp()) }
+//!     }
+//! }
+//!
+//! export_aggregate!(GeoMean);
+//! ```
+//!
+//! What the SDK does for you: the host sends whole batches (one call per batch, a group id
+//! per row); the SDK keeps one `State` per group, skips rows where any argument is NULL,
+//! calls [`Aggregate::update`] per row inside Wasm, encodes states for checkpoints with
+//! [`Codec`] and builds the result column. The interface itself is `wit/laminar-udaf.wit`.
+
+mod args;
+mod codec;
+mod glue;
+mod value;
+
+/// Bindings generated from `wit/laminar-udaf.wit`; used by [`export_aggregate!`].
+#[doc(hidden)]
+pub mod bindings {
+    wit_bindgen::generate!({
+        world: "udaf",
+        path: "../wit",
+        pub_export_macro: true,
+        export_macro_name: "__export_udaf_world",
+        default_bindings_module: "laminar_guest::bindings",
+    });
+}
+
+pub use args::Args;
+pub use bindings::exports::laminar::udaf::aggregate::DataType;
+pub use codec::{Codec, DecodeError};
+#[doc(hidden)]
+pub use glue::Plugin;
+pub use value::Value;
+
+/// Version of the `laminar:udaf` interface this SDK builds against.
+pub const ABI_VERSION: &str = "0.1.0";
+
+/// A user-defined aggregate: per-group state, how a row changes it, how two states combine
+/// and what a finished group evaluates to.
+pub trait Aggregate: 'static {
+    /// The state of one group. `Default` is the state of a group that has seen no rows.
+    type State: Default + Codec;
+
+    /// Name used in SQL unless the user registers the plugin under another name.
+    const NAME: &'static str;
+    /// Argument types, in order; the host casts SQL arguments to these types.
+    const ARGS: &'static [DataType];
+    /// Result type. [`Aggregate::evaluate`] returns a [`Value`] of this type or
+    /// [`Value::Null`].
+    const RETURNS: DataType;
+    /// Version of the encoding of [`Aggregate::State`]; bump it when that encoding changes,
+    /// so that the host refuses to merge checkpoints written by an older build.
+    const STATE_VERSION: u32 = 1;
+
+    /// Adds one row. Called only for rows whose arguments are all non-NULL.
+    fn update(state: &mut Self::State, args: &Args<'_>);
+
+    /// Adds the rows summarised by `other` (a state of another group or of a checkpoint).
+    fn merge(state: &mut Self::State, other: Self::State);
+
+    /// The final value of a group; [`Value::Null`] when there is none (e.g. no rows).
+    fn evaluate(state: Self::State) -> Value;
+}
+
+/// Exports an [`Aggregate`] implementation as the component's `laminar:udaf/aggregate`.
+/// Call it once per crate.
+#[macro_export]
+macro_rules! export_aggregate {
+    ($aggregate:ty) => {
+        #[doc(hidden)]
+        type __LaminarExportedPlugin = $crate::Plugin<$aggregate>;
+        $crate::bindings::__export_udaf_world!(
+            __LaminarExportedPlugin with_types_in $crate::bindings
+        );
+    };
+}

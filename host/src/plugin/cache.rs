@@ -1,0 +1,160 @@
+//! Compiled components on disk, so a plugin is compiled once per content and engine, not
+//! once per run.
+//!
+//! A cache entry is named after the SHA-256 of the component's bytes, the wasmtime version
+//! and the engine's compatibility hash (compiler settings, target CPU features), so a
+//! changed plugin, a new Laminar build or another machine never reuses a stale entry.
+//! Entries are written to a temporary file and renamed, so a crash never leaves a partial
+//! entry under a real name.
+
+#![allow(unsafe_code)]
+
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use sha2::{Digest, Sha256};
+use wasmtime::component::Component;
+use wasmtime::Engine;
+
+/// Environment variable naming the cache directory (overrides the default).
+pub const CACHE_DIR_ENV: &str = "LAMINAR_PLUGIN_CACHE";
+
+/// Where compiled components are kept by default: `$LAMINAR_PLUGIN_CACHE`, else
+/// `$XDG_CACHE_HOME/laminar/plugins`, else `~/.cache/laminar/plugins`.
+pub fn default_cache_dir() -> Option<PathBuf> {
+    if let Some(dir) = std::env::var_os(CACHE_DIR_ENV) {
+        return Some(PathBuf::from(dir));
+    }
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
+    Some(base.join("laminar").join("plugins"))
+}
+
+/// How a component was obtained.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CacheOutcome {
+    /// Loaded precompiled from the cache.
+    Hit,
+    /// Compiled, then stored in the cache.
+    Stored,
+    /// Compiled; the cache could not be written (the reason is given).
+    NotStored(String),
+    /// Compiled; no cache directory is configured.
+    Disabled,
+}
+
+/// A compiled component and how long obtaining it took.
+pub(crate) struct Compiled {
+    pub(crate) component: Component,
+    pub(crate) outcome: CacheOutcome,
+    pub(crate) elapsed: Duration,
+}
+
+/// Compiles `bytes`, or loads the compiled form from `cache_dir` when present.
+pub(crate) fn compile_cached(
+    engine: &Engine,
+    bytes: &[u8],
+    cache_dir: Option<&Path>,
+) -> wasmtime::Result<Compiled> {
+    let start = Instant::now();
+    let Some(dir) = cache_dir else {
+        let component = Component::new(engine, bytes)?;
+        return Ok(Compiled {
+            component,
+            outcome: CacheOutcome::Disabled,
+            elapsed: start.elapsed(),
+        });
+    };
+    let entry = dir.join(entry_name(engine, bytes));
+    if entry.is_file() {
+        // SAFETY: `deserialize_file` trusts the file to be an artifact produced by
+        // `Component::serialize` of a compatible engine. Entries are only ever created by
+        // `store` below (written to a temporary file, then renamed), and their names bind
+        // the content hash, the wasmtime version and the engine settings; wasmtime also
+        // checks the artifact's header against this engine and refuses a mismatch. The
+        // cache directory has the same trust as the laminar binary itself.
+        match unsafe { Component::deserialize_file(engine, &entry) } {
+            Ok(component) => {
+                return Ok(Compiled {
+                    component,
+                    outcome: CacheOutcome::Hit,
+                    elapsed: start.elapsed(),
+                })
+            }
+            // An unusable entry is replaced by a fresh compilation.
+            Err(_) => {
+                let _ = std::fs::remove_file(&entry);
+            }
+        }
+    }
+    let component = Component::new(engine, bytes)?;
+    let outcome = match store(&component, dir, &entry) {
+        Ok(()) => CacheOutcome::Stored,
+        Err(e) => CacheOutcome::NotStored(format!("{}: {e}", entry.display())),
+    };
+    Ok(Compiled {
+        component,
+        outcome,
+        elapsed: start.elapsed(),
+    })
+}
+
+/// The entry's file name: content hash, wasmtime version, engine compatibility hash.
+fn entry_name(engine: &Engine, bytes: &[u8]) -> String {
+    let content: String = Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let mut hasher = DefaultHasher::new();
+    engine.precompile_compatibility_hash().hash(&mut hasher);
+    format!(
+        "{content}-wasmtime{}-{:016x}.cwasm",
+        wasmtime_version(),
+        hasher.finish()
+    )
+}
+
+/// The wasmtime version this binary was built with.
+pub(crate) fn wasmtime_version() -> &'static str {
+    // Kept in step with the workspace's `wasmtime` requirement by a unit test below.
+    "48.0"
+}
+
+fn store(component: &Component, dir: &Path, entry: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    let artifact = component
+        .serialize()
+        .map_err(|e| std::io::Error::other(e.to_string()))?;
+    let temp = dir.join(format!(
+        ".{}.{}.tmp",
+        entry
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("entry"),
+        std::process::id()
+    ));
+    std::fs::write(&temp, artifact)?;
+    std::fs::rename(&temp, entry).inspect_err(|_| {
+        let _ = std::fs::remove_file(&temp);
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn version_in_entry_names_matches_the_workspace_dependency() {
+        let manifest = include_str!("../../../Cargo.toml");
+        let line = manifest
+            .lines()
+            .find(|l| l.starts_with("wasmtime = "))
+            .unwrap();
+        assert!(
+            line.contains(&format!("version = \"{}", wasmtime_version())),
+            "{line}"
+        );
+    }
+}

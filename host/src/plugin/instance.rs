@@ -1,0 +1,277 @@
+//! One sandboxed instance of a plugin with its accumulator: every call runs under the
+//! per-call deadline and memory cap, and every failure becomes an error naming the plugin
+//! and the function.
+
+use arrow::array::{ArrayRef, BinaryArray};
+use wasmtime::component::ResourceAny;
+use wasmtime::{Store, Trap};
+
+use super::bindings::exports::laminar::udaf::aggregate::Signature;
+use super::bindings::{Column, Udaf};
+use super::columns::{from_column, states_from_plugin, states_to_plugin};
+use super::load::{root_cause, Plugin};
+use super::runtime::Runtime;
+use super::sandbox::{HostState, SandboxLimits};
+use crate::error::{Error, Result};
+
+/// A plugin instance holding one accumulator resource.
+pub(crate) struct PluginInstance {
+    name: String,
+    store: Store<HostState>,
+    bindings: Udaf,
+    accumulator: ResourceAny,
+    limits: SandboxLimits,
+    returns: super::types::PluginType,
+    /// Set after a trap: the instance's memory may be inconsistent, so it is not called again.
+    poisoned: Option<String>,
+}
+
+impl std::fmt::Debug for PluginInstance {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PluginInstance")
+            .field("plugin", &self.name)
+            .field("memory_bytes", &self.memory_bytes())
+            .finish()
+    }
+}
+
+impl PluginInstance {
+    /// Instantiates `plugin` and creates its accumulator.
+    pub(crate) fn new(plugin: &Plugin) -> Result<Self> {
+        let name = plugin.name().to_string();
+        let (mut store, bindings) = instantiate(plugin, &name)?;
+        let accumulator = guarded(&mut store, &name, "constructor", plugin.limits(), |store| {
+            bindings
+                .laminar_udaf_aggregate()
+                .accumulator()
+                .call_constructor(store)
+                .map(Ok)
+        })?;
+        Ok(Self {
+            name,
+            store,
+            bindings,
+            accumulator,
+            limits: plugin.limits(),
+            returns: plugin.info().returns,
+            poisoned: None,
+        })
+    }
+
+    /// Calls `describe` in a throw-away instance (used while loading).
+    pub(crate) fn describe(plugin: &Plugin, name: &str) -> Result<Signature> {
+        let (mut store, bindings) = instantiate(plugin, name)?;
+        guarded(&mut store, name, "describe", plugin.limits(), |store| {
+            bindings
+                .laminar_udaf_aggregate()
+                .call_describe(store)
+                .map(Ok)
+        })
+    }
+
+    /// Bytes of linear memory the instance holds.
+    pub(crate) fn memory_bytes(&self) -> usize {
+        self.store.data().limiter.current
+    }
+
+    /// Adds a batch: row `i` of `args` belongs to group `group_ids[i]`.
+    pub(crate) fn update(
+        &mut self,
+        group_ids: &[u32],
+        total_groups: u32,
+        args: &[Column],
+    ) -> Result<()> {
+        self.call("update", |bindings, accumulator, store| {
+            bindings.laminar_udaf_aggregate().accumulator().call_update(
+                store,
+                accumulator,
+                group_ids,
+                total_groups,
+                args,
+            )
+        })
+    }
+
+    /// Final values of `group_ids` (which the plugin then resets).
+    pub(crate) fn evaluate(&mut self, group_ids: &[u32]) -> Result<ArrayRef> {
+        let column = self.call("evaluate", |bindings, accumulator, store| {
+            bindings
+                .laminar_udaf_aggregate()
+                .accumulator()
+                .call_evaluate(store, accumulator, group_ids)
+        })?;
+        from_column(column, self.returns, group_ids.len()).map_err(|m| self.error("evaluate", m))
+    }
+
+    /// State bytes of `group_ids`, unchanged in the plugin.
+    pub(crate) fn state(&mut self, group_ids: &[u32]) -> Result<BinaryArray> {
+        let states = self.call("state", |bindings, accumulator, store| {
+            bindings.laminar_udaf_aggregate().accumulator().call_state(
+                store,
+                accumulator,
+                group_ids,
+            )
+        })?;
+        states_from_plugin(states, group_ids.len()).map_err(|m| self.error("state", m))
+    }
+
+    /// Merges `states` (one per id) into `group_ids`.
+    pub(crate) fn merge(
+        &mut self,
+        group_ids: &[u32],
+        total_groups: u32,
+        states: &BinaryArray,
+    ) -> Result<()> {
+        let states = states_to_plugin(states);
+        self.call("merge", |bindings, accumulator, store| {
+            bindings.laminar_udaf_aggregate().accumulator().call_merge(
+                store,
+                accumulator,
+                group_ids,
+                total_groups,
+                &states,
+            )
+        })
+    }
+
+    fn call<T>(
+        &mut self,
+        function: &str,
+        f: impl FnOnce(
+            &Udaf,
+            ResourceAny,
+            &mut Store<HostState>,
+        ) -> wasmtime::Result<std::result::Result<T, String>>,
+    ) -> Result<T> {
+        if let Some(reason) = &self.poisoned {
+            return Err(self.error(
+                function,
+                format!("not called again after an earlier failure: {reason}"),
+            ));
+        }
+        let (bindings, accumulator) = (&self.bindings, self.accumulator);
+        let result = guarded(
+            &mut self.store,
+            &self.name,
+            function,
+            self.limits,
+            |store| f(bindings, accumulator, store),
+        );
+        if let Err(Error::Plugin { message, .. }) = &result {
+            if message.starts_with(TRAP_PREFIX) {
+                self.poisoned = Some(message.clone());
+            }
+        }
+        result
+    }
+
+    fn error(&self, function: &str, message: String) -> Error {
+        Error::Plugin {
+            plugin: self.name.clone(),
+            function: function.to_string(),
+            message,
+        }
+    }
+}
+
+impl Drop for PluginInstance {
+    fn drop(&mut self) {
+        if self.poisoned.is_none() {
+            self.store
+                .set_epoch_deadline(Runtime::deadline_ticks(self.limits.call_timeout_ms));
+            let _ = self.accumulator.resource_drop(&mut self.store);
+        }
+    }
+}
+
+/// Makes a store under the plugin's limits and instantiates the component in it.
+fn instantiate(plugin: &Plugin, name: &str) -> Result<(Store<HostState>, Udaf)> {
+    let runtime = Runtime::shared().map_err(|m| plugin_error(name, "instantiate", m))?;
+    let limits = plugin.limits();
+    let mut store = Store::new(&runtime.engine, HostState::new(limits));
+    store.limiter(|state| &mut state.limiter);
+    store.epoch_deadline_trap();
+    store.set_epoch_deadline(Runtime::deadline_ticks(limits.call_timeout_ms));
+    let bindings = plugin
+        .pre()
+        .instantiate(&mut store)
+        .map_err(|e| plugin_error(name, "instantiate", explain_trap(&e, &store, limits)))?;
+    Ok((store, bindings))
+}
+
+/// Marks messages of failures that leave the instance unusable.
+const TRAP_PREFIX: &str = "trapped: ";
+
+/// Runs one call under a fresh deadline and turns every way it can fail into an error.
+fn guarded<T>(
+    store: &mut Store<HostState>,
+    name: &str,
+    function: &str,
+    limits: SandboxLimits,
+    f: impl FnOnce(&mut Store<HostState>) -> wasmtime::Result<std::result::Result<T, String>>,
+) -> Result<T> {
+    store.set_epoch_deadline(Runtime::deadline_ticks(limits.call_timeout_ms));
+    match f(store) {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(message)) => Err(plugin_error(
+            name,
+            function,
+            format!(
+                "returned an error: {}",
+                crate::error::one_line(&truncate(&message, 4096))
+            ),
+        )),
+        Err(err) => Err(plugin_error(
+            name,
+            function,
+            format!("{TRAP_PREFIX}{}", explain_trap(&err, store, limits)),
+        )),
+    }
+}
+
+/// A readable account of a trap: timeout, memory limit or the guest's own failure, with
+/// whatever the plugin printed.
+fn explain_trap(err: &wasmtime::Error, store: &Store<HostState>, limits: SandboxLimits) -> String {
+    let state = store.data();
+    let mut message = if err.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
+        format!(
+            "exceeded the time limit of {} ms per call (an endless loop?)",
+            limits.call_timeout_ms
+        )
+    } else if let Some(wanted) = state.limiter.refused {
+        format!(
+            "exceeded the memory limit of {} MiB (it asked for {} MiB)",
+            state.limiter.limit() >> 20,
+            wanted.div_ceil(1 << 20)
+        )
+    } else {
+        root_cause(err)
+    };
+    let output = state.output.text();
+    if !output.is_empty() {
+        message.push_str(&format!(
+            "; plugin output: {}",
+            crate::error::one_line(&output)
+        ));
+    }
+    message
+}
+
+fn truncate(message: &str, max: usize) -> String {
+    if message.len() <= max {
+        return message.to_string();
+    }
+    let mut end = max;
+    while !message.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &message[..end])
+}
+
+fn plugin_error(name: &str, function: &str, message: String) -> Error {
+    Error::Plugin {
+        plugin: name.to_string(),
+        function: function.to_string(),
+        message,
+    }
+}

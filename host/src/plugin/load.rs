@@ -1,0 +1,267 @@
+//! Loading a plugin file: header and ABI checks, compilation (or the cache), linking
+//! against the sandbox and reading the aggregate's description.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::bindings::UdafPre;
+use super::cache::{compile_cached, default_cache_dir, CacheOutcome};
+use super::instance::PluginInstance;
+use super::runtime::Runtime;
+use super::sandbox::SandboxLimits;
+use super::types::PluginType;
+use crate::error::{Error, Result};
+
+/// The version of the `laminar:udaf` interface this host implements.
+pub const ABI_VERSION: &str = "0.1.0";
+
+/// The exported interface every plugin must provide.
+const EXPORT: &str = "laminar:udaf/aggregate@0.1.0";
+const EXPORT_PREFIX: &str = "laminar:udaf/aggregate@";
+
+/// How plugins are loaded and sandboxed.
+#[derive(Debug, Clone)]
+pub struct LoadOptions {
+    /// Where compiled components are cached; `None` compiles on every load.
+    pub cache_dir: Option<PathBuf>,
+    /// Memory and time limits for every instance.
+    pub limits: SandboxLimits,
+}
+
+impl Default for LoadOptions {
+    /// The default cache directory ([`default_cache_dir`]) and default limits.
+    fn default() -> Self {
+        Self {
+            cache_dir: default_cache_dir(),
+            limits: SandboxLimits::default(),
+        }
+    }
+}
+
+/// What a loaded plugin is and how loading went.
+#[derive(Debug, Clone)]
+pub struct PluginInfo {
+    /// The name SQL uses (the registered name, else the plugin's own).
+    pub name: String,
+    /// The name the plugin gives itself in `describe`.
+    pub declared_name: String,
+    /// Argument types, in order.
+    pub args: Vec<PluginType>,
+    /// Result type.
+    pub returns: PluginType,
+    /// Version of the plugin's state encoding.
+    pub state_version: u32,
+    /// The `laminar:udaf` version the component was built for.
+    pub abi_version: String,
+    /// The file it was loaded from.
+    pub path: PathBuf,
+    /// Size of the component file in bytes.
+    pub size_bytes: usize,
+    /// Whether the compiled code came from the cache.
+    pub cache: CacheOutcome,
+    /// Time to compile the component or load it from the cache.
+    pub compile_time: Duration,
+}
+
+/// A loaded, linked plugin from which any number of sandboxed instances are made.
+pub struct Plugin {
+    info: PluginInfo,
+    pre: UdafPre<super::sandbox::HostState>,
+    limits: SandboxLimits,
+}
+
+impl std::fmt::Debug for Plugin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Plugin").field("info", &self.info).finish()
+    }
+}
+
+impl Plugin {
+    /// Loads the component at `path`; `name` overrides the name it declares.
+    pub fn load(path: &Path, name: Option<&str>, options: &LoadOptions) -> Result<Arc<Plugin>> {
+        let fail = |message: String| Error::PluginLoad {
+            path: path.display().to_string(),
+            message,
+        };
+        let bytes = std::fs::read(path).map_err(|e| fail(e.to_string()))?;
+        check_header(&bytes).map_err(fail)?;
+        let runtime = Runtime::shared().map_err(fail)?;
+        let compiled = compile_cached(&runtime.engine, &bytes, options.cache_dir.as_deref())
+            .map_err(|e| fail(format!("not a valid component: {}", root_cause(&e))))?;
+        check_exports(&runtime.engine, &compiled.component).map_err(fail)?;
+        let instance_pre = runtime
+            .linker
+            .instantiate_pre(&compiled.component)
+            .map_err(|e| {
+                fail(format!(
+                    "it needs an import the plugin sandbox does not provide ({}); plugins may \
+                 import only WASI clocks, random, stdio and the CLI environment",
+                    root_cause(&e)
+                ))
+            })?;
+        let pre = UdafPre::new(instance_pre).map_err(|e| {
+            fail(format!(
+                "it exports {EXPORT} with other types than wit/laminar-udaf.wit declares: {}",
+                root_cause(&e)
+            ))
+        })?;
+        let mut plugin = Plugin {
+            info: PluginInfo {
+                name: String::new(),
+                declared_name: String::new(),
+                args: Vec::new(),
+                returns: PluginType::Float64,
+                state_version: 0,
+                abi_version: ABI_VERSION.to_string(),
+                path: path.to_path_buf(),
+                size_bytes: bytes.len(),
+                cache: compiled.outcome,
+                compile_time: compiled.elapsed,
+            },
+            pre,
+            limits: options.limits,
+        };
+        let label = name.unwrap_or("plugin").to_string();
+        let signature =
+            PluginInstance::describe(&plugin, &label).map_err(|e| fail(e.to_string()))?;
+        let declared = signature.name.trim().to_ascii_lowercase();
+        let chosen = name
+            .map(|n| n.trim().to_ascii_lowercase())
+            .unwrap_or_else(|| declared.clone());
+        check_name(&chosen).map_err(fail)?;
+        if signature.args.is_empty() || signature.args.len() > 16 {
+            return Err(fail(format!(
+                "it declares {} arguments; an aggregate takes 1 to 16",
+                signature.args.len()
+            )));
+        }
+        plugin.info.name = chosen;
+        plugin.info.declared_name = declared;
+        plugin.info.args = signature.args.into_iter().map(PluginType::from).collect();
+        plugin.info.returns = signature.returns.into();
+        plugin.info.state_version = signature.state_version;
+        Ok(Arc::new(plugin))
+    }
+
+    /// What the plugin is.
+    pub fn info(&self) -> &PluginInfo {
+        &self.info
+    }
+
+    /// The name SQL uses.
+    pub fn name(&self) -> &str {
+        &self.info.name
+    }
+
+    pub(crate) fn pre(&self) -> &UdafPre<super::sandbox::HostState> {
+        &self.pre
+    }
+
+    pub(crate) fn limits(&self) -> SandboxLimits {
+        self.limits
+    }
+}
+
+/// Tells a component from a core module or something else, by the 8-byte preamble.
+fn check_header(bytes: &[u8]) -> std::result::Result<(), String> {
+    if bytes.len() < 8 || &bytes[..4] != b"\0asm" {
+        return Err("not a WebAssembly file (it does not start with the \\0asm preamble)".into());
+    }
+    match &bytes[4..8] {
+        [0x0d, 0x00, 0x01, 0x00] => Ok(()),
+        [0x01, 0x00, 0x00, 0x00] => Err(
+            "it is a core WebAssembly module, not a component; build the plugin for \
+             wasm32-wasip2 (or wrap a module with `wasm-tools component new`)"
+                .into(),
+        ),
+        other => Err(format!(
+            "unknown WebAssembly version or layer {other:02x?}; expected a component"
+        )),
+    }
+}
+
+/// Checks the component exports `laminar:udaf/aggregate` at the version this host speaks.
+fn check_exports(
+    engine: &wasmtime::Engine,
+    component: &wasmtime::component::Component,
+) -> std::result::Result<(), String> {
+    let exports: Vec<String> = component
+        .component_type()
+        .exports(engine)
+        .map(|(name, _)| name.to_string())
+        .collect();
+    if exports.iter().any(|e| e == EXPORT) {
+        return Ok(());
+    }
+    if let Some(other) = exports.iter().find(|e| e.starts_with(EXPORT_PREFIX)) {
+        let version = &other[EXPORT_PREFIX.len()..];
+        return Err(format!(
+            "it was built for laminar:udaf@{version}, but this Laminar implements \
+             laminar:udaf@{ABI_VERSION}; rebuild the plugin against wit/laminar-udaf.wit \
+             of this release"
+        ));
+    }
+    Err(format!(
+        "it does not export {EXPORT}, so it is not a Laminar aggregate (it exports: {}); \
+         build it from wit/laminar-udaf.wit, world `udaf`",
+        if exports.is_empty() {
+            "nothing".to_string()
+        } else {
+            exports.join(", ")
+        }
+    ))
+}
+
+/// SQL names: a letter or `_`, then letters, digits or `_`.
+fn check_name(name: &str) -> std::result::Result<(), String> {
+    let mut chars = name.chars();
+    let ok = chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "'{name}' is not a usable SQL function name (letters, digits and _, not starting \
+             with a digit)"
+        ))
+    }
+}
+
+/// The innermost message of a wasmtime error chain, on one line.
+pub(crate) fn root_cause(err: &wasmtime::Error) -> String {
+    let message = err
+        .chain()
+        .last()
+        .map(|c| c.to_string())
+        .unwrap_or_else(|| err.to_string());
+    crate::error::one_line(&message)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_tells_components_modules_and_garbage_apart() {
+        assert!(check_header(b"\0asm\x0d\0\x01\0rest").is_ok());
+        assert!(check_header(b"\0asm\x01\0\0\0")
+            .unwrap_err()
+            .contains("core WebAssembly module"));
+        assert!(check_header(b"hello, world")
+            .unwrap_err()
+            .contains("not a WebAssembly file"));
+        assert!(check_header(b"\0as").is_err());
+    }
+
+    #[test]
+    fn names_must_be_sql_identifiers() {
+        assert!(check_name("approx_percentile").is_ok());
+        assert!(check_name("_x1").is_ok());
+        assert!(check_name("1x").is_err());
+        assert!(check_name("my-agg").is_err());
+        assert!(check_name("").is_err());
+    }
+}

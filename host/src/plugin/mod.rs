@@ -1,0 +1,46 @@
+//! User-defined aggregates as WebAssembly components (`wit/laminar-udaf.wit`).
+//!
+//! ```text
+//!  file ──▶ load: header check ─▶ compile (or cached) ─▶ ABI check ─▶ InstancePre ─▶ describe
+//!                                                                         │
+//!      query ─▶ PluginAccumulator (streaming) / PluginUdaf (DataFusion) ──┘ one instance each
+//! ```
+//!
+//! The module owns the Wasm engine, the sandbox, the disk cache and the conversion of
+//! Arrow columns; it must not know about windows or SQL beyond the `AggregateUDF` it
+//! registers. Every failure of a plugin becomes an [`crate::Error`] naming the plugin and
+//! the function; nothing a plugin does can panic the host.
+
+mod accumulator;
+mod cache;
+mod columns;
+mod instance;
+mod load;
+mod runtime;
+mod sandbox;
+mod types;
+mod udaf;
+
+#[allow(missing_docs, clippy::all)]
+mod bindings {
+    wasmtime::component::bindgen!({
+        world: "udaf",
+        path: "../wit",
+    });
+    pub(crate) use exports::laminar::udaf::aggregate::{Column, ColumnData, DataType, VarBinary};
+}
+
+pub use cache::{default_cache_dir, CacheOutcome, CACHE_DIR_ENV};
+pub use load::{LoadOptions, Plugin, PluginInfo, ABI_VERSION};
+pub use sandbox::SandboxLimits;
+pub use types::PluginType;
+pub use udaf::PluginUdaf;
+
+pub(crate) use accumulator::PluginAccumulator;
+
+/// A streaming accumulator backed by a fresh instance of `plugin` (one per query operator).
+pub fn plugin_accumulator(
+    plugin: std::sync::Arc<Plugin>,
+) -> crate::Result<Box<dyn crate::aggregate::GroupAccumulator>> {
+    Ok(Box::new(PluginAccumulator::new(plugin)?))
+}
