@@ -1,0 +1,69 @@
+//! Fixture `wrong_count`: a SUM of `f64` whose `evaluate` returns one value fewer than the
+//! group ids it was given (the last group's value is missing); everything else behaves.
+
+mod common;
+
+use common::SumGroups;
+use laminar_guest::bindings::exports::laminar::udaf::aggregate::{
+    Column, ColumnData, DataType, Guest, GuestAccumulator, Signature, VarBinary,
+};
+
+/// The exported aggregate.
+pub struct WrongCount;
+
+impl Guest for WrongCount {
+    type Accumulator = Accumulator;
+
+    fn describe() -> Signature {
+        Signature {
+            name: "wrong_count".to_string(),
+            args: vec![DataType::Float64],
+            returns: DataType::Float64,
+            state_version: 1,
+        }
+    }
+}
+
+/// Per-group sums.
+pub struct Accumulator(SumGroups);
+
+impl GuestAccumulator for Accumulator {
+    fn new() -> Self {
+        Self(SumGroups::default())
+    }
+
+    fn update(
+        &self,
+        group_ids: Vec<u32>,
+        total_groups: u32,
+        args: Vec<Column>,
+    ) -> Result<(), String> {
+        self.0.update_with(&group_ids, total_groups, &args, |x| x)
+    }
+
+    fn evaluate(&self, group_ids: Vec<u32>) -> Result<Column, String> {
+        let mut sums = self.0.take(&group_ids)?;
+        // The misbehaviour: drop the last value.
+        sums.pop();
+        Ok(Column {
+            data: ColumnData::Float64(sums),
+            validity: None,
+        })
+    }
+
+    fn state(&self, group_ids: Vec<u32>) -> Result<VarBinary, String> {
+        Ok(self.0.state(&group_ids))
+    }
+
+    fn merge(
+        &self,
+        group_ids: Vec<u32>,
+        total_groups: u32,
+        states: VarBinary,
+    ) -> Result<(), String> {
+        self.0.merge(&group_ids, total_groups, &states)
+    }
+}
+
+#[cfg(target_arch = "wasm32")]
+laminar_guest::bindings::__export_udaf_world!(WrongCount with_types_in laminar_guest::bindings);

@@ -1,0 +1,26 @@
+//! Hostile and malformed Laminar plugins: fixtures for the host's plugin sandbox tests.
+//!
+//! This library is empty; every fixture is an example of this crate, built as its own
+//! WebAssembly component with
+//! `cargo build --release --target wasm32-wasip2 -p laminar-test-guests --examples`, which
+//! writes `target/wasm32-wasip2/release/examples/NAME.wasm`:
+//!
+//! | example         | what the host must survive                                                  |
+//! |-----------------|-----------------------------------------------------------------------------|
+//! | `infinite_loop` | `update` never returns (needs fuel or epoch interruption)                   |
+//! | `memory_bomb`   | `update` allocates and writes 1 MiB blocks forever (needs a memory limit)   |
+//! | `panics`        | `update` panics with "boom: the plugin gave up" (a trap)                    |
+//! | `wrong_count`   | `evaluate` returns one value fewer than the group ids it was given          |
+//! | `wrong_type`    | declares a DOUBLE result, `evaluate` returns a BIGINT column                |
+//! | `opens_file`    | `update` reads `/etc/hostname` and `$HOME`; fails with an error if it can't |
+//! | `wrong_world`   | a plain `wasi:cli/command` program that does not export `laminar:udaf`      |
+//! | `future_abi`    | exports `laminar:udaf/aggregate@0.2.0` instead of `@0.1.0`                  |
+//!
+//! The aggregates that misbehave only in their output (`wrong_count`, `wrong_type`,
+//! `opens_file`) implement the exported interface directly, through
+//! `laminar_guest::bindings`, around a well-behaved per-group SUM (`examples/common`).
+//! `future_abi` generates its own bindings from `wit-future/laminar-udaf.wit`, a copy of
+//! `wit/laminar-udaf.wit` whose only change is the package version.
+//!
+//! The components are exported only when built for `wasm32`: natively the examples compile
+//! (for `cargo clippy --all-targets`) but export nothing.
