@@ -19,18 +19,14 @@
 //!     const RETURNS: DataType = DataType::Float64;
 //!
 //!     fn update(state: &mut (f64, u64), args: &Args<'_>) {
-//!         let x = args.f64(0);
+//!         let x = args.f64(0); // rows with a NULL argument never get here
 //!         if x > 0.0 {
-//!             state.0 += x.ln();
-//!             state.1 += 1;
+//!             *state = (state.0 + x.ln(), state.1 + 1);
 //!         }
 //!     }
-//!
 //!     fn merge(state: &mut (f64, u64), other: (f64, u64)) {
-//!         state.0 += other.0;
-//!         state.1 += other.1;
+//!         *state = (state.0 + other.0, state.1 + other.1);
 //!     }
-//!
 //!     fn evaluate((log_sum, n): (f64, u64)) -> Value {
 //!         if n == 0 { Value::Null } else { Value::Float64((log_sum / n as f64).exp()) }
 //!     }
@@ -99,12 +95,17 @@ pub trait Aggregate: 'static {
 }
 
 /// Exports an [`Aggregate`] implementation as the component's `laminar:udaf/aggregate`.
-/// Call it once per crate.
+/// Call it once per crate. The exports are compiled for `wasm32` targets only, so the same
+/// crate also builds natively for its unit tests.
 #[macro_export]
 macro_rules! export_aggregate {
     ($aggregate:ty) => {
+        // Exports exist only in the Wasm build; a native build (unit tests of the crate)
+        // compiles the aggregate without them.
+        #[cfg(target_arch = "wasm32")]
         #[doc(hidden)]
         type __LaminarExportedPlugin = $crate::Plugin<$aggregate>;
+        #[cfg(target_arch = "wasm32")]
         $crate::bindings::__export_udaf_world!(
             __LaminarExportedPlugin with_types_in $crate::bindings
         );

@@ -160,6 +160,11 @@ impl GroupTable {
         closed
     }
 
+    /// The open windows, oldest first.
+    pub(crate) fn open_windows(&self) -> impl Iterator<Item = (i64, &OpenWindow)> {
+        self.open.iter().map(|(start, window)| (*start, window))
+    }
+
     /// Removes and returns every open window, oldest first.
     pub(crate) fn close_all(&mut self) -> Vec<(i64, OpenWindow)> {
         std::mem::take(&mut self.open).into_iter().collect()

@@ -7,7 +7,7 @@ mod window_aggregate;
 
 pub use filter::FilterOperator;
 pub use project::ProjectOperator;
-pub use window_aggregate::{AggregateCall, GroupColumn, WindowAggregate};
+pub use window_aggregate::{AggregateCall, GroupColumn, WindowAggregate, WindowSnapshot};
 
 use arrow::record_batch::RecordBatch;
 

@@ -14,8 +14,8 @@ use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, AsArray, Int64Array};
 use arrow::compute::cast;
-use arrow::datatypes::{DataType, Int64Type, SchemaRef};
-use arrow::record_batch::RecordBatch;
+use arrow::datatypes::{DataType, Field, Int64Type, Schema, SchemaRef};
+use arrow::record_batch::{RecordBatch, RecordBatchOptions};
 use datafusion_physical_expr::PhysicalExpr;
 
 use super::execution_error;
@@ -42,6 +42,16 @@ pub struct AggregateCall {
     pub args: Vec<Arc<dyn PhysicalExpr>>,
     /// The state of every group.
     pub accumulator: Box<dyn GroupAccumulator>,
+}
+
+/// The open state of a [`WindowAggregate`], as a checkpoint stores it.
+#[derive(Debug, Clone)]
+pub struct WindowSnapshot {
+    /// Windows emitted before the snapshot.
+    pub windows_emitted: u64,
+    /// Every open window, oldest first: its start (epoch ms) and its groups, one row each:
+    /// the key columns, then one binary state column per aggregate call.
+    pub windows: Vec<(i64, RecordBatch)>,
 }
 
 /// Tumbling-window GROUP BY with watermark-driven, exactly-once emission.
@@ -163,6 +173,69 @@ impl WindowAggregate {
     pub fn finish(&mut self) -> Result<Vec<RecordBatch>> {
         let closed = self.table.close_all();
         self.emit(closed)
+    }
+
+    /// The state of every open window: its groups' keys and each aggregate's state bytes
+    /// (for Wasm plugins, the bytes their `state` export returns). The operator is not
+    /// changed; [`WindowAggregate::restore`] on a fresh operator of the same query brings
+    /// it back, which is what a checkpoint stores and recovery loads.
+    pub fn snapshot(&mut self) -> Result<WindowSnapshot> {
+        let mut windows = Vec::new();
+        for (start, groups) in self.table.open_windows() {
+            let mut columns = self.table.key_columns(groups, &self.key_types)?;
+            for call in &mut self.calls {
+                columns.push(Arc::new(call.accumulator.state(&groups.slots)?));
+            }
+            let fields: Vec<Field> = columns
+                .iter()
+                .enumerate()
+                .map(|(i, c)| Field::new(format!("c{i}"), c.data_type().clone(), true))
+                .collect();
+            let options = RecordBatchOptions::new().with_row_count(Some(groups.slots.len()));
+            let batch = RecordBatch::try_new_with_options(
+                Arc::new(Schema::new(fields)),
+                columns,
+                &options,
+            )?;
+            windows.push((start, batch));
+        }
+        Ok(WindowSnapshot {
+            windows_emitted: self.windows_emitted,
+            windows,
+        })
+    }
+
+    /// Loads a snapshot taken by [`WindowAggregate::snapshot`] into this operator, which
+    /// must hold no open windows yet.
+    pub fn restore(&mut self, snapshot: &WindowSnapshot) -> Result<()> {
+        if self.table.open_groups() > 0 {
+            return Err(Error::Execution(
+                "a snapshot can only be restored into an operator with no open windows".into(),
+            ));
+        }
+        let keys = self.key_types.len();
+        for (start, batch) in &snapshot.windows {
+            if batch.num_columns() != keys + self.calls.len() {
+                return Err(Error::Execution(format!(
+                    "snapshot of window {start} has {} columns, this query needs {}",
+                    batch.num_columns(),
+                    keys + self.calls.len()
+                )));
+            }
+            self.starts.clear();
+            self.starts.resize(batch.num_rows(), *start);
+            self.table
+                .intern(&self.starts, &batch.columns()[..keys], &mut self.slots)?;
+            let num_slots = self.table.num_slots();
+            for (call, states) in self.calls.iter_mut().zip(&batch.columns()[keys..]) {
+                let states = states.as_binary_opt::<i32>().ok_or_else(|| {
+                    Error::Execution(format!("snapshot state of window {start} is not binary"))
+                })?;
+                call.accumulator.merge(states, &self.slots, num_slots)?;
+            }
+        }
+        self.windows_emitted = snapshot.windows_emitted;
+        Ok(())
     }
 
     fn emit(&mut self, closed: Vec<(i64, OpenWindow)>) -> Result<Vec<RecordBatch>> {

@@ -43,9 +43,6 @@ impl Aggregate for WasmSum {
     }
 }
 
-// Exported only in the Wasm build: natively the crate is a plain library for tests (and a
-// native cdylib cannot carry the component's export names, which contain ':' and '#').
-#[cfg(target_arch = "wasm32")]
 laminar_guest::export_aggregate!(WasmSum);
 
 #[cfg(test)]
