@@ -151,7 +151,10 @@ fn run_laminar(
     batches: &[RecordBatch],
     batch_size: usize,
 ) -> BoxResult<(Duration, Vec<RecordBatch>)> {
-    let mut engine = Engine::with_config(EngineConfig { batch_size });
+    let mut engine = Engine::with_config(EngineConfig {
+        batch_size,
+        ..EngineConfig::default()
+    });
     let watermark = WatermarkSpec {
         column: "ts".into(),
         delay_ms: DISORDER_MS as i64,
