@@ -1,4 +1,7 @@
-//! Shared pieces of Laminar's benchmarks: the compared queries and a small seeded RNG.
+//! Shared pieces of Laminar's benchmarks: the compared queries, a small seeded RNG and
+//! the paths of the Wasm guests built from source by `laminar-tests`.
+
+use std::path::PathBuf;
 
 /// Laminar's windowed query: per auction and 10 s tumbling window, the count, sum, min,
 /// max and average of the price, emitted as each window closes.
@@ -38,4 +41,35 @@ impl SplitMix64 {
     pub fn below(&mut self, n: u64) -> u64 {
         self.next_u64() % n
     }
+}
+
+/// The component built from source for guest `name` (see `laminar_tests::guest`), or why
+/// it is not available: not built (Python and JavaScript guests need their toolchains),
+/// unknown, or missing on disk. Never panics, so a bench can skip the guest and say why.
+pub fn guest_path(name: &str) -> Result<PathBuf, String> {
+    // `laminar_tests::guest` panics with the reason; turn that into an error, quietly.
+    let hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    let found = std::panic::catch_unwind(|| laminar_tests::guest(name));
+    std::panic::set_hook(hook);
+    let path = found.map_err(|payload| {
+        payload
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| payload.downcast_ref::<&str>().map(|s| (*s).to_string()))
+            .unwrap_or_else(|| format!("guest {name} is not available"))
+    })?;
+    if path.is_file() {
+        Ok(path)
+    } else {
+        Err(format!(
+            "guest {name} was built, but {} is missing",
+            path.display()
+        ))
+    }
+}
+
+/// The first line of `reason`, for one-line skip messages.
+pub fn first_line(reason: &str) -> &str {
+    reason.lines().next().unwrap_or(reason)
 }

@@ -1,0 +1,173 @@
+//! Criterion benches of the plugin call path: what one grouped accumulator update costs
+//! per row when the aggregate is a Wasm component, against a native accumulator.
+//!
+//! ```text
+//! cargo bench -p laminar-benches --bench plugin_call -- --warm-up-time 1 --measurement-time 3
+//! ```
+//!
+//! - `plugin_call_sum_update/{native,wasm}/N`: one `GroupAccumulator::update` of `N`
+//!   Float64 rows (N = 1, 64, 1024, 8192) spread over 100 groups, native SUM vs the
+//!   `wasm_sum` guest (Arrow to WIT conversion, the call and the guest's loop).
+//! - `plugin_call_geomean_update/{rust,python,javascript}/8192`: the same for the
+//!   geometric-mean guest written in Rust, Python (componentize-py) and JavaScript.
+//! - `plugin_call_median/update_evaluate/8192`: the Wasm `median` guest, one update of 8192
+//!   rows then `evaluate` of the 100 groups (which resets them, so state stays bounded).
+//!
+//! Throughput is per row. Guests come from `laminar-tests` (built from source); one that is
+//! unavailable (the Python and JavaScript toolchains are optional) is skipped with a message.
+
+use std::hint::black_box;
+use std::sync::Arc;
+use std::time::Duration;
+
+use criterion::{criterion_main, BenchmarkId, Criterion, Throughput};
+use datafusion::arrow::array::{ArrayRef, Float64Array};
+use datafusion::arrow::datatypes::DataType;
+use laminar::aggregate::{native_accumulator, GroupAccumulator};
+use laminar::plugin::{plugin_accumulator, Plugin};
+use laminar_benches::{first_line, guest_path, SplitMix64};
+
+/// Rows per update in the batch-size sweep.
+const BATCH_SIZES: [usize; 4] = [1, 64, 1024, 8192];
+/// Rows per update in the per-language and median benches.
+const ROWS: usize = 8192;
+/// Distinct groups the rows of an update spread over.
+const GROUPS: usize = 100;
+
+/// One update's inputs: `rows` positive prices and group ids spread over [`GROUPS`].
+struct Input {
+    args: [ArrayRef; 1],
+    slots: Vec<u32>,
+}
+
+impl Input {
+    /// Deterministic inputs of `rows` rows.
+    fn new(rows: usize) -> Self {
+        let mut rng = SplitMix64::new(rows as u64);
+        let slots = (0..rows).map(|_| rng.below(GROUPS as u64) as u32).collect();
+        let prices = Float64Array::from_iter_values(
+            (0..rows).map(|_| (100 + rng.below(100_000)) as f64 / 100.0),
+        );
+        Self {
+            args: [Arc::new(prices)],
+            slots,
+        }
+    }
+}
+
+/// Guest `guest` loaded with the shared test plugin cache, or `None` after printing why
+/// it is skipped.
+fn load(guest: &str) -> Option<Arc<Plugin>> {
+    let loaded = guest_path(guest).and_then(|path| {
+        Plugin::load(&path, None, &laminar_tests::plugin_options()).map_err(|e| e.to_string())
+    });
+    match loaded {
+        Ok(plugin) => Some(plugin),
+        Err(reason) => {
+            println!("skipping guest {guest}: {}", first_line(&reason));
+            None
+        }
+    }
+}
+
+/// A fresh accumulator of `plugin`, already grown to [`GROUPS`] groups by one update.
+fn accumulator(plugin: &Arc<Plugin>, input: &Input) -> Box<dyn GroupAccumulator> {
+    let mut acc = plugin_accumulator(Arc::clone(plugin)).expect("the plugin instantiates");
+    update(acc.as_mut(), input);
+    acc
+}
+
+/// One update of `input`, every id below [`GROUPS`].
+fn update(acc: &mut dyn GroupAccumulator, input: &Input) {
+    acc.update(black_box(&input.args), black_box(&input.slots), GROUPS)
+        .expect("update with valid group ids succeeds");
+}
+
+/// Native SUM against `wasm_sum`, one update of N rows, for each N in [`BATCH_SIZES`].
+fn sum_update(c: &mut Criterion) {
+    let wasm = load("sum");
+    let mut group = c.benchmark_group("plugin_call_sum_update");
+    for rows in BATCH_SIZES {
+        let input = Input::new(rows);
+        group.throughput(Throughput::Elements(rows as u64));
+        group.bench_with_input(BenchmarkId::new("native", rows), &input, |b, input| {
+            let mut acc = native_accumulator("sum", Some(&DataType::Float64), &DataType::Float64)
+                .expect("SUM over Float64 is a native aggregate");
+            update(acc.as_mut(), input);
+            b.iter(|| update(acc.as_mut(), input));
+        });
+        if let Some(plugin) = &wasm {
+            group.bench_with_input(BenchmarkId::new("wasm", rows), &input, |b, input| {
+                let mut acc = accumulator(plugin, input);
+                b.iter(|| update(acc.as_mut(), input));
+            });
+        }
+    }
+    group.finish();
+}
+
+/// The geometric-mean guest in Rust, Python and JavaScript, one update of [`ROWS`] rows.
+fn geomean_update(c: &mut Criterion) {
+    let input = Input::new(ROWS);
+    let mut group = c.benchmark_group("plugin_call_geomean_update");
+    group.throughput(Throughput::Elements(ROWS as u64));
+    for (language, guest) in [
+        ("rust", "geomean"),
+        ("python", "py_geomean"),
+        ("javascript", "js_geomean"),
+    ] {
+        let Some(plugin) = load(guest) else { continue };
+        group.bench_with_input(BenchmarkId::new(language, ROWS), &input, |b, input| {
+            let mut acc = accumulator(&plugin, input);
+            b.iter(|| update(acc.as_mut(), input));
+        });
+    }
+    group.finish();
+}
+
+/// The Wasm median: one update of [`ROWS`] rows, then `evaluate` of every group.
+fn median_update_evaluate(c: &mut Criterion) {
+    let Some(plugin) = load("median") else { return };
+    let input = Input::new(ROWS);
+    let all: Vec<u32> = (0..GROUPS as u32).collect();
+    let mut group = c.benchmark_group("plugin_call_median");
+    group.throughput(Throughput::Elements(ROWS as u64));
+    group.bench_with_input(
+        BenchmarkId::new("update_evaluate", ROWS),
+        &input,
+        |b, input| {
+            let mut acc = accumulator(&plugin, input);
+            acc.evaluate(&all)
+                .expect("evaluate of valid groups succeeds");
+            b.iter(|| {
+                update(acc.as_mut(), input);
+                black_box(
+                    acc.evaluate(&all)
+                        .expect("evaluate of valid groups succeeds"),
+                );
+            });
+        },
+    );
+    group.finish();
+}
+
+/// Modest sampling; command-line options (`--measurement-time` …) override it.
+fn config() -> Criterion {
+    Criterion::default()
+        .sample_size(30)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3))
+}
+
+/// The criterion entry points; `criterion_group!` generates an undocumented `pub fn`.
+mod harness {
+    #![allow(missing_docs)]
+
+    criterion::criterion_group! {
+        name = benches;
+        config = super::config();
+        targets = super::sum_update, super::geomean_update, super::median_update_evaluate
+    }
+}
+
+criterion_main!(harness::benches);
