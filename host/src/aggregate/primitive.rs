@@ -13,8 +13,9 @@ use crate::error::Result;
 
 /// Folds every non-NULL value of a slot with `fold`; a slot that saw no value is NULL.
 pub(crate) struct PrimitiveAccumulator<T: ArrowPrimitiveType, F> {
-    values: Vec<T::Native>,
-    seen: Vec<bool>,
+    /// Per slot: the folded value and whether any value arrived (kept together so an
+    /// update touches one place per row).
+    slots: Vec<(T::Native, bool)>,
     identity: T::Native,
     fold: F,
     data_type: DataType,
@@ -24,7 +25,7 @@ impl<T: ArrowPrimitiveType, F> fmt::Debug for PrimitiveAccumulator<T, F> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("PrimitiveAccumulator")
             .field("data_type", &self.data_type)
-            .field("slots", &self.values.len())
+            .field("slots", &self.slots.len())
             .finish()
     }
 }
@@ -37,8 +38,7 @@ where
     /// An accumulator producing `data_type`, starting each slot at `identity`.
     pub(crate) fn new(data_type: DataType, identity: T::Native, fold: F) -> Self {
         Self {
-            values: Vec::new(),
-            seen: Vec::new(),
+            slots: Vec::new(),
             identity,
             fold,
             data_type,
@@ -52,9 +52,8 @@ where
     F: Fn(&mut T::Native, T::Native) + Send,
 {
     fn update(&mut self, args: &[ArrayRef], slots: &[u32], num_slots: usize) -> Result<()> {
-        if self.values.len() < num_slots {
-            self.values.resize(num_slots, self.identity);
-            self.seen.resize(num_slots, false);
+        if self.slots.len() < num_slots {
+            self.slots.resize(num_slots, (self.identity, false));
         }
         let input = if args[0].data_type() == &self.data_type {
             Arc::clone(&args[0])
@@ -67,16 +66,18 @@ where
             None => {
                 for (&v, &slot) in values.iter().zip(slots) {
                     let slot = slot as usize;
-                    (self.fold)(&mut self.values[slot], v);
-                    self.seen[slot] = true;
+                    let state = &mut self.slots[slot];
+                    (self.fold)(&mut state.0, v);
+                    state.1 = true;
                 }
             }
             Some(nulls) => {
                 for ((&v, &slot), valid) in values.iter().zip(slots).zip(nulls.iter()) {
                     if valid {
                         let slot = slot as usize;
-                        (self.fold)(&mut self.values[slot], v);
-                        self.seen[slot] = true;
+                        let state = &mut self.slots[slot];
+                        (self.fold)(&mut state.0, v);
+                        state.1 = true;
                     }
                 }
             }
@@ -89,8 +90,9 @@ where
         let mut valid = Vec::with_capacity(slots.len());
         for &slot in slots {
             let slot = slot as usize;
-            out.push(std::mem::replace(&mut self.values[slot], self.identity));
-            valid.push(std::mem::replace(&mut self.seen[slot], false));
+            let (value, seen) = std::mem::replace(&mut self.slots[slot], (self.identity, false));
+            out.push(value);
+            valid.push(seen);
         }
         let nulls = NullBuffer::new(BooleanBuffer::from(valid));
         let array = PrimitiveArray::<T>::new(out.into(), Some(nulls))
@@ -103,15 +105,15 @@ where
             .iter()
             .map(|&s| {
                 let s = s as usize;
-                self.seen[s].then(|| std::slice::from_ref(&self.values[s]).to_byte_slice())
+                let (value, seen) = &self.slots[s];
+                seen.then(|| std::slice::from_ref(value).to_byte_slice())
             })
             .collect())
     }
 
     fn merge(&mut self, states: &BinaryArray, slots: &[u32], num_slots: usize) -> Result<()> {
-        if self.values.len() < num_slots {
-            self.values.resize(num_slots, self.identity);
-            self.seen.resize(num_slots, false);
+        if self.slots.len() < num_slots {
+            self.slots.resize(num_slots, (self.identity, false));
         }
         let width = std::mem::size_of::<T::Native>();
         for (state, &slot) in states.iter().zip(slots) {
@@ -125,13 +127,14 @@ where
             }
             let value = ScalarBuffer::<T::Native>::from(Buffer::from_slice_ref(bytes))[0];
             let slot = slot as usize;
-            (self.fold)(&mut self.values[slot], value);
-            self.seen[slot] = true;
+            let state = &mut self.slots[slot];
+            (self.fold)(&mut state.0, value);
+            state.1 = true;
         }
         Ok(())
     }
 
     fn size(&self) -> usize {
-        self.values.capacity() * std::mem::size_of::<T::Native>() + self.seen.capacity()
+        self.slots.capacity() * std::mem::size_of::<(T::Native, bool)>()
     }
 }

@@ -86,8 +86,19 @@ impl EventTimeStage {
         let times = event_time_millis(input.batch.column(self.column))?;
         self.keep.clear();
         self.starts.clear();
+        // Rows arrive nearly in event-time order, so most fall into the previous row's
+        // window: reuse it and skip the division.
+        let mut previous: Option<(i64, i64)> = None;
         for (row, t) in times.iter().enumerate() {
-            let start = t.and_then(|t| self.window.start_of(t));
+            let start = match (t, previous) {
+                (Some(t), Some((start, end))) if t >= start && t < end => Some(start),
+                (Some(t), _) => {
+                    let start = self.window.start_of(t);
+                    previous = start.map(|s| (s, self.window.end_of_start(s)));
+                    start
+                }
+                (None, _) => None,
+            };
             let (Some(t), Some(start)) = (t, start) else {
                 let message = match t {
                     None => format!("event-time column '{}' is NULL", self.column_name),
