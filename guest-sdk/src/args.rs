@@ -86,7 +86,7 @@ pub struct Args<'a> {
 }
 
 impl<'a> Args<'a> {
-    pub(crate) fn new(columns: &'a [ArgColumn<'a>], row: usize) -> Self {
+    fn new(columns: &'a [ArgColumn<'a>], row: usize) -> Self {
         Self { columns, row }
     }
 
@@ -135,6 +135,80 @@ impl<'a> Args<'a> {
                 std::str::from_utf8(&data[start..end]).unwrap_or("")
             }
             _ => "",
+        }
+    }
+}
+
+/// One batch of argument columns as the host sent it: typed slices for tight loops, and
+/// per-row access through [`Batch::row`].
+pub struct Batch<'a> {
+    columns: &'a [ArgColumn<'a>],
+    validity: Vec<&'a [u8]>,
+    rows: usize,
+}
+
+impl<'a> Batch<'a> {
+    pub(crate) fn new(columns: &'a [ArgColumn<'a>], validity: Vec<&'a [u8]>, rows: usize) -> Self {
+        Self {
+            columns,
+            validity,
+            rows,
+        }
+    }
+
+    /// Number of rows.
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    /// Whether no argument of any row is NULL, so the typed slices can be used as they are.
+    pub fn all_valid(&self) -> bool {
+        self.validity.is_empty()
+    }
+
+    /// Whether every argument of `row` is non-NULL.
+    #[inline]
+    pub fn is_valid(&self, row: usize) -> bool {
+        self.validity.iter().all(|bits| is_valid(Some(bits), row))
+    }
+
+    /// The arguments of `row`.
+    #[inline]
+    pub fn row(&self, row: usize) -> Args<'a> {
+        Args::new(self.columns, row)
+    }
+
+    /// Argument `i` declared as [`crate::DataType::Float64`], one value per row (the value
+    /// of a NULL row is unspecified); empty for another type.
+    pub fn f64s(&self, i: usize) -> &'a [f64] {
+        match self.columns.get(i) {
+            Some(ArgColumn::Float64(v)) => v,
+            _ => &[],
+        }
+    }
+
+    /// Argument `i` declared as [`crate::DataType::Int64`]; empty for another type.
+    pub fn i64s(&self, i: usize) -> &'a [i64] {
+        match self.columns.get(i) {
+            Some(ArgColumn::Int64(v)) => v,
+            _ => &[],
+        }
+    }
+
+    /// Argument `i` declared as [`crate::DataType::Timestamp`] (microseconds); empty for
+    /// another type.
+    pub fn timestamps(&self, i: usize) -> &'a [i64] {
+        match self.columns.get(i) {
+            Some(ArgColumn::Timestamp(v)) => v,
+            _ => &[],
+        }
+    }
+
+    /// Argument `i` declared as [`crate::DataType::Boolean`]; empty for another type.
+    pub fn bools(&self, i: usize) -> &'a [bool] {
+        match self.columns.get(i) {
+            Some(ArgColumn::Boolean(v)) => v,
+            _ => &[],
         }
     }
 }

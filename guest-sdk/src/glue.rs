@@ -4,7 +4,7 @@
 use std::cell::RefCell;
 use std::marker::PhantomData;
 
-use crate::args::{check_offsets, is_valid, ArgColumn, Args};
+use crate::args::{check_offsets, ArgColumn, Batch};
 use crate::bindings::exports::laminar::udaf::aggregate::{
     Column, ColumnData, DataType, Guest, GuestAccumulator, Signature, VarBinary,
 };
@@ -80,11 +80,11 @@ impl<A: Aggregate> GuestAccumulator for Groups<A> {
         let mut states = self.states.borrow_mut();
         Self::grow(&mut states, total_groups);
         Self::check_ids(&group_ids, states.len())?;
-        for (row, &group) in group_ids.iter().enumerate() {
-            if validity.iter().all(|bits| is_valid(Some(bits), row)) {
-                A::update(&mut states[group as usize], &Args::new(&columns, row));
-            }
-        }
+        A::update_batch(
+            &mut states,
+            &group_ids,
+            &Batch::new(&columns, validity, rows),
+        );
         Ok(())
     }
 

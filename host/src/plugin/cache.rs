@@ -6,6 +6,11 @@
 //! changed plugin, a new Laminar build or another machine never reuses a stale entry.
 //! Entries are written to a temporary file and renamed, so a crash never leaves a partial
 //! entry under a real name.
+//!
+//! Hashing a 20 MB Python component takes longer than loading its compiled form, so the
+//! content hash of a file is remembered under its fingerprint (canonical path, size,
+//! modification time and inode, as build tools do): a second load of an unchanged file
+//! reads neither the file nor its hash again.
 
 #![allow(unsafe_code)]
 
@@ -52,22 +57,43 @@ pub(crate) struct Compiled {
     pub(crate) elapsed: Duration,
 }
 
-/// Compiles `bytes`, or loads the compiled form from `cache_dir` when present.
+/// Why a component could not be obtained.
+pub(crate) enum CompileError {
+    /// The file could not be read.
+    Read(std::io::Error),
+    /// The bytes are not a valid component for this engine.
+    Invalid(wasmtime::Error),
+}
+
+/// Compiles the component at `path`, or loads its compiled form from `cache_dir`.
 pub(crate) fn compile_cached(
     engine: &Engine,
-    bytes: &[u8],
+    path: &Path,
     cache_dir: Option<&Path>,
-) -> wasmtime::Result<Compiled> {
+) -> Result<Compiled, CompileError> {
     let start = Instant::now();
     let Some(dir) = cache_dir else {
-        let component = Component::new(engine, bytes)?;
+        let bytes = std::fs::read(path).map_err(CompileError::Read)?;
+        let component = Component::new(engine, &bytes).map_err(CompileError::Invalid)?;
         return Ok(Compiled {
             component,
             outcome: CacheOutcome::Disabled,
             elapsed: start.elapsed(),
         });
     };
-    let entry = dir.join(entry_name(engine, bytes));
+    let fingerprint = fingerprint(path).map(|f| dir.join("by-file").join(f));
+    let known_hash = fingerprint
+        .as_ref()
+        .and_then(|f| std::fs::read_to_string(f).ok())
+        .filter(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()));
+    let (content, bytes) = match known_hash {
+        Some(hash) => (hash, None),
+        None => {
+            let bytes = std::fs::read(path).map_err(CompileError::Read)?;
+            (content_hash(&bytes), Some(bytes))
+        }
+    };
+    let entry = dir.join(entry_name(engine, &content));
     if entry.is_file() {
         // SAFETY: `deserialize_file` trusts the file to be an artifact produced by
         // `Component::serialize` of a compatible engine. Entries are only ever created by
@@ -89,11 +115,21 @@ pub(crate) fn compile_cached(
             }
         }
     }
-    let component = Component::new(engine, bytes)?;
-    let outcome = match store(&component, dir, &entry) {
+    let bytes = match bytes {
+        Some(bytes) => bytes,
+        None => std::fs::read(path).map_err(CompileError::Read)?,
+    };
+    let component = Component::new(engine, &bytes).map_err(CompileError::Invalid)?;
+    let outcome = match store(&component, &entry) {
         Ok(()) => CacheOutcome::Stored,
         Err(e) => CacheOutcome::NotStored(format!("{}: {e}", entry.display())),
     };
+    if let Some(fingerprint) = &fingerprint {
+        // Only a hash of bytes read in this load is remembered for the file.
+        if content == content_hash(&bytes) {
+            let _ = write_atomically(fingerprint, content.as_bytes());
+        }
+    }
     Ok(Compiled {
         component,
         outcome,
@@ -101,12 +137,38 @@ pub(crate) fn compile_cached(
     })
 }
 
-/// The entry's file name: content hash, wasmtime version, engine compatibility hash.
-fn entry_name(engine: &Engine, bytes: &[u8]) -> String {
-    let content: String = Sha256::digest(bytes)
+/// SHA-256 of `bytes`, in hex.
+fn content_hash(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
         .iter()
         .map(|b| format!("{b:02x}"))
-        .collect();
+        .collect()
+}
+
+/// A name for the file's identity: canonical path, size, modification time and inode.
+fn fingerprint(path: &Path) -> Option<String> {
+    let canonical = std::fs::canonicalize(path).ok()?;
+    let meta = std::fs::metadata(&canonical).ok()?;
+    let modified = meta
+        .modified()
+        .ok()?
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()?
+        .as_nanos();
+    #[cfg(unix)]
+    let inode = std::os::unix::fs::MetadataExt::ino(&meta);
+    #[cfg(not(unix))]
+    let inode = 0u64;
+    let identity = format!(
+        "{}\0{}\0{modified}\0{inode}",
+        canonical.display(),
+        meta.len()
+    );
+    Some(content_hash(identity.as_bytes()))
+}
+
+/// The entry's file name: content hash, wasmtime version, engine compatibility hash.
+fn entry_name(engine: &Engine, content: &str) -> String {
     let mut hasher = DefaultHasher::new();
     engine.precompile_compatibility_hash().hash(&mut hasher);
     format!(
@@ -122,21 +184,24 @@ pub(crate) fn wasmtime_version() -> &'static str {
     "48.0"
 }
 
-fn store(component: &Component, dir: &Path, entry: &Path) -> std::io::Result<()> {
-    std::fs::create_dir_all(dir)?;
+fn store(component: &Component, entry: &Path) -> std::io::Result<()> {
     let artifact = component
         .serialize()
         .map_err(|e| std::io::Error::other(e.to_string()))?;
-    let temp = dir.join(format!(
-        ".{}.{}.tmp",
-        entry
-            .file_name()
-            .and_then(|n| n.to_str())
-            .unwrap_or("entry"),
-        std::process::id()
-    ));
-    std::fs::write(&temp, artifact)?;
-    std::fs::rename(&temp, entry).inspect_err(|_| {
+    write_atomically(entry, &artifact)
+}
+
+/// Writes `data` to a temporary file beside `target`, then renames it into place.
+fn write_atomically(target: &Path, data: &[u8]) -> std::io::Result<()> {
+    let dir = target.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    let name = target
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("entry");
+    let temp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+    std::fs::write(&temp, data)?;
+    std::fs::rename(&temp, target).inspect_err(|_| {
         let _ = std::fs::remove_file(&temp);
     })
 }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::bindings::UdafPre;
-use super::cache::{compile_cached, default_cache_dir, CacheOutcome};
+use super::cache::{compile_cached, default_cache_dir, CacheOutcome, CompileError};
 use super::instance::PluginInstance;
 use super::runtime::Runtime;
 use super::sandbox::SandboxLimits;
@@ -84,11 +84,18 @@ impl Plugin {
             path: path.display().to_string(),
             message,
         };
-        let bytes = std::fs::read(path).map_err(|e| fail(e.to_string()))?;
-        check_header(&bytes).map_err(fail)?;
+        let size = std::fs::metadata(path)
+            .map_err(|e| fail(e.to_string()))?
+            .len();
+        check_header(&read_header(path).map_err(|e| fail(e.to_string()))?).map_err(fail)?;
         let runtime = Runtime::shared().map_err(fail)?;
-        let compiled = compile_cached(&runtime.engine, &bytes, options.cache_dir.as_deref())
-            .map_err(|e| fail(format!("not a valid component: {}", root_cause(&e))))?;
+        let compiled = compile_cached(&runtime.engine, path, options.cache_dir.as_deref())
+            .map_err(|e| match e {
+                CompileError::Read(e) => fail(e.to_string()),
+                CompileError::Invalid(e) => {
+                    fail(format!("not a valid component: {}", root_cause(&e)))
+                }
+            })?;
         check_exports(&runtime.engine, &compiled.component).map_err(fail)?;
         let instance_pre = runtime
             .linker
@@ -115,7 +122,7 @@ impl Plugin {
                 state_version: 0,
                 abi_version: ABI_VERSION.to_string(),
                 path: path.to_path_buf(),
-                size_bytes: bytes.len(),
+                size_bytes: usize::try_from(size).unwrap_or(usize::MAX),
                 cache: compiled.outcome,
                 compile_time: compiled.elapsed,
             },
@@ -161,6 +168,16 @@ impl Plugin {
     pub(crate) fn limits(&self) -> SandboxLimits {
         self.limits
     }
+}
+
+/// The first 8 bytes of a file (fewer if it is shorter).
+fn read_header(path: &Path) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut header = Vec::with_capacity(8);
+    std::fs::File::open(path)?
+        .take(8)
+        .read_to_end(&mut header)?;
+    Ok(header)
 }
 
 /// Tells a component from a core module or something else, by the 8-byte preamble.

@@ -1,0 +1,56 @@
+//! The compiled-component cache: a second load of the same file is a hit, and a changed
+//! file is never served stale code.
+
+use laminar::plugin::{CacheOutcome, LoadOptions, Plugin};
+use laminar_tests::guest;
+
+#[test]
+fn second_load_hits_and_a_replaced_file_is_compiled_again() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let options = LoadOptions {
+        cache_dir: Some(dir.path().join("cache")),
+        ..LoadOptions::default()
+    };
+    let plugin = dir.path().join("plugin.wasm");
+    std::fs::copy(guest("median"), &plugin).expect("copy");
+
+    let first = Plugin::load(&plugin, None, &options).expect("load");
+    assert_eq!(first.info().cache, CacheOutcome::Stored);
+    let second = Plugin::load(&plugin, None, &options).expect("load");
+    assert_eq!(second.info().cache, CacheOutcome::Hit);
+    assert_eq!(second.name(), "median");
+
+    // Same path, other content: the fingerprint changes, so it is read, hashed and compiled.
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    std::fs::copy(guest("geomean"), &plugin).expect("replace");
+    let replaced = Plugin::load(&plugin, None, &options).expect("load");
+    assert_eq!(replaced.info().cache, CacheOutcome::Stored);
+    assert_eq!(replaced.name(), "geomean", "never the stale median");
+
+    // The same bytes under another path are a hit by content.
+    let copy = dir.path().join("copy.wasm");
+    std::fs::copy(guest("median"), &copy).expect("copy");
+    let by_content = Plugin::load(&copy, None, &options).expect("load");
+    assert_eq!(by_content.info().cache, CacheOutcome::Hit);
+    assert_eq!(by_content.name(), "median");
+}
+
+#[test]
+fn an_unusable_cache_entry_is_replaced_by_a_fresh_compilation() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cache = dir.path().join("cache");
+    let options = LoadOptions {
+        cache_dir: Some(cache.clone()),
+        ..LoadOptions::default()
+    };
+    Plugin::load(&guest("weighted_avg"), None, &options).expect("load");
+    for entry in std::fs::read_dir(&cache).expect("cache dir") {
+        let path = entry.expect("entry").path();
+        if path.extension().is_some_and(|e| e == "cwasm") {
+            std::fs::write(&path, b"garbage, not a compiled component").expect("corrupt");
+        }
+    }
+    let again = Plugin::load(&guest("weighted_avg"), None, &options).expect("load");
+    assert_eq!(again.info().cache, CacheOutcome::Stored);
+    assert_eq!(again.name(), "weighted_avg");
+}
