@@ -1,6 +1,10 @@
 //! Shared pieces of Laminar's benchmarks: the compared queries, a small seeded RNG and
 //! the paths of the Wasm guests built from source by `laminar-tests`.
 
+mod args;
+
+pub use args::BenchArgs;
+
 use std::path::PathBuf;
 
 /// Laminar's windowed query: per auction and 10 s tumbling window, the count, sum, min,

@@ -38,7 +38,7 @@ use laminar::gen::{bids_batches, bids_schema, BidsConfig};
 use laminar::plugin::{plugin_accumulator, CacheOutcome, LoadOptions, Plugin};
 use laminar::time::WatermarkSpec;
 use laminar::{Engine, EngineConfig};
-use laminar_benches::{first_line, guest_path};
+use laminar_benches::{first_line, guest_path, BenchArgs};
 
 type BoxResult<T> = Result<T, Box<dyn Error>>;
 
@@ -80,53 +80,6 @@ const USAGE: &str = "usage: plugins [--events N] [--keys K] [--batch B] [--rate 
   --keys K     number of distinct auctions (default 1000)
   --batch B    rows per Arrow batch, for both engines (default 8192)
   --rate R     bids per second of event time (default 10000: 100 k events per 10 s window)";
-
-/// Command-line settings.
-#[derive(Debug, Clone)]
-struct Args {
-    events: u64,
-    keys: u64,
-    batch: usize,
-    rate: u64,
-}
-
-impl Args {
-    /// Parses `--events`, `--keys`, `--batch` and `--rate` (each followed by a positive
-    /// integer, `_` separators allowed); `None` when help was asked for.
-    fn parse(mut args: impl Iterator<Item = String>) -> BoxResult<Option<Self>> {
-        let mut parsed = Args {
-            events: 2_000_000,
-            keys: 1_000,
-            batch: 8_192,
-            rate: 10_000,
-        };
-        while let Some(flag) = args.next() {
-            let slot = match flag.as_str() {
-                "-h" | "--help" => return Ok(None),
-                "--events" => &mut parsed.events,
-                "--keys" => &mut parsed.keys,
-                "--rate" => &mut parsed.rate,
-                "--batch" => {
-                    parsed.batch = usize::try_from(positive(&flag, args.next())?)
-                        .map_err(|_| format!("{flag}: value too large"))?;
-                    continue;
-                }
-                other => return Err(format!("unknown argument '{other}'\n{USAGE}").into()),
-            };
-            *slot = positive(&flag, args.next())?;
-        }
-        Ok(Some(parsed))
-    }
-}
-
-/// The positive integer that follows `flag`.
-fn positive(flag: &str, value: Option<String>) -> BoxResult<u64> {
-    let value = value.ok_or_else(|| format!("{flag} needs a value\n{USAGE}"))?;
-    match value.replace('_', "").parse::<u64>() {
-        Ok(n) if n > 0 => Ok(n),
-        _ => Err(format!("{flag}: expected a positive integer, got '{value}'").into()),
-    }
-}
 
 /// Result values keyed by (auction, window start in epoch ms).
 type Keyed = HashMap<(i64, i64), Option<f64>>;
@@ -319,7 +272,11 @@ fn ratio(label: &str, a: &Measured, b: &Measured, events: u64) -> f64 {
 }
 
 /// Section a: native SUM against `wasm_sum` in the same Laminar query.
-fn section_sum(schema: &SchemaRef, batches: &[RecordBatch], args: &Args) -> BoxResult<Option<f64>> {
+fn section_sum(
+    schema: &SchemaRef,
+    batches: &[RecordBatch],
+    args: &BenchArgs,
+) -> BoxResult<Option<f64>> {
     println!("\na. SUM(price) per auction and 10 s window, Laminar streaming: native vs Wasm");
     let plugin = match load_guest("sum", None) {
         Ok(plugin) => plugin,
@@ -340,7 +297,7 @@ fn section_sum(schema: &SchemaRef, batches: &[RecordBatch], args: &Args) -> BoxR
 fn section_median(
     schema: &SchemaRef,
     batches: &[RecordBatch],
-    args: &Args,
+    args: &BenchArgs,
 ) -> BoxResult<Option<f64>> {
     println!(
         "\nb. median(price) per auction and 10 s window: Laminar + Wasm median vs DataFusion \
@@ -489,7 +446,7 @@ fn main() -> ExitCode {
 
 /// Parses the arguments, generates the bids and runs every section.
 fn run() -> BoxResult<()> {
-    let Some(args) = Args::parse(std::env::args().skip(1))? else {
+    let Some(args) = BenchArgs::parse(std::env::args().skip(1), 2_000_000, USAGE)? else {
         println!("{USAGE}");
         return Ok(());
     };
