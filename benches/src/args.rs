@@ -2,6 +2,10 @@
 //! `--batch` and `--rate`.
 
 use std::error::Error;
+use std::time::Instant;
+
+use datafusion::arrow::record_batch::RecordBatch;
+use laminar::gen::{bids_batches, BidsConfig};
 
 /// Workload settings of an end-to-end bench.
 #[derive(Debug, Clone)]
@@ -48,6 +52,35 @@ impl BenchArgs {
             *slot = positive(&flag, args.next(), usage)?;
         }
         Ok(Some(parsed))
+    }
+}
+
+impl BenchArgs {
+    /// Generates the bids in memory (seed 42, event time up to `disorder_ms` behind
+    /// arrival, nothing late) in batches of `batch` rows, and prints what was generated.
+    pub fn generate_bids(&self, disorder_ms: u64) -> Result<Vec<RecordBatch>, Box<dyn Error>> {
+        let config = BidsConfig {
+            rows: self.events,
+            seed: 42,
+            disorder_ms,
+            late_fraction: 0.0,
+            auctions: self.keys,
+            events_per_second: self.rate,
+            ..BidsConfig::default()
+        };
+        let generated = Instant::now();
+        let batches = bids_batches(&config, self.batch)?;
+        println!(
+            "{} events, {} keys, batch {}, {} events/s of event time ({:.0} s in 10 s windows); \
+             generated in {:.2} s",
+            self.events,
+            self.keys,
+            self.batch,
+            self.rate,
+            self.events as f64 / self.rate as f64,
+            generated.elapsed().as_secs_f64(),
+        );
+        Ok(batches)
     }
 }
 

@@ -26,7 +26,7 @@ use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Int64Type, SchemaRef};
 use datafusion::datasource::MemTable;
 use datafusion::prelude::{SessionConfig, SessionContext};
-use laminar::gen::{bids_batches, bids_schema, BidsConfig};
+use laminar::gen::bids_schema;
 use laminar::time::WatermarkSpec;
 use laminar::{Engine, EngineConfig};
 use laminar_benches::{BenchArgs, DATAFUSION_QUERY, LAMINAR_QUERY};
@@ -165,28 +165,8 @@ fn run() -> BoxResult<()> {
         println!("{USAGE}");
         return Ok(());
     };
-    let config = BidsConfig {
-        rows: args.events,
-        seed: 42,
-        disorder_ms: DISORDER_MS,
-        late_fraction: 0.0,
-        auctions: args.keys,
-        events_per_second: args.rate,
-        ..BidsConfig::default()
-    };
     let schema = bids_schema();
-    let generated = Instant::now();
-    let batches = bids_batches(&config, args.batch)?;
-    println!(
-        "{} events, {} keys, batch {}, {} events/s of event time ({:.0} s in 10 s windows); \
-         generated in {:.2} s",
-        args.events,
-        args.keys,
-        args.batch,
-        args.rate,
-        args.events as f64 / args.rate as f64,
-        generated.elapsed().as_secs_f64(),
-    );
+    let batches = args.generate_bids(DISORDER_MS)?;
 
     let laminar = best_of(|| run_laminar(&schema, &batches, args.batch))?;
     report("laminar", &laminar, args.events);
