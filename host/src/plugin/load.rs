@@ -129,7 +129,12 @@ impl Plugin {
             pre,
             limits: options.limits,
         };
-        let label = name.unwrap_or("plugin").to_string();
+        // Until the plugin has described itself, errors name it by its file.
+        let label = name.map(str::to_string).unwrap_or_else(|| {
+            path.file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "plugin".to_string())
+        });
         let signature =
             PluginInstance::describe(&plugin, &label).map_err(|e| fail(e.to_string()))?;
         let declared = signature.name.trim().to_ascii_lowercase();
