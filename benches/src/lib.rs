@@ -2,8 +2,10 @@
 //! the paths of the Wasm guests built from source by `laminar-tests`.
 
 mod args;
+mod measure;
 
 pub use args::BenchArgs;
+pub use measure::{best_of, events_per_second, RUNS};
 
 use std::path::PathBuf;
 

@@ -29,12 +29,12 @@ use datafusion::prelude::{SessionConfig, SessionContext};
 use laminar::gen::bids_schema;
 use laminar::time::WatermarkSpec;
 use laminar::{Engine, EngineConfig};
-use laminar_benches::{BenchArgs, DATAFUSION_QUERY, LAMINAR_QUERY};
+use laminar_benches::{
+    best_of, events_per_second, BenchArgs, DATAFUSION_QUERY, LAMINAR_QUERY, RUNS,
+};
 
 type BoxResult<T> = Result<T, Box<dyn Error>>;
 
-/// How many times each engine runs; the best run counts.
-const RUNS: usize = 3;
 /// Maximum lag of event time behind arrival, in ms; also Laminar's watermark delay.
 const DISORDER_MS: u64 = 2_000;
 
@@ -54,29 +54,23 @@ struct Measured {
 }
 
 impl Measured {
+    /// Runs `run` [`RUNS`] times and keeps the best time.
+    fn best_of(
+        run: impl FnMut() -> BoxResult<(Duration, Vec<RecordBatch>)>,
+    ) -> BoxResult<Measured> {
+        let (best, results) = best_of(run)?;
+        Ok(Measured {
+            best,
+            rows: results.iter().map(RecordBatch::num_rows).sum(),
+            windows: distinct_windows(&results),
+            counted: total_count(&results),
+        })
+    }
+
     /// Throughput of the best run over `events` events.
     fn events_per_second(&self, events: u64) -> f64 {
-        events as f64 / self.best.as_secs_f64().max(f64::MIN_POSITIVE)
+        events_per_second(events, self.best)
     }
-}
-
-/// Runs `run` [`RUNS`] times; each call returns its elapsed query time and results.
-fn best_of(
-    mut run: impl FnMut() -> BoxResult<(Duration, Vec<RecordBatch>)>,
-) -> BoxResult<Measured> {
-    let mut best = Duration::MAX;
-    let mut results = Vec::new();
-    for _ in 0..RUNS {
-        let (elapsed, batches) = run()?;
-        best = best.min(elapsed);
-        results = batches;
-    }
-    Ok(Measured {
-        best,
-        rows: results.iter().map(RecordBatch::num_rows).sum(),
-        windows: distinct_windows(&results),
-        counted: total_count(&results),
-    })
 }
 
 /// The sum of the `COUNT(*)` column (the third) over all result rows, if it is an Int64.
@@ -168,11 +162,11 @@ fn run() -> BoxResult<()> {
     let schema = bids_schema();
     let batches = args.generate_bids(DISORDER_MS)?;
 
-    let laminar = best_of(|| run_laminar(&schema, &batches, args.batch))?;
+    let laminar = Measured::best_of(|| run_laminar(&schema, &batches, args.batch))?;
     report("laminar", &laminar, args.events);
 
     let runtime = tokio::runtime::Builder::new_current_thread().build()?;
-    let datafusion = best_of(|| run_datafusion(&runtime, &schema, &batches, args.batch))?;
+    let datafusion = Measured::best_of(|| run_datafusion(&runtime, &schema, &batches, args.batch))?;
     report("datafusion", &datafusion, args.events);
 
     let ratio = laminar.events_per_second(args.events) / datafusion.events_per_second(args.events);

@@ -38,12 +38,10 @@ use laminar::gen::bids_schema;
 use laminar::plugin::{plugin_accumulator, CacheOutcome, LoadOptions, Plugin};
 use laminar::time::WatermarkSpec;
 use laminar::{Engine, EngineConfig};
-use laminar_benches::{first_line, guest_path, BenchArgs};
+use laminar_benches::{best_of, events_per_second, first_line, guest_path, BenchArgs, RUNS};
 
 type BoxResult<T> = Result<T, Box<dyn Error>>;
 
-/// How many times each query runs; the best run counts.
-const RUNS: usize = 3;
 /// Maximum lag of event time behind arrival, in ms; also Laminar's watermark delay.
 const DISORDER_MS: u64 = 2_000;
 /// The lowest acceptable throughput ratio of a Wasm aggregate to its native counterpart.
@@ -93,28 +91,22 @@ struct Measured {
 }
 
 impl Measured {
+    /// Runs `run` [`RUNS`] times and keeps the best time.
+    fn best_of(
+        run: impl FnMut() -> BoxResult<(Duration, Vec<RecordBatch>)>,
+    ) -> BoxResult<Measured> {
+        let (best, results) = best_of(run)?;
+        Ok(Measured {
+            best,
+            rows: results.iter().map(RecordBatch::num_rows).sum(),
+            values: keyed(&results)?,
+        })
+    }
+
     /// Throughput of the best run over `events` events.
     fn events_per_second(&self, events: u64) -> f64 {
-        events as f64 / self.best.as_secs_f64().max(f64::MIN_POSITIVE)
+        events_per_second(events, self.best)
     }
-}
-
-/// Runs `run` [`RUNS`] times; each call returns its elapsed query time and results.
-fn best_of(
-    mut run: impl FnMut() -> BoxResult<(Duration, Vec<RecordBatch>)>,
-) -> BoxResult<Measured> {
-    let mut best = Duration::MAX;
-    let mut results = Vec::new();
-    for _ in 0..RUNS {
-        let (elapsed, batches) = run()?;
-        best = best.min(elapsed);
-        results = batches;
-    }
-    Ok(Measured {
-        best,
-        rows: results.iter().map(RecordBatch::num_rows).sum(),
-        values: keyed(&results)?,
-    })
 }
 
 /// Rows `(auction, window start, value)` of `batches` as a map; the window start may be
@@ -285,9 +277,11 @@ fn section_sum(
             return Ok(None);
         }
     };
-    let native = best_of(|| run_laminar(schema, batches, args.batch, &[], NATIVE_SUM_QUERY))?;
+    let native =
+        Measured::best_of(|| run_laminar(schema, batches, args.batch, &[], NATIVE_SUM_QUERY))?;
     report("native SUM", &native, args.events);
-    let wasm = best_of(|| run_laminar(schema, batches, args.batch, &[&plugin], WASM_SUM_QUERY))?;
+    let wasm =
+        Measured::best_of(|| run_laminar(schema, batches, args.batch, &[&plugin], WASM_SUM_QUERY))?;
     report("wasm_sum (Rust guest)", &wasm, args.events);
     compare("wasm_sum", &wasm, "SUM", &native);
     Ok(Some(ratio("wasm/native", &wasm, &native, args.events)))
@@ -310,7 +304,7 @@ fn section_median(
             return Ok(None);
         }
     };
-    let laminar = best_of(|| {
+    let laminar = Measured::best_of(|| {
         run_laminar(
             schema,
             batches,
@@ -321,7 +315,7 @@ fn section_median(
     })?;
     report("laminar + wasm median", &laminar, args.events);
     let runtime = tokio::runtime::Builder::new_current_thread().build()?;
-    let datafusion = best_of(|| {
+    let datafusion = Measured::best_of(|| {
         run_datafusion(
             &runtime,
             schema,
