@@ -13,71 +13,26 @@
 
 mod common;
 
-use common::SumGroups;
-use laminar_guest::bindings::exports::laminar::udaf::aggregate::{
-    Column, ColumnData, DataType, Guest, GuestAccumulator, Signature, VarBinary,
-};
+use common::{Behaviour, SumFixture};
 
-/// The exported aggregate.
+/// The misbehaviour: reaching for the environment and a file.
 pub struct OpensFile;
 
-impl Guest for OpensFile {
-    type Accumulator = Accumulator;
+impl Behaviour for OpensFile {
+    const NAME: &'static str = "opens_file";
 
-    fn describe() -> Signature {
-        Signature {
-            name: "opens_file".to_string(),
-            args: vec![DataType::Float64],
-            returns: DataType::Float64,
-            state_version: 1,
-        }
-    }
-}
-
-/// Per-group numbers of bytes read.
-pub struct Accumulator(SumGroups);
-
-impl GuestAccumulator for Accumulator {
-    fn new() -> Self {
-        Self(SumGroups::default())
-    }
-
-    fn update(
-        &self,
-        group_ids: Vec<u32>,
-        total_groups: u32,
-        args: Vec<Column>,
-    ) -> Result<(), String> {
+    fn before_update() -> Result<Option<f64>, String> {
         if let Ok(home) = std::env::var("HOME") {
             return Err(format!("opens_file saw the environment: HOME={home}"));
         }
         let hostname = std::fs::read_to_string("/etc/hostname")
             .map_err(|e| format!("opens_file could not read /etc/hostname: {e}"))?;
-        let bytes = hostname.len() as f64;
-        self.0
-            .update_with(&group_ids, total_groups, &args, |_| bytes)
-    }
-
-    fn evaluate(&self, group_ids: Vec<u32>) -> Result<Column, String> {
-        Ok(Column {
-            data: ColumnData::Float64(self.0.take(&group_ids)?),
-            validity: None,
-        })
-    }
-
-    fn state(&self, group_ids: Vec<u32>) -> Result<VarBinary, String> {
-        Ok(self.0.state(&group_ids))
-    }
-
-    fn merge(
-        &self,
-        group_ids: Vec<u32>,
-        total_groups: u32,
-        states: VarBinary,
-    ) -> Result<(), String> {
-        self.0.merge(&group_ids, total_groups, &states)
+        Ok(Some(hostname.len() as f64))
     }
 }
 
+/// The exported aggregate.
+pub type Exported = SumFixture<OpensFile>;
+
 #[cfg(target_arch = "wasm32")]
-laminar_guest::bindings::__export_udaf_world!(OpensFile with_types_in laminar_guest::bindings);
+laminar_guest::bindings::__export_udaf_world!(Exported with_types_in laminar_guest::bindings);

@@ -3,67 +3,26 @@
 
 mod common;
 
-use common::SumGroups;
-use laminar_guest::bindings::exports::laminar::udaf::aggregate::{
-    Column, ColumnData, DataType, Guest, GuestAccumulator, Signature, VarBinary,
-};
+use common::{Behaviour, SumFixture};
+use laminar_guest::bindings::exports::laminar::udaf::aggregate::{Column, ColumnData};
 
-/// The exported aggregate.
+/// The misbehaviour: drop the last value.
 pub struct WrongCount;
 
-impl Guest for WrongCount {
-    type Accumulator = Accumulator;
+impl Behaviour for WrongCount {
+    const NAME: &'static str = "wrong_count";
 
-    fn describe() -> Signature {
-        Signature {
-            name: "wrong_count".to_string(),
-            args: vec![DataType::Float64],
-            returns: DataType::Float64,
-            state_version: 1,
+    fn result(mut sums: Vec<f64>) -> Column {
+        sums.pop();
+        Column {
+            data: ColumnData::Float64(sums),
+            validity: None,
         }
     }
 }
 
-/// Per-group sums.
-pub struct Accumulator(SumGroups);
-
-impl GuestAccumulator for Accumulator {
-    fn new() -> Self {
-        Self(SumGroups::default())
-    }
-
-    fn update(
-        &self,
-        group_ids: Vec<u32>,
-        total_groups: u32,
-        args: Vec<Column>,
-    ) -> Result<(), String> {
-        self.0.update_with(&group_ids, total_groups, &args, |x| x)
-    }
-
-    fn evaluate(&self, group_ids: Vec<u32>) -> Result<Column, String> {
-        let mut sums = self.0.take(&group_ids)?;
-        // The misbehaviour: drop the last value.
-        sums.pop();
-        Ok(Column {
-            data: ColumnData::Float64(sums),
-            validity: None,
-        })
-    }
-
-    fn state(&self, group_ids: Vec<u32>) -> Result<VarBinary, String> {
-        Ok(self.0.state(&group_ids))
-    }
-
-    fn merge(
-        &self,
-        group_ids: Vec<u32>,
-        total_groups: u32,
-        states: VarBinary,
-    ) -> Result<(), String> {
-        self.0.merge(&group_ids, total_groups, &states)
-    }
-}
+/// The exported aggregate.
+pub type Exported = SumFixture<WrongCount>;
 
 #[cfg(target_arch = "wasm32")]
-laminar_guest::bindings::__export_udaf_world!(WrongCount with_types_in laminar_guest::bindings);
+laminar_guest::bindings::__export_udaf_world!(Exported with_types_in laminar_guest::bindings);

@@ -3,66 +3,25 @@
 
 mod common;
 
-use common::SumGroups;
-use laminar_guest::bindings::exports::laminar::udaf::aggregate::{
-    Column, ColumnData, DataType, Guest, GuestAccumulator, Signature, VarBinary,
-};
+use common::{Behaviour, SumFixture};
+use laminar_guest::bindings::exports::laminar::udaf::aggregate::{Column, ColumnData};
 
-/// The exported aggregate.
+/// The misbehaviour: an int64 column where float64 was declared.
 pub struct WrongType;
 
-impl Guest for WrongType {
-    type Accumulator = Accumulator;
+impl Behaviour for WrongType {
+    const NAME: &'static str = "wrong_type";
 
-    fn describe() -> Signature {
-        Signature {
-            name: "wrong_type".to_string(),
-            args: vec![DataType::Float64],
-            returns: DataType::Float64,
-            state_version: 1,
+    fn result(sums: Vec<f64>) -> Column {
+        Column {
+            data: ColumnData::Int64(sums.into_iter().map(|s| s as i64).collect()),
+            validity: None,
         }
     }
 }
 
-/// Per-group sums.
-pub struct Accumulator(SumGroups);
-
-impl GuestAccumulator for Accumulator {
-    fn new() -> Self {
-        Self(SumGroups::default())
-    }
-
-    fn update(
-        &self,
-        group_ids: Vec<u32>,
-        total_groups: u32,
-        args: Vec<Column>,
-    ) -> Result<(), String> {
-        self.0.update_with(&group_ids, total_groups, &args, |x| x)
-    }
-
-    fn evaluate(&self, group_ids: Vec<u32>) -> Result<Column, String> {
-        let sums = self.0.take(&group_ids)?;
-        // The misbehaviour: an int64 column where float64 was declared.
-        Ok(Column {
-            data: ColumnData::Int64(sums.into_iter().map(|s| s as i64).collect()),
-            validity: None,
-        })
-    }
-
-    fn state(&self, group_ids: Vec<u32>) -> Result<VarBinary, String> {
-        Ok(self.0.state(&group_ids))
-    }
-
-    fn merge(
-        &self,
-        group_ids: Vec<u32>,
-        total_groups: u32,
-        states: VarBinary,
-    ) -> Result<(), String> {
-        self.0.merge(&group_ids, total_groups, &states)
-    }
-}
+/// The exported aggregate.
+pub type Exported = SumFixture<WrongType>;
 
 #[cfg(target_arch = "wasm32")]
-laminar_guest::bindings::__export_udaf_world!(WrongType with_types_in laminar_guest::bindings);
+laminar_guest::bindings::__export_udaf_world!(Exported with_types_in laminar_guest::bindings);

@@ -1,9 +1,87 @@
 //! A well-behaved per-group SUM of one DOUBLE argument, shared by the fixtures that
-//! implement the exported interface directly, so that each misbehaves in one way only.
+//! implement the exported interface directly, so that each misbehaves in one way only: a
+//! fixture implements [`Behaviour`] and exports [`SumFixture`] of it.
 
 use std::cell::RefCell;
+use std::marker::PhantomData;
 
-use laminar_guest::bindings::exports::laminar::udaf::aggregate::{Column, ColumnData, VarBinary};
+use laminar_guest::bindings::exports::laminar::udaf::aggregate::{
+    Column, ColumnData, DataType, Guest, GuestAccumulator, Signature, VarBinary,
+};
+
+/// Where a fixture departs from a plain SUM.
+pub trait Behaviour: 'static {
+    /// The name `describe` returns.
+    const NAME: &'static str;
+
+    /// Called before each batch: `Ok(None)` adds the values as they are, `Ok(Some(v))`
+    /// adds `v` for every non-NULL row instead, `Err` fails the batch.
+    fn before_update() -> Result<Option<f64>, String> {
+        Ok(None)
+    }
+
+    /// The column `evaluate` returns for the groups' sums.
+    fn result(sums: Vec<f64>) -> Column {
+        Column {
+            data: ColumnData::Float64(sums),
+            validity: None,
+        }
+    }
+}
+
+/// The exported aggregate of fixture `B`: `f64 -> f64`, state version 1.
+pub struct SumFixture<B>(PhantomData<B>);
+
+impl<B: Behaviour> Guest for SumFixture<B> {
+    type Accumulator = SumAccumulator<B>;
+
+    fn describe() -> Signature {
+        Signature {
+            name: B::NAME.to_string(),
+            args: vec![DataType::Float64],
+            returns: DataType::Float64,
+            state_version: 1,
+        }
+    }
+}
+
+/// Per-group sums, with fixture `B`'s departures.
+pub struct SumAccumulator<B>(SumGroups, PhantomData<B>);
+
+impl<B: Behaviour> GuestAccumulator for SumAccumulator<B> {
+    fn new() -> Self {
+        Self(SumGroups::default(), PhantomData)
+    }
+
+    fn update(
+        &self,
+        group_ids: Vec<u32>,
+        total_groups: u32,
+        args: Vec<Column>,
+    ) -> Result<(), String> {
+        match B::before_update()? {
+            None => self.0.update_with(&group_ids, total_groups, &args, |x| x),
+            Some(v) => self.0.update_with(&group_ids, total_groups, &args, |_| v),
+        }
+    }
+
+    fn evaluate(&self, group_ids: Vec<u32>) -> Result<Column, String> {
+        Ok(B::result(self.0.take(&group_ids)?))
+    }
+
+    fn state(&self, group_ids: Vec<u32>) -> Result<VarBinary, String> {
+        Ok(self.0.state(&group_ids))
+    }
+
+    fn merge(
+        &self,
+        group_ids: Vec<u32>,
+        total_groups: u32,
+        states: VarBinary,
+    ) -> Result<(), String> {
+        self.0.merge(&group_ids, total_groups, &states)
+    }
+}
 
 /// One running sum per group id.
 #[derive(Default)]
