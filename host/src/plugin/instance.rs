@@ -46,7 +46,8 @@ impl PluginInstance {
                 .accumulator()
                 .call_constructor(store)
                 .map(Ok)
-        })?;
+        })
+        .map_err(Failure::into_error)?;
         Ok(Self {
             name,
             store,
@@ -67,6 +68,7 @@ impl PluginInstance {
                 .call_describe(store)
                 .map(Ok)
         })
+        .map_err(Failure::into_error)
     }
 
     /// Bytes of linear memory the instance holds.
@@ -157,12 +159,12 @@ impl PluginInstance {
             self.limits,
             |store| f(bindings, accumulator, store),
         );
-        if let Err(Error::Plugin { message, .. }) = &result {
-            if message.starts_with(TRAP_PREFIX) {
+        result.map_err(|failure| {
+            if let Failure::Trapped(Error::Plugin { message, .. }) = &failure {
                 self.poisoned = Some(message.clone());
             }
-        }
-        result
+            failure.into_error()
+        })
     }
 
     fn error(&self, function: &str, message: String) -> Error {
@@ -199,8 +201,22 @@ fn instantiate(plugin: &Plugin, name: &str) -> Result<(Store<HostState>, Udaf)> 
     Ok((store, bindings))
 }
 
-/// Marks messages of failures that leave the instance unusable.
-const TRAP_PREFIX: &str = "trapped: ";
+/// How a call into a plugin failed.
+enum Failure {
+    /// The plugin returned an error; the instance is still usable.
+    Returned(Error),
+    /// The call trapped (or timed out, or hit the memory cap): the instance's state may be
+    /// inconsistent and it must not be called again.
+    Trapped(Error),
+}
+
+impl Failure {
+    fn into_error(self) -> Error {
+        match self {
+            Failure::Returned(e) | Failure::Trapped(e) => e,
+        }
+    }
+}
 
 /// Runs one call under a fresh deadline and turns every way it can fail into an error.
 fn guarded<T>(
@@ -209,23 +225,23 @@ fn guarded<T>(
     function: &str,
     limits: SandboxLimits,
     f: impl FnOnce(&mut Store<HostState>) -> wasmtime::Result<std::result::Result<T, String>>,
-) -> Result<T> {
+) -> std::result::Result<T, Failure> {
     store.set_epoch_deadline(Runtime::deadline_ticks(limits.call_timeout_ms));
     match f(store) {
         Ok(Ok(value)) => Ok(value),
-        Ok(Err(message)) => Err(plugin_error(
+        Ok(Err(message)) => Err(Failure::Returned(plugin_error(
             name,
             function,
             format!(
                 "returned an error: {}",
                 crate::error::one_line(&truncate(&message, 4096))
             ),
-        )),
-        Err(err) => Err(plugin_error(
+        ))),
+        Err(err) => Err(Failure::Trapped(plugin_error(
             name,
             function,
-            format!("{TRAP_PREFIX}{}", explain_trap(&err, store, limits)),
-        )),
+            format!("trapped: {}", explain_trap(&err, store, limits)),
+        ))),
     }
 }
 
