@@ -3,6 +3,7 @@
 use crate::bindings::exports::laminar::udaf::aggregate::{Column, ColumnData, DataType};
 
 /// The values of one argument column, borrowed from the batch the host sent.
+#[derive(Clone, Copy)]
 pub(crate) enum ArgColumn<'a> {
     Float64(&'a [f64]),
     Int64(&'a [i64]),
@@ -12,6 +13,9 @@ pub(crate) enum ArgColumn<'a> {
 }
 
 impl<'a> ArgColumn<'a> {
+    /// A placeholder for a slot not yet filled.
+    pub(crate) const EMPTY: ArgColumn<'static> = ArgColumn::Float64(&[]);
+
     /// Borrows `column`, checking it has `rows` values of type `expected`.
     pub(crate) fn new(
         column: &'a Column,
@@ -143,12 +147,12 @@ impl<'a> Args<'a> {
 /// per-row access through [`Batch::row`].
 pub struct Batch<'a> {
     columns: &'a [ArgColumn<'a>],
-    validity: Vec<&'a [u8]>,
+    validity: &'a [&'a [u8]],
     rows: usize,
 }
 
 impl<'a> Batch<'a> {
-    pub(crate) fn new(columns: &'a [ArgColumn<'a>], validity: Vec<&'a [u8]>, rows: usize) -> Self {
+    pub(crate) fn new(columns: &'a [ArgColumn<'a>], validity: &'a [&'a [u8]], rows: usize) -> Self {
         Self {
             columns,
             validity,
