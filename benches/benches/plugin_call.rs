@@ -13,6 +13,9 @@
 //! - `plugin_call_median/update_evaluate/8192`: the Wasm `median` guest, one update of 8192
 //!   rows then `evaluate` of the 100 groups (which resets them, so state stays bounded).
 //!
+//! - `plugin_instantiate/{rust,python,javascript}`: creating and dropping a fresh
+//!   accumulator (a new instance of the component and the accumulator's constructor).
+//!
 //! Throughput is per row. Guests come from `laminar-tests` (built from source); one that is
 //! unavailable (the Python and JavaScript toolchains are optional) is skipped with a message.
 
@@ -151,6 +154,28 @@ fn median_update_evaluate(c: &mut Criterion) {
     group.finish();
 }
 
+/// A fresh accumulator of the geometric-mean guest in each language, created and dropped:
+/// instantiating the component in a new store and calling the accumulator's constructor,
+/// as every query operator does once.
+fn instantiate(c: &mut Criterion) {
+    let mut group = c.benchmark_group("plugin_instantiate");
+    for (language, guest) in [
+        ("rust", "geomean"),
+        ("python", "py_geomean"),
+        ("javascript", "js_geomean"),
+    ] {
+        let Some(plugin) = load(guest) else { continue };
+        group.bench_function(language, |b| {
+            b.iter(|| {
+                drop(black_box(
+                    plugin_accumulator(Arc::clone(&plugin)).expect("the plugin instantiates"),
+                ))
+            });
+        });
+    }
+    group.finish();
+}
+
 /// Modest sampling; command-line options (`--measurement-time` …) override it.
 fn config() -> Criterion {
     Criterion::default()
@@ -166,7 +191,7 @@ mod harness {
     criterion::criterion_group! {
         name = benches;
         config = super::config();
-        targets = super::sum_update, super::geomean_update, super::median_update_evaluate
+        targets = super::sum_update, super::geomean_update, super::median_update_evaluate, super::instantiate
     }
 }
 

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use arrow::array::{ArrayRef, BinaryArray};
 
-use super::columns::to_column;
+use super::columns::ArgColumn;
 use super::instance::PluginInstance;
 use super::load::Plugin;
 use crate::aggregate::GroupAccumulator;
@@ -43,7 +43,7 @@ impl GroupAccumulator for PluginAccumulator {
         let columns = args
             .iter()
             .zip(&info.args)
-            .map(|(array, &to)| to_column(array, to))
+            .map(|(array, &to)| ArgColumn::new(array, to))
             .collect::<std::result::Result<Vec<_>, _>>()
             .map_err(|message| Error::Plugin {
                 plugin: info.name.clone(),
@@ -51,7 +51,8 @@ impl GroupAccumulator for PluginAccumulator {
                 message,
             })?;
         let total = self.total(num_slots)?;
-        self.instance.update(slots, total, &columns)
+        let params: Vec<_> = columns.iter().map(ArgColumn::as_param).collect();
+        self.instance.update(slots, total, &params)
     }
 
     fn evaluate(&mut self, slots: &[u32]) -> Result<ArrayRef> {

@@ -4,13 +4,13 @@
 
 use arrow::array::{ArrayRef, BinaryArray};
 use wasmtime::component::ResourceAny;
-use wasmtime::{Store, Trap};
+use wasmtime::{PoolConcurrencyLimitError, Store, Trap};
 
 use super::bindings::exports::laminar::udaf::aggregate::Signature;
-use super::bindings::{Column, Udaf};
-use super::columns::{from_column, states_from_plugin, states_to_plugin};
+use super::bindings::{ColumnParam, Udaf};
+use super::columns::{from_column, states_from_plugin, MergeStates};
 use super::load::{root_cause, Plugin};
-use super::runtime::Runtime;
+use super::runtime::{Runtime, MAX_LIVE_INSTANCES};
 use super::sandbox::{HostState, SandboxLimits};
 use crate::error::{Error, Result};
 
@@ -81,7 +81,7 @@ impl PluginInstance {
         &mut self,
         group_ids: &[u32],
         total_groups: u32,
-        args: &[Column],
+        args: &[ColumnParam<'_>],
     ) -> Result<()> {
         self.call("update", |bindings, accumulator, store| {
             bindings.laminar_udaf_aggregate().accumulator().call_update(
@@ -124,14 +124,14 @@ impl PluginInstance {
         total_groups: u32,
         states: &BinaryArray,
     ) -> Result<()> {
-        let states = states_to_plugin(states);
+        let states = MergeStates::new(states);
         self.call("merge", |bindings, accumulator, store| {
             bindings.laminar_udaf_aggregate().accumulator().call_merge(
                 store,
                 accumulator,
                 group_ids,
                 total_groups,
-                &states,
+                states.as_param(),
             )
         })
     }
@@ -194,10 +194,18 @@ fn instantiate(plugin: &Plugin, name: &str) -> Result<(Store<HostState>, Udaf)> 
     store.limiter(|state| &mut state.limiter);
     store.epoch_deadline_trap();
     store.set_epoch_deadline(Runtime::deadline_ticks(limits.call_timeout_ms));
-    let bindings = plugin
-        .pre()
-        .instantiate(&mut store)
-        .map_err(|e| plugin_error(name, "instantiate", explain_trap(&e, &store, limits)))?;
+    let bindings = plugin.pre().instantiate(&mut store).map_err(|e| {
+        let message = if e.downcast_ref::<PoolConcurrencyLimitError>().is_some() {
+            format!(
+                "{}: at most {MAX_LIVE_INSTANCES} plugin instances (one per query operator \
+                     using a plugin aggregate) can be alive at once",
+                root_cause(&e)
+            )
+        } else {
+            explain_trap(&e, &store, limits)
+        };
+        plugin_error(name, "instantiate", message)
+    })?;
     Ok((store, bindings))
 }
 

@@ -26,12 +26,17 @@ mod bindings {
     wasmtime::component::bindgen!({
         world: "udaf",
         path: "../wit",
+        ownership: Borrowing { duplicate_if_necessary: true },
     });
-    pub(crate) use exports::laminar::udaf::aggregate::{Column, ColumnData, DataType, VarBinary};
+    pub(crate) use exports::laminar::udaf::aggregate::{
+        ColumnDataParam, ColumnDataResult, ColumnParam, ColumnResult, DataType, VarBinaryParam,
+        VarBinaryResult,
+    };
 }
 
 pub use cache::{default_cache_dir, CacheOutcome, CACHE_DIR_ENV};
 pub use load::{LoadOptions, Plugin, PluginInfo, ABI_VERSION};
+pub use runtime::MAX_LIVE_INSTANCES;
 pub use sandbox::SandboxLimits;
 pub use types::PluginType;
 pub use udaf::PluginUdaf;
