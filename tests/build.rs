@@ -98,18 +98,21 @@ fn main() {
         Err(e) => panic!("cannot run cargo to build the Rust Wasm guests: {e}"),
     }
 
-    for (language, file) in [("python", "py_geomean"), ("js", "js_geomean")] {
+    for (language, files) in [
+        ("python", &["py_geomean", "py_sum"][..]),
+        ("js", &["js_geomean"][..]),
+    ] {
         let dir = root.join("operators").join(language);
         let script = dir.join("build.sh");
         for entry in watched_files(&dir) {
             println!("cargo:rerun-if-changed={}", entry.display());
         }
         let out = target.join(language);
-        let result = if !script.is_file() {
+        let built = if !script.is_file() {
             Err(format!("{} is missing", script.display()))
         } else {
             match Command::new("bash").arg(&script).arg(&out).output() {
-                Ok(o) if o.status.success() => Ok(out.join(format!("{file}.wasm"))),
+                Ok(o) if o.status.success() => Ok(()),
                 Ok(o) => Err(format!(
                     "{} failed: {}{} (CI installs the tools with .ci/install-guest-tools)",
                     script.display(),
@@ -119,10 +122,13 @@ fn main() {
                 Err(e) => Err(format!("cannot run {}: {e}", script.display())),
             }
         };
-        if let Err(reason) = &result {
-            println!("cargo:warning={file} not built: {}", first_line(reason));
+        for file in files {
+            if let Err(reason) = &built {
+                println!("cargo:warning={file} not built: {}", first_line(reason));
+            }
+            let result = built.clone().map(|()| out.join(format!("{file}.wasm")));
+            guests.insert(file.to_string(), result);
         }
-        guests.insert(file.to_string(), result);
     }
 
     let mut code = String::from(

@@ -7,7 +7,8 @@
 //!
 //! - `plugin_call_sum_update/{native,wasm}/N`: one `GroupAccumulator::update` of `N`
 //!   Float64 rows (N = 1, 64, 1024, 8192) spread over 100 groups, native SUM vs the
-//!   `wasm_sum` guest (Arrow to WIT conversion, the call and the guest's loop).
+//!   `wasm_sum` guest (Arrow to WIT conversion, the call and the guest's loop);
+//!   `…/python/8192`: the same SUM as a Python guest (`py_sum`).
 //! - `plugin_call_geomean_update/{rust,python,javascript}/8192`: the same for the
 //!   geometric-mean guest written in Rust, Python (componentize-py) and JavaScript.
 //! - `plugin_call_median/update_evaluate/8192`: the Wasm `median` guest, one update of 8192
@@ -15,6 +16,8 @@
 //!
 //! - `plugin_instantiate/{rust,python,javascript}`: creating and dropping a fresh
 //!   accumulator (a new instance of the component and the accumulator's constructor).
+//! - `plugin_load_cached/{rust,python,javascript}`: `Plugin::load` of a component whose
+//!   compiled form is in the cache (the whole load, `describe` included).
 //!
 //! Throughput is per row. Guests come from `laminar-tests` (built from source); one that is
 //! unavailable (the Python and JavaScript toolchains are optional) is skipped with a message.
@@ -106,6 +109,15 @@ fn sum_update(c: &mut Criterion) {
             });
         }
     }
+    // The same SUM written in Python, at the largest batch only (it is ~100x slower).
+    if let Some(plugin) = load("py_sum") {
+        let input = Input::new(ROWS);
+        group.throughput(Throughput::Elements(ROWS as u64));
+        group.bench_with_input(BenchmarkId::new("python", ROWS), &input, |b, input| {
+            let mut acc = accumulator(&plugin, input);
+            b.iter(|| update(acc.as_mut(), input));
+        });
+    }
     group.finish();
 }
 
@@ -176,6 +188,29 @@ fn instantiate(c: &mut Criterion) {
     group.finish();
 }
 
+/// `Plugin::load` of the geometric-mean guest in each language with its compiled form
+/// already in the cache: fingerprint lookup, reading the compiled component, the ABI and
+/// world checks, pre-instantiation and one instance for `describe`.
+fn load_cached(c: &mut Criterion) {
+    let mut group = c.benchmark_group("plugin_load_cached");
+    for (language, guest) in [
+        ("rust", "geomean"),
+        ("python", "py_geomean"),
+        ("javascript", "js_geomean"),
+    ] {
+        // The first load fills the cache (or finds it filled by the tests).
+        let Some(_) = load(guest) else { continue };
+        let Ok(path) = guest_path(guest) else {
+            continue;
+        };
+        let options = laminar_tests::plugin_options();
+        group.bench_function(language, |b| {
+            b.iter(|| Plugin::load(black_box(&path), None, &options).expect("the guest loads"));
+        });
+    }
+    group.finish();
+}
+
 /// Modest sampling; command-line options (`--measurement-time` …) override it.
 fn config() -> Criterion {
     Criterion::default()
@@ -191,7 +226,7 @@ mod harness {
     criterion::criterion_group! {
         name = benches;
         config = super::config();
-        targets = super::sum_update, super::geomean_update, super::median_update_evaluate, super::instantiate
+        targets = super::sum_update, super::geomean_update, super::median_update_evaluate, super::instantiate, super::load_cached
     }
 }
 

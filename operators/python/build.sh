@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Builds the Python geomean aggregate into a Wasm component: OUT_DIR/py_geomean.wasm.
+# Builds the Python aggregates into Wasm components: OUT_DIR/py_geomean.wasm (geomean/)
+# and OUT_DIR/py_sum.wasm (sum/), each with the helpers in common/.
 #
 #   operators/python/build.sh OUT_DIR
 #
@@ -41,23 +42,26 @@ if [[ "$found" != "$version" ]]; then
 fi
 
 mkdir -p "$out_dir"
-out="$(cd "$out_dir" && pwd)/py_geomean.wasm"
+out_dir="$(cd "$out_dir" && pwd)"
 
 # componentize-py generates the bindings (module `wit_world`) itself. The app module is
-# `aggregate` (geomean/aggregate.py): it holds both the class `Aggregate` (the interface's
-# functions) and the module-level resource class `Accumulator` that componentize-py looks
-# up in a module named after the exported interface.
+# `aggregate` (e.g. geomean/aggregate.py): it holds both the class `Aggregate` (the
+# interface's functions) and the module-level resource class `Accumulator` that
+# componentize-py looks up in a module named after the exported interface.
 stub=()
 if [[ "${PY_STUB_WASI:-0}" == 1 ]]; then
     stub=(--stub-wasi)
 fi
-"${cpy[@]}" \
-    --wit-path "$repo/wit/laminar-udaf.wit" \
-    --world udaf \
-    --quiet \
-    componentize aggregate \
-    --python-path "$here/geomean" \
-    "${stub[@]}" \
-    --output "$out"
-
-echo "built $out"
+for app in geomean sum; do
+    out="$out_dir/py_$app.wasm"
+    "${cpy[@]}" \
+        --wit-path "$repo/wit/laminar-udaf.wit" \
+        --world udaf \
+        --quiet \
+        componentize aggregate \
+        --python-path "$here/$app" \
+        --python-path "$here/common" \
+        "${stub[@]}" \
+        --output "$out"
+    echo "built $out"
+done

@@ -198,15 +198,21 @@ fn floats(batch: &RecordBatch, column: usize) -> Vec<f64> {
     (0..array.len()).map(|i| array.value(i)).collect()
 }
 
-fn geomean_matches_oracle(guest_name: &str) {
+/// 20 000 bids from `seed`, and those of them that are on time.
+fn small_bids(seed: u64) -> (Bids, RecordBatch) {
     let bids = Bids::generate(
         &BidsConfig {
             rows: 20_000,
-            ..config(21)
+            ..config(seed)
         },
         2048,
     );
     let (kept, _) = bids.on_time(WINDOW_MS, DELAY_MS);
+    (bids, kept)
+}
+
+fn geomean_matches_oracle(guest_name: &str) {
+    let (bids, kept) = small_bids(21);
     let mut engine = engine_with(&bids, &[("g", guest_name), ("rust_geomean", "geomean")]);
     let (results, _) = collect(
         &mut engine,
@@ -235,4 +241,43 @@ fn python_geomean_matches_the_oracle_and_the_rust_one() {
 #[test]
 fn javascript_geomean_matches_the_oracle_and_the_rust_one() {
     geomean_matches_oracle("js_geomean");
+}
+
+#[test]
+fn python_sum_matches_sum_streaming_and_with_partial_aggregation() {
+    let (bids, kept) = small_bids(23);
+    let mut engine = engine_with(&bids, &[("py_sum", "py_sum")]);
+    let (results, _) = collect(
+        &mut engine,
+        "SELECT auction, window_start, py_sum(price), SUM(price)
+         FROM TUMBLE(TABLE bids, DESCRIPTOR(ts), INTERVAL '10' SECOND)
+         GROUP BY auction, window_start, window_end",
+    )
+    .expect("query runs");
+    let expected = batch_sql(
+        kept.clone(),
+        &format!(
+            "SELECT auction, {WINDOW} AS ws, SUM(price) AS s1, SUM(price) AS s2
+             FROM kept GROUP BY auction, ws"
+        ),
+        Vec::new(),
+        1,
+    );
+    assert_rows_match(&sorted_rows(&results), &sorted_rows(&expected));
+
+    // Four partitions: the Python state bytes travel between partial and final aggregation.
+    let plugin = Plugin::load(&guest("py_sum"), None, &plugin_options()).expect("load py_sum");
+    let partial = batch_sql(
+        kept.clone(),
+        &format!("SELECT auction, {WINDOW} AS ws, py_sum(price) FROM kept GROUP BY auction, ws"),
+        vec![PluginUdaf::udaf(plugin)],
+        4,
+    );
+    let expected = batch_sql(
+        kept,
+        &format!("SELECT auction, {WINDOW} AS ws, SUM(price) FROM kept GROUP BY auction, ws"),
+        Vec::new(),
+        1,
+    );
+    assert_rows_match(&sorted_rows(&partial), &sorted_rows(&expected));
 }
