@@ -9,6 +9,8 @@
 //!   Float64 rows (N = 1, 64, 1024, 8192) spread over 100 groups, native SUM vs the
 //!   `wasm_sum` guest (Arrow to WIT conversion, the call and the guest's loop);
 //!   `…/python/8192`: the same SUM as a Python guest (`py_sum`).
+//! - `plugin_call_bare/{evaluate_no_groups,evaluate_one_group}`: the smallest calls into
+//!   the `wasm_sum` guest, the fixed cost of crossing into Wasm and back on this machine.
 //! - `plugin_call_geomean_update/{rust,python,javascript}/8192`: the same for the
 //!   geometric-mean guest written in Rust, Python (componentize-py) and JavaScript.
 //! - `plugin_call_median/update_evaluate/8192`: the Wasm `median` guest, one update of 8192
@@ -121,6 +123,23 @@ fn sum_update(c: &mut Criterion) {
     group.finish();
 }
 
+/// The smallest calls into the `wasm_sum` guest, for the fixed cost of crossing into Wasm
+/// on this machine: `evaluate` of no groups (one empty list in, an empty column out) and of
+/// one group (a one-element list in, a one-value column out).
+fn bare_calls(c: &mut Criterion) {
+    let Some(plugin) = load("sum") else { return };
+    let input = Input::new(1);
+    let mut group = c.benchmark_group("plugin_call_bare");
+    let mut acc = accumulator(&plugin, &input);
+    group.bench_function("evaluate_no_groups", |b| {
+        b.iter(|| black_box(acc.evaluate(black_box(&[])).expect("evaluate succeeds")));
+    });
+    group.bench_function("evaluate_one_group", |b| {
+        b.iter(|| black_box(acc.evaluate(black_box(&[0])).expect("evaluate succeeds")));
+    });
+    group.finish();
+}
+
 /// The geometric-mean guest in Rust, Python and JavaScript, one update of [`ROWS`] rows.
 fn geomean_update(c: &mut Criterion) {
     let input = Input::new(ROWS);
@@ -226,7 +245,7 @@ mod harness {
     criterion::criterion_group! {
         name = benches;
         config = super::config();
-        targets = super::sum_update, super::geomean_update, super::median_update_evaluate, super::instantiate, super::load_cached
+        targets = super::sum_update, super::bare_calls, super::geomean_update, super::median_update_evaluate, super::instantiate, super::load_cached
     }
 }
 

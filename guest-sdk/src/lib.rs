@@ -35,6 +35,9 @@
 //! export_aggregate!(GeoMean);
 //! ```
 //!
+//! For a faster load, set `strip = true` in the crate's `[profile.release]`: the component
+//! then carries no function names, which the host would otherwise read at every load.
+//!
 //! What the SDK does for you: the host sends whole batches (one call per batch, a group id
 //! per row); the SDK keeps one `State` per group, skips rows where any argument is NULL,
 //! calls [`Aggregate::update`] per row inside Wasm, encodes states for checkpoints with
