@@ -7,7 +7,6 @@
 
 use std::hint::black_box;
 use std::sync::Arc;
-use std::time::Duration;
 
 use criterion::{criterion_main, Criterion, Throughput};
 use datafusion::arrow::array::{ArrayRef, Float64Array};
@@ -78,21 +77,13 @@ fn accumulator_update(c: &mut Criterion) {
     group.finish();
 }
 
-/// Modest sampling, so that the whole run takes about a minute.
-fn config() -> Criterion {
-    Criterion::default()
-        .sample_size(30)
-        .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(3))
-}
-
 /// The criterion entry points; `criterion_group!` generates an undocumented `pub fn`.
 mod harness {
     #![allow(missing_docs)]
 
     criterion::criterion_group! {
         name = benches;
-        config = super::config();
+        config = laminar_benches::criterion_config();
         targets = super::window_assignment, super::accumulator_update
     }
 }

@@ -26,7 +26,6 @@
 
 use std::hint::black_box;
 use std::sync::Arc;
-use std::time::Duration;
 
 use criterion::{criterion_main, BenchmarkId, Criterion, Throughput};
 use datafusion::arrow::array::{ArrayRef, Float64Array};
@@ -230,21 +229,13 @@ fn load_cached(c: &mut Criterion) {
     group.finish();
 }
 
-/// Modest sampling; command-line options (`--measurement-time` …) override it.
-fn config() -> Criterion {
-    Criterion::default()
-        .sample_size(30)
-        .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(3))
-}
-
 /// The criterion entry points; `criterion_group!` generates an undocumented `pub fn`.
 mod harness {
     #![allow(missing_docs)]
 
     criterion::criterion_group! {
         name = benches;
-        config = super::config();
+        config = laminar_benches::criterion_config();
         targets = super::sum_update, super::bare_calls, super::geomean_update, super::median_update_evaluate, super::instantiate, super::load_cached
     }
 }

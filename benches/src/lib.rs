@@ -5,7 +5,7 @@ mod args;
 mod measure;
 
 pub use args::BenchArgs;
-pub use measure::{best_of, events_per_second, RUNS};
+pub use measure::{best_of, criterion_config, events_per_second, RUNS};
 
 use std::path::PathBuf;
 

@@ -1,7 +1,10 @@
-//! Timing shared by the end-to-end bench binaries: best of a few runs, and throughput.
+//! Timing shared by the benches: best of a few runs and throughput for the end-to-end
+//! binaries, and the criterion settings of the micro benches.
 
 use std::error::Error;
 use std::time::Duration;
+
+use criterion::Criterion;
 
 use datafusion::arrow::record_batch::RecordBatch;
 
@@ -26,4 +29,13 @@ pub fn best_of(
 /// Throughput of `events` events processed in `elapsed`.
 pub fn events_per_second(events: u64, elapsed: Duration) -> f64 {
     events as f64 / elapsed.as_secs_f64().max(f64::MIN_POSITIVE)
+}
+
+/// Criterion settings for the micro benches: modest sampling, so a whole run takes a minute
+/// or two; command-line options (`--measurement-time` …) override them.
+pub fn criterion_config() -> Criterion {
+    Criterion::default()
+        .sample_size(30)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3))
 }
