@@ -198,7 +198,8 @@ fn instantiate(plugin: &Plugin, name: &str) -> Result<(Store<HostState>, Udaf)> 
         let message = if e.downcast_ref::<PoolConcurrencyLimitError>().is_some() {
             format!(
                 "{}: at most {MAX_LIVE_INSTANCES} plugin instances (one per query operator \
-                     using a plugin aggregate) can be alive at once",
+                     using a plugin aggregate) can be alive at once, fewer of components made \
+                     of many modules such as Python ones",
                 root_cause(&e)
             )
         } else {

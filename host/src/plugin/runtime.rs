@@ -15,7 +15,9 @@ use super::sandbox::HostState;
 pub(crate) const EPOCH_TICK: Duration = Duration::from_millis(10);
 
 /// Plugin instances (one per query operator using a plugin aggregate) that may be alive at
-/// once. Instances come from a pool of this many pre-reserved slots; see [`pool`].
+/// once. Instances come from a pool of this many pre-reserved slots; see [`pool`]. Its
+/// core-module slots are eight per instance on average, so fewer instances fit of a
+/// component made of many modules (a Python one has about a dozen).
 pub const MAX_LIVE_INSTANCES: u32 = 1000;
 
 /// The process-wide engine and the linker every plugin is instantiated with.
