@@ -119,23 +119,21 @@ pub fn update_rows<A: Aggregate + ?Sized>(
 ) {
     // Rows go in blocks of eight: the Wasm runtime checks its per-call deadline once per
     // loop iteration, and a longer body spreads that check over more rows.
-    let (blocks, rest) = group_ids.as_chunks::<ROWS_PER_ITERATION>();
     let all_valid = batch.all_valid();
+    let mut add = |row: usize, group: u32| {
+        if all_valid || batch.is_valid(row) {
+            A::update(&mut states[group as usize], &batch.row(row));
+        }
+    };
+    let (blocks, rest) = group_ids.as_chunks::<ROWS_PER_ITERATION>();
     for (block, ids) in blocks.iter().enumerate() {
-        let first = block * ROWS_PER_ITERATION;
         for (k, &group) in ids.iter().enumerate() {
-            let row = first + k;
-            if all_valid || batch.is_valid(row) {
-                A::update(&mut states[group as usize], &batch.row(row));
-            }
+            add(block * ROWS_PER_ITERATION + k, group);
         }
     }
     let first = blocks.len() * ROWS_PER_ITERATION;
     for (k, &group) in rest.iter().enumerate() {
-        let row = first + k;
-        if all_valid || batch.is_valid(row) {
-            A::update(&mut states[group as usize], &batch.row(row));
-        }
+        add(first + k, group);
     }
 }
 
