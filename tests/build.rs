@@ -31,10 +31,9 @@ fn main() {
         "cargo:rerun-if-changed={}",
         manifest.join("guests/examples").display()
     );
-    println!(
-        "cargo:rerun-if-changed={}",
-        manifest.join("guests/wit-future").display()
-    );
+    for wit in ["guests/wit-future", "guests/wit-floor"] {
+        println!("cargo:rerun-if-changed={}", manifest.join(wit).display());
+    }
     println!(
         "cargo:rerun-if-changed={}",
         root.join("guest-sdk/src").display()

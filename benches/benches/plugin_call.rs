@@ -32,7 +32,7 @@ use datafusion::arrow::array::{ArrayRef, Float64Array};
 use datafusion::arrow::datatypes::DataType;
 use laminar::aggregate::{native_accumulator, GroupAccumulator};
 use laminar::plugin::{plugin_accumulator, Plugin};
-use laminar_benches::{first_line, guest_path, SplitMix64};
+use laminar_benches::{guest_path, load_guest, SplitMix64};
 
 /// Rows per update in the batch-size sweep.
 const BATCH_SIZES: [usize; 4] = [1, 64, 1024, 8192];
@@ -62,21 +62,6 @@ impl Input {
     }
 }
 
-/// Guest `guest` loaded with the shared test plugin cache, or `None` after printing why
-/// it is skipped.
-fn load(guest: &str) -> Option<Arc<Plugin>> {
-    let loaded = guest_path(guest).and_then(|path| {
-        Plugin::load(&path, None, &laminar_tests::plugin_options()).map_err(|e| e.to_string())
-    });
-    match loaded {
-        Ok(plugin) => Some(plugin),
-        Err(reason) => {
-            println!("skipping guest {guest}: {}", first_line(&reason));
-            None
-        }
-    }
-}
-
 /// A fresh accumulator of `plugin`, already grown to [`GROUPS`] groups by one update.
 fn accumulator(plugin: &Arc<Plugin>, input: &Input) -> Box<dyn GroupAccumulator> {
     let mut acc = plugin_accumulator(Arc::clone(plugin)).expect("the plugin instantiates");
@@ -92,7 +77,7 @@ fn update(acc: &mut dyn GroupAccumulator, input: &Input) {
 
 /// Native SUM against `wasm_sum`, one update of N rows, for each N in [`BATCH_SIZES`].
 fn sum_update(c: &mut Criterion) {
-    let wasm = load("sum");
+    let wasm = load_guest("sum");
     let mut group = c.benchmark_group("plugin_call_sum_update");
     for rows in BATCH_SIZES {
         let input = Input::new(rows);
@@ -111,7 +96,7 @@ fn sum_update(c: &mut Criterion) {
         }
     }
     // The same SUM written in Python, at the largest batch only (it is ~100x slower).
-    if let Some(plugin) = load("py_sum") {
+    if let Some(plugin) = load_guest("py_sum") {
         let input = Input::new(ROWS);
         group.throughput(Throughput::Elements(ROWS as u64));
         group.bench_with_input(BenchmarkId::new("python", ROWS), &input, |b, input| {
@@ -126,7 +111,9 @@ fn sum_update(c: &mut Criterion) {
 /// on this machine: `evaluate` of no groups (one empty list in, an empty column out) and of
 /// one group (a one-element list in, a one-value column out).
 fn bare_calls(c: &mut Criterion) {
-    let Some(plugin) = load("sum") else { return };
+    let Some(plugin) = load_guest("sum") else {
+        return;
+    };
     let input = Input::new(1);
     let mut group = c.benchmark_group("plugin_call_bare");
     let mut acc = accumulator(&plugin, &input);
@@ -149,7 +136,9 @@ fn geomean_update(c: &mut Criterion) {
         ("python", "py_geomean"),
         ("javascript", "js_geomean"),
     ] {
-        let Some(plugin) = load(guest) else { continue };
+        let Some(plugin) = load_guest(guest) else {
+            continue;
+        };
         group.bench_with_input(BenchmarkId::new(language, ROWS), &input, |b, input| {
             let mut acc = accumulator(&plugin, input);
             b.iter(|| update(acc.as_mut(), input));
@@ -160,7 +149,9 @@ fn geomean_update(c: &mut Criterion) {
 
 /// The Wasm median: one update of [`ROWS`] rows, then `evaluate` of every group.
 fn median_update_evaluate(c: &mut Criterion) {
-    let Some(plugin) = load("median") else { return };
+    let Some(plugin) = load_guest("median") else {
+        return;
+    };
     let input = Input::new(ROWS);
     let all: Vec<u32> = (0..GROUPS as u32).collect();
     let mut group = c.benchmark_group("plugin_call_median");
@@ -194,7 +185,9 @@ fn instantiate(c: &mut Criterion) {
         ("python", "py_geomean"),
         ("javascript", "js_geomean"),
     ] {
-        let Some(plugin) = load(guest) else { continue };
+        let Some(plugin) = load_guest(guest) else {
+            continue;
+        };
         group.bench_function(language, |b| {
             b.iter(|| {
                 drop(black_box(
@@ -217,7 +210,7 @@ fn load_cached(c: &mut Criterion) {
         ("javascript", "js_geomean"),
     ] {
         // The first load fills the cache (or finds it filled by the tests).
-        let Some(_) = load(guest) else { continue };
+        let Some(_) = load_guest(guest) else { continue };
         let Ok(path) = guest_path(guest) else {
             continue;
         };

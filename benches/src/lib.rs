@@ -8,6 +8,9 @@ pub use args::BenchArgs;
 pub use measure::{best_of, criterion_config, events_per_second, RUNS};
 
 use std::path::PathBuf;
+use std::sync::Arc;
+
+use laminar::plugin::Plugin;
 
 /// Laminar's windowed query: per auction and 10 s tumbling window, the count, sum, min,
 /// max and average of the price, emitted as each window closes.
@@ -78,4 +81,19 @@ pub fn guest_path(name: &str) -> Result<PathBuf, String> {
 /// The first line of `reason`, for one-line skip messages.
 pub fn first_line(reason: &str) -> &str {
     reason.lines().next().unwrap_or(reason)
+}
+
+/// Guest `guest` loaded as a plugin with the shared test plugin cache, or `None` after
+/// printing why the bench skips it.
+pub fn load_guest(guest: &str) -> Option<Arc<Plugin>> {
+    let loaded = guest_path(guest).and_then(|path| {
+        Plugin::load(&path, None, &laminar_tests::plugin_options()).map_err(|e| e.to_string())
+    });
+    match loaded {
+        Ok(plugin) => Some(plugin),
+        Err(reason) => {
+            println!("skipping guest {guest}: {}", first_line(&reason));
+            None
+        }
+    }
 }

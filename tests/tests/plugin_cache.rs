@@ -1,5 +1,6 @@
-//! The compiled-component cache: a second load of the same file is a hit, and a changed
-//! file is never served stale code.
+//! The compiled-component cache: a second load of the same file is a hit, a changed
+//! file is never served stale code, and a cache over its size budget evicts what was used
+//! least recently.
 
 use laminar::plugin::{CacheOutcome, LoadOptions, Plugin};
 use laminar_tests::guest;
@@ -53,4 +54,57 @@ fn an_unusable_cache_entry_is_replaced_by_a_fresh_compilation() {
     let again = Plugin::load(&guest("weighted_avg"), None, &options).expect("load");
     assert_eq!(again.info().cache, CacheOutcome::Stored);
     assert_eq!(again.name(), "weighted_avg");
+}
+
+/// The compiled entries in `cache`.
+fn entries(cache: &std::path::Path) -> usize {
+    std::fs::read_dir(cache)
+        .expect("cache dir")
+        .filter(|e| {
+            e.as_ref()
+                .is_ok_and(|e| e.path().extension().is_some_and(|x| x == "cwasm"))
+        })
+        .count()
+}
+
+#[test]
+fn a_full_cache_evicts_the_least_recently_used_plugin_which_then_compiles_again() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cache = dir.path().join("cache");
+    // Smaller than any compiled plugin: each store leaves only the entry just stored.
+    let tiny = LoadOptions {
+        cache_dir: Some(cache.clone()),
+        cache_max_bytes: 1,
+        ..LoadOptions::default()
+    };
+    let load = |name: &str, options: &LoadOptions| {
+        let plugin = Plugin::load(&guest(name), None, options).expect("load");
+        assert_eq!(plugin.name(), name);
+        plugin.info().cache.clone()
+    };
+
+    assert_eq!(load("median", &tiny), CacheOutcome::Stored);
+    assert_eq!(load("median", &tiny), CacheOutcome::Hit);
+    assert_eq!(load("geomean", &tiny), CacheOutcome::Stored);
+    assert_eq!(entries(&cache), 1, "median's entry was evicted");
+    assert_eq!(
+        load("median", &tiny),
+        CacheOutcome::Stored,
+        "an evicted plugin compiles again"
+    );
+    assert_eq!(entries(&cache), 1);
+    let fingerprints = std::fs::read_dir(cache.join("by-file"))
+        .expect("fingerprints")
+        .count();
+    assert_eq!(fingerprints, 1, "only the kept entry's fingerprint remains");
+
+    // With room for both, neither is evicted.
+    let roomy = LoadOptions {
+        cache_dir: Some(cache.clone()),
+        ..LoadOptions::default()
+    };
+    assert_eq!(load("geomean", &roomy), CacheOutcome::Stored);
+    assert_eq!(load("median", &roomy), CacheOutcome::Hit);
+    assert_eq!(load("geomean", &roomy), CacheOutcome::Hit);
+    assert_eq!(entries(&cache), 2);
 }

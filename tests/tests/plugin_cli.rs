@@ -1,5 +1,6 @@
 //! Wasm aggregates from the command line: `--plugin`, `CREATE AGGREGATE`, `plugin inspect`
-//! with its cache, and a hostile plugin ending in one clear error line.
+//! with its cache and the cache's size budget, and a hostile plugin ending in one clear
+//! error line.
 
 mod common;
 
@@ -127,6 +128,29 @@ fn inspect_prints_the_signature_and_uses_the_cache_the_second_time() {
         second.contains("loaded precompiled from the cache"),
         "{second}"
     );
+}
+
+#[test]
+fn the_cache_budget_flag_evicts_the_plugin_used_least_recently() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cache = dir.path().join("cache");
+    let inspect = |plugin: &str| {
+        let out = laminar()
+            .args(["plugin", "inspect"])
+            .arg(guest(plugin))
+            .arg("--plugin-cache")
+            .arg(&cache)
+            .args(["--plugin-cache-max-mb", "0"])
+            .output()
+            .expect("run laminar");
+        assert!(out.status.success(), "{}", stderr(&out));
+        stdout(&out)
+    };
+    assert!(inspect("median").contains("stored in the cache"));
+    assert!(inspect("geomean").contains("stored in the cache"));
+    // A budget of 0 MiB keeps only the entry stored last.
+    let again = inspect("median");
+    assert!(again.contains("stored in the cache"), "{again}");
 }
 
 #[test]

@@ -18,6 +18,7 @@ fn options() -> LoadOptions {
             memory_bytes: 32 << 20,
             call_timeout_ms: 300,
         },
+        ..LoadOptions::default()
     }
 }
 

@@ -6,6 +6,7 @@ use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::plugin::{
     default_cache_dir, CacheOutcome, LoadOptions, Plugin, PluginInfo, SandboxLimits,
+    DEFAULT_CACHE_MAX_BYTES,
 };
 
 /// Plugin options shared by `run` and `plugin inspect`.
@@ -25,6 +26,10 @@ pub(super) struct PluginArgs {
     /// ~/.cache/laminar/plugins].
     #[arg(long, value_name = "DIR")]
     plugin_cache: Option<PathBuf>,
+    /// Size budget of the plugin cache, in MiB: storing a newly compiled plugin removes the
+    /// least recently used ones beyond it.
+    #[arg(long, value_name = "MIB", default_value_t = DEFAULT_CACHE_MAX_BYTES >> 20)]
+    plugin_cache_max_mb: u64,
     /// Compile plugins on every load instead of using the cache.
     #[arg(long, conflicts_with = "plugin_cache")]
     no_plugin_cache: bool,
@@ -45,6 +50,7 @@ impl PluginArgs {
             } else {
                 self.plugin_cache.clone().or_else(default_cache_dir)
             },
+            cache_max_bytes: self.plugin_cache_max_mb.saturating_mul(1 << 20),
             limits: SandboxLimits {
                 memory_bytes: self.plugin_memory_mb << 20,
                 call_timeout_ms: self.plugin_timeout_ms,

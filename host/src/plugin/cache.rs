@@ -11,6 +11,9 @@
 //! content hash of a file is remembered under its fingerprint (canonical path, size,
 //! modification time and inode, as build tools do): a second load of an unchanged file
 //! reads neither the file nor its hash again.
+//!
+//! The directory is kept within a size budget by [`super::cache_prune`]: storing an entry
+//! removes the least recently used ones beyond it.
 
 #![allow(unsafe_code)]
 
@@ -19,6 +22,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
+
+use super::cache_prune::{mark_used, prune};
 use wasmtime::component::Component;
 use wasmtime::Engine;
 
@@ -65,11 +70,13 @@ pub(crate) enum CompileError {
     Invalid(wasmtime::Error),
 }
 
-/// Compiles the component at `path`, or loads its compiled form from `cache_dir`.
+/// Compiles the component at `path`, or loads its compiled form from `cache_dir`, whose
+/// entries are kept within `max_bytes`.
 pub(crate) fn compile_cached(
     engine: &Engine,
     path: &Path,
     cache_dir: Option<&Path>,
+    max_bytes: u64,
 ) -> Result<Compiled, CompileError> {
     let start = Instant::now();
     let Some(dir) = cache_dir else {
@@ -103,11 +110,12 @@ pub(crate) fn compile_cached(
         // cache directory has the same trust as the laminar binary itself.
         match unsafe { Component::deserialize_file(engine, &entry) } {
             Ok(component) => {
+                mark_used(&entry);
                 return Ok(Compiled {
                     component,
                     outcome: CacheOutcome::Hit,
                     elapsed: start.elapsed(),
-                })
+                });
             }
             // An unusable entry is replaced by a fresh compilation.
             Err(_) => {
@@ -129,6 +137,9 @@ pub(crate) fn compile_cached(
         if content == content_hash(&bytes) {
             let _ = write_atomically(fingerprint, content.as_bytes());
         }
+    }
+    if outcome == CacheOutcome::Stored {
+        prune(dir, max_bytes, &entry);
     }
     Ok(Compiled {
         component,

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use super::bindings::UdafPre;
 use super::cache::{compile_cached, default_cache_dir, CacheOutcome, CompileError};
+use super::cache_prune::DEFAULT_CACHE_MAX_BYTES;
 use super::instance::PluginInstance;
 use super::runtime::Runtime;
 use super::sandbox::SandboxLimits;
@@ -25,15 +26,20 @@ const EXPORT_PREFIX: &str = "laminar:udaf/aggregate@";
 pub struct LoadOptions {
     /// Where compiled components are cached; `None` compiles on every load.
     pub cache_dir: Option<PathBuf>,
+    /// Size budget of the cache directory in bytes: storing a new entry removes the least
+    /// recently used ones until the cache fits (the new entry is always kept).
+    pub cache_max_bytes: u64,
     /// Memory and time limits for every instance.
     pub limits: SandboxLimits,
 }
 
 impl Default for LoadOptions {
-    /// The default cache directory ([`default_cache_dir`]) and default limits.
+    /// The default cache directory ([`default_cache_dir`]) and budget
+    /// ([`DEFAULT_CACHE_MAX_BYTES`]), and default limits.
     fn default() -> Self {
         Self {
             cache_dir: default_cache_dir(),
+            cache_max_bytes: DEFAULT_CACHE_MAX_BYTES,
             limits: SandboxLimits::default(),
         }
     }
@@ -89,13 +95,16 @@ impl Plugin {
             .len();
         check_header(&read_header(path).map_err(|e| fail(e.to_string()))?).map_err(fail)?;
         let runtime = Runtime::shared().map_err(fail)?;
-        let compiled = compile_cached(&runtime.engine, path, options.cache_dir.as_deref())
-            .map_err(|e| match e {
-                CompileError::Read(e) => fail(e.to_string()),
-                CompileError::Invalid(e) => {
-                    fail(format!("not a valid component: {}", root_cause(&e)))
-                }
-            })?;
+        let compiled = compile_cached(
+            &runtime.engine,
+            path,
+            options.cache_dir.as_deref(),
+            options.cache_max_bytes,
+        )
+        .map_err(|e| match e {
+            CompileError::Read(e) => fail(e.to_string()),
+            CompileError::Invalid(e) => fail(format!("not a valid component: {}", root_cause(&e))),
+        })?;
         check_exports(&runtime.engine, &compiled.component).map_err(fail)?;
         let instance_pre = runtime
             .linker
@@ -164,6 +173,13 @@ impl Plugin {
     /// The name SQL uses.
     pub fn name(&self) -> &str {
         &self.info.name
+    }
+
+    /// The compiled component, for embedders that inspect it or instantiate it themselves
+    /// on [`super::engine`] (the `plugin_floor` benchmark times loading and instantiating
+    /// it without Laminar's own work around them).
+    pub fn component(&self) -> &wasmtime::component::Component {
+        self.pre.instance_pre().component()
     }
 
     pub(crate) fn pre(&self) -> &UdafPre<super::sandbox::HostState> {

@@ -13,6 +13,7 @@
 
 mod accumulator;
 mod cache;
+mod cache_prune;
 mod columns;
 mod instance;
 mod load;
@@ -35,8 +36,9 @@ mod bindings {
 }
 
 pub use cache::{default_cache_dir, CacheOutcome, CACHE_DIR_ENV};
+pub use cache_prune::DEFAULT_CACHE_MAX_BYTES;
 pub use load::{LoadOptions, Plugin, PluginInfo, ABI_VERSION};
-pub use runtime::MAX_LIVE_INSTANCES;
+pub use runtime::{engine, MAX_LIVE_INSTANCES};
 pub use sandbox::SandboxLimits;
 pub use types::PluginType;
 pub use udaf::PluginUdaf;

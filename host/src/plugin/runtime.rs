@@ -20,6 +20,20 @@ pub(crate) const EPOCH_TICK: Duration = Duration::from_millis(10);
 /// component made of many modules (a Python one has about a dozen).
 pub const MAX_LIVE_INSTANCES: u32 = 1000;
 
+/// The process's Wasm engine, configured as every plugin runs: Cranelift at full
+/// optimisation, epoch interruption for per-call deadlines (a store on it must set an
+/// epoch deadline before calling into Wasm) and the pooled instance allocator of
+/// [`MAX_LIVE_INSTANCES`] slots, which components instantiated on it share with plugins.
+///
+/// For embedders and benchmarks that compile or call their own components next to
+/// Laminar's plugins, such as the `plugin_floor` benchmark, which times the barest calls on
+/// exactly these settings.
+pub fn engine() -> crate::Result<&'static Engine> {
+    Runtime::shared()
+        .map(|runtime| &runtime.engine)
+        .map_err(crate::Error::Execution)
+}
+
 /// The process-wide engine and the linker every plugin is instantiated with.
 pub(crate) struct Runtime {
     pub(crate) engine: Engine,

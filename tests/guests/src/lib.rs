@@ -22,5 +22,9 @@
 //! `future_abi` generates its own bindings from `wit-future/laminar-udaf.wit`, a copy of
 //! `wit/laminar-udaf.wit` whose only change is the package version.
 //!
+//! One more example is not a plugin: `call_floor` exports the smallest calls a component
+//! can take (`wit-floor/call-floor.wit`), which the `plugin_floor` benchmark times to show
+//! what crossing into Wasm costs on the machine, apart from the aggregate ABI.
+//!
 //! The components are exported only when built for `wasm32`: natively the examples compile
 //! (for `cargo clippy --all-targets`) but export nothing.
