@@ -19,6 +19,10 @@
 //!   the geometric-mean guest's compiled form (what a cached load costs in wasmtime).
 //! - `plugin_floor_instantiate/{rust,python,javascript}`: `InstancePre::instantiate` of the
 //!   same guest in a new store, then dropping it (no constructor call).
+//! - `plugin_floor_epoch/{with_epoch,without_epoch}/8192`: one `update` of 8192 rows over
+//!   100 groups into the `wasm_sum` guest, called straight through its bindings, compiled
+//!   once on Laminar's engine and once on an engine that differs only in having no epoch
+//!   interruption: what the per-call deadline costs per row.
 //!
 //! The call fixture is `call_floor` (`tests/guests/wit-floor/call-floor.wit`); the other
 //! guests come from `laminar-tests`. One that is unavailable is skipped with a message.
@@ -31,8 +35,18 @@ use criterion::{criterion_main, Criterion};
 use laminar::plugin::engine;
 use laminar_benches::{first_line, guest_path, load_guest};
 use wasmtime::component::{Component, Instance, Linker, ResourceAny, ResourceTable, TypedFunc};
-use wasmtime::{Engine, Store};
+use wasmtime::{Config, Engine, OptLevel, Store};
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+
+/// Host bindings of the aggregate ABI, to call a guest without Laminar's accumulator.
+#[allow(missing_docs, clippy::all)]
+mod udaf {
+    wasmtime::component::bindgen!({
+        world: "udaf",
+        path: "../wit",
+        ownership: Borrowing { duplicate_if_necessary: true },
+    });
+}
 
 /// The exported interface of the `call_floor` fixture.
 const FLOOR_INTERFACE: &str = "laminar-bench:floor/calls@0.1.0";
@@ -208,6 +222,59 @@ fn instantiate(c: &mut Criterion) {
     group.finish();
 }
 
+/// Rows of the update in `plugin_floor_epoch`, and the groups they spread over.
+const EPOCH_ROWS: usize = 8192;
+const EPOCH_GROUPS: u32 = 100;
+
+/// `wasm_sum`'s update per row with and without epoch interruption compiled in.
+fn epoch(c: &mut Criterion) {
+    use udaf::exports::laminar::udaf::aggregate::{ColumnDataParam, ColumnParam};
+
+    let path = match guest_path("sum") {
+        Ok(path) => path,
+        Err(reason) => {
+            println!("skipping plugin_floor_epoch: {}", first_line(&reason));
+            return;
+        }
+    };
+    let laminar = engine().expect("the Wasm engine starts");
+    let mut config = Config::new();
+    config
+        .wasm_component_model(true)
+        .cranelift_opt_level(OptLevel::Speed)
+        .epoch_interruption(false);
+    let without = Engine::new(&config).expect("an engine without epochs");
+    let ids: Vec<u32> = (0..EPOCH_ROWS as u32)
+        .map(|i| i * 7 % EPOCH_GROUPS)
+        .collect();
+    let values: Vec<f64> = (0..EPOCH_ROWS).map(|i| (i % 1000) as f64 / 4.0).collect();
+    let mut group = c.benchmark_group("plugin_floor_epoch");
+    group.throughput(criterion::Throughput::Elements(EPOCH_ROWS as u64));
+    for (label, engine) in [("with_epoch", laminar), ("without_epoch", &without)] {
+        let component = Component::from_file(engine, &path).expect("wasm_sum compiles");
+        let mut store = store(engine);
+        let bindings = udaf::Udaf::instantiate(&mut store, &component, &linker(engine))
+            .expect("wasm_sum instantiates");
+        let accumulator = bindings.laminar_udaf_aggregate().accumulator();
+        let sums = accumulator
+            .call_constructor(&mut store)
+            .expect("the constructor runs");
+        let args = [ColumnParam {
+            data: ColumnDataParam::Float64(&values),
+            validity: None,
+        }];
+        group.bench_function(criterion::BenchmarkId::new(label, EPOCH_ROWS), |b| {
+            b.iter(|| {
+                accumulator
+                    .call_update(&mut store, sums, black_box(&ids), EPOCH_GROUPS, &args)
+                    .expect("the call runs")
+                    .expect("the update succeeds")
+            });
+        });
+    }
+    group.finish();
+}
+
 /// The criterion entry points; `criterion_group!` generates an undocumented `pub fn`.
 mod harness {
     #![allow(missing_docs)]
@@ -215,7 +282,7 @@ mod harness {
     criterion::criterion_group! {
         name = benches;
         config = laminar_benches::criterion_config();
-        targets = super::calls, super::deserialize, super::instantiate
+        targets = super::calls, super::deserialize, super::instantiate, super::epoch
     }
 }
 
