@@ -8,6 +8,14 @@ pub use args::BenchArgs;
 pub use measure::{best_of, criterion_config, events_per_second, RUNS};
 
 use std::path::PathBuf;
+
+/// With the `mimalloc` feature every bench binary (they all link this library) allocates
+/// with mimalloc, as `laminar` built with that feature; Laminar and its DataFusion
+/// baseline then share it. Without it they use the system allocator, as `laminar` does by
+/// default.
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use std::sync::Arc;
 
 use laminar::plugin::Plugin;
