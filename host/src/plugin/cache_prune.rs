@@ -69,32 +69,29 @@ pub(crate) fn prune(dir: &Path, max_bytes: u64, keep: &Path) -> Pruned {
     let mut pruned = Pruned::default();
     // Oldest first; ties broken by name so the order is deterministic.
     entries.sort();
-    for (_, path, len) in &entries {
-        if total <= max_bytes {
-            break;
+    entries.retain(|(_, path, len)| {
+        if total <= max_bytes || path == keep || std::fs::remove_file(path).is_err() {
+            return true;
         }
-        if path == keep {
-            continue;
-        }
-        if std::fs::remove_file(path).is_ok() {
-            total -= len;
-            pruned.entries += 1;
-            pruned.bytes += len;
-        }
-    }
-    prune_fingerprints(dir);
+        total -= len;
+        pruned.entries += 1;
+        pruned.bytes += len;
+        false
+    });
+    let remaining = entries
+        .iter()
+        .filter_map(|(_, path, _)| {
+            let name = path.file_name()?.to_str()?;
+            name.split('-').next().map(str::to_string)
+        })
+        .collect();
+    prune_fingerprints(dir, &remaining);
     pruned
 }
 
-/// Removes the fingerprints in `dir/by-file` whose content hash names no entry in `dir`.
-fn prune_fingerprints(dir: &Path) {
-    let hashes: std::collections::HashSet<String> = files(dir)
-        .filter_map(|(path, _)| {
-            let name = path.file_name()?.to_str()?;
-            name.ends_with(ENTRY_SUFFIX)
-                .then(|| name.split('-').next().map(str::to_string))?
-        })
-        .collect();
+/// Removes the fingerprints in `dir/by-file` whose content hash is not in `remaining`
+/// (the content hashes of the entries left in `dir`).
+fn prune_fingerprints(dir: &Path, remaining: &std::collections::HashSet<String>) {
     for (path, meta) in files(&dir.join("by-file")) {
         let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
         if name.ends_with(".tmp") {
@@ -102,7 +99,7 @@ fn prune_fingerprints(dir: &Path) {
             continue;
         }
         let points_at_entry = std::fs::read_to_string(&path)
-            .map(|hash| hashes.contains(hash.trim()))
+            .map(|hash| remaining.contains(hash.trim()))
             // Unreadable now (being replaced by another process): leave it.
             .unwrap_or(true);
         if !points_at_entry {
