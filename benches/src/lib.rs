@@ -9,10 +9,10 @@ pub use measure::{best_of, criterion_config, events_per_second, RUNS};
 
 use std::path::PathBuf;
 
-/// With the `mimalloc` feature every bench binary (they all link this library) allocates
-/// with mimalloc, as `laminar` built with that feature; Laminar and its DataFusion
-/// baseline then share it. Without it they use the system allocator, as `laminar` does by
-/// default.
+/// With the `mimalloc` feature (on by default) every bench binary (they all link this
+/// library) allocates with mimalloc, as the `laminar` binary does; Laminar and its
+/// DataFusion baseline share it. `--no-default-features` measures with the system
+/// allocator.
 #[cfg(feature = "mimalloc")]
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;

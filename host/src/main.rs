@@ -1,6 +1,6 @@
 //! The `laminar` command-line tool.
 
-/// The process's allocator when built with the `mimalloc` feature.
+/// The process's allocator (the `mimalloc` feature, on by default).
 #[cfg(feature = "mimalloc")]
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
