@@ -178,15 +178,24 @@ fn fingerprint(path: &Path) -> Option<String> {
     Some(content_hash(identity.as_bytes()))
 }
 
+/// Suffix of every entry's file name.
+const ENTRY_SUFFIX: &str = ".cwasm";
+
 /// The entry's file name: content hash, wasmtime version, engine compatibility hash.
 fn entry_name(engine: &Engine, content: &str) -> String {
     let mut hasher = DefaultHasher::new();
     engine.precompile_compatibility_hash().hash(&mut hasher);
     format!(
-        "{content}-wasmtime{}-{:016x}.cwasm",
+        "{content}-wasmtime{}-{:016x}{ENTRY_SUFFIX}",
         wasmtime_version(),
         hasher.finish()
     )
+}
+
+/// The content hash in an entry's file name (of any wasmtime version or engine), or
+/// `None` when `name` is not an entry's.
+pub(crate) fn entry_content_hash(name: &str) -> Option<&str> {
+    name.strip_suffix(ENTRY_SUFFIX)?.split('-').next()
 }
 
 /// The wasmtime version this binary was built with.

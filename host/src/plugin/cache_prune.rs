@@ -11,6 +11,8 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
+use super::cache::entry_content_hash;
+
 /// Default size budget of the cache directory: about 28 Python or JavaScript plugins (a
 /// compiled one is 35-40 MB) or thousands of Rust ones.
 pub const DEFAULT_CACHE_MAX_BYTES: u64 = 1 << 30;
@@ -20,9 +22,6 @@ pub(crate) const REFRESH_AFTER: Duration = Duration::from_secs(60 * 60);
 
 /// A temporary file older than this belongs to a write that will never finish.
 const STALE_TEMPORARY: Duration = Duration::from_secs(60 * 60);
-
-/// Suffix of compiled entries.
-const ENTRY_SUFFIX: &str = ".cwasm";
 
 /// What one pruning pass removed.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -60,16 +59,16 @@ pub(crate) fn prune(dir: &Path, max_bytes: u64, keep: &Path) -> Pruned {
         let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
         if name.ends_with(".tmp") {
             remove_if_stale(&path, &meta);
-        } else if name.ends_with(ENTRY_SUFFIX) {
+        } else if let Some(hash) = entry_content_hash(name) {
             let used = meta.modified().unwrap_or(SystemTime::UNIX_EPOCH);
-            entries.push((used, path, meta.len()));
+            entries.push((used, path.clone(), meta.len(), hash.to_string()));
         }
     }
-    let mut total: u64 = entries.iter().map(|(_, _, len)| len).sum();
+    let mut total: u64 = entries.iter().map(|(_, _, len, _)| len).sum();
     let mut pruned = Pruned::default();
     // Oldest first; ties broken by name so the order is deterministic.
     entries.sort();
-    entries.retain(|(_, path, len)| {
+    entries.retain(|(_, path, len, _)| {
         if total <= max_bytes || path == keep || std::fs::remove_file(path).is_err() {
             return true;
         }
@@ -78,13 +77,7 @@ pub(crate) fn prune(dir: &Path, max_bytes: u64, keep: &Path) -> Pruned {
         pruned.bytes += len;
         false
     });
-    let remaining = entries
-        .iter()
-        .filter_map(|(_, path, _)| {
-            let name = path.file_name()?.to_str()?;
-            name.split('-').next().map(str::to_string)
-        })
-        .collect();
+    let remaining = entries.into_iter().map(|(_, _, _, hash)| hash).collect();
     prune_fingerprints(dir, &remaining);
     pruned
 }
@@ -122,14 +115,14 @@ fn files(dir: &Path) -> impl Iterator<Item = (PathBuf, std::fs::Metadata)> {
 
 /// Removes a temporary file whose write stopped more than [`STALE_TEMPORARY`] ago.
 fn remove_if_stale(path: &Path, meta: &std::fs::Metadata) {
-    let stale = meta
-        .modified()
-        .ok()
-        .and_then(|m| SystemTime::now().duration_since(m).ok())
-        .is_some_and(|age| age > STALE_TEMPORARY);
-    if stale {
+    if age(meta).is_some_and(|age| age > STALE_TEMPORARY) {
         let _ = std::fs::remove_file(path);
     }
+}
+
+/// How long ago a file was last modified; `None` when unknown or in the future.
+fn age(meta: &std::fs::Metadata) -> Option<Duration> {
+    SystemTime::now().duration_since(meta.modified().ok()?).ok()
 }
 
 #[cfg(test)]
