@@ -113,7 +113,7 @@ fn main() {
             match Command::new("bash").arg(&script).arg(&out).output() {
                 Ok(o) if o.status.success() => Ok(()),
                 Ok(o) => Err(format!(
-                    "{} failed: {}{} (CI installs the tools with .ci/install-guest-tools)",
+                    "{} failed: {}{} (the build scripts install their tools when missing; see the message above)",
                     script.display(),
                     String::from_utf8_lossy(&o.stdout).trim(),
                     String::from_utf8_lossy(&o.stderr).trim()

@@ -69,6 +69,18 @@ pub enum Error {
     /// A failure while running a query.
     #[error("{0}")]
     Execution(String),
+    /// A state dir cannot be used: it holds another query's state, is in use, or no
+    /// checkpoint in it can be read.
+    #[error("state dir {dir}: {message}")]
+    StateDir {
+        /// The directory.
+        dir: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// State could not be stored, written or read back.
+    #[error(transparent)]
+    State(#[from] crate::state::StateError),
     /// A Wasm plugin could not be loaded: unreadable, not a component, the wrong interface
     /// or version, or a description the host cannot use.
     #[error("cannot load plugin {path}: {message}")]

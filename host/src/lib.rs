@@ -8,6 +8,7 @@
 //! Start with [`Engine`]; the `laminar` command-line tool is a thin client of it.
 
 pub mod aggregate;
+pub mod checkpoint;
 pub mod cli;
 pub mod engine;
 mod error;
@@ -18,7 +19,10 @@ pub mod plugin;
 pub mod sink;
 pub mod source;
 pub mod sql;
+pub mod state;
+pub mod storage;
 pub mod time;
+pub mod wal;
 pub mod window;
 
 pub use engine::{Engine, EngineConfig, RunSummary};

@@ -4,8 +4,9 @@
 #
 #   operators/python/build.sh OUT_DIR
 #
-# Needs componentize-py 0.25.1 (`python3 -m pip install componentize-py==0.25.1`, or
-# .ci/install-guest-tools). The component is built straight from wit/laminar-udaf.wit.
+# Needs python3 with pip. Uses componentize-py 0.25.1 if it is installed; otherwise
+# installs it (once) under target/guest-tools/ with pip. The component is built straight
+# from wit/laminar-udaf.wit.
 #
 # The component imports the WASI 0.2 interfaces that CPython's runtime links against (the
 # host grants nothing through them; geomean calls none). PY_STUB_WASI=1 builds it with
@@ -23,22 +24,45 @@ repo="$(cd "$here/../.." && pwd)"
 out_dir="$1"
 
 version=0.25.1
-install_hint="install it with: python3 -m pip install componentize-py==$version (or run .ci/install-guest-tools)"
-# The console script if it is on PATH; else the module (e.g. installed with --user, or a
-# pyenv shim not yet rehashed).
-if command -v componentize-py >/dev/null 2>&1; then
+# Where this script installs componentize-py when the machine has no such version: inside
+# the cargo target directory, so a fresh checkout needs nothing installed by hand.
+tools="$repo/target/guest-tools/componentize-py-$version"
+
+# How to run componentize-py $version: the console script or an installed module if they
+# are that version, else the copy under $tools (installed now with pip if missing).
+module_runner=(python3 -c 'import sys; from componentize_py import script; sys.argv[0] = "componentize-py"; sys.exit(script())')
+version_of() { "$@" --version 2>/dev/null | awk '{print $2}'; }
+cpy=()
+if command -v componentize-py >/dev/null 2>&1 && [[ "$(version_of componentize-py)" == "$version" ]]; then
     cpy=(componentize-py)
-elif python3 -c 'import componentize_py' >/dev/null 2>&1; then
-    cpy=(python3 -c 'import sys; from componentize_py import script; sys.argv[0] = "componentize-py"; sys.exit(script())')
+elif [[ "$(version_of "${module_runner[@]}")" == "$version" ]]; then
+    cpy=("${module_runner[@]}")
 else
-    echo "error: componentize-py not found; $install_hint" >&2
-    exit 1
-fi
-# The app follows the conventions of this version (see geomean/aggregate.py).
-found="$("${cpy[@]}" --version 2>/dev/null | awk '{print $2}')"
-if [[ "$found" != "$version" ]]; then
-    echo "error: componentize-py $version is required, found '${found:-unknown}'; $install_hint" >&2
-    exit 1
+    if [[ ! -d "$tools/componentize_py" ]]; then
+        if ! command -v python3 >/dev/null 2>&1; then
+            echo "error: python3 is needed to build the Python plugins (Debian: apt-get install python3 python3-pip)" >&2
+            exit 1
+        fi
+        echo "installing componentize-py $version into $tools" >&2
+        staging="$tools.partial.$$"
+        rm -rf "$staging"
+        if ! python3 -m pip install --disable-pip-version-check --no-input --quiet --root-user-action=ignore \
+            --target "$staging" "componentize-py==$version" >&2; then
+            rm -rf "$staging"
+            echo "error: cannot install componentize-py $version with pip (python3 -m pip); install it with: python3 -m pip install componentize-py==$version" >&2
+            exit 1
+        fi
+        mkdir -p "$(dirname "$tools")"
+        # Another build may have finished first: keep whichever copy is in place.
+        mv -T "$staging" "$tools" 2>/dev/null || rm -rf "$staging"
+    fi
+    export PYTHONPATH="$tools${PYTHONPATH:+:$PYTHONPATH}"
+    cpy=("${module_runner[@]}")
+    found="$(version_of "${cpy[@]}")"
+    if [[ "$found" != "$version" ]]; then
+        echo "error: componentize-py $version under $tools does not run (found '${found:-nothing}'); remove that directory and build again" >&2
+        exit 1
+    fi
 fi
 
 mkdir -p "$out_dir"

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, BinaryArray, Int64Array};
+use arrow::buffer::NullBuffer;
 
 use super::{fixed_state, GroupAccumulator};
 use crate::error::Result;
@@ -18,7 +19,14 @@ impl GroupAccumulator for CountAccumulator {
         if self.counts.len() < num_slots {
             self.counts.resize(num_slots, 0);
         }
-        match args.first().and_then(|a| a.logical_nulls()) {
+        // COUNT(a, b, …) counts the rows where every argument is non-NULL, as DataFusion
+        // does; COUNT(*) has no argument and counts every row.
+        let nulls = args
+            .iter()
+            .fold(None, |acc: Option<NullBuffer>, arg| {
+                NullBuffer::union(acc.as_ref(), arg.logical_nulls().as_ref())
+            });
+        match nulls {
             Some(nulls) if nulls.null_count() > 0 => {
                 for (&slot, valid) in slots.iter().zip(nulls.iter()) {
                     self.counts[slot as usize] += i64::from(valid);

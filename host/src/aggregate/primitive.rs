@@ -101,12 +101,18 @@ where
     }
 
     fn state(&mut self, slots: &[u32]) -> Result<BinaryArray> {
+        let width = std::mem::size_of::<T::Native>();
+        let mut bytes = Vec::with_capacity(width);
         Ok(slots
             .iter()
             .map(|&s| {
-                let s = s as usize;
-                let (value, seen) = &self.slots[s];
-                seen.then(|| std::slice::from_ref(value).to_byte_slice())
+                let (value, seen) = &self.slots[s as usize];
+                seen.then(|| {
+                    bytes.clear();
+                    bytes.extend_from_slice(std::slice::from_ref(value).to_byte_slice());
+                    to_little_endian(&mut bytes);
+                    bytes.clone()
+                })
             })
             .collect())
     }
@@ -116,6 +122,7 @@ where
             self.slots.resize(num_slots, (self.identity, false));
         }
         let width = std::mem::size_of::<T::Native>();
+        let mut native = Vec::with_capacity(width);
         for (state, &slot) in states.iter().zip(slots) {
             let Some(bytes) = state else { continue };
             if bytes.len() != width {
@@ -125,7 +132,10 @@ where
                     bytes.len()
                 )));
             }
-            let value = ScalarBuffer::<T::Native>::from(Buffer::from_slice_ref(bytes))[0];
+            native.clear();
+            native.extend_from_slice(bytes);
+            to_little_endian(&mut native);
+            let value = ScalarBuffer::<T::Native>::from(Buffer::from_slice_ref(&native))[0];
             let slot = slot as usize;
             let state = &mut self.slots[slot];
             (self.fold)(&mut state.0, value);
@@ -136,5 +146,13 @@ where
 
     fn size(&self) -> usize {
         self.slots.capacity() * std::mem::size_of::<(T::Native, bool)>()
+    }
+}
+
+/// State bytes are little-endian on every host: a value's native bytes are reversed on a
+/// big-endian one (the same call converts in both directions).
+fn to_little_endian(bytes: &mut [u8]) {
+    if cfg!(target_endian = "big") {
+        bytes.reverse();
     }
 }

@@ -1,5 +1,6 @@
 //! The `laminar` command line: parses arguments, calls the library, prints results.
 
+mod durability;
 mod plugin;
 mod progress;
 
@@ -41,6 +42,8 @@ enum Command {
         quiet: bool,
         #[command(flatten)]
         plugins: plugin::PluginArgs,
+        #[command(flatten)]
+        durability: durability::DurabilityArgs,
     },
     /// Work with Wasm aggregate plugins.
     Plugin {
@@ -51,6 +54,21 @@ enum Command {
     Gen {
         #[command(subcommand)]
         what: GenCommand,
+    },
+    /// Look at a durable run's state directory.
+    State {
+        #[command(subcommand)]
+        what: StateCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum StateCommand {
+    /// Print each query's checkpoints (id, time, source position, open windows, groups,
+    /// bytes), WAL segments and fingerprint, and whether recovery would succeed.
+    Inspect {
+        /// The directory given to `run --state-dir`.
+        dir: PathBuf,
     },
 }
 
@@ -131,7 +149,11 @@ fn dispatch(cli: Cli) -> Result<()> {
             batch_size,
             quiet,
             plugins,
-        } => run(&script, output, batch_size, quiet, &plugins),
+            durability,
+        } => run(&script, output, batch_size, quiet, &plugins, &durability),
+        Command::State {
+            what: StateCommand::Inspect { dir },
+        } => durability::inspect(&dir),
         Command::Plugin {
             what: PluginCommand::Inspect { path, plugins },
         } => {
@@ -189,6 +211,7 @@ fn run(
     batch_size: usize,
     quiet: bool,
     plugins: &plugin::PluginArgs,
+    durability: &durability::DurabilityArgs,
 ) -> Result<()> {
     let sql = std::fs::read_to_string(script)
         .map_err(|e| Error::io(format!("cannot read script {}", script.display()), e))?;
@@ -197,10 +220,13 @@ fn run(
         Output::Csv => OutputFormat::Csv,
         Output::Json => OutputFormat::Json,
     };
-    let mut engine = Engine::with_config(EngineConfig {
+    let mut config = EngineConfig {
         batch_size: batch_size.max(1),
         plugins: plugins.load_options()?,
-    });
+        ..EngineConfig::default()
+    };
+    durability.apply(&mut config);
+    let mut engine = Engine::with_config(config);
     plugins.load_into(&mut engine)?;
     let mut open_stdout = |_: &arrow::datatypes::SchemaRef| -> Result<Box<dyn Sink>> {
         Ok(Box::new(WriterSink::new(

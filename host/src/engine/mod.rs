@@ -1,16 +1,16 @@
 //! The embedded engine: runs SQL scripts of sources, sinks, streams and queries.
 
+mod durable;
 mod run;
 mod summary;
 
 pub use summary::RunSummary;
 
 use std::collections::{HashMap, HashSet};
-use std::fs::File;
-use std::io::BufWriter;
 use std::ops::ControlFlow;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
@@ -18,10 +18,15 @@ use datafusion_sql::sqlparser::ast::{self, visit_relations};
 
 use crate::error::{Error, Result, SqlLocation};
 use crate::plugin::{LoadOptions, Plugin, PluginInfo};
-use crate::sink::{CollectSink, OutputFormat, Sink, WriterSink};
-use crate::source::{LineSource, MemorySource, Source};
+use crate::checkpoint::{Counters, SourcePosition};
+use crate::plan::CompiledQuery;
+use crate::sink::{partial_path, CollectSink, FileSink, OutputFormat, Replace, Sink, WriterSink};
+use crate::storage::{FsStorage, Storage};
+use crate::wal::WalConfig;
+use durable::Checkpointer;
+use crate::source::{InputLog, LineSource, MemorySource, Source};
 use crate::sql::{
-    parse_script, Connector, FormatKind, OnError, PlanningContext, QueryStatement, SinkDef,
+    normalize_name_text, normalize_object_name, parse_script, Connector, FormatKind, OnError, PlanningContext, QueryStatement, SinkDef,
     SourceDef, SourceOptions, Statement,
 };
 use crate::time::{EventTimeColumn, WatermarkSpec};
@@ -34,6 +39,18 @@ pub struct EngineConfig {
     pub batch_size: usize,
     /// How Wasm aggregate plugins are cached and sandboxed.
     pub plugins: LoadOptions,
+    /// Makes runs durable (`--state-dir`): each query keeps its checkpoints (and, for
+    /// stdin, its write-ahead log) in `query-N/` under this directory, and the same script
+    /// run again resumes from there after a crash. `None` (the default): state lives in
+    /// memory and a killed run starts over.
+    pub state_dir: Option<PathBuf>,
+    /// How often a durable run checkpoints, at the next batch boundary (default 10 s).
+    pub checkpoint_interval: Duration,
+    /// Group commit of the write-ahead log of durable stdin sources.
+    pub wal: WalConfig,
+    /// The storage durable state goes through ([`FsStorage`]; fault-injection tests wrap
+    /// it in a [`crate::storage::FaultyStorage`]).
+    pub storage: Arc<dyn Storage>,
 }
 
 impl Default for EngineConfig {
@@ -41,7 +58,30 @@ impl Default for EngineConfig {
         Self {
             batch_size: 8192,
             plugins: LoadOptions::default(),
+            state_dir: None,
+            checkpoint_interval: Duration::from_secs(10),
+            wal: WalConfig::default(),
+            storage: Arc::new(FsStorage::new()),
         }
+    }
+}
+
+/// Receives what a run tells its user besides results: warnings (a damaged checkpoint
+/// skipped) and notes (the input line a durable stdin run resumes after). The default
+/// writes `laminar: …` lines to stderr.
+pub type NoticeHandler = Box<dyn FnMut(&str) + Send>;
+
+struct Notices(NoticeHandler);
+
+impl Default for Notices {
+    fn default() -> Self {
+        Self(Box::new(|text| eprintln!("laminar: {text}")))
+    }
+}
+
+impl std::fmt::Debug for Notices {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Notices")
     }
 }
 
@@ -77,6 +117,9 @@ pub struct Engine {
     sinks: HashMap<String, SinkDef>,
     streams: HashMap<String, ast::Query>,
     plugins: HashMap<String, Arc<Plugin>>,
+    notices: Notices,
+    /// Queries run so far by the current script (names their state directories).
+    queries_run: usize,
 }
 
 impl Engine {
@@ -93,7 +136,13 @@ impl Engine {
         }
     }
 
-    /// Declares a bounded source over in-memory batches, as `CREATE SOURCE` would.
+    /// Sends notices (warnings, resume positions) to `handler` instead of stderr.
+    pub fn set_notice_handler(&mut self, handler: NoticeHandler) {
+        self.notices = Notices(handler);
+    }
+
+    /// Declares a bounded source over in-memory batches, as `CREATE SOURCE` would. The
+    /// name is read as an SQL identifier: `Bids` is `bids`, `"Bids"` keeps its case.
     pub fn register_batches(
         &mut self,
         name: &str,
@@ -101,6 +150,8 @@ impl Engine {
         batches: Vec<RecordBatch>,
         watermark: Option<WatermarkSpec>,
     ) -> Result<()> {
+        let name = normalize_name_text(name);
+        let name = name.as_str();
         if let Some(spec) = &watermark {
             let index = schema.index_of(&spec.column).map_err(|_| {
                 Error::plan(format!("no column '{}' in source '{name}'", spec.column))
@@ -159,6 +210,7 @@ impl Engine {
     ) -> Result<RunSummary> {
         let statements = parse_script(sql, &PlanningContext::new())?;
         let mut total = RunSummary::default();
+        self.queries_run = 0;
         for (i, (location, statement)) in statements.iter().enumerate() {
             match statement {
                 Statement::CreateSource(def) => self
@@ -179,7 +231,7 @@ impl Engine {
                         );
                     }
                     self.streams
-                        .insert(name.to_ascii_lowercase(), (*query.query).clone());
+                        .insert(name.clone(), (*query.query).clone());
                     if !read_later(name, &statements[i + 1..]) {
                         let summary = self.run_query(query, *location, output, progress)?;
                         total.add(&summary);
@@ -220,10 +272,13 @@ impl Engine {
             &self.plugins,
         )
         .map_err(|e| e.at(location))?;
-        let mut sink = match &statement.sink {
-            None => output(&compiled.schema)?,
-            Some(name) => self.open_sink(name).map_err(|e| e.at(location))?,
-        };
+        self.queries_run += 1;
+        if let Some(state_dir) = self.config.state_dir.clone() {
+            let dir = state_dir.join(format!("query-{}", self.queries_run));
+            return self
+                .run_durable(compiled, statement, &dir, output, progress)
+                .map_err(|e| e.at(location));
+        }
         let def = &self.sources[&compiled.source];
         let mut source: Box<dyn Source> = match &def.options.connector {
             Connector::Memory => Box::new(MemorySource::new(
@@ -234,10 +289,110 @@ impl Engine {
             )),
             _ => Box::new(LineSource::open(def, self.config.batch_size)?),
         };
-        run::run_query(compiled, source.as_mut(), sink.as_mut(), progress)
+        let mut sink = match &statement.sink {
+            None => output(&compiled.schema)?,
+            Some(name) => self
+                .open_sink(name, source.is_unbounded(), false)
+                .map_err(|e| e.at(location))?,
+        };
+        run::run_query(
+            compiled,
+            source.as_mut(),
+            sink.as_mut(),
+            progress,
+            None,
+            &Counters::default(),
+        )
     }
 
-    fn open_sink(&self, name: &str) -> Result<Box<dyn Sink>> {
+    /// Runs a query with its state in `dir`: resumes from the newest checkpoint, and does
+    /// not run a query whose run already completed.
+    fn run_durable(
+        &mut self,
+        mut compiled: CompiledQuery,
+        statement: &QueryStatement,
+        dir: &Path,
+        output: &mut OutputFactory<'_>,
+        progress: &mut dyn FnMut(&RunSummary),
+    ) -> Result<RunSummary> {
+        let def = self.sources[&compiled.source].clone();
+        let sink_def = statement.sink.as_ref().and_then(|s| self.sinks.get(s)).cloned();
+        let relations = format!("source: {def:?}; sink: {sink_def:?}");
+        let fingerprint = durable::fingerprint(&compiled, relations)?;
+        let mut checkpointer = Checkpointer::open(
+            Arc::clone(&self.config.storage),
+            dir,
+            &fingerprint,
+            self.config.checkpoint_interval,
+        )?;
+        if let Some(counters) = checkpointer.dir().completed()? {
+            if let Some(SinkDef {
+                connector: Connector::File(path),
+                ..
+            }) = &sink_def
+            {
+                finish_commit(path)?;
+            }
+            (self.notices.0)(&format!(
+                "this query already ran to completion with state dir {}; its results were written then (remove the state dir to run it again)",
+                dir.display()
+            ));
+            return Ok(durable::summary_of(&counters));
+        }
+        let notices = &mut self.notices.0;
+        let resumed = checkpointer.recover(&mut compiled, &mut |text| notices(&format!("warning: {text}")))?;
+        let position = resumed.position.unwrap_or(SourcePosition::Start);
+        let batch_size = self.config.batch_size;
+        let mut source: Box<dyn Source> = match &def.options.connector {
+            Connector::Memory => {
+                let mut source = MemorySource::new(
+                    &def.name,
+                    def.schema.clone(),
+                    self.memory.get(&def.name).cloned().unwrap_or_default(),
+                    def.options.batch_size.unwrap_or(batch_size),
+                );
+                if let SourcePosition::Rows { rows } = position {
+                    source.skip_rows(rows);
+                }
+                Box::new(source)
+            }
+            Connector::Stdio => {
+                let log = InputLog::open(
+                    Arc::clone(&self.config.storage),
+                    &checkpointer.dir().wal_dir(),
+                    self.config.wal.clone(),
+                    &position,
+                )?;
+                (self.notices.0)(&format!("resuming after input line {}", log.last_logged_line()));
+                Box::new(
+                    LineSource::open(&def, batch_size)?
+                        .with_log(log, resumed.counters.source_bad_rows),
+                )
+            }
+            Connector::File(_) => {
+                let mut source = LineSource::open_at(&def, batch_size, &position)?;
+                source.set_bad_rows(resumed.counters.source_bad_rows);
+                Box::new(source)
+            }
+        };
+        let mut sink = match &statement.sink {
+            None => output(&compiled.schema)?,
+            Some(name) => self.open_sink(name, source.is_unbounded(), true)?,
+        };
+        sink.resume(resumed.sink_len)?;
+        run::run_query(
+            compiled,
+            source.as_mut(),
+            sink.as_mut(),
+            progress,
+            Some(&mut checkpointer),
+            &resumed.counters,
+        )
+    }
+
+    /// Opens sink `name`; a file sink of a `durable` run writes a file a restarted run
+    /// can resume.
+    fn open_sink(&self, name: &str, unbounded: bool, durable: bool) -> Result<Box<dyn Sink>> {
         let def = self.sinks.get(name).ok_or_else(|| {
             Error::plan(format!(
                 "INSERT INTO '{name}': no such sink; declare it with CREATE SINK"
@@ -249,23 +404,37 @@ impl Engine {
         };
         Ok(match &def.connector {
             Connector::File(path) => {
-                let file = File::create(path).map_err(|e| {
-                    Error::io(
-                        format!("cannot create sink '{name}' file {}", path.display()),
-                        e,
-                    )
-                })?;
-                Box::new(WriterSink::new(
-                    BufWriter::new(file),
-                    format,
-                    path.display().to_string(),
-                ))
+                let replace = if unbounded {
+                    Replace::OnFirstWrite
+                } else {
+                    Replace::OnCommit
+                };
+                if durable {
+                    Box::new(FileSink::durable(path, replace, format))
+                } else {
+                    Box::new(FileSink::new(path, replace, format))
+                }
             }
             Connector::Stdio | Connector::Memory => {
                 Box::new(WriterSink::new(std::io::stdout(), format, "stdout"))
             }
         })
     }
+}
+
+/// Completes the commit of a durable run's sink file that a crash interrupted: the run was
+/// marked complete, but its file had not yet been renamed into place.
+fn finish_commit(destination: &Path) -> Result<()> {
+    let partial = partial_path(destination);
+    if partial.exists() {
+        std::fs::rename(&partial, destination).map_err(|e| {
+            Error::io(
+                format!("cannot rename {} to {}", partial.display(), destination.display()),
+                e,
+            )
+        })?;
+    }
+    Ok(())
 }
 
 /// Whether any later statement reads relation `name`.
@@ -277,9 +446,9 @@ fn read_later(name: &str, later: &[(SqlLocation, Statement)]) -> bool {
             _ => continue,
         };
         let _ = visit_relations(query.as_ref(), |relation| {
-            names.insert(relation.to_string().to_ascii_lowercase());
+            names.insert(normalize_object_name(relation));
             ControlFlow::<()>::Continue(())
         });
     }
-    names.contains(&name.to_ascii_lowercase())
+    names.contains(name)
 }

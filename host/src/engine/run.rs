@@ -4,7 +4,9 @@ use std::time::{Duration, Instant};
 
 use arrow::record_batch::RecordBatch;
 
+use super::durable::Checkpointer;
 use super::RunSummary;
+use crate::checkpoint::Counters;
 use crate::error::{Error, Result};
 use crate::operator::Operator;
 use crate::plan::CompiledQuery;
@@ -14,16 +16,23 @@ use crate::source::Source;
 /// How often the progress callback is called.
 const PROGRESS_INTERVAL: Duration = Duration::from_millis(250);
 
-/// Runs `query` over `source` into `sink` until the source ends.
+/// Runs `query` over `source` into `sink` until the source ends. A durable run passes
+/// its checkpointer and the counters it resumed from.
 pub(crate) fn run_query(
     mut query: CompiledQuery,
     source: &mut dyn Source,
     sink: &mut dyn Sink,
     progress: &mut dyn FnMut(&RunSummary),
+    mut durable: Option<&mut Checkpointer>,
+    resumed: &Counters,
 ) -> Result<RunSummary> {
     let started = Instant::now();
     let mut last_progress = started;
-    let mut summary = RunSummary::default();
+    let mut summary = RunSummary {
+        events_read: resumed.events_read,
+        rows_emitted: resumed.rows_emitted,
+        ..RunSummary::default()
+    };
     while let Some(input) = source.next_batch()? {
         summary.events_read += input.batch.num_rows() as u64;
         let mut batch = match &mut query.event_time {
@@ -49,6 +58,11 @@ pub(crate) fn run_query(
         if wrote && source.is_unbounded() {
             sink.flush()?;
         }
+        if let Some(checkpointer) = durable.as_deref_mut() {
+            if checkpointer.due() {
+                checkpointer.checkpoint(&mut query, source, sink, &summary)?;
+            }
+        }
         if last_progress.elapsed() >= PROGRESS_INTERVAL {
             last_progress = Instant::now();
             fill_counts(&query, source, &mut summary, started);
@@ -58,6 +72,13 @@ pub(crate) fn run_query(
     if let Some(aggregate) = &mut query.aggregate {
         let outputs = aggregate.finish()?;
         write_all(outputs, &mut query.after, sink, &mut summary)?;
+    }
+    if let Some(checkpointer) = durable {
+        // Everything is written and synced before the run is marked complete; the sink
+        // file is renamed into place after that (a crash in between finishes the rename).
+        source.sync_input()?;
+        sink.sync()?;
+        checkpointer.complete(&query, source, &summary)?;
     }
     sink.finish()?;
     fill_counts(&query, source, &mut summary, started);
@@ -97,6 +118,7 @@ fn write_all(
         if batch.num_rows() > 0 {
             summary.rows_emitted += batch.num_rows() as u64;
             sink.write(&batch)?;
+            crate::checkpoint::crash_point("sink-after-write");
             wrote = true;
         }
     }

@@ -175,6 +175,11 @@ impl WindowAggregate {
         self.emit(closed)
     }
 
+    /// The number of key columns (the first columns of every snapshot batch).
+    pub fn key_count(&self) -> usize {
+        self.key_types.len()
+    }
+
     /// The state of every open window: its groups' keys and each aggregate's state bytes
     /// (for Wasm plugins, the bytes their `state` export returns). The operator is not
     /// changed; [`WindowAggregate::restore`] on a fresh operator of the same query brings

@@ -42,6 +42,10 @@ pub(crate) struct CompiledQuery {
     pub(crate) after: Vec<Box<dyn Operator>>,
     /// Schema of the results.
     pub(crate) schema: SchemaRef,
+    /// The plan, as text: what a durable run's state belongs to.
+    pub(crate) plan_text: String,
+    /// The plugins the query calls.
+    pub(crate) plugins: Vec<Arc<Plugin>>,
 }
 
 const WINDOW_HINT: &str = "group by an event-time window: GROUP BY key, TUMBLE(ts, INTERVAL '10' SECOND), \
@@ -54,6 +58,7 @@ pub(crate) fn compile(
     window: Option<&WindowClause>,
 ) -> Result<CompiledQuery> {
     let mut chain = Vec::new();
+    let mut plugins: Vec<Arc<Plugin>> = Vec::new();
     let mut node = plan;
     loop {
         reject_unsupported(node)?;
@@ -216,7 +221,12 @@ pub(crate) fn compile(
                         ));
                     }
                     let accumulator: Box<dyn GroupAccumulator> = match plugin_of(func) {
-                        Some(plugin) => Box::new(PluginAccumulator::new(Arc::clone(plugin))?),
+                        Some(plugin) => {
+                            if !plugins.iter().any(|p| Arc::ptr_eq(p, plugin)) {
+                                plugins.push(Arc::clone(plugin));
+                            }
+                            Box::new(PluginAccumulator::new(Arc::clone(plugin))?)
+                        }
                         None => {
                             let arg_type =
                                 params.args.first().map(|a| a.get_type(input)).transpose()?;
@@ -270,6 +280,8 @@ pub(crate) fn compile(
         aggregate,
         after,
         schema: nullable_schema(plan.schema()),
+        plan_text: plan.display_indent_schema().to_string(),
+        plugins,
     })
 }
 

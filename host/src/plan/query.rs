@@ -7,12 +7,15 @@ use std::sync::Arc;
 use arrow::datatypes::{Field, Schema, SchemaRef};
 use datafusion_optimizer::Analyzer;
 use datafusion_sql::planner::SqlToRel;
-use datafusion_sql::sqlparser::ast::{self, Ident, SetExpr, TableAlias, TableFactor};
+use datafusion_sql::sqlparser::ast::{self, SetExpr, TableAlias, TableFactor};
 
 use super::compile::{compile, CompiledQuery};
 use crate::error::{Error, Result};
 use crate::plugin::{Plugin, PluginUdaf};
-use crate::sql::{rewrite_windows, PlanningContext, SourceDef, WINDOW_END, WINDOW_START};
+use crate::sql::{
+    ident_for, normalize_object_name, rewrite_windows, PlanningContext, SourceDef, WINDOW_END,
+    WINDOW_START,
+};
 use crate::time::EventTimeStage;
 
 /// Plans `query` against the declared sources and streams.
@@ -37,6 +40,8 @@ pub(crate) fn plan_query(
     }
     let plan =
         SqlToRel::new(&context).sql_statement_to_plan(ast::Statement::Query(Box::new(query)))?;
+    // A plugin registered as `count` takes COUNT(x), never COUNT(*).
+    let plan = crate::plugin::count_star_stays_built_in(plan)?;
     let plan = Analyzer::new().execute_and_check(plan, context.config(), |_, _| {})?;
     compile(&plan, sources, window.as_ref())
 }
@@ -111,13 +116,13 @@ fn inline_factor(
             args: None,
             ..
         } => {
-            let key = name.to_string().to_ascii_lowercase();
+            let key = normalize_object_name(name);
             if let Some(stream) = streams.get(&key) {
                 let mut subquery = stream.clone();
                 inline_streams(&mut subquery, streams, depth + 1)?;
                 let alias = alias.clone().unwrap_or(TableAlias {
                     explicit: true,
-                    name: Ident::new(key),
+                    name: ident_for(&key),
                     columns: vec![],
                     at: None,
                 });

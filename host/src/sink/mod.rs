@@ -1,9 +1,11 @@
 //! Sinks: where query results go (stdout in a chosen format, files, or memory).
 
 mod collect;
+mod file;
 mod writer;
 
 pub use collect::CollectSink;
+pub use file::{partial_path, FileSink, Replace, SinkFile};
 pub use writer::{OutputFormat, WriterSink};
 
 use arrow::record_batch::RecordBatch;
@@ -18,4 +20,19 @@ pub trait Sink: Send {
     fn flush(&mut self) -> Result<()>;
     /// Called once after the last batch.
     fn finish(&mut self) -> Result<()>;
+
+    /// For a checkpoint: makes everything written so far durable and returns the sink's
+    /// length in bytes, or `None` for a sink that cannot be resumed (stdout, memory), which
+    /// is at-least-once across a crash.
+    fn sync(&mut self) -> Result<Option<u64>> {
+        self.flush()?;
+        Ok(None)
+    }
+
+    /// For recovery: continues after `len` bytes (the length the checkpoint recorded),
+    /// dropping whatever a crashed run wrote after it. `None`: start afresh.
+    fn resume(&mut self, len: Option<u64>) -> Result<()> {
+        let _ = len;
+        Ok(())
+    }
 }

@@ -41,6 +41,17 @@ impl<W: Write + Send> WriterSink<W> {
         }
     }
 
+    /// Whether output was already written before (a resumed file): a CSV header is then
+    /// not written again.
+    pub fn set_started(&mut self, started: bool) {
+        self.header_written = started;
+    }
+
+    /// The writer results go to.
+    pub fn get_mut(&mut self) -> &mut W {
+        &mut self.out
+    }
+
     fn io(&self, err: std::io::Error) -> Error {
         Error::io(format!("cannot write to {}", self.name), err)
     }

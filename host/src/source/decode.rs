@@ -45,35 +45,29 @@ impl RowDecoder {
         }
     }
 
-    /// Decodes every line of `chunk`. On failure, decodes line by line to find every bad
-    /// line; the good ones still come back, in order, with their indices.
+    /// Decodes every line of `chunk`. Every line must hold exactly one record: a line
+    /// that holds two (a lone carriage return inside a CSV line, two JSON objects on one
+    /// line) or only part of one (an unclosed quote or object) is a bad line, never a row
+    /// silently lost or shifted. On any failure the chunk is decoded line by line to find
+    /// every bad line; the good ones still come back, in order, with their indices.
     pub(crate) fn decode(&self, chunk: &LineChunk) -> Decoded {
-        if let Ok(batch) = self.decode_bytes(&chunk.bytes, chunk.len()) {
-            if batch.num_rows() == chunk.len() {
-                return Decoded {
-                    batch,
-                    kept: (0..chunk.len()).collect(),
-                    bad: Vec::new(),
-                };
-            }
+        if let Ok(Some(batch)) = self.decode_lines(chunk) {
+            return Decoded {
+                batch,
+                kept: (0..chunk.len()).collect(),
+                bad: Vec::new(),
+            };
         }
         let mut good = Vec::new();
         let mut kept = Vec::new();
         let mut bad = Vec::new();
         for index in 0..chunk.len() {
-            match self.decode_bytes(chunk.line(index), 1) {
-                Ok(batch) if batch.num_rows() == 1 => {
+            match self.decode_one(chunk.line(index)) {
+                Ok(batch) => {
                     good.push(batch);
                     kept.push(index);
                 }
-                Ok(batch) => bad.push(BadLine {
-                    index,
-                    message: format!("expected one row, decoded {}", batch.num_rows()),
-                }),
-                Err(err) => bad.push(BadLine {
-                    index,
-                    message: self.describe(&err),
-                }),
+                Err(message) => bad.push(BadLine { index, message }),
             }
         }
         let batch = concat_batches(&self.schema, &good)
@@ -81,42 +75,40 @@ impl RowDecoder {
         Decoded { batch, kept, bad }
     }
 
-    fn decode_bytes(&self, bytes: &[u8], rows: usize) -> Result<RecordBatch, ArrowError> {
-        let rows = rows.max(1);
-        let batch = match self.format {
-            FormatKind::Csv => {
-                let mut decoder = arrow::csv::ReaderBuilder::new(self.schema.clone())
-                    .with_header(false)
-                    .with_delimiter(self.delimiter)
-                    .with_batch_size(rows)
-                    .build_decoder();
-                let mut offset = 0;
-                while offset < bytes.len() {
-                    let read = decoder.decode(&bytes[offset..])?;
-                    if read == 0 {
-                        break;
-                    }
-                    offset += read;
-                }
-                decoder.decode(&[])?;
-                decoder.flush()?
+    /// Decodes the whole chunk with one decoder, fed line by line so that a line holding
+    /// anything but one whole record is noticed. `Ok(None)`: some line is not one record.
+    fn decode_lines(&self, chunk: &LineChunk) -> Result<Option<RecordBatch>, ArrowError> {
+        let mut decoder = LineDecoder::new(self, chunk.len())?;
+        for index in 0..chunk.len() {
+            if decoder.feed(chunk.line(index))? != 1 {
+                return Ok(None);
             }
-            FormatKind::Json => {
-                let mut decoder = arrow::json::ReaderBuilder::new(self.schema.clone())
-                    .with_batch_size(rows)
-                    .build_decoder()?;
-                let mut offset = 0;
-                while offset < bytes.len() {
-                    let read = decoder.decode(&bytes[offset..])?;
-                    if read == 0 {
-                        break;
-                    }
-                    offset += read;
-                }
-                decoder.flush()?
+        }
+        Ok(Some(decoder.flush(&self.schema)?))
+    }
+
+    /// Decodes one line that must hold exactly one record.
+    fn decode_one(&self, line: &[u8]) -> Result<RecordBatch, String> {
+        let mut decoder = LineDecoder::new(self, 1).map_err(|e| self.describe(&e))?;
+        let records = decoder.feed(line).map_err(|e| self.describe(&e))?;
+        if records != 1 {
+            return Err(self.not_one_record(records));
+        }
+        decoder.flush(&self.schema).map_err(|e| self.describe(&e))
+    }
+
+    /// Why a line that is not exactly one record is bad.
+    fn not_one_record(&self, records: usize) -> String {
+        match (self.format, records) {
+            (FormatKind::Csv, 0) => "the line ends inside a quoted field".into(),
+            (FormatKind::Csv, _) => {
+                "the line holds more than one record (a carriage return not followed by a newline ends a CSV record)".into()
             }
-        };
-        Ok(batch.unwrap_or_else(|| RecordBatch::new_empty(self.schema.clone())))
+            (FormatKind::Json, 0) => "the line holds an incomplete JSON object".into(),
+            (FormatKind::Json, _) => {
+                "the line holds more than one JSON object (write one object per line)".into()
+            }
+        }
     }
 
     /// A readable reason for a one-line decoding error, naming the column.
@@ -169,6 +161,84 @@ impl RowDecoder {
     }
 }
 
+/// One arrow-csv or arrow-json decoder, fed one line at a time.
+struct LineDecoder {
+    format: FormatDecoder,
+    /// Records the decoder takes before it must be flushed.
+    batch_size: usize,
+}
+
+enum FormatDecoder {
+    Csv(arrow::csv::reader::Decoder),
+    Json(arrow::json::reader::Decoder),
+}
+
+impl LineDecoder {
+    /// A decoder with room for one record more than `lines`, so that a surplus record
+    /// is seen rather than left undecoded.
+    fn new(row_decoder: &RowDecoder, lines: usize) -> Result<Self, ArrowError> {
+        let batch_size = lines + 1;
+        let format = match row_decoder.format {
+            FormatKind::Csv => FormatDecoder::Csv(
+                arrow::csv::ReaderBuilder::new(row_decoder.schema.clone())
+                    .with_header(false)
+                    .with_delimiter(row_decoder.delimiter)
+                    .with_batch_size(batch_size)
+                    .build_decoder(),
+            ),
+            FormatKind::Json => FormatDecoder::Json(
+                arrow::json::ReaderBuilder::new(row_decoder.schema.clone())
+                    .with_batch_size(batch_size)
+                    .build_decoder()?,
+            ),
+        };
+        Ok(Self { format, batch_size })
+    }
+
+    /// Complete records buffered so far (arrow-json counts a partly decoded one too).
+    fn buffered(&self) -> usize {
+        match &self.format {
+            FormatDecoder::Csv(d) => self.batch_size - d.capacity(),
+            FormatDecoder::Json(d) => d.len(),
+        }
+    }
+
+    /// Feeds one whole line (ending in a newline) and returns how many complete records
+    /// it held; a line that leaves a record unfinished counts as none.
+    fn feed(&mut self, line: &[u8]) -> Result<usize, ArrowError> {
+        let before = self.buffered();
+        let mut offset = 0;
+        while offset < line.len() {
+            let read = match &mut self.format {
+                FormatDecoder::Csv(d) => d.decode(&line[offset..])?,
+                FormatDecoder::Json(d) => d.decode(&line[offset..])?,
+            };
+            if read == 0 {
+                // Full: the lines so far hold more records than there are lines.
+                return Ok(usize::MAX);
+            }
+            offset += read;
+        }
+        // arrow-csv counts a record once its terminator is read, so an unfinished one
+        // (an open quote) adds nothing; arrow-json counts it and says it is partial.
+        if let FormatDecoder::Json(d) = &self.format {
+            if d.has_partial_record() {
+                return Ok(0);
+            }
+        }
+        Ok(self.buffered() - before)
+    }
+
+    /// The decoded rows.
+    fn flush(self, schema: &SchemaRef) -> Result<RecordBatch, ArrowError> {
+        let batch = match self.format {
+            FormatDecoder::Csv(mut d) => d.flush()?,
+            FormatDecoder::Json(mut d) => d.flush()?,
+        };
+        Ok(batch.unwrap_or_else(|| RecordBatch::new_empty(schema.clone())))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::lines::LineReader;
@@ -217,5 +287,50 @@ mod tests {
         assert!(decoded.bad.is_empty());
         let bad = d.decode(&chunk("{\"a\":1}\n{\"a\":\n")).bad;
         assert_eq!(bad[0].index, 1);
+    }
+
+    #[test]
+    fn a_csv_line_with_two_records_is_a_bad_line_not_a_lost_row() {
+        let d = RowDecoder::new(FormatKind::Csv, schema(), b',');
+        let Decoded { batch, kept, bad } = d.decode(&chunk("1,x\r2,y\n3,z\n4,w\n"));
+        assert_eq!(kept, vec![1, 2]);
+        assert_eq!(batch.num_rows(), 2);
+        assert_eq!(bad.len(), 1);
+        assert_eq!(bad[0].index, 0);
+        assert!(bad[0].message.contains("more than one record"), "{}", bad[0].message);
+    }
+
+    #[test]
+    fn crlf_line_endings_are_one_record_each() {
+        let d = RowDecoder::new(FormatKind::Csv, schema(), b',');
+        let decoded = d.decode(&chunk("1,x\r\n2,y\r\n3,z\r\n"));
+        assert!(decoded.bad.is_empty(), "{:?}", decoded.bad);
+        assert_eq!(decoded.batch.num_rows(), 3);
+        let d = RowDecoder::new(FormatKind::Json, schema(), b',');
+        let decoded = d.decode(&chunk("{\"a\":1}\r\n{\"a\":2}\r\n"));
+        assert!(decoded.bad.is_empty(), "{:?}", decoded.bad);
+        assert_eq!(decoded.batch.num_rows(), 2);
+    }
+
+    #[test]
+    fn an_unclosed_quote_does_not_swallow_the_next_line() {
+        // Line 0 holds two records and line 1 opens a quote that line 2 closes: the total
+        // still equals the number of lines, yet no row may shift onto another line.
+        let d = RowDecoder::new(FormatKind::Csv, schema(), b',');
+        let Decoded { kept, bad, .. } = d.decode(&chunk("1,x\r2,y\n3,\"z\n\",4\n5,v\n"));
+        assert_eq!(kept, vec![3]);
+        let bad: Vec<usize> = bad.iter().map(|b| b.index).collect();
+        assert_eq!(bad, vec![0, 1, 2]);
+    }
+
+    #[test]
+    fn two_json_objects_on_one_line_are_a_bad_line() {
+        let d = RowDecoder::new(FormatKind::Json, schema(), b',');
+        let Decoded { kept, bad, .. } =
+            d.decode(&chunk("{\"a\":1}{\"a\":2}\n{\"a\":3}\n{\"a\":\n"));
+        assert_eq!(kept, vec![1]);
+        assert_eq!(bad.len(), 2);
+        assert!(bad[0].message.contains("more than one JSON object"), "{}", bad[0].message);
+        assert!(bad[1].message.contains("incomplete"), "{}", bad[1].message);
     }
 }

@@ -30,6 +30,8 @@ impl LineChunk {
 pub(crate) struct LineReader<R> {
     reader: BufReader<R>,
     line_number: u64,
+    /// Bytes consumed from the start of the input (blank lines included).
+    consumed: u64,
     /// Return a partial chunk as soon as no more input is buffered (for live streams),
     /// rather than blocking until the chunk is full.
     eager: bool,
@@ -41,9 +43,27 @@ impl<R: Read> LineReader<R> {
         Self {
             reader: BufReader::with_capacity(1 << 20, reader),
             line_number: 0,
+            consumed: 0,
             eager,
             done: false,
         }
+    }
+
+    /// Says the input (already positioned there) starts `offset` bytes and `line_number`
+    /// lines into the stream.
+    pub(crate) fn start_at(&mut self, offset: u64, line_number: u64) {
+        self.consumed = offset;
+        self.line_number = line_number;
+    }
+
+    /// The byte offset and line number after the last line returned.
+    pub(crate) fn position(&self) -> (u64, u64) {
+        (self.consumed, self.line_number)
+    }
+
+    /// Whether the next read would have to wait for more input.
+    pub(crate) fn nothing_buffered(&self) -> bool {
+        self.reader.buffer().is_empty()
     }
 
     /// The next chunk of at most `max_rows` lines, or `None` at end of input.
@@ -56,6 +76,7 @@ impl<R: Read> LineReader<R> {
                 self.done = true;
                 break;
             }
+            self.consumed += read as u64;
             self.line_number += 1;
             if chunk.bytes[start..].iter().all(u8::is_ascii_whitespace) {
                 chunk.bytes.truncate(start);
@@ -89,5 +110,20 @@ mod tests {
         assert_eq!(chunk.numbers, vec![5]);
         assert_eq!(chunk.line(0), b"c\n");
         assert!(reader.next_chunk(2).unwrap().is_none());
+        assert_eq!(reader.position(), (input.len() as u64, 5));
+    }
+
+    #[test]
+    fn a_resumed_reader_numbers_lines_from_where_it_starts() {
+        let input = b"a\nb\nc\n".as_slice();
+        let mut reader = LineReader::new(input, false);
+        reader.next_chunk(1).unwrap().unwrap();
+        let (offset, line) = reader.position();
+        assert_eq!((offset, line), (2, 1));
+        let mut resumed = LineReader::new(&input[offset as usize..], false);
+        resumed.start_at(offset, line);
+        let chunk = resumed.next_chunk(5).unwrap().unwrap();
+        assert_eq!(chunk.numbers, vec![2, 3]);
+        assert_eq!(resumed.position(), (6, 3));
     }
 }

@@ -6,6 +6,7 @@ use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 
 use super::{Source, SourceBatch};
+use crate::checkpoint::SourcePosition;
 use crate::error::Result;
 
 /// Replays batches in order, re-cut to the engine's batch size.
@@ -69,5 +70,31 @@ impl Source for MemorySource {
 
     fn bad_rows_skipped(&self) -> u64 {
         0
+    }
+
+    fn position(&self) -> SourcePosition {
+        SourcePosition::Rows {
+            rows: self.next_row - 1,
+        }
+    }
+}
+
+impl MemorySource {
+    /// Skips the first `rows` rows (they were processed before a checkpoint).
+    pub fn skip_rows(&mut self, mut rows: u64) {
+        while rows > 0 {
+            let Some(front) = self.batches.pop_front() else {
+                break;
+            };
+            let n = front.num_rows() as u64;
+            if n > rows {
+                let keep = front.slice(rows as usize, (n - rows) as usize);
+                self.batches.push_front(keep);
+                self.next_row += rows;
+                break;
+            }
+            self.next_row += n;
+            rows -= n;
+        }
     }
 }

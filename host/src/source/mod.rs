@@ -1,10 +1,12 @@
 //! Sources: where rows come from (files, stdin, in-memory batches) and how they are decoded.
 
 mod decode;
+mod input_log;
 mod lines;
 mod memory;
 mod stream;
 
+pub use input_log::InputLog;
 pub use memory::MemorySource;
 pub(crate) use stream::keep_rows;
 pub use stream::LineSource;
@@ -12,6 +14,7 @@ pub use stream::LineSource;
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 
+use crate::checkpoint::SourcePosition;
 use crate::error::Result;
 
 /// A decoded batch and the input line (or row number) of each of its rows.
@@ -35,4 +38,20 @@ pub trait Source: Send {
     fn is_unbounded(&self) -> bool;
     /// Rows skipped because they could not be decoded (with `on_error = 'skip'`).
     fn bad_rows_skipped(&self) -> u64;
+
+    /// Where the source stands: every row before it has been returned by `next_batch`.
+    /// A checkpoint records it; recovery reads on from there.
+    fn position(&self) -> SourcePosition;
+
+    /// Before a checkpoint at [`position`](Self::position): makes the input before it
+    /// durable where the source logs it (stdin's write-ahead log).
+    fn sync_input(&mut self) -> Result<()> {
+        Ok(())
+    }
+
+    /// After a checkpoint at `position` was committed: drops logged input before it.
+    fn release_input(&mut self, position: &SourcePosition) -> Result<()> {
+        let _ = position;
+        Ok(())
+    }
 }

@@ -1,15 +1,17 @@
 //! A source over a byte stream of CSV or JSON lines: a file or standard input.
 
 use std::fs::File;
-use std::io::Read;
+use std::io::{Read, Seek, SeekFrom};
 
 use arrow::array::UInt32Array;
 use arrow::compute::take_record_batch;
 use arrow::datatypes::SchemaRef;
 
 use super::decode::{Decoded, RowDecoder};
-use super::lines::LineReader;
+use super::input_log::InputLog;
+use super::lines::{LineChunk, LineReader};
 use super::{Source, SourceBatch};
+use crate::checkpoint::SourcePosition;
 use crate::error::{Error, Result};
 use crate::sql::{Connector, FormatKind, OnError, SourceDef};
 
@@ -27,20 +29,46 @@ pub struct LineSource {
     delimiter: u8,
     first_chunk: bool,
     bad_rows: u64,
+    /// Stdin of a durable run: every chunk goes to the write-ahead log first.
+    log: Option<InputLog>,
 }
 
 impl LineSource {
     /// Opens the connector of `def`; `batch_size` applies unless the source sets its own.
     pub fn open(def: &SourceDef, batch_size: usize) -> Result<Self> {
+        Self::open_at(def, batch_size, &SourcePosition::Start)
+    }
+
+    /// Opens the connector of `def` to read on from `position` (a file's byte offset and
+    /// line; for stdin, see [`with_log`](Self::with_log)).
+    pub fn open_at(def: &SourceDef, batch_size: usize, position: &SourcePosition) -> Result<Self> {
         let (reader, origin, unbounded): (Box<dyn Read + Send>, String, bool) =
             match &def.options.connector {
                 Connector::File(path) => {
-                    let file = File::open(path).map_err(|e| {
-                        Error::io(
-                            format!("cannot open source '{}' file {}", def.name, path.display()),
-                            e,
-                        )
-                    })?;
+                    let context = || format!("cannot open source '{}' file {}", def.name, path.display());
+                    let mut file = File::open(path).map_err(|e| Error::io(context(), e))?;
+                    if let SourcePosition::File { offset, line } = position {
+                        let len = file.metadata().map_err(|e| Error::io(context(), e))?.len();
+                        if len < *offset {
+                            return Err(Error::Execution(format!(
+                                "source '{}' file {} holds {len} bytes, fewer than the {offset} a checkpoint read: it was changed since",
+                                def.name,
+                                path.display()
+                            )));
+                        }
+                        file.seek(SeekFrom::Start(*offset))
+                            .map_err(|e| Error::io(context(), e))?;
+                        let mut source = Self::from_reader(
+                            def,
+                            Box::new(file),
+                            path.display().to_string(),
+                            false,
+                            batch_size,
+                        );
+                        source.lines.start_at(*offset, *line);
+                        source.first_chunk = *offset == 0;
+                        return Ok(source);
+                    }
                     (Box::new(file), path.display().to_string(), false)
                 }
                 Connector::Stdio => (Box::new(std::io::stdin()), "stdin".into(), true),
@@ -81,7 +109,30 @@ impl LineSource {
             delimiter: def.options.delimiter,
             first_chunk: true,
             bad_rows: 0,
+            log: None,
         }
+    }
+
+    /// Makes this (stdin) source durable: chunks the log holds beyond the checkpoint are
+    /// replayed first, and every chunk read afterwards is logged before it is decoded.
+    pub fn with_log(mut self, log: InputLog, bad_rows: u64) -> Self {
+        let line = log.last_logged_line();
+        self.lines.start_at(0, line);
+        // The header, if any, was in the first chunk a run ever read.
+        self.first_chunk = line == 0;
+        self.bad_rows = bad_rows;
+        self.log = Some(log);
+        self
+    }
+
+    /// Sets the count of rows skipped before a checkpoint (a resumed run goes on from it).
+    pub fn set_bad_rows(&mut self, bad_rows: u64) {
+        self.bad_rows = bad_rows;
+    }
+
+    /// The log of a durable stdin source.
+    pub fn log(&self) -> Option<&InputLog> {
+        self.log.as_ref()
     }
 
     /// Whether `line` is a CSV header naming the declared columns.
@@ -116,9 +167,35 @@ impl LineSource {
     }
 }
 
+impl LineSource {
+    /// Decodes a chunk, failing or counting its bad lines as the source says.
+    fn decode(&mut self, chunk: LineChunk) -> Result<SourceBatch> {
+        let Decoded { batch, kept, bad } = self.decoder.decode(&chunk);
+        if let Some(first) = bad.first() {
+            if self.on_error == OnError::Fail {
+                return Err(Error::BadRow {
+                    origin: self.origin.clone(),
+                    line: chunk.numbers[first.index],
+                    message: format!(
+                        "{} (add on_error = 'skip' to the source's WITH options to skip bad rows)",
+                        first.message
+                    ),
+                });
+            }
+            self.bad_rows += bad.len() as u64;
+        }
+        let lines = kept.iter().map(|&i| chunk.numbers[i]).collect();
+        Ok(SourceBatch { batch, lines })
+    }
+}
+
 impl Source for LineSource {
     fn next_batch(&mut self) -> Result<Option<SourceBatch>> {
         loop {
+            if let Some(chunk) = self.log.as_mut().and_then(InputLog::next_replayed) {
+                self.first_chunk = false;
+                return self.decode(chunk).map(Some);
+            }
             let Some(mut chunk) = self
                 .lines
                 .next_chunk(self.batch_size)
@@ -139,22 +216,11 @@ impl Source for LineSource {
                     continue;
                 }
             }
-            let Decoded { batch, kept, bad } = self.decoder.decode(&chunk);
-            if let Some(first) = bad.first() {
-                if self.on_error == OnError::Fail {
-                    return Err(Error::BadRow {
-                        origin: self.origin.clone(),
-                        line: chunk.numbers[first.index],
-                        message: format!(
-                            "{} (add on_error = 'skip' to the source's WITH options to skip bad rows)",
-                            first.message
-                        ),
-                    });
-                }
-                self.bad_rows += bad.len() as u64;
+            if let Some(log) = &mut self.log {
+                let idle = self.lines.nothing_buffered();
+                log.append(&chunk, idle)?;
             }
-            let lines = kept.iter().map(|&i| chunk.numbers[i]).collect();
-            return Ok(Some(SourceBatch { batch, lines }));
+            return self.decode(chunk).map(Some);
         }
     }
 
@@ -172,6 +238,30 @@ impl Source for LineSource {
 
     fn bad_rows_skipped(&self) -> u64 {
         self.bad_rows
+    }
+
+    fn position(&self) -> SourcePosition {
+        match &self.log {
+            Some(log) => log.position(),
+            None => {
+                let (offset, line) = self.lines.position();
+                SourcePosition::File { offset, line }
+            }
+        }
+    }
+
+    fn sync_input(&mut self) -> Result<()> {
+        match &mut self.log {
+            Some(log) => log.sync(),
+            None => Ok(()),
+        }
+    }
+
+    fn release_input(&mut self, position: &SourcePosition) -> Result<()> {
+        match &mut self.log {
+            Some(log) => log.release(position),
+            None => Ok(()),
+        }
     }
 }
 

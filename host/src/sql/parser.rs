@@ -13,6 +13,7 @@ use datafusion_sql::sqlparser::parser::{Parser, ParserError};
 use datafusion_sql::sqlparser::tokenizer::{Token, Tokenizer};
 
 use super::context::PlanningContext;
+use super::ident::normalize_ident;
 use super::ddl::{SinkDef, SourceDef, WithOptions};
 use super::interval::interval_millis;
 use super::types::arrow_type;
@@ -98,7 +99,7 @@ fn parse_statement(parser: &mut Parser<'_>, context: &PlanningContext) -> Result
         if is_word(parser, 1, "STREAM") {
             parser.next_token();
             parser.next_token();
-            let name = parser.parse_identifier().map_err(syntax_error)?.value;
+            let name = normalize_ident(&parser.parse_identifier().map_err(syntax_error)?);
             parser.expect_keyword(Keyword::AS).map_err(syntax_error)?;
             let query = parse_query(parser, None)?;
             return Ok(Statement::CreateStream { name, query });
@@ -106,7 +107,7 @@ fn parse_statement(parser: &mut Parser<'_>, context: &PlanningContext) -> Result
         if is_word(parser, 1, "AGGREGATE") {
             parser.next_token();
             parser.next_token();
-            let name = parser.parse_identifier().map_err(syntax_error)?.value;
+            let name = normalize_ident(&parser.parse_identifier().map_err(syntax_error)?);
             parser.expect_keyword(Keyword::FROM).map_err(syntax_error)?;
             let path = parser.parse_literal_string().map_err(syntax_error)?;
             return Ok(Statement::CreateAggregate { name, path });
@@ -115,7 +116,7 @@ fn parse_statement(parser: &mut Parser<'_>, context: &PlanningContext) -> Result
     if is_word(parser, 0, "INSERT") {
         parser.next_token();
         parser.expect_keyword(Keyword::INTO).map_err(syntax_error)?;
-        let sink = parser.parse_identifier().map_err(syntax_error)?.value;
+        let sink = normalize_ident(&parser.parse_identifier().map_err(syntax_error)?);
         return parse_query(parser, Some(sink)).map(Statement::Query);
     }
     if is_word(parser, 0, "SELECT")
@@ -166,7 +167,7 @@ fn parse_emit(parser: &mut Parser<'_>) -> Result<()> {
 }
 
 fn parse_create_source(parser: &mut Parser<'_>, context: &PlanningContext) -> Result<SourceDef> {
-    let name = parser.parse_identifier().map_err(syntax_error)?.value;
+    let name = normalize_ident(&parser.parse_identifier().map_err(syntax_error)?);
     parser.expect_token(&Token::LParen).map_err(syntax_error)?;
     let mut fields = Vec::new();
     let mut watermark = None;
@@ -174,7 +175,7 @@ fn parse_create_source(parser: &mut Parser<'_>, context: &PlanningContext) -> Re
         if is_word(parser, 0, "WATERMARK") {
             parser.next_token();
             parser.expect_keyword(Keyword::FOR).map_err(syntax_error)?;
-            let column = parser.parse_identifier().map_err(syntax_error)?.value;
+            let column = normalize_ident(&parser.parse_identifier().map_err(syntax_error)?);
             parser.expect_keyword(Keyword::AS).map_err(syntax_error)?;
             let expr = parser.parse_expr().map_err(syntax_error)?;
             watermark = Some(watermark_spec(column, &expr, context)?);
@@ -185,7 +186,11 @@ fn parse_create_source(parser: &mut Parser<'_>, context: &PlanningContext) -> Re
                 .options
                 .iter()
                 .any(|o| matches!(o.option, ast::ColumnOption::NotNull));
-            fields.push(Field::new(column.name.value, data_type, !not_null));
+            let name = normalize_ident(&column.name);
+            if fields.iter().any(|f: &Field| f.name() == &name) {
+                return Err(Error::plan(format!("column '{name}' is declared twice")));
+            }
+            fields.push(Field::new(name, data_type, !not_null));
         }
         if !parser.consume_token(&Token::Comma) {
             break;
@@ -213,12 +218,12 @@ fn parse_create_source(parser: &mut Parser<'_>, context: &PlanningContext) -> Re
 
 fn watermark_spec(column: String, expr: &Expr, context: &PlanningContext) -> Result<WatermarkSpec> {
     let delay_ms = match expr {
-        Expr::Identifier(id) if id.value == column => 0,
+        Expr::Identifier(id) if normalize_ident(id) == column => 0,
         Expr::BinaryOp {
             left,
             op: BinaryOperator::Minus,
             right,
-        } if matches!(left.as_ref(), Expr::Identifier(id) if id.value == column) => {
+        } if matches!(left.as_ref(), Expr::Identifier(id) if normalize_ident(id) == column) => {
             interval_millis(context, right)?
         }
         _ => {
@@ -234,7 +239,7 @@ fn watermark_spec(column: String, expr: &Expr, context: &PlanningContext) -> Res
 }
 
 fn parse_create_sink(parser: &mut Parser<'_>) -> Result<SinkDef> {
-    let name = parser.parse_identifier().map_err(syntax_error)?.value;
+    let name = normalize_ident(&parser.parse_identifier().map_err(syntax_error)?);
     let mut options = parse_with_options(parser, &format!("sink '{name}'"))?;
     let connector = options.connector()?;
     let format = options.format()?;

@@ -13,6 +13,7 @@ use datafusion_sql::sqlparser::ast::{
     ObjectName, SetExpr, TableFactor,
 };
 
+use super::ident::normalize_ident;
 use super::context::PlanningContext;
 use super::interval::interval_millis;
 use crate::error::{Error, Result};
@@ -165,16 +166,7 @@ fn column_name(expr: &Expr) -> Option<String> {
         Expr::CompoundIdentifier(ids) => ids.last()?,
         _ => return None,
     };
-    Some(normalize(ident))
-}
-
-/// Unquoted identifiers are case-insensitive (lower-cased), as in DataFusion.
-fn normalize(ident: &Ident) -> String {
-    if ident.quote_style.is_some() {
-        ident.value.clone()
-    } else {
-        ident.value.to_ascii_lowercase()
-    }
+    Some(normalize_ident(ident))
 }
 
 fn rewrite_query_relations(query: &mut ast::Query, found: &mut Vec<(String, Expr)>) -> Result<()> {

@@ -81,6 +81,19 @@ impl EventTimeStage {
         self.watermark.current()
     }
 
+    /// The largest event time seen so far: the watermark generator's state.
+    pub fn max_event_time(&self) -> Option<i64> {
+        self.watermark.max_event_time()
+    }
+
+    /// Brings back the state a checkpoint recorded: the largest event time seen and the
+    /// late and bad rows counted before it.
+    pub fn restore(&mut self, max_event_time: Option<i64>, late_events: u64, bad_rows: u64) {
+        self.watermark.restore(max_event_time);
+        self.late_events = late_events;
+        self.bad_rows = bad_rows;
+    }
+
     /// Classifies every row of `input`, returning the on-time rows with window columns.
     pub fn process(&mut self, input: &SourceBatch) -> Result<RecordBatch> {
         let times = event_time_millis(input.batch.column(self.column))?;

@@ -52,6 +52,11 @@ impl WatermarkGenerator {
     pub fn max_event_time(&self) -> Option<i64> {
         self.max_event_time
     }
+
+    /// Continues from a checkpoint: as if events up to `max_event_time` had been seen.
+    pub fn restore(&mut self, max_event_time: Option<i64>) {
+        self.max_event_time = max_event_time;
+    }
 }
 
 #[cfg(test)]

@@ -1,0 +1,316 @@
+//! One durable query's directory: its fingerprint, an exclusive lock, its checkpoints, its
+//! write-ahead log and the marker of a completed run.
+//!
+//! ```text
+//!  DIR/query-N/ fingerprint            what the state belongs to (refused if it differs)
+//!               lock                   held (flock) while a run uses the directory
+//!               checkpoints/<id>.ckpt  the newest two checkpoints (manifest + windows)
+//!               wal/                   stdin input not yet covered by a checkpoint
+//!               done                   the run completed: its final counters
+//! ```
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arrow::record_batch::RecordBatch;
+
+use super::fingerprint::{ArchivedFingerprint, Fingerprint};
+use super::manifest::{
+    window_key, ArchivedCounters, ArchivedManifest, Counters, Manifest, CHECKPOINT_FORMAT,
+    MANIFEST_KEY, WINDOW_PREFIX,
+};
+use super::window_state::WindowRecord;
+use crate::error::{Error, Result};
+use crate::state::StateStore;
+use crate::storage::Storage;
+
+const FINGERPRINT_FILE: &str = "fingerprint";
+const FINGERPRINT_KEY: &[u8] = b"fingerprint";
+const DONE_FILE: &str = "done";
+const DONE_KEY: &[u8] = b"counters";
+pub(super) const CHECKPOINTS_DIR: &str = "checkpoints";
+pub(super) const WAL_DIR: &str = "wal";
+const LOCK_FILE: &str = "lock";
+const CHECKPOINT_SUFFIX: &str = ".ckpt";
+
+/// Checkpoints kept: the newest and the one before it (recovery falls back to it when the
+/// newest is damaged).
+const KEEP_CHECKPOINTS: usize = 2;
+
+/// An open, locked query state directory.
+#[derive(Debug)]
+pub struct QueryDir {
+    path: PathBuf,
+    storage: Arc<dyn Storage>,
+    /// Held for as long as the directory is in use; released when dropped.
+    _lock: File,
+}
+
+/// A checkpoint read back from its file.
+#[derive(Debug)]
+pub struct LoadedCheckpoint {
+    /// Its manifest.
+    pub manifest: Manifest,
+    /// Its file.
+    pub path: PathBuf,
+    store: StateStore,
+}
+
+impl QueryDir {
+    /// Opens (creating it if needed) and locks the state directory `path` of the query
+    /// whose fingerprint is `fingerprint`. A directory holding another query's state is
+    /// refused, naming what differs.
+    pub fn open(storage: Arc<dyn Storage>, path: &Path, fingerprint: &Fingerprint) -> Result<Self> {
+        let io = |what: &str, e| Error::io(format!("{what} {}", path.display()), e);
+        storage
+            .create_dir_all(&path.join(CHECKPOINTS_DIR))
+            .map_err(|e| io("cannot create state dir", e))?;
+        let lock = File::create(path.join(LOCK_FILE)).map_err(|e| io("cannot lock state dir", e))?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(Error::StateDir {
+                    dir: path.display().to_string(),
+                    message: "another laminar run is using it".into(),
+                })
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(io("cannot lock state dir", e)),
+        }
+        let dir = Self {
+            path: path.to_path_buf(),
+            storage,
+            _lock: lock,
+        };
+        dir.check_fingerprint(fingerprint)?;
+        Ok(dir)
+    }
+
+    fn check_fingerprint(&self, now: &Fingerprint) -> Result<()> {
+        let file = self.path.join(FINGERPRINT_FILE);
+        if !self.exists(&file)? {
+            let mut store = StateStore::new();
+            store.put(FINGERPRINT_KEY, now)?;
+            store.write_file_atomic(self.storage.as_ref(), &file)?;
+            return Ok(());
+        }
+        let held = read_fingerprint(self.storage.as_ref(), &self.path)?;
+        let differences = held.differences(now);
+        if differences.is_empty() {
+            return Ok(());
+        }
+        Err(Error::StateDir {
+            dir: self.path.display().to_string(),
+            message: format!(
+                "it holds the state of another query: {}; use another --state-dir, or remove this one to start over",
+                differences.join("; ")
+            ),
+        })
+    }
+
+    /// The directory.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The directory of the query's write-ahead log.
+    pub fn wal_dir(&self) -> PathBuf {
+        self.path.join(WAL_DIR)
+    }
+
+    /// The final counters of a run that completed, if one did.
+    pub fn completed(&self) -> Result<Option<Counters>> {
+        read_completed(self.storage.as_ref(), &self.path)
+    }
+
+    /// Records that the run completed with `counters`, then removes its checkpoints.
+    pub fn mark_completed(&self, counters: &Counters) -> Result<()> {
+        let mut store = StateStore::new();
+        store.put(DONE_KEY, counters)?;
+        store.write_file_atomic(self.storage.as_ref(), &self.path.join(DONE_FILE))?;
+        for (_, file) in self.checkpoint_files()? {
+            self.remove(&file)?;
+        }
+        Ok(())
+    }
+
+    /// Checkpoint files by id, oldest first. Leftover temporary files (a crash while one
+    /// was written) are removed.
+    pub fn checkpoint_files(&self) -> Result<Vec<(u64, PathBuf)>> {
+        let dir = self.path.join(CHECKPOINTS_DIR);
+        let entries = self
+            .storage
+            .read_dir(&dir)
+            .map_err(|e| Error::io(format!("cannot list {}", dir.display()), e))?;
+        let mut found = Vec::new();
+        for entry in entries {
+            let name = entry
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            if name.ends_with(".tmp") {
+                self.remove(&entry)?;
+            } else if let Some(id) = name
+                .strip_suffix(CHECKPOINT_SUFFIX)
+                .and_then(|id| id.parse::<u64>().ok())
+            {
+                found.push((id, entry));
+            }
+        }
+        found.sort();
+        Ok(found)
+    }
+
+    /// The newest checkpoint that reads back whole. A damaged newer one is skipped with a
+    /// warning through `warn`; when checkpoints exist but none reads back, recovery fails
+    /// naming the files (state is never guessed).
+    pub fn load_newest(&self, warn: &mut dyn FnMut(String)) -> Result<Option<LoadedCheckpoint>> {
+        let files = self.checkpoint_files()?;
+        let mut failures = Vec::new();
+        for (_, path) in files.iter().rev() {
+            match self.load(path) {
+                Ok(loaded) => return Ok(Some(loaded)),
+                Err(e) => {
+                    warn(format!(
+                        "checkpoint {} cannot be read ({e}); falling back to the one before it",
+                        path.display()
+                    ));
+                    failures.push(e.to_string());
+                }
+            }
+        }
+        if failures.is_empty() {
+            Ok(None)
+        } else {
+            Err(Error::StateDir {
+                dir: self.path.display().to_string(),
+                message: format!("no checkpoint can be read: {}", failures.join("; ")),
+            })
+        }
+    }
+
+    /// Reads and checks one checkpoint file.
+    pub fn load(&self, path: &Path) -> Result<LoadedCheckpoint> {
+        read_checkpoint(self.storage.as_ref(), path)
+    }
+
+    /// Writes checkpoint `manifest.id` with its open windows (atomically: temporary file,
+    /// sync, rename, directory sync), then removes checkpoints older than the one before
+    /// it. Returns the file's size in bytes.
+    pub fn write_checkpoint(&self, manifest: &Manifest, windows: &[WindowRecord]) -> Result<u64> {
+        let mut store = StateStore::new();
+        store.put(MANIFEST_KEY, manifest)?;
+        for window in windows {
+            store.put(&window_key(window.start), window)?;
+        }
+        let path = self
+            .path
+            .join(CHECKPOINTS_DIR)
+            .join(format!("{:020}{CHECKPOINT_SUFFIX}", manifest.id));
+        crate::checkpoint::crash_point("checkpoint-before-write");
+        let bytes = store.write_file_atomic(self.storage.as_ref(), &path)?;
+        crate::checkpoint::crash_point("checkpoint-after-write");
+        let files = self.checkpoint_files()?;
+        if files.len() > KEEP_CHECKPOINTS {
+            for (_, old) in &files[..files.len() - KEEP_CHECKPOINTS] {
+                self.remove(old)?;
+            }
+        }
+        Ok(bytes)
+    }
+
+    fn exists(&self, file: &Path) -> Result<bool> {
+        self.storage
+            .exists(file)
+            .map_err(|e| Error::io(format!("cannot read {}", file.display()), e))
+    }
+
+    fn remove(&self, file: &Path) -> Result<()> {
+        self.storage
+            .remove_file(file)
+            .map_err(|e| Error::io(format!("cannot remove {}", file.display()), e))
+    }
+
+}
+
+fn damaged(file: &Path, why: &str) -> Error {
+    let dir = file.parent().unwrap_or(file);
+    Error::StateDir {
+        dir: dir.display().to_string(),
+        message: format!("{} is damaged: {why}", file.display()),
+    }
+}
+
+/// The fingerprint the query directory `dir` holds.
+pub(super) fn read_fingerprint(storage: &dyn Storage, dir: &Path) -> Result<Fingerprint> {
+    let file = dir.join(FINGERPRINT_FILE);
+    let store = StateStore::open_file(storage, &file)?;
+    store
+        .get::<Fingerprint>(FINGERPRINT_KEY)?
+        .map(|a: &ArchivedFingerprint| a.into())
+        .ok_or_else(|| damaged(&file, "it holds no fingerprint"))
+}
+
+/// The final counters of a completed run in query directory `dir`, if it completed.
+pub(super) fn read_completed(storage: &dyn Storage, dir: &Path) -> Result<Option<Counters>> {
+    let file = dir.join(DONE_FILE);
+    let exists = storage
+        .exists(&file)
+        .map_err(|e| Error::io(format!("cannot read {}", file.display()), e))?;
+    if !exists {
+        return Ok(None);
+    }
+    let store = StateStore::open_file(storage, &file)?;
+    let counters = store
+        .get::<Counters>(DONE_KEY)?
+        .map(|a: &ArchivedCounters| a.into())
+        .ok_or_else(|| damaged(&file, "it holds no counters"))?;
+    Ok(Some(counters))
+}
+
+/// Reads and checks one checkpoint file.
+pub(super) fn read_checkpoint(storage: &dyn Storage, path: &Path) -> Result<LoadedCheckpoint> {
+    let store = StateStore::open_file(storage, path)?;
+    let manifest: Manifest = store
+        .get::<Manifest>(MANIFEST_KEY)?
+        .map(|a: &ArchivedManifest| a.into())
+        .ok_or_else(|| damaged(path, "it holds no manifest"))?;
+    if manifest.format != CHECKPOINT_FORMAT {
+        return Err(damaged(
+            path,
+            &format!("checkpoint format {} is not {CHECKPOINT_FORMAT}", manifest.format),
+        ));
+    }
+    let windows = store.scan_prefix(WINDOW_PREFIX).len();
+    if windows != manifest.open_windows as usize {
+        return Err(damaged(
+            path,
+            &format!("it holds {windows} windows, its manifest {}", manifest.open_windows),
+        ));
+    }
+    Ok(LoadedCheckpoint {
+        manifest,
+        path: path.to_path_buf(),
+        store,
+    })
+}
+
+impl LoadedCheckpoint {
+    /// The open windows, oldest first: each window's start and its snapshot batch (key
+    /// columns, then one state column per aggregate call).
+    pub fn windows(&self) -> Result<Vec<(i64, RecordBatch)>> {
+        let keys: Vec<Vec<u8>> = self
+            .store
+            .scan_prefix(WINDOW_PREFIX)
+            .into_iter()
+            .map(|(key, _)| key.to_vec())
+            .collect();
+        let mut windows = Vec::with_capacity(keys.len());
+        for key in keys {
+            if let Some(record) = self.store.get::<WindowRecord>(&key)? {
+                windows.push((record.start(), record.decode()?));
+            }
+        }
+        Ok(windows)
+    }
+}

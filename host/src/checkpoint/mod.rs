@@ -1,0 +1,28 @@
+//! Checkpoints: what a durable query persists at batch boundaries and how it is read back.
+//!
+//! ```text
+//!  every --checkpoint-interval, at a batch boundary:
+//!    sink: flush + fsync → durable length      source: position (file offset, WAL record)
+//!    windows: snapshot → WindowRecord each     counters, watermark generator
+//!    → checkpoints/<id>.ckpt (temporary file, fsync, rename, directory fsync)
+//!  recovery: newest readable checkpoint → restore windows, counters and watermark →
+//!            cut the sink back to its length → re-read the file from its offset or
+//!            replay the WAL after its record → go on
+//! ```
+//! Only state at batch boundaries is stored, and replay recomputes everything after it:
+//! results never depend on where batches were cut, so the output of a resumed run equals
+//! that of a run never interrupted.
+
+mod crash;
+mod dir;
+mod fingerprint;
+mod inspect;
+mod manifest;
+mod window_state;
+
+pub use crash::crash_point;
+pub use dir::{LoadedCheckpoint, QueryDir};
+pub use fingerprint::{Fingerprint, PluginPrint};
+pub use inspect::{inspect, QueryReport, StateReport};
+pub use manifest::{Counters, Manifest, SourcePosition, CHECKPOINT_FORMAT};
+pub use window_state::{StateColumn, WindowRecord};

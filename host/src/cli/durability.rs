@@ -1,0 +1,92 @@
+//! `--state-dir`, `--checkpoint-interval` and `--wal-sync-ms` of `laminar run`, and
+//! `laminar state inspect`.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::Args;
+
+use crate::engine::EngineConfig;
+use crate::error::{Error, Result};
+use crate::storage::FsStorage;
+
+/// Options that make a run durable.
+#[derive(Debug, Args)]
+pub(crate) struct DurabilityArgs {
+    /// Keep checkpoints (and stdin's write-ahead log) here: the same command started again
+    /// after a crash resumes from the last checkpoint, and a file sink ends up exactly as
+    /// an uninterrupted run would have written it.
+    #[arg(long, value_name = "DIR")]
+    state_dir: Option<PathBuf>,
+    /// How often a durable run checkpoints, e.g. `10s`, `500ms`, `2m`.
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
+    checkpoint_interval: Duration,
+    /// Group commit of the write-ahead log: the longest a logged stdin line waits for its
+    /// fsync while more input keeps arriving (it is synced at once when input pauses).
+    #[arg(long, value_name = "MS", default_value_t = 5)]
+    wal_sync_ms: u64,
+}
+
+impl DurabilityArgs {
+    /// Applies the options to an engine configuration.
+    pub(crate) fn apply(&self, config: &mut EngineConfig) {
+        config.state_dir = self.state_dir.clone();
+        config.checkpoint_interval = self.checkpoint_interval;
+        config.wal = config
+            .wal
+            .clone()
+            .interval(Duration::from_millis(self.wal_sync_ms));
+    }
+}
+
+/// `10s`, `500ms`, `2m`, `1h`, or a plain number of seconds.
+fn parse_duration(text: &str) -> std::result::Result<Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("'{text}' is not a duration such as 10s, 500ms or 2m"))?;
+    let seconds = match unit.trim() {
+        "" | "s" => value,
+        "ms" => value / 1000.0,
+        "m" | "min" => value * 60.0,
+        "h" => value * 3600.0,
+        other => return Err(format!("unknown unit '{other}' in '{text}'; use ms, s, m or h")),
+    };
+    if !(seconds.is_finite() && seconds > 0.0) {
+        return Err(format!("'{text}' must be a positive duration"));
+    }
+    Ok(Duration::from_secs_f64(seconds))
+}
+
+/// `laminar state inspect DIR`.
+pub(crate) fn inspect(dir: &Path) -> Result<()> {
+    if !dir.is_dir() {
+        return Err(Error::StateDir {
+            dir: dir.display().to_string(),
+            message: "no such directory".into(),
+        });
+    }
+    let report = crate::checkpoint::inspect(&FsStorage::new(), dir)?;
+    print!("{report}");
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_like_people_write_them() {
+        assert_eq!(parse_duration("10s"), Ok(Duration::from_secs(10)));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("3"), Ok(Duration::from_secs(3)));
+        assert!(parse_duration("0s").is_err());
+        assert!(parse_duration("ten").is_err());
+        assert!(parse_duration("5 weeks").is_err());
+    }
+}

@@ -1,0 +1,233 @@
+//! Durable runs (`--state-dir`): opening a query's state directory, recovering from its
+//! newest checkpoint, and taking checkpoints at batch boundaries while the query runs.
+//!
+//! Recovery order: the fingerprint must match → a completed run is not run again → the
+//! newest readable checkpoint restores the windows, the watermark generator and the
+//! counters → the source reads on from the checkpoint's position (a file from its byte
+//! offset, stdin by replaying its WAL first) → the file sink is cut back to the length the
+//! checkpoint recorded.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use crate::checkpoint::{
+    crash_point, Counters, Fingerprint, LoadedCheckpoint, Manifest, PluginPrint, QueryDir,
+    SourcePosition, WindowRecord, CHECKPOINT_FORMAT,
+};
+use crate::error::{Error, Result};
+use crate::operator::WindowSnapshot;
+use crate::plan::CompiledQuery;
+use crate::sink::Sink;
+use crate::source::Source;
+use crate::storage::Storage;
+
+use super::RunSummary;
+
+/// A durable query's state directory while it runs: when and how to checkpoint.
+#[derive(Debug)]
+pub(crate) struct Checkpointer {
+    dir: QueryDir,
+    interval: Duration,
+    last: Instant,
+    next_id: u64,
+}
+
+/// What recovery brought back, applied to a freshly compiled query.
+#[derive(Debug, Default)]
+pub(crate) struct Resumed {
+    /// Where the source reads on from.
+    pub(crate) position: Option<SourcePosition>,
+    /// The sink's durable length at the checkpoint.
+    pub(crate) sink_len: Option<u64>,
+    /// The counters at the checkpoint.
+    pub(crate) counters: Counters,
+}
+
+impl Checkpointer {
+    /// Opens the state directory of one query (refusing another query's state).
+    pub(crate) fn open(
+        storage: Arc<dyn Storage>,
+        dir: &Path,
+        fingerprint: &Fingerprint,
+        interval: Duration,
+    ) -> Result<Self> {
+        Ok(Self {
+            dir: QueryDir::open(storage, dir, fingerprint)?,
+            interval,
+            last: Instant::now(),
+            next_id: 1,
+        })
+    }
+
+    /// The directory.
+    pub(crate) fn dir(&self) -> &QueryDir {
+        &self.dir
+    }
+
+    /// Restores `query` from the newest readable checkpoint, if there is one.
+    pub(crate) fn recover(
+        &mut self,
+        query: &mut CompiledQuery,
+        warn: &mut dyn FnMut(String),
+    ) -> Result<Resumed> {
+        let Some(loaded) = self.dir.load_newest(warn)? else {
+            return Ok(Resumed::default());
+        };
+        self.next_id = loaded.manifest.id + 1;
+        restore(&loaded, query)?;
+        Ok(Resumed {
+            position: Some(loaded.manifest.source),
+            sink_len: loaded.manifest.sink_len,
+            counters: loaded.manifest.counters,
+        })
+    }
+
+    /// Whether a checkpoint is due (checked at batch boundaries).
+    pub(crate) fn due(&self) -> bool {
+        self.last.elapsed() >= self.interval
+    }
+
+    /// Takes a checkpoint now: the input before the source's position made durable, the
+    /// sink synced, then one file holding the manifest and every open window.
+    pub(crate) fn checkpoint(
+        &mut self,
+        query: &mut CompiledQuery,
+        source: &mut dyn Source,
+        sink: &mut dyn Sink,
+        summary: &RunSummary,
+    ) -> Result<()> {
+        crash_point("checkpoint-start");
+        source.sync_input()?;
+        let sink_len = sink.sync()?;
+        crash_point("checkpoint-after-sink-sync");
+        let (records, groups) = match &mut query.aggregate {
+            Some(aggregate) => {
+                let keys = aggregate.key_count();
+                let snapshot = aggregate.snapshot()?;
+                let mut groups = 0u64;
+                let records = snapshot
+                    .windows
+                    .iter()
+                    .map(|(start, batch)| {
+                        groups += batch.num_rows() as u64;
+                        WindowRecord::encode(*start, batch, keys)
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                (records, groups)
+            }
+            None => (Vec::new(), 0),
+        };
+        let manifest = Manifest {
+            format: CHECKPOINT_FORMAT,
+            id: self.next_id,
+            created_unix_ms: SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as i64),
+            source: source.position(),
+            sink_len,
+            counters: counters_of(query, source, summary),
+            max_event_time: query.event_time.as_ref().and_then(|s| s.max_event_time()),
+            open_windows: records.len() as u32,
+            groups,
+        };
+        self.dir.write_checkpoint(&manifest, &records)?;
+        source.release_input(&manifest.source)?;
+        self.next_id += 1;
+        self.last = Instant::now();
+        Ok(())
+    }
+
+    /// Records that the run completed (after the sink was synced, before it is committed).
+    pub(crate) fn complete(
+        &mut self,
+        query: &CompiledQuery,
+        source: &dyn Source,
+        summary: &RunSummary,
+    ) -> Result<()> {
+        crash_point("before-complete");
+        self.dir
+            .mark_completed(&counters_of(query, source, summary))?;
+        crash_point("after-complete");
+        Ok(())
+    }
+}
+
+/// Every counter of the run summary, from where each is kept.
+pub(crate) fn counters_of(
+    query: &CompiledQuery,
+    source: &dyn Source,
+    summary: &RunSummary,
+) -> Counters {
+    Counters {
+        events_read: summary.events_read,
+        late_events_dropped: query.event_time.as_ref().map_or(0, |s| s.late_events()),
+        source_bad_rows: source.bad_rows_skipped(),
+        event_time_bad_rows: query.event_time.as_ref().map_or(0, |s| s.bad_rows()),
+        windows_emitted: query.aggregate.as_ref().map_or(0, |a| a.windows_emitted()),
+        rows_emitted: summary.rows_emitted,
+    }
+}
+
+/// The run summary a completed (or resumed) run's counters stand for.
+pub(crate) fn summary_of(counters: &Counters) -> RunSummary {
+    RunSummary {
+        events_read: counters.events_read,
+        late_events_dropped: counters.late_events_dropped,
+        bad_rows_skipped: counters.source_bad_rows + counters.event_time_bad_rows,
+        windows_emitted: counters.windows_emitted,
+        rows_emitted: counters.rows_emitted,
+        ..RunSummary::default()
+    }
+}
+
+fn restore(loaded: &LoadedCheckpoint, query: &mut CompiledQuery) -> Result<()> {
+    let manifest = &loaded.manifest;
+    if let Some(stage) = &mut query.event_time {
+        stage.restore(
+            manifest.max_event_time,
+            manifest.counters.late_events_dropped,
+            manifest.counters.event_time_bad_rows,
+        );
+    }
+    match &mut query.aggregate {
+        Some(aggregate) => aggregate.restore(&WindowSnapshot {
+            windows_emitted: manifest.counters.windows_emitted,
+            windows: loaded.windows()?,
+        }),
+        None if manifest.open_windows > 0 => Err(Error::Execution(format!(
+            "checkpoint {} holds open windows, but the query has no window aggregate",
+            loaded.path.display()
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// The fingerprint of a compiled query: its plan, the definitions it reads and writes,
+/// and its plugins' content hashes and state versions.
+pub(crate) fn fingerprint(query: &CompiledQuery, relations: String) -> Result<Fingerprint> {
+    let mut plugins = Vec::new();
+    for plugin in &query.plugins {
+        let info = plugin.info();
+        let bytes = std::fs::read(&info.path).map_err(|e| {
+            Error::io(
+                format!("cannot read plugin '{}' file {}", info.name, info.path.display()),
+                e,
+            )
+        })?;
+        plugins.push(PluginPrint {
+            name: info.name.clone(),
+            content_hash: sha256_hex(&bytes),
+            state_version: info.state_version,
+        });
+    }
+    Ok(Fingerprint::new(query.plan_text.clone(), relations, plugins))
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}

@@ -1,0 +1,192 @@
+//! What a new user ran into, each pinned by a test: a line holding two records (a lone
+//! carriage return, two JSON objects) is reported or counted, never lost; names follow
+//! SQL's case rule; a failed run leaves the previous output file alone.
+
+mod common;
+
+use common::{assert_clean_error, run_script, stderr, stdout};
+
+const SUM_PER_WINDOW: &str = "SELECT auction, COUNT(*) AS n, SUM(price) AS volume
+    FROM bids GROUP BY auction, TUMBLE(ts, INTERVAL '10' SECOND);";
+
+fn source(file: &str, format: &str, extra: &str) -> String {
+    format!(
+        "CREATE SOURCE bids (ts BIGINT, auction BIGINT, price DOUBLE,
+            WATERMARK FOR ts AS ts - INTERVAL '1' SECOND)
+         WITH (connector = 'file', path = '{file}', format = '{format}'{extra});\n"
+    )
+}
+
+fn run_on(file: &str, data: &str, format: &str, extra: &str) -> std::process::Output {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join(file), data).expect("write data");
+    run_script(
+        dir.path(),
+        &(source(file, format, extra) + SUM_PER_WINDOW),
+        &["--output", "csv"],
+    )
+}
+
+const CR_CSV: &str = "ts,auction,price\n1000,7,2.5\r2000,7,3.5\n4000,7,1.5\n12000,7,9.0\n";
+const TWO_OBJECTS_JSON: &str = "{\"ts\":1000,\"auction\":7,\"price\":2.5}{\"ts\":2000,\"auction\":7,\"price\":3.5}\n\
+    {\"ts\":4000,\"auction\":7,\"price\":1.5}\n{\"ts\":12000,\"auction\":7,\"price\":9.0}\n";
+
+#[test]
+fn a_csv_line_holding_two_records_is_an_error_naming_the_line() {
+    let out = run_on("cr.csv", CR_CSV, "csv", "");
+    assert_clean_error(&out, &["cr.csv:2:", "more than one record"]);
+}
+
+#[test]
+fn a_json_line_holding_two_objects_is_an_error_naming_the_line() {
+    let out = run_on("two.json", TWO_OBJECTS_JSON, "json", "");
+    assert_clean_error(&out, &["two.json:1:", "more than one JSON object"]);
+}
+
+#[test]
+fn skipped_lines_holding_two_records_are_counted_and_nothing_else_is_lost() {
+    for (file, data, format) in [
+        ("cr.csv", CR_CSV, "csv"),
+        ("two.json", TWO_OBJECTS_JSON, "json"),
+    ] {
+        let out = run_on(file, data, format, ", on_error = 'skip'");
+        let err = stderr(&out);
+        assert!(out.status.success(), "{err}");
+        // The line with two records is skipped and counted; the other two rows of window
+        // [0 s, 10 s) and the row at 12 s are all there.
+        let mut rows: Vec<String> = stdout(&out).lines().map(str::to_string).collect();
+        rows.sort();
+        assert_eq!(rows, ["7,1,1.5", "7,1,9.0", "auction,n,volume"], "{format}");
+        assert!(
+            err.contains("2 events read, 0 late events dropped, 1 bad rows skipped"),
+            "{format}: {err}"
+        );
+    }
+}
+
+#[test]
+fn crlf_line_endings_keep_working() {
+    let data = "ts,auction,price\r\n1000,7,2.5\r\n2000,7,3.5\r\n4000,7,1.5\r\n12000,7,9.0\r\n";
+    let out = run_on("crlf.csv", data, "csv", "");
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    let mut rows: Vec<String> = stdout(&out).lines().map(str::to_string).collect();
+    rows.sort();
+    assert_eq!(rows, ["7,1,9.0", "7,3,7.5", "auction,n,volume"]);
+    assert!(err.contains("4 events read, 0 late events dropped, 0 bad rows skipped"), "{err}");
+}
+
+#[test]
+fn unquoted_names_are_case_insensitive_in_every_statement() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        dir.path().join("case.csv"),
+        "Ts,Auction,Price\n1000,7,2.5\n2000,7,3.5\n12000,7,9.0\n",
+    )
+    .expect("data");
+    let out = run_script(
+        dir.path(),
+        "CREATE SOURCE Bids (Ts BIGINT, Auction BIGINT, Price DOUBLE,
+            WATERMARK FOR TS AS ts - INTERVAL '1' SECOND)
+         WITH (connector = 'file', path = 'case.csv', format = 'csv');
+         CREATE STREAM Busy AS
+         SELECT AUCTION, TUMBLE_START(ts, INTERVAL '10' SECOND) AS W, Count(*) AS N
+         FROM bids GROUP BY Auction, TUMBLE(TS, INTERVAL '10' SECOND);
+         CREATE SINK Out WITH (connector = 'file', path = 'out.csv', format = 'csv');
+         INSERT INTO OUT SELECT auction, n FROM BUSY WHERE N > 1;",
+        &[],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let written = std::fs::read_to_string(dir.path().join("out.csv")).expect("sink file");
+    assert_eq!(written, "auction,n\n7,2\n");
+}
+
+#[test]
+fn quoted_names_keep_their_case() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("q.csv"), "1000,7\n2000,7\n").expect("data");
+    let script = "CREATE SOURCE \"Bids\" (\"Ts\" BIGINT, auction BIGINT,
+            WATERMARK FOR \"Ts\" AS \"Ts\")
+         WITH (connector = 'file', path = 'q.csv', format = 'csv');\n";
+    let ok = run_script(
+        dir.path(),
+        &format!("{script}SELECT auction, COUNT(*) AS n FROM \"Bids\" GROUP BY auction, TUMBLE(\"Ts\", INTERVAL '10' SECOND);"),
+        &["--output", "csv"],
+    );
+    assert!(ok.status.success(), "{}", stderr(&ok));
+    assert_eq!(stdout(&ok), "auction,n\n7,2\n");
+    let unquoted = run_script(
+        dir.path(),
+        &format!("{script}SELECT COUNT(*) FROM Bids GROUP BY TUMBLE(\"Ts\", INTERVAL '10' SECOND);"),
+        &[],
+    );
+    assert_clean_error(&unquoted, &["unknown source or stream 'bids'", "Bids"]);
+}
+
+#[test]
+fn redeclaring_a_name_in_another_case_is_an_error() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for (first, second) in [
+        ("CREATE SOURCE Bids (ts BIGINT) WITH (connector = 'stdin');", "CREATE SOURCE BIDS (ts BIGINT) WITH (connector = 'stdin');"),
+        ("CREATE SINK Out WITH (connector = 'stdout');", "CREATE SINK oUT WITH (connector = 'stdout');"),
+        ("CREATE SOURCE Bids (ts BIGINT) WITH (connector = 'stdin');", "CREATE STREAM bids AS SELECT ts FROM bids;"),
+        ("CREATE SOURCE s (Ts BIGINT, ts BIGINT) WITH (connector = 'stdin');", ""),
+    ] {
+        let out = run_script(dir.path(), &format!("{first}\n{second}"), &[]);
+        let err = stderr(&out);
+        assert!(!out.status.success(), "{first} {second}: {err}");
+        assert!(
+            err.contains("already declared") || err.contains("declared twice"),
+            "{first} {second}: {err}"
+        );
+    }
+}
+
+#[test]
+fn a_failed_run_leaves_the_previous_output_untouched() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out_file = dir.path().join("out.csv");
+    std::fs::write(&out_file, "precious\n").expect("old output");
+    let sink = "CREATE SINK out WITH (connector = 'file', path = 'out.csv', format = 'csv');\n";
+    // The source file is missing.
+    let out = run_script(
+        dir.path(),
+        &(source("missing.csv", "csv", "") + sink + "INSERT INTO out " + SUM_PER_WINDOW),
+        &[],
+    );
+    assert_clean_error(&out, &["missing.csv"]);
+    assert_eq!(std::fs::read_to_string(&out_file).expect("out"), "precious\n");
+    // A bad row half way: the run fails after results were written.
+    std::fs::write(
+        dir.path().join("bad.csv"),
+        "1000,7,2.5\n12000,7,1.0\n25000,7,3.0\n26000,x,1.0\n",
+    )
+    .expect("data");
+    let out = run_script(
+        dir.path(),
+        &(source("bad.csv", "csv", ", batch_size = '1'")
+            + sink
+            + "INSERT INTO out "
+            + SUM_PER_WINDOW),
+        &[],
+    );
+    assert_clean_error(&out, &["bad.csv:4:"]);
+    assert_eq!(std::fs::read_to_string(&out_file).expect("out"), "precious\n");
+    let names: Vec<String> = std::fs::read_dir(dir.path())
+        .expect("dir")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(!names.iter().any(|n| n.ends_with(".tmp")), "{names:?}");
+    // A run that completes replaces it.
+    std::fs::write(dir.path().join("good.csv"), "1000,7,2.5\n").expect("data");
+    let out = run_script(
+        dir.path(),
+        &(source("good.csv", "csv", "") + sink + "INSERT INTO out " + SUM_PER_WINDOW),
+        &[],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        std::fs::read_to_string(&out_file).expect("out"),
+        "auction,n,volume\n7,1,2.5\n"
+    );
+}
