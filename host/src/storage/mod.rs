@@ -1,0 +1,20 @@
+//! The I/O seam of durability: every durable file operation of the WAL, the state store,
+//! checkpoint manifests and the file sink goes through [`Storage`] (as redb's
+//! `StorageBackend`), so tests can inject disk-full, short writes and fsync failures.
+//!
+//! This module owns the trait, the real file-system implementation ([`FsStorage`]), the
+//! fault-injecting test wrapper ([`FaultyStorage`]) and read-only file mappings
+//! ([`MappedFile`], the one place with `unsafe`). It must not know any file format.
+
+mod backend;
+mod faulty;
+mod fs;
+mod mmap;
+
+pub use backend::{Storage, StorageFile};
+pub use faulty::FaultyStorage;
+pub use fs::FsStorage;
+pub use mmap::MappedFile;
+
+#[cfg(test)]
+mod test;
