@@ -1,7 +1,7 @@
 //! Builds every Wasm guest the tests load, from source, before the tests compile: the
 //! shipped Rust operators (`operators/*`), the hostile fixtures (`tests/guests`, one
-//! example each) and the Python and JavaScript examples (`operators/python`,
-//! `operators/js`, through their build scripts). Paths to the components are written to
+//! example each) and the Python, JavaScript and C examples (`operators/python`,
+//! `operators/js`, `operators/c`, through their build scripts). Paths to the components are written to
 //! `$OUT_DIR/guests.rs`; a guest that could not be built is recorded with the reason, so
 //! the tests that need it fail with that message instead of the whole build failing.
 
@@ -100,6 +100,7 @@ fn main() {
     for (language, files) in [
         ("python", &["py_geomean", "py_sum"][..]),
         ("js", &["js_geomean"][..]),
+        ("c", &["c_l2norm"][..]),
     ] {
         let dir = root.join("operators").join(language);
         let script = dir.join("build.sh");

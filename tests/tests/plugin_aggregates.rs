@@ -281,3 +281,38 @@ fn python_sum_matches_sum_streaming_and_with_partial_aggregation() {
     );
     assert_rows_match(&sorted_rows(&partial), &sorted_rows(&expected));
 }
+
+#[test]
+fn c_l2norm_matches_the_oracle_streaming_and_with_partial_aggregation() {
+    let (bids, kept) = small_bids(25);
+    let mut engine = engine_with(&bids, &[("l2norm", "c_l2norm")]);
+    let (results, _) = collect(
+        &mut engine,
+        "SELECT auction, window_start, l2norm(price), l2norm(bidder)
+         FROM TUMBLE(TABLE bids, DESCRIPTOR(ts), INTERVAL '10' SECOND)
+         GROUP BY auction, window_start, window_end",
+    )
+    .expect("query runs");
+    let oracle = format!(
+        "SELECT auction, {WINDOW} AS ws, sqrt(SUM(price * price)),
+                sqrt(SUM(CAST(bidder AS DOUBLE) * CAST(bidder AS DOUBLE)))
+         FROM kept GROUP BY auction, ws"
+    );
+    let expected = batch_sql(kept.clone(), &oracle, Vec::new(), 1);
+    assert!(expected.iter().map(RecordBatch::num_rows).sum::<usize>() > 100);
+    assert_rows_match(&sorted_rows(&results), &sorted_rows(&expected));
+
+    // Four partitions: the C state bytes travel between partial and final aggregation.
+    let plugin = Plugin::load(&guest("c_l2norm"), None, &plugin_options()).expect("load c_l2norm");
+    let partial = batch_sql(
+        kept.clone(),
+        &format!(
+            "SELECT auction, {WINDOW} AS ws, l2norm(price), l2norm(bidder)
+             FROM kept GROUP BY auction, ws"
+        ),
+        vec![PluginUdaf::udaf(plugin)],
+        4,
+    );
+    let expected = batch_sql(kept, &oracle, Vec::new(), 1);
+    assert_rows_match(&sorted_rows(&partial), &sorted_rows(&expected));
+}

@@ -108,3 +108,42 @@ fn a_full_cache_evicts_the_least_recently_used_plugin_which_then_compiles_again(
     assert_eq!(load("geomean", &roomy), CacheOutcome::Hit);
     assert_eq!(entries(&cache), 2);
 }
+
+#[test]
+fn many_threads_storing_the_same_plugin_leave_one_whole_entry() {
+    for round in 0..3 {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cache = dir.path().join("cache");
+        let options = LoadOptions {
+            cache_dir: Some(cache.clone()),
+            ..LoadOptions::default()
+        };
+        let threads = 8;
+        let start = std::sync::Barrier::new(threads);
+        std::thread::scope(|scope| {
+            let loads: Vec<_> = (0..threads)
+                .map(|_| {
+                    scope.spawn(|| {
+                        start.wait();
+                        Plugin::load(&guest("median"), None, &options)
+                    })
+                })
+                .collect();
+            for load in loads {
+                let plugin = load.join().expect("no panic").expect("every load succeeds");
+                assert_eq!(plugin.name(), "median");
+            }
+        });
+        // Every writer used a temporary file of its own: none is left, and the entry is
+        // whole (it loads from the cache and runs).
+        let leftovers: Vec<_> = std::fs::read_dir(&cache)
+            .expect("cache dir")
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_string_lossy().ends_with(".tmp"))
+            .collect();
+        assert!(leftovers.is_empty(), "round {round}: {leftovers:?}");
+        let again = Plugin::load(&guest("median"), None, &options).expect("load");
+        assert_eq!(again.info().cache, CacheOutcome::Hit, "round {round}");
+        assert_eq!(again.name(), "median");
+    }
+}

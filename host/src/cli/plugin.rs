@@ -6,7 +6,7 @@ use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::plugin::{
     default_cache_dir, CacheOutcome, LoadOptions, Plugin, PluginInfo, SandboxLimits,
-    DEFAULT_CACHE_MAX_BYTES,
+    DEFAULT_CACHE_MAX_BYTES, DEFAULT_COMPILE_TIMEOUT, DEFAULT_MAX_COMPONENT_BYTES,
 };
 
 /// Plugin options shared by `run` and `plugin inspect`.
@@ -22,6 +22,12 @@ pub(super) struct PluginArgs {
     /// Time limit of each call into a plugin, in milliseconds.
     #[arg(long, value_name = "MS", default_value_t = 10_000)]
     plugin_timeout_ms: u64,
+    /// Largest plugin component accepted, in MiB; a larger one is refused before compiling.
+    #[arg(long, value_name = "MIB", default_value_t = DEFAULT_MAX_COMPONENT_BYTES >> 20)]
+    plugin_max_mb: u64,
+    /// Time limit for compiling a plugin (not for loading it from the cache), in seconds.
+    #[arg(long, value_name = "S", default_value_t = DEFAULT_COMPILE_TIMEOUT.as_secs())]
+    plugin_compile_timeout_s: u64,
     /// Directory of compiled plugins [default: $LAMINAR_PLUGIN_CACHE, else
     /// ~/.cache/laminar/plugins].
     #[arg(long, value_name = "DIR")]
@@ -44,6 +50,11 @@ impl PluginArgs {
         if self.plugin_timeout_ms == 0 {
             return Err(Error::plan("--plugin-timeout-ms must be at least 1"));
         }
+        if self.plugin_max_mb == 0 || self.plugin_compile_timeout_s == 0 {
+            return Err(Error::plan(
+                "--plugin-max-mb and --plugin-compile-timeout-s must be at least 1",
+            ));
+        }
         Ok(LoadOptions {
             cache_dir: if self.no_plugin_cache {
                 None
@@ -55,6 +66,8 @@ impl PluginArgs {
                 memory_bytes: self.plugin_memory_mb << 20,
                 call_timeout_ms: self.plugin_timeout_ms,
             },
+            max_component_bytes: self.plugin_max_mb.saturating_mul(1 << 20),
+            compile_timeout: std::time::Duration::from_secs(self.plugin_compile_timeout_s),
         })
     }
 

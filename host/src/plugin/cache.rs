@@ -5,7 +5,9 @@
 //! and the engine's compatibility hash (compiler settings, target CPU features), so a
 //! changed plugin, a new Laminar build or another machine never reuses a stale entry.
 //! Entries are written to a temporary file and renamed, so a crash never leaves a partial
-//! entry under a real name.
+//! entry under a real name; every write has a temporary file of its own (process id,
+//! thread and a per-process counter in its name), so two threads or processes storing
+//! the same plugin never write into, or rename, each other's file.
 //!
 //! Hashing a 20 MB Python component takes longer than loading its compiled form, so the
 //! content hash of a file is remembered under its fingerprint (canonical path, size,
@@ -19,6 +21,7 @@
 
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
@@ -68,20 +71,26 @@ pub(crate) enum CompileError {
     Read(std::io::Error),
     /// The bytes are not a valid component for this engine.
     Invalid(wasmtime::Error),
+    /// The bytes were refused before compiling (see [`super::precheck`]).
+    Refused(super::precheck::Refusal),
+    /// Compiling took longer than the time limit.
+    TimedOut(Duration),
 }
 
 /// Compiles the component at `path`, or loads its compiled form from `cache_dir`, whose
-/// entries are kept within `max_bytes`.
+/// entries are kept within `max_bytes`. Compiling (not loading from the cache) is given at
+/// most `compile_timeout`.
 pub(crate) fn compile_cached(
     engine: &Engine,
     path: &Path,
     cache_dir: Option<&Path>,
     max_bytes: u64,
+    compile_timeout: Duration,
 ) -> Result<Compiled, CompileError> {
     let start = Instant::now();
     let Some(dir) = cache_dir else {
         let bytes = std::fs::read(path).map_err(CompileError::Read)?;
-        let component = Component::new(engine, &bytes).map_err(CompileError::Invalid)?;
+        let component = compile(engine, bytes, compile_timeout)?;
         return Ok(Compiled {
             component,
             outcome: CacheOutcome::Disabled,
@@ -123,18 +132,23 @@ pub(crate) fn compile_cached(
             }
         }
     }
-    let bytes = match bytes {
-        Some(bytes) => bytes,
-        None => std::fs::read(path).map_err(CompileError::Read)?,
+    // Whether `content` is the hash of the bytes compiled here.
+    let (bytes, hashed) = match bytes {
+        Some(bytes) => (bytes, true),
+        None => {
+            let bytes = std::fs::read(path).map_err(CompileError::Read)?;
+            let hashed = content_hash(&bytes) == content;
+            (bytes, hashed)
+        }
     };
-    let component = Component::new(engine, &bytes).map_err(CompileError::Invalid)?;
+    let component = compile(engine, bytes, compile_timeout)?;
     let outcome = match store(&component, &entry) {
         Ok(()) => CacheOutcome::Stored,
         Err(e) => CacheOutcome::NotStored(format!("{}: {e}", entry.display())),
     };
     if let Some(fingerprint) = &fingerprint {
         // Only a hash of bytes read in this load is remembered for the file.
-        if content == content_hash(&bytes) {
+        if hashed {
             let _ = write_atomically(fingerprint, content.as_bytes());
         }
     }
@@ -146,6 +160,31 @@ pub(crate) fn compile_cached(
         outcome,
         elapsed: start.elapsed(),
     })
+}
+
+/// Compiles `bytes` after the pre-compilation checks, on a thread of its own so that the
+/// load gives up after `timeout`. Cranelift cannot be stopped midway: a compilation that
+/// runs late finishes in the background and its result is dropped.
+fn compile(engine: &Engine, bytes: Vec<u8>, timeout: Duration) -> Result<Component, CompileError> {
+    match super::precheck::check(&bytes) {
+        Err(refusal @ super::precheck::Refusal::TooManyLocals { .. }) => {
+            return Err(CompileError::Refused(refusal))
+        }
+        // Malformed bytes are left to wasmtime, whose validation explains them.
+        Err(super::precheck::Refusal::Malformed(_)) | Ok(()) => {}
+    }
+    let (send, receive) = std::sync::mpsc::channel();
+    let engine = engine.clone();
+    std::thread::Builder::new()
+        .name("laminar-wasm-compile".into())
+        .spawn(move || {
+            let _ = send.send(Component::new(&engine, &bytes));
+        })
+        .map_err(CompileError::Read)?;
+    match receive.recv_timeout(timeout) {
+        Ok(result) => result.map_err(CompileError::Invalid),
+        Err(_) => Err(CompileError::TimedOut(timeout)),
+    }
 }
 
 /// SHA-256 of `bytes`, in hex.
@@ -211,7 +250,8 @@ fn store(component: &Component, entry: &Path) -> std::io::Result<()> {
     write_atomically(entry, &artifact)
 }
 
-/// Writes `data` to a temporary file beside `target`, then renames it into place.
+/// Writes `data` to a temporary file of this write's own beside `target`, then renames it
+/// into place.
 fn write_atomically(target: &Path, data: &[u8]) -> std::io::Result<()> {
     let dir = target.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir)?;
@@ -219,16 +259,53 @@ fn write_atomically(target: &Path, data: &[u8]) -> std::io::Result<()> {
         .file_name()
         .and_then(|n| n.to_str())
         .unwrap_or("entry");
-    let temp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+    let temp = dir.join(temporary_name(name));
     std::fs::write(&temp, data)?;
     std::fs::rename(&temp, target).inspect_err(|_| {
         let _ = std::fs::remove_file(&temp);
     })
 }
 
+/// A temporary file name for one write of `name`, unique among all writes of all
+/// processes: process id, thread id and a counter of this process's writes. It ends in
+/// `.tmp`, which tells [`super::cache_prune`] it is not an entry.
+fn temporary_name(name: &str) -> String {
+    static WRITES: AtomicU64 = AtomicU64::new(0);
+    let thread = format!("{:?}", std::thread::current().id());
+    let thread: String = thread.chars().filter(char::is_ascii_digit).collect();
+    format!(
+        ".{name}.{}.{thread}.{}.tmp",
+        std::process::id(),
+        WRITES.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_write_has_a_temporary_file_of_its_own() {
+        let names: std::collections::HashSet<String> = std::thread::scope(|scope| {
+            let threads: Vec<_> = (0..4)
+                .map(|_| {
+                    scope.spawn(|| {
+                        (0..50)
+                            .map(|_| temporary_name("x.cwasm"))
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            threads
+                .into_iter()
+                .flat_map(|t| t.join().unwrap())
+                .collect()
+        });
+        assert_eq!(names.len(), 200);
+        assert!(names
+            .iter()
+            .all(|n| n.starts_with(".x.cwasm.") && n.ends_with(".tmp")));
+    }
 
     #[test]
     fn version_in_entry_names_matches_the_workspace_dependency() {

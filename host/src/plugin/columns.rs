@@ -39,7 +39,14 @@ enum Validity {
 impl ArgColumn {
     /// Prepares `array` (cast to `to` first when its type differs) for a call.
     pub(crate) fn new(array: &ArrayRef, to: PluginType) -> Result<Self, String> {
-        let target = to.arrow_type();
+        let target = match (to, array.data_type()) {
+            // Any timestamp passes as microseconds, in its own time zone (the values are
+            // UTC either way).
+            (PluginType::Timestamp, DataType::Timestamp(_, tz)) => {
+                DataType::Timestamp(TimeUnit::Microsecond, tz.clone())
+            }
+            _ => to.arrow_type(),
+        };
         let array = if array.data_type() == &target {
             Arc::clone(array)
         } else {
@@ -275,6 +282,15 @@ mod tests {
         let param = column.as_param();
         assert!(matches!(param.data, ColumnDataParam::Float64(v) if v == [1.0, 2.0, 3.0]));
         assert_eq!(param.validity, None);
+
+        let nanos: ArrayRef = Arc::new(TimestampNanosecondArray::from(vec![1_500_000, 7_000]));
+        let column = ArgColumn::new(&nanos, PluginType::Timestamp).unwrap();
+        assert!(matches!(column.as_param().data, ColumnDataParam::Timestamp(v) if v == [1_500, 7]));
+        let zoned: ArrayRef = Arc::new(TimestampSecondArray::from(vec![2]).with_timezone("UTC"));
+        let column = ArgColumn::new(&zoned, PluginType::Timestamp).unwrap();
+        assert!(
+            matches!(column.as_param().data, ColumnDataParam::Timestamp(v) if v == [2_000_000])
+        );
 
         let flags: ArrayRef = Arc::new(BooleanArray::from(vec![Some(true), None, Some(false)]));
         let column = ArgColumn::new(&flags.slice(1, 2), PluginType::Boolean).unwrap();

@@ -11,7 +11,8 @@ use super::bindings::{ColumnParam, Udaf};
 use super::columns::{from_column, states_from_plugin, MergeStates};
 use super::load::{root_cause, Plugin};
 use super::runtime::{Runtime, MAX_LIVE_INSTANCES};
-use super::sandbox::{HostState, SandboxLimits};
+use super::sandbox::{HostState, SandboxLimits, CAPTURED_OUTPUT_BYTES};
+use super::text::{shown, ERROR_CHARS};
 use crate::error::{Error, Result};
 
 /// A plugin instance holding one accumulator resource.
@@ -236,15 +237,13 @@ fn guarded<T>(
     f: impl FnOnce(&mut Store<HostState>) -> wasmtime::Result<std::result::Result<T, String>>,
 ) -> std::result::Result<T, Failure> {
     store.set_epoch_deadline(Runtime::deadline_ticks(limits.call_timeout_ms));
+    store.data_mut().sleep.reset();
     match f(store) {
         Ok(Ok(value)) => Ok(value),
         Ok(Err(message)) => Err(Failure::Returned(plugin_error(
             name,
             function,
-            format!(
-                "returned an error: {}",
-                crate::error::one_line(&truncate(&message, 4096))
-            ),
+            format!("returned an error: {}", shown(&message, ERROR_CHARS)),
         ))),
         Err(err) => Err(Failure::Trapped(plugin_error(
             name,
@@ -263,6 +262,14 @@ fn explain_trap(err: &wasmtime::Error, store: &Store<HostState>, limits: Sandbox
             "exceeded the time limit of {} ms per call (an endless loop?)",
             limits.call_timeout_ms
         )
+    } else if state.sleep.exceeded {
+        format!(
+            "exceeded the time limit of {} ms per call: it asked to sleep for {} ms in all \
+             (plugins run on a virtual clock: sleeping does not wait, and no call may sleep \
+             longer than its time limit)",
+            limits.call_timeout_ms,
+            state.sleep.slept_ns / 1_000_000
+        )
     } else if let Some(wanted) = state.limiter.refused {
         format!(
             "exceeded the memory limit of {} MiB (it asked for {} MiB)",
@@ -270,28 +277,21 @@ fn explain_trap(err: &wasmtime::Error, store: &Store<HostState>, limits: Sandbox
             wanted.div_ceil(1 << 20)
         )
     } else {
-        root_cause(err)
+        shown(&root_cause(err), ERROR_CHARS)
     };
     let output = state.output.text();
     if !output.is_empty() {
         message.push_str(&format!(
             "; plugin output: {}",
-            crate::error::one_line(&output)
+            shown(&crate::error::one_line(&output), OUTPUT_CHARS)
         ));
     }
     message
 }
 
-fn truncate(message: &str, max: usize) -> String {
-    if message.len() <= max {
-        return message.to_string();
-    }
-    let mut end = max;
-    while !message.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}…", &message[..end])
-}
+/// Most characters of a plugin's captured output shown (the capture keeps its first and
+/// last [`CAPTURED_OUTPUT_BYTES`] bytes and a note of what it left out between them).
+const OUTPUT_CHARS: usize = 2 * CAPTURED_OUTPUT_BYTES + 128;
 
 fn plugin_error(name: &str, function: &str, message: String) -> Error {
     Error::Plugin {

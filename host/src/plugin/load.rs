@@ -1,5 +1,6 @@
-//! Loading a plugin file: header and ABI checks, compilation (or the cache), linking
-//! against the sandbox and reading the aggregate's description.
+//! Loading a plugin file: header, size and ABI checks, bounded compilation (or the cache),
+//! linking against the sandbox and reading the aggregate's description. Everything a
+//! component says about itself (names, exports, imports) is shown escaped and capped.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -9,8 +10,10 @@ use super::bindings::UdafPre;
 use super::cache::{compile_cached, default_cache_dir, CacheOutcome, CompileError};
 use super::cache_prune::DEFAULT_CACHE_MAX_BYTES;
 use super::instance::PluginInstance;
+use super::precheck::{Refusal, MAX_FUNCTION_LOCALS};
 use super::runtime::Runtime;
 use super::sandbox::SandboxLimits;
+use super::text::{shown, ERROR_CHARS, NAME_CHARS};
 use super::types::PluginType;
 use crate::error::{Error, Result};
 
@@ -31,16 +34,40 @@ pub struct LoadOptions {
     pub cache_max_bytes: u64,
     /// Memory and time limits for every instance.
     pub limits: SandboxLimits,
+    /// Largest component file accepted, in bytes; a larger one is refused before it is
+    /// read or compiled.
+    pub max_component_bytes: u64,
+    /// Longest a component may take to compile (not to load from the cache).
+    pub compile_timeout: Duration,
 }
+
+/// Default of [`LoadOptions::max_component_bytes`]: 64 MiB (Python and JavaScript
+/// components are 12–35 MB).
+pub const DEFAULT_MAX_COMPONENT_BYTES: u64 = 64 << 20;
+
+/// Default of [`LoadOptions::compile_timeout`]: 120 s (a 35 MB Python component compiles
+/// in seconds to tens of seconds).
+pub const DEFAULT_COMPILE_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Longest name a plugin may be registered under, in characters.
+pub const MAX_NAME_CHARS: usize = 64;
+
+/// Names of built-in aggregates a plugin takes only when the name is given explicitly
+/// (`--plugin NAME=PATH`, `CREATE AGGREGATE NAME FROM …`): the native streaming ones and
+/// their aliases.
+const BUILT_IN_ALIASES: &[&str] = &["mean"];
 
 impl Default for LoadOptions {
     /// The default cache directory ([`default_cache_dir`]) and budget
-    /// ([`DEFAULT_CACHE_MAX_BYTES`]), and default limits.
+    /// ([`DEFAULT_CACHE_MAX_BYTES`]), default sandbox limits, components up to
+    /// [`DEFAULT_MAX_COMPONENT_BYTES`] compiled within [`DEFAULT_COMPILE_TIMEOUT`].
     fn default() -> Self {
         Self {
             cache_dir: default_cache_dir(),
             cache_max_bytes: DEFAULT_CACHE_MAX_BYTES,
             limits: SandboxLimits::default(),
+            max_component_bytes: DEFAULT_MAX_COMPONENT_BYTES,
+            compile_timeout: DEFAULT_COMPILE_TIMEOUT,
         }
     }
 }
@@ -84,7 +111,9 @@ impl std::fmt::Debug for Plugin {
 }
 
 impl Plugin {
-    /// Loads the component at `path`; `name` overrides the name it declares.
+    /// Loads the component at `path`; `name` overrides the name it declares. A plugin
+    /// that declares the name of a built-in aggregate (`sum`, `count`, …) is loaded only
+    /// under an explicit `name`.
     pub fn load(path: &Path, name: Option<&str>, options: &LoadOptions) -> Result<Arc<Plugin>> {
         let fail = |message: String| Error::PluginLoad {
             path: path.display().to_string(),
@@ -93,6 +122,15 @@ impl Plugin {
         let size = std::fs::metadata(path)
             .map_err(|e| fail(e.to_string()))?
             .len();
+        if size > options.max_component_bytes {
+            return Err(fail(format!(
+                "refused before compiling: the component is {size} bytes, more than the \
+                 limit of {} bytes ({:.1} MiB) for a plugin (--plugin-max-mb, \
+                 LoadOptions::max_component_bytes)",
+                options.max_component_bytes,
+                options.max_component_bytes as f64 / f64::from(1 << 20)
+            )));
+        }
         check_header(&read_header(path).map_err(|e| fail(e.to_string()))?).map_err(fail)?;
         let runtime = Runtime::shared().map_err(fail)?;
         let compiled = compile_cached(
@@ -100,22 +138,33 @@ impl Plugin {
             path,
             options.cache_dir.as_deref(),
             options.cache_max_bytes,
+            options.compile_timeout,
         )
         .map_err(|e| match e {
             CompileError::Read(e) => fail(e.to_string()),
-            CompileError::Invalid(e) => fail(format!("not a valid component: {}", root_cause(&e))),
+            CompileError::Invalid(e) => fail(format!(
+                "not a valid component: {}",
+                shown(&root_cause(&e), ERROR_CHARS)
+            )),
+            CompileError::Refused(Refusal::TooManyLocals { function, locals }) => fail(format!(
+                "refused before compiling: function {function} of one of its modules declares \
+                 {locals} or more locals, more than the limit of {MAX_FUNCTION_LOCALS} locals \
+                 per function (compiling such functions takes minutes and gigabytes)"
+            )),
+            CompileError::Refused(Refusal::Malformed(why)) => {
+                fail(format!("not a valid component: {why}"))
+            }
+            CompileError::TimedOut(limit) => fail(format!(
+                "compiling it took longer than the limit of {} s (--plugin-compile-timeout-s, \
+                 LoadOptions::compile_timeout)",
+                limit.as_secs_f64()
+            )),
         })?;
         check_exports(&runtime.engine, &compiled.component).map_err(fail)?;
         let instance_pre = runtime
             .linker
             .instantiate_pre(&compiled.component)
-            .map_err(|e| {
-                fail(format!(
-                    "it needs an import the plugin sandbox does not provide ({}); plugins may \
-                 import only WASI clocks, random, stdio and the CLI environment",
-                    root_cause(&e)
-                ))
-            })?;
+            .map_err(|e| fail(missing_imports(&runtime.engine, &compiled.component, &e)))?;
         let pre = UdafPre::new(instance_pre).map_err(|e| {
             fail(format!(
                 "it exports {EXPORT} with other types than wit/laminar-udaf.wit declares: {}",
@@ -146,10 +195,20 @@ impl Plugin {
         });
         let signature =
             PluginInstance::describe(&plugin, &label).map_err(|e| fail(e.to_string()))?;
+        check_name(signature.name.trim()).map_err(|m| fail(format!("its declared name {m}")))?;
         let declared = signature.name.trim().to_ascii_lowercase();
-        let chosen = name
-            .map(|n| n.trim().to_ascii_lowercase())
-            .unwrap_or_else(|| declared.clone());
+        let chosen = match name {
+            Some(n) => n.trim().to_ascii_lowercase(),
+            None if is_built_in(&declared) => {
+                return Err(fail(format!(
+                    "it declares the name '{declared}', which is a built-in aggregate; to \
+                     replace the built-in, load it under that name explicitly (--plugin \
+                     {declared}=PATH, CREATE AGGREGATE {declared} FROM 'PATH'), or under \
+                     another name"
+                )))
+            }
+            None => declared.clone(),
+        };
         check_name(&chosen).map_err(fail)?;
         if signature.args.is_empty() || signature.args.len() > 16 {
             return Err(fail(format!(
@@ -227,7 +286,7 @@ fn check_exports(
     let exports: Vec<String> = component
         .component_type()
         .exports(engine)
-        .map(|(name, _)| name.to_string())
+        .map(|(name, _)| shown(name, NAME_CHARS))
         .collect();
     if exports.iter().any(|e| e == EXPORT) {
         return Ok(());
@@ -251,21 +310,74 @@ fn check_exports(
     ))
 }
 
-/// SQL names: a letter or `_`, then letters, digits or `_`.
+/// SQL names: a letter or `_`, then letters, digits or `_`, at most [`MAX_NAME_CHARS`].
 fn check_name(name: &str) -> std::result::Result<(), String> {
     let mut chars = name.chars();
     let ok = chars
         .next()
         .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_');
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && name.len() <= MAX_NAME_CHARS;
     if ok {
         Ok(())
     } else {
         Err(format!(
-            "'{name}' is not a usable SQL function name (letters, digits and _, not starting \
-             with a digit)"
+            "'{}' is not a usable SQL function name (letters, digits and _, not starting \
+             with a digit, at most {MAX_NAME_CHARS} characters)",
+            shown(name, NAME_CHARS)
         ))
     }
+}
+
+/// Whether `name` is a built-in aggregate a plugin may replace only explicitly.
+fn is_built_in(name: &str) -> bool {
+    crate::aggregate::NATIVE_AGGREGATES.contains(&name) || BUILT_IN_ALIASES.contains(&name)
+}
+
+/// WASI packages the sandbox links (with nothing granted: no files, sockets or
+/// environment), by the prefix of their interface names.
+const PROVIDED_PACKAGES: &[&str] = &[
+    "wasi:io/",
+    "wasi:clocks/",
+    "wasi:random/",
+    "wasi:cli/",
+    "wasi:filesystem/",
+    "wasi:sockets/",
+];
+
+/// The load error for a component the sandbox cannot link: which of its imports the
+/// sandbox does not provide, and wasmtime's account of the first mismatch.
+fn missing_imports(
+    engine: &wasmtime::Engine,
+    component: &wasmtime::component::Component,
+    err: &wasmtime::Error,
+) -> String {
+    let missing: Vec<String> = component
+        .component_type()
+        .imports(engine)
+        .map(|(name, _)| name)
+        .filter(|name| !PROVIDED_PACKAGES.iter().any(|p| name.starts_with(p)))
+        .map(|name| format!("`{}`", shown(name, NAME_CHARS)))
+        .collect();
+    let chain: Vec<String> = err.chain().map(|c| c.to_string()).collect();
+    let detail = shown(&crate::error::one_line(&chain.join(": ")), ERROR_CHARS);
+    let what = if missing.is_empty() {
+        "it imports a WASI interface in a form the plugin sandbox does not provide".to_string()
+    } else {
+        format!(
+            "it imports {} {}, which the plugin sandbox does not provide",
+            if missing.len() == 1 {
+                "interface"
+            } else {
+                "interfaces"
+            },
+            missing.join(", ")
+        )
+    };
+    format!(
+        "{what} ({detail}); plugins may import only WASI io, clocks, random, cli (stdio, \
+         environment) and the filesystem and sockets interfaces, which grant nothing"
+    )
 }
 
 /// The innermost message of a wasmtime error chain, on one line.
@@ -301,5 +413,15 @@ mod tests {
         assert!(check_name("1x").is_err());
         assert!(check_name("my-agg").is_err());
         assert!(check_name("").is_err());
+        assert!(check_name(&"a".repeat(65)).is_err());
+        let err = check_name("evil\nerror: forged\x1b[31m").unwrap_err();
+        assert!(!err.contains('\n') && !err.contains('\x1b'), "{err}");
+        assert!(err.contains("evil\\nerror: forged\\u{1b}[31m"), "{err}");
+    }
+
+    #[test]
+    fn built_in_names_are_known() {
+        assert!(is_built_in("sum") && is_built_in("count") && is_built_in("mean"));
+        assert!(!is_built_in("median"));
     }
 }

@@ -14,11 +14,15 @@
 mod accumulator;
 mod cache;
 mod cache_prune;
+mod clock;
 mod columns;
+mod count_star;
 mod instance;
 mod load;
+mod precheck;
 mod runtime;
 mod sandbox;
+mod text;
 mod types;
 mod udaf;
 
@@ -37,13 +41,18 @@ mod bindings {
 
 pub use cache::{default_cache_dir, CacheOutcome, CACHE_DIR_ENV};
 pub use cache_prune::DEFAULT_CACHE_MAX_BYTES;
-pub use load::{LoadOptions, Plugin, PluginInfo, ABI_VERSION};
+pub use load::{
+    LoadOptions, Plugin, PluginInfo, ABI_VERSION, DEFAULT_COMPILE_TIMEOUT,
+    DEFAULT_MAX_COMPONENT_BYTES, MAX_NAME_CHARS,
+};
+pub use precheck::MAX_FUNCTION_LOCALS;
 pub use runtime::{engine, MAX_LIVE_INSTANCES};
 pub use sandbox::SandboxLimits;
 pub use types::PluginType;
 pub use udaf::PluginUdaf;
 
 pub(crate) use accumulator::PluginAccumulator;
+pub(crate) use count_star::count_star_stays_built_in;
 
 /// A streaming accumulator backed by a fresh instance of `plugin` (one per query operator).
 pub fn plugin_accumulator(

@@ -1,5 +1,6 @@
-//! The one Wasm engine of the process: compilation settings, the WASI linker and the epoch
-//! ticker that enforces per-call deadlines.
+//! The one Wasm engine of the process: compilation settings, the WASI linker (with the
+//! virtual clock's sleeping, so no call blocks in the host) and the epoch ticker that
+//! enforces per-call deadlines.
 
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -77,6 +78,8 @@ impl Runtime {
         // WASI preview 2, so components built by wasm32-wasip2, componentize-py and
         // componentize-js link; what each store may do is decided by its `WasiCtx`.
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
+        // Sleeping never blocks in the host: it advances the instance's virtual clock.
+        super::clock::add_virtual_sleep(&mut linker)?;
         start_epoch_ticker(&engine);
         Ok(Self { engine, linker })
     }

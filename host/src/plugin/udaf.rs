@@ -9,6 +9,9 @@ use arrow::compute::filter;
 use arrow::datatypes::{DataType, Field, FieldRef};
 use datafusion_common::{DataFusionError, Result as DfResult, ScalarValue};
 use datafusion_expr::function::{AccumulatorArgs, StateFieldsArgs};
+// The rule `Signature::exact` applies (its replacement is not public in DataFusion 55).
+#[allow(deprecated)]
+use datafusion_expr::type_coercion::functions::can_coerce_from;
 use datafusion_expr::utils::format_state_name;
 use datafusion_expr::{
     Accumulator, AggregateUDF, AggregateUDFImpl, EmitTo, GroupsAccumulator, Signature, Volatility,
@@ -16,6 +19,7 @@ use datafusion_expr::{
 
 use super::accumulator::PluginAccumulator;
 use super::load::Plugin;
+use super::types::PluginType;
 use crate::aggregate::GroupAccumulator;
 
 /// The DataFusion face of a loaded plugin.
@@ -26,11 +30,12 @@ pub struct PluginUdaf {
 }
 
 impl PluginUdaf {
-    /// Wraps `plugin` for DataFusion's planner and executor.
+    /// Wraps `plugin` for DataFusion's planner and executor. Arguments are coerced by
+    /// [`AggregateUDFImpl::coerce_types`]: to the declared types as DataFusion coerces
+    /// them, and a TIMESTAMP argument from a timestamp of any unit to microseconds.
     pub fn new(plugin: Arc<Plugin>) -> Self {
-        let args = plugin.info().args.iter().map(|t| t.arrow_type()).collect();
         Self {
-            signature: Signature::exact(args, Volatility::Immutable),
+            signature: Signature::user_defined(Volatility::Immutable),
             plugin,
         }
     }
@@ -78,6 +83,10 @@ impl AggregateUDFImpl for PluginUdaf {
         Ok(self.plugin.info().returns.arrow_type())
     }
 
+    fn coerce_types(&self, arg_types: &[DataType]) -> DfResult<Vec<DataType>> {
+        coerce_arguments(self.plugin.name(), &self.plugin.info().args, arg_types)
+    }
+
     fn accumulator(&self, _args: AccumulatorArgs) -> DfResult<Box<dyn Accumulator>> {
         let inner = PluginAccumulator::new(Arc::clone(&self.plugin)).map_err(df_error)?;
         Ok(Box::new(SingleGroup {
@@ -109,6 +118,45 @@ impl AggregateUDFImpl for PluginUdaf {
             next_slot: 0,
         }))
     }
+}
+
+/// The types the arguments `given` of plugin `name` are cast to for its declared `args`.
+fn coerce_arguments(
+    name: &str,
+    args: &[PluginType],
+    given: &[DataType],
+) -> DfResult<Vec<DataType>> {
+    let signature = || {
+        let args: Vec<String> = args.iter().map(|t| t.to_string()).collect();
+        format!("{name}({})", args.join(", "))
+    };
+    if given.len() != args.len() {
+        return datafusion_common::plan_err!(
+            "{} takes {} argument(s), but is called with {}",
+            signature(),
+            args.len(),
+            given.len()
+        );
+    }
+    args.iter()
+        .zip(given)
+        .map(|(&declared, from)| {
+            let to = declared.arrow_type();
+            match (declared, from) {
+                // Every timestamp unit (and time zone) passes as microseconds.
+                (PluginType::Timestamp, DataType::Timestamp(_, tz)) => Ok(DataType::Timestamp(
+                    arrow::datatypes::TimeUnit::Microsecond,
+                    tz.clone(),
+                )),
+                #[allow(deprecated)]
+                _ if from == &to || can_coerce_from(&to, from) => Ok(to),
+                _ => datafusion_common::plan_err!(
+                    "{} cannot take an argument of type {from}: {declared} expected",
+                    signature()
+                ),
+            }
+        })
+        .collect()
 }
 
 /// DataFusion's per-group accumulator (used without GROUP BY): one plugin group, id 0.
@@ -268,5 +316,52 @@ impl GroupsAccumulator for Groups {
 
     fn size(&self) -> usize {
         self.inner.size() + (self.slots.capacity() + self.free.capacity()) * 4
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::datatypes::TimeUnit;
+
+    #[test]
+    fn timestamps_of_every_unit_become_microseconds() {
+        let args = [PluginType::Timestamp, PluginType::Float64];
+        for unit in [
+            TimeUnit::Second,
+            TimeUnit::Millisecond,
+            TimeUnit::Microsecond,
+            TimeUnit::Nanosecond,
+        ] {
+            let coerced = coerce_arguments(
+                "p",
+                &args,
+                &[DataType::Timestamp(unit, None), DataType::Int64],
+            )
+            .unwrap();
+            assert_eq!(
+                coerced,
+                [
+                    DataType::Timestamp(TimeUnit::Microsecond, None),
+                    DataType::Float64
+                ]
+            );
+        }
+        let zoned = DataType::Timestamp(TimeUnit::Nanosecond, Some("UTC".into()));
+        let coerced = coerce_arguments("p", &args[..1], &[zoned]).unwrap();
+        assert_eq!(
+            coerced,
+            [DataType::Timestamp(
+                TimeUnit::Microsecond,
+                Some("UTC".into())
+            )]
+        );
+        let err = coerce_arguments("p", &args, &[DataType::Utf8, DataType::Int64]).unwrap_err();
+        assert!(
+            err.to_string().contains("p(TIMESTAMP, DOUBLE) cannot take"),
+            "{err}"
+        );
+        let err = coerce_arguments("p", &args, &[DataType::Int64]).unwrap_err();
+        assert!(err.to_string().contains("takes 2 argument(s)"), "{err}");
     }
 }

@@ -15,12 +15,23 @@
 //! | `opens_file`    | `update` reads `/etc/hostname` and `$HOME`; fails with an error if it can't |
 //! | `wrong_world`   | a plain `wasi:cli/command` program that does not export `laminar:udaf`      |
 //! | `future_abi`    | exports `laminar:udaf/aggregate@0.2.0` instead of `@0.1.0`                  |
+//! | `sleeps`        | `update` sleeps for an hour (a blocking WASI poll on the clock)             |
+//! | `bad_name`      | `describe` returns a name with a newline, a forged `error:` line and ESC    |
+//! | `huge_name`     | `describe` returns a name of 4 MiB                                          |
+//! | `escapes_error` | `update` returns an error text with a newline, ESC and 3 000 more characters |
+//! | `floods`        | `update` prints 8 MiB, then panics (the panic is at the end of the output)  |
+//! | `custom_import` | imports `my:custom/thing` and `wasi:http/outgoing-handler@0.3.0`            |
+//! | `claims_sum`    | declares the built-in's name `sum` but counts rows                          |
+//! | `latest_ts`     | well-behaved `latest_ts(TIMESTAMP) -> TIMESTAMP` (MAX), for timestamp units |
+//! | `reads_clock`   | results from the clocks, a sleep and random numbers (determinism)           |
 //!
 //! The aggregates that misbehave only in their output (`wrong_count`, `wrong_type`,
 //! `opens_file`) implement the exported interface directly, through
 //! `laminar_guest::bindings`, around a well-behaved per-group SUM (`examples/common`).
 //! `future_abi` generates its own bindings from `wit-future/laminar-udaf.wit`, a copy of
 //! `wit/laminar-udaf.wit` whose only change is the package version.
+//! `custom_import` generates its bindings from `wit/` and `wit-custom-import/`, a world
+//! that adds the two imports to `udaf`.
 //!
 //! One more example is not a plugin: `call_floor` exports the smallest calls a component
 //! can take (`wit-floor/call-floor.wit`), which the `plugin_floor` benchmark times to show

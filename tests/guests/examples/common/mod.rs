@@ -14,6 +14,11 @@ pub trait Behaviour: 'static {
     /// The name `describe` returns.
     const NAME: &'static str;
 
+    /// The name `describe` returns, when it cannot be a constant.
+    fn name() -> String {
+        Self::NAME.to_string()
+    }
+
     /// Called before each batch: `Ok(None)` adds the values as they are, `Ok(Some(v))`
     /// adds `v` for every non-NULL row instead, `Err` fails the batch.
     fn before_update() -> Result<Option<f64>, String> {
@@ -37,7 +42,7 @@ impl<B: Behaviour> Guest for SumFixture<B> {
 
     fn describe() -> Signature {
         Signature {
-            name: B::NAME.to_string(),
+            name: B::name(),
             args: vec![DataType::Float64],
             returns: DataType::Float64,
             state_version: 1,
