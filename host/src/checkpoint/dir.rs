@@ -25,7 +25,7 @@ use crate::error::{Error, Result};
 use crate::state::StateStore;
 use crate::storage::Storage;
 
-const FINGERPRINT_FILE: &str = "fingerprint";
+pub(super) const FINGERPRINT_FILE: &str = "fingerprint";
 const FINGERPRINT_KEY: &[u8] = b"fingerprint";
 const DONE_FILE: &str = "done";
 const DONE_KEY: &[u8] = b"counters";
@@ -66,7 +66,8 @@ impl QueryDir {
         storage
             .create_dir_all(&path.join(CHECKPOINTS_DIR))
             .map_err(|e| io("cannot create state dir", e))?;
-        let lock = File::create(path.join(LOCK_FILE)).map_err(|e| io("cannot lock state dir", e))?;
+        let lock =
+            File::create(path.join(LOCK_FILE)).map_err(|e| io("cannot lock state dir", e))?;
         match lock.try_lock() {
             Ok(()) => {}
             Err(std::fs::TryLockError::WouldBlock) => {
@@ -230,7 +231,6 @@ impl QueryDir {
             .remove_file(file)
             .map_err(|e| Error::io(format!("cannot remove {}", file.display()), e))
     }
-
 }
 
 fn damaged(file: &Path, why: &str) -> Error {
@@ -278,14 +278,20 @@ pub(super) fn read_checkpoint(storage: &dyn Storage, path: &Path) -> Result<Load
     if manifest.format != CHECKPOINT_FORMAT {
         return Err(damaged(
             path,
-            &format!("checkpoint format {} is not {CHECKPOINT_FORMAT}", manifest.format),
+            &format!(
+                "checkpoint format {} is not {CHECKPOINT_FORMAT}",
+                manifest.format
+            ),
         ));
     }
     let windows = store.scan_prefix(WINDOW_PREFIX).len();
     if windows != manifest.open_windows as usize {
         return Err(damaged(
             path,
-            &format!("it holds {windows} windows, its manifest {}", manifest.open_windows),
+            &format!(
+                "it holds {windows} windows, its manifest {}",
+                manifest.open_windows
+            ),
         ));
     }
     Ok(LoadedCheckpoint {

@@ -4,7 +4,9 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use super::dir::{read_checkpoint, read_completed, read_fingerprint, CHECKPOINTS_DIR, WAL_DIR};
+use super::dir::{
+    read_checkpoint, read_completed, read_fingerprint, CHECKPOINTS_DIR, FINGERPRINT_FILE, WAL_DIR,
+};
 use super::fingerprint::Fingerprint;
 use super::manifest::{Counters, Manifest, SourcePosition};
 use crate::error::{Error, Result};
@@ -25,8 +27,8 @@ pub struct StateReport {
 pub struct QueryReport {
     /// Its directory (`query-N`).
     pub dir: PathBuf,
-    /// Its fingerprint, or why it cannot be read.
-    pub fingerprint: std::result::Result<Fingerprint, String>,
+    /// Its fingerprint, or why it cannot be read; `None` before a run wrote one.
+    pub fingerprint: Option<std::result::Result<Fingerprint, String>>,
     /// Final counters, when the run completed.
     pub completed: Option<Counters>,
     /// Checkpoints, oldest first: the file, its size, and its manifest or why it cannot
@@ -39,8 +41,13 @@ pub struct QueryReport {
 impl QueryReport {
     /// Whether a run would recover, and from what; else why not.
     pub fn recovery(&self) -> std::result::Result<String, String> {
-        if let Err(e) = &self.fingerprint {
-            return Err(format!("the fingerprint cannot be read: {e}"));
+        match &self.fingerprint {
+            None if self.checkpoints.is_empty() => {
+                return Ok("from the start (no state written yet)".into())
+            }
+            None => return Err("checkpoints without a fingerprint".into()),
+            Some(Err(e)) => return Err(format!("the fingerprint cannot be read: {e}")),
+            Some(Ok(_)) => {}
         }
         if self.completed.is_some() {
             return Ok("the run completed; the same command does not run it again".into());
@@ -56,11 +63,7 @@ impl QueryReport {
             return Err(e.clone());
         }
         match self.checkpoints.iter().rev().find(|(_, _, m)| m.is_ok()) {
-            Some((file, _, Ok(m))) => Ok(format!(
-                "from checkpoint {} ({})",
-                m.id,
-                file.display()
-            )),
+            Some((file, _, Ok(m))) => Ok(format!("from checkpoint {} ({})", m.id, file.display())),
             _ if self.checkpoints.is_empty() => Ok("from the start (no checkpoint yet)".into()),
             _ => Err("no checkpoint can be read".into()),
         }
@@ -98,7 +101,10 @@ pub fn inspect(storage: &dyn Storage, dir: &Path) -> Result<StateReport> {
 }
 
 fn inspect_query(storage: &dyn Storage, dir: &Path) -> QueryReport {
-    let fingerprint = read_fingerprint(storage, dir).map_err(|e| e.to_string());
+    let fingerprint = match storage.exists(&dir.join(FINGERPRINT_FILE)) {
+        Ok(false) => None,
+        _ => Some(read_fingerprint(storage, dir).map_err(|e| e.to_string())),
+    };
     let completed = read_completed(storage, dir).ok().flatten();
     let mut checkpoints = Vec::new();
     if let Ok(files) = storage.read_dir(&dir.join(CHECKPOINTS_DIR)) {
@@ -138,10 +144,14 @@ impl fmt::Display for StateReport {
 
 impl fmt::Display for QueryReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let name = self.dir.file_name().map(|n| n.to_string_lossy().into_owned());
+        let name = self
+            .dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned());
         writeln!(f, "{}:", name.unwrap_or_default())?;
         match &self.fingerprint {
-            Ok(fp) => {
+            None => writeln!(f, "  fingerprint: none yet")?,
+            Some(Ok(fp)) => {
                 let plan = fp.query.lines().next().unwrap_or("").trim();
                 writeln!(
                     f,
@@ -158,7 +168,7 @@ impl fmt::Display for QueryReport {
                     )?;
                 }
             }
-            Err(e) => writeln!(f, "  fingerprint: unreadable: {e}")?,
+            Some(Err(e)) => writeln!(f, "  fingerprint: unreadable: {e}")?,
         }
         if let Some(c) = &self.completed {
             writeln!(

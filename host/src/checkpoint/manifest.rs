@@ -147,11 +147,14 @@ mod tests {
 
     #[test]
     fn window_keys_sort_like_window_starts() {
-        let mut starts = vec![-20_000i64, 10_000, -10, 0, i64::MIN, i64::MAX];
+        let mut starts = [-20_000i64, 10_000, -10, 0, i64::MIN, i64::MAX];
         let mut keys: Vec<Vec<u8>> = starts.iter().map(|&s| window_key(s)).collect();
         starts.sort();
         keys.sort();
-        assert_eq!(keys, starts.iter().map(|&s| window_key(s)).collect::<Vec<_>>());
+        assert_eq!(
+            keys,
+            starts.iter().map(|&s| window_key(s)).collect::<Vec<_>>()
+        );
     }
 
     #[test]

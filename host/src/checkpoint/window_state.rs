@@ -193,8 +193,7 @@ mod tests {
         let batch = RecordBatch::try_from_iter([("k", keys), ("i", ids), ("s", states)]).unwrap();
         let record = WindowRecord::encode(-10_000, &batch, 2).unwrap();
         let bytes = rkyv::to_bytes::<rkyv::rancor::Error>(&record).unwrap();
-        let archived =
-            rkyv::access::<ArchivedWindowRecord, rkyv::rancor::Error>(&bytes).unwrap();
+        let archived = rkyv::access::<ArchivedWindowRecord, rkyv::rancor::Error>(&bytes).unwrap();
         assert_eq!(archived.start(), -10_000);
         let decoded = archived.decode().unwrap();
         assert_eq!(decoded.num_rows(), 3);
@@ -209,8 +208,7 @@ mod tests {
         let batch = RecordBatch::try_from_iter([("s", states)]).unwrap();
         let record = WindowRecord::encode(0, &batch, 0).unwrap();
         let bytes = rkyv::to_bytes::<rkyv::rancor::Error>(&record).unwrap();
-        let archived =
-            rkyv::access::<ArchivedWindowRecord, rkyv::rancor::Error>(&bytes).unwrap();
+        let archived = rkyv::access::<ArchivedWindowRecord, rkyv::rancor::Error>(&bytes).unwrap();
         let decoded = archived.decode().unwrap();
         assert_eq!(decoded.num_rows(), 1);
         assert_eq!(decoded.column(0).as_binary::<i32>().value(0), b"1234");
@@ -223,8 +221,7 @@ mod tests {
         let mut record = WindowRecord::encode(0, &batch, 0).unwrap();
         record.states[0].offsets[1] = 99;
         let bytes = rkyv::to_bytes::<rkyv::rancor::Error>(&record).unwrap();
-        let archived =
-            rkyv::access::<ArchivedWindowRecord, rkyv::rancor::Error>(&bytes).unwrap();
+        let archived = rkyv::access::<ArchivedWindowRecord, rkyv::rancor::Error>(&bytes).unwrap();
         let err = archived.decode().unwrap_err();
         assert!(err.to_string().contains("damaged"), "{err}");
     }

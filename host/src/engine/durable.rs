@@ -95,8 +95,9 @@ impl Checkpointer {
         query: &mut CompiledQuery,
         source: &mut dyn Source,
         sink: &mut dyn Sink,
-        summary: &RunSummary,
+        summary: &mut RunSummary,
     ) -> Result<()> {
+        let started = Instant::now();
         crash_point("checkpoint-start");
         source.sync_input()?;
         let sink_len = sink.sync()?;
@@ -131,10 +132,15 @@ impl Checkpointer {
             open_windows: records.len() as u32,
             groups,
         };
-        self.dir.write_checkpoint(&manifest, &records)?;
+        let bytes = self.dir.write_checkpoint(&manifest, &records)?;
         source.release_input(&manifest.source)?;
         self.next_id += 1;
         self.last = Instant::now();
+        let took = started.elapsed();
+        summary.checkpoints += 1;
+        summary.last_checkpoint_bytes = bytes;
+        summary.last_checkpoint_time = took;
+        summary.checkpoint_time += took;
         Ok(())
     }
 
@@ -211,7 +217,11 @@ pub(crate) fn fingerprint(query: &CompiledQuery, relations: String) -> Result<Fi
         let info = plugin.info();
         let bytes = std::fs::read(&info.path).map_err(|e| {
             Error::io(
-                format!("cannot read plugin '{}' file {}", info.name, info.path.display()),
+                format!(
+                    "cannot read plugin '{}' file {}",
+                    info.name,
+                    info.path.display()
+                ),
                 e,
             )
         })?;
@@ -221,7 +231,11 @@ pub(crate) fn fingerprint(query: &CompiledQuery, relations: String) -> Result<Fi
             state_version: info.state_version,
         });
     }
-    Ok(Fingerprint::new(query.plan_text.clone(), relations, plugins))
+    Ok(Fingerprint::new(
+        query.plan_text.clone(),
+        relations,
+        plugins,
+    ))
 }
 
 fn sha256_hex(bytes: &[u8]) -> String {

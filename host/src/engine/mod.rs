@@ -16,20 +16,20 @@ use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 use datafusion_sql::sqlparser::ast::{self, visit_relations};
 
-use crate::error::{Error, Result, SqlLocation};
-use crate::plugin::{LoadOptions, Plugin, PluginInfo};
 use crate::checkpoint::{Counters, SourcePosition};
+use crate::error::{Error, Result, SqlLocation};
 use crate::plan::CompiledQuery;
+use crate::plugin::{LoadOptions, Plugin, PluginInfo};
 use crate::sink::{partial_path, CollectSink, FileSink, OutputFormat, Replace, Sink, WriterSink};
-use crate::storage::{FsStorage, Storage};
-use crate::wal::WalConfig;
-use durable::Checkpointer;
 use crate::source::{InputLog, LineSource, MemorySource, Source};
 use crate::sql::{
-    normalize_name_text, normalize_object_name, parse_script, Connector, FormatKind, OnError, PlanningContext, QueryStatement, SinkDef,
-    SourceDef, SourceOptions, Statement,
+    normalize_name_text, normalize_object_name, parse_script, Connector, FormatKind, OnError,
+    PlanningContext, QueryStatement, SinkDef, SourceDef, SourceOptions, Statement,
 };
+use crate::storage::{FsStorage, Storage};
 use crate::time::{EventTimeColumn, WatermarkSpec};
+use crate::wal::WalConfig;
+use durable::Checkpointer;
 
 /// Engine settings.
 #[derive(Debug, Clone)]
@@ -230,8 +230,7 @@ impl Engine {
                             Error::plan(format!("'{name}' is already declared")).at(*location)
                         );
                     }
-                    self.streams
-                        .insert(name.clone(), (*query.query).clone());
+                    self.streams.insert(name.clone(), (*query.query).clone());
                     if !read_later(name, &statements[i + 1..]) {
                         let summary = self.run_query(query, *location, output, progress)?;
                         total.add(&summary);
@@ -316,7 +315,11 @@ impl Engine {
         progress: &mut dyn FnMut(&RunSummary),
     ) -> Result<RunSummary> {
         let def = self.sources[&compiled.source].clone();
-        let sink_def = statement.sink.as_ref().and_then(|s| self.sinks.get(s)).cloned();
+        let sink_def = statement
+            .sink
+            .as_ref()
+            .and_then(|s| self.sinks.get(s))
+            .cloned();
         let relations = format!("source: {def:?}; sink: {sink_def:?}");
         let fingerprint = durable::fingerprint(&compiled, relations)?;
         let mut checkpointer = Checkpointer::open(
@@ -340,7 +343,9 @@ impl Engine {
             return Ok(durable::summary_of(&counters));
         }
         let notices = &mut self.notices.0;
-        let resumed = checkpointer.recover(&mut compiled, &mut |text| notices(&format!("warning: {text}")))?;
+        let resumed = checkpointer.recover(&mut compiled, &mut |text| {
+            notices(&format!("warning: {text}"))
+        })?;
         let position = resumed.position.unwrap_or(SourcePosition::Start);
         let batch_size = self.config.batch_size;
         let mut source: Box<dyn Source> = match &def.options.connector {
@@ -363,7 +368,10 @@ impl Engine {
                     self.config.wal.clone(),
                     &position,
                 )?;
-                (self.notices.0)(&format!("resuming after input line {}", log.last_logged_line()));
+                (self.notices.0)(&format!(
+                    "resuming after input line {}",
+                    log.last_logged_line()
+                ));
                 Box::new(
                     LineSource::open(&def, batch_size)?
                         .with_log(log, resumed.counters.source_bad_rows),
@@ -429,7 +437,11 @@ fn finish_commit(destination: &Path) -> Result<()> {
     if partial.exists() {
         std::fs::rename(&partial, destination).map_err(|e| {
             Error::io(
-                format!("cannot rename {} to {}", partial.display(), destination.display()),
+                format!(
+                    "cannot rename {} to {}",
+                    partial.display(),
+                    destination.display()
+                ),
                 e,
             )
         })?;

@@ -60,7 +60,7 @@ pub(crate) fn run_query(
         }
         if let Some(checkpointer) = durable.as_deref_mut() {
             if checkpointer.due() {
-                checkpointer.checkpoint(&mut query, source, sink, &summary)?;
+                checkpointer.checkpoint(&mut query, source, sink, &mut summary)?;
             }
         }
         if last_progress.elapsed() >= PROGRESS_INTERVAL {

@@ -18,6 +18,14 @@ pub struct RunSummary {
     pub rows_emitted: u64,
     /// The current watermark (epoch ms), for progress reports.
     pub watermark_ms: Option<i64>,
+    /// Checkpoints taken by a durable run (`--state-dir`).
+    pub checkpoints: u64,
+    /// Size of the last checkpoint in bytes.
+    pub last_checkpoint_bytes: u64,
+    /// Time the last checkpoint took.
+    pub last_checkpoint_time: Duration,
+    /// Time spent taking checkpoints.
+    pub checkpoint_time: Duration,
     /// Wall-clock time.
     pub elapsed: Duration,
 }
@@ -41,6 +49,12 @@ impl RunSummary {
         self.windows_emitted += other.windows_emitted;
         self.rows_emitted += other.rows_emitted;
         self.watermark_ms = other.watermark_ms.or(self.watermark_ms);
+        self.checkpoints += other.checkpoints;
+        if other.checkpoints > 0 {
+            self.last_checkpoint_bytes = other.last_checkpoint_bytes;
+            self.last_checkpoint_time = other.last_checkpoint_time;
+        }
+        self.checkpoint_time += other.checkpoint_time;
         self.elapsed += other.elapsed;
     }
 }
@@ -57,6 +71,17 @@ impl fmt::Display for RunSummary {
             self.rows_emitted,
             self.elapsed.as_secs_f64(),
             self.events_per_second()
-        )
+        )?;
+        if self.checkpoints > 0 {
+            write!(
+                f,
+                "; {} checkpoints in {:.3} s (last: {} bytes in {:.3} s)",
+                self.checkpoints,
+                self.checkpoint_time.as_secs_f64(),
+                self.last_checkpoint_bytes,
+                self.last_checkpoint_time.as_secs_f64()
+            )?;
+        }
+        Ok(())
     }
 }

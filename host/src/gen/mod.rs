@@ -4,3 +4,4 @@ mod bids;
 mod rng;
 
 pub use bids::{bids_batches, bids_schema, write_bids, BidsConfig, BidsGenerator};
+pub use rng::SplitMix64;

@@ -169,8 +169,8 @@ struct LineDecoder {
 }
 
 enum FormatDecoder {
-    Csv(arrow::csv::reader::Decoder),
-    Json(arrow::json::reader::Decoder),
+    Csv(Box<arrow::csv::reader::Decoder>),
+    Json(Box<arrow::json::reader::Decoder>),
 }
 
 impl LineDecoder {
@@ -179,18 +179,18 @@ impl LineDecoder {
     fn new(row_decoder: &RowDecoder, lines: usize) -> Result<Self, ArrowError> {
         let batch_size = lines + 1;
         let format = match row_decoder.format {
-            FormatKind::Csv => FormatDecoder::Csv(
+            FormatKind::Csv => FormatDecoder::Csv(Box::new(
                 arrow::csv::ReaderBuilder::new(row_decoder.schema.clone())
                     .with_header(false)
                     .with_delimiter(row_decoder.delimiter)
                     .with_batch_size(batch_size)
                     .build_decoder(),
-            ),
-            FormatKind::Json => FormatDecoder::Json(
+            )),
+            FormatKind::Json => FormatDecoder::Json(Box::new(
                 arrow::json::ReaderBuilder::new(row_decoder.schema.clone())
                     .with_batch_size(batch_size)
                     .build_decoder()?,
-            ),
+            )),
         };
         Ok(Self { format, batch_size })
     }
@@ -297,7 +297,11 @@ mod tests {
         assert_eq!(batch.num_rows(), 2);
         assert_eq!(bad.len(), 1);
         assert_eq!(bad[0].index, 0);
-        assert!(bad[0].message.contains("more than one record"), "{}", bad[0].message);
+        assert!(
+            bad[0].message.contains("more than one record"),
+            "{}",
+            bad[0].message
+        );
     }
 
     #[test]
@@ -330,7 +334,11 @@ mod tests {
             d.decode(&chunk("{\"a\":1}{\"a\":2}\n{\"a\":3}\n{\"a\":\n"));
         assert_eq!(kept, vec![1]);
         assert_eq!(bad.len(), 2);
-        assert!(bad[0].message.contains("more than one JSON object"), "{}", bad[0].message);
+        assert!(
+            bad[0].message.contains("more than one JSON object"),
+            "{}",
+            bad[0].message
+        );
         assert!(bad[1].message.contains("incomplete"), "{}", bad[1].message);
     }
 }

@@ -1,0 +1,97 @@
+//! End-to-end durability benchmarks of the whole `laminar run` process (a release
+//! binary), each figure a ratio or a time measured in this run:
+//!
+//! 1. CSV file, 10 M events: `--state-dir` with 10 s checkpoints vs no state dir
+//!    (target ≥ 0.9x);
+//! 2. the same from stdin: the write-ahead log on vs off (target ≥ 0.8x);
+//! 3. recovery with 1 M events of WAL after the last checkpoint (target < 1 s);
+//! 4. one checkpoint of 1 M open groups: its time and size.
+//!
+//! ```text
+//! cargo build --release -p laminar && cargo run --release -p laminar-process-bench -- --events 10000000
+//! ```
+
+mod runs;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use runs::{best_of, Bench};
+
+fn main() {
+    let mut events: u64 = 10_000_000;
+    let mut repeats = 3;
+    let mut laminar = PathBuf::from("target/release/laminar");
+    let mut work = PathBuf::from("target/process-bench");
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        let mut value = || {
+            args.next()
+                .unwrap_or_else(|| usage(&format!("{arg} needs a value")))
+        };
+        match arg.as_str() {
+            "--events" => events = value().parse().unwrap_or_else(|_| usage("--events N")),
+            "--runs" => repeats = value().parse().unwrap_or_else(|_| usage("--runs N")),
+            "--laminar" => laminar = PathBuf::from(value()),
+            "--work-dir" => work = PathBuf::from(value()),
+            _ => usage(&format!("unknown option {arg}")),
+        }
+    }
+    if !laminar.is_file() {
+        usage(&format!(
+            "no laminar binary at {} (cargo build --release -p laminar)",
+            laminar.display()
+        ));
+    }
+    let bench = Bench::new(laminar, work, events);
+    println!("data: {} events in {}", events, bench.bids().display());
+
+    // 1. File source: durable vs plain, interleaved, best of `repeats`.
+    let (plain, durable) = best_of(repeats, || bench.file_run(false), || bench.file_run(true));
+    report("file, no state dir", events, plain);
+    report("file, --state-dir, 10 s checkpoints", events, durable);
+    println!(
+        "  ratio durable/plain = {:.2} (target >= 0.9)",
+        plain.as_secs_f64() / durable.as_secs_f64()
+    );
+
+    // 2. Stdin: WAL on vs off.
+    let (plain, logged) = best_of(repeats, || bench.stdin_run(false), || bench.stdin_run(true));
+    report("stdin, no state dir", events, plain);
+    report("stdin, --state-dir (WAL, group commit)", events, logged);
+    println!(
+        "  ratio wal/plain = {:.2} (target >= 0.8)",
+        plain.as_secs_f64() / logged.as_secs_f64()
+    );
+
+    // 3. Recovery with 1 M events of WAL after the last checkpoint.
+    let (wal_bytes, recovery) = bench.recovery_run(1_000_000);
+    println!(
+        "recovery: {} MB of WAL (1000000 events after the last checkpoint) replayed and the query finished in {:.3} s (target < 1 s)",
+        wal_bytes / 1_000_000,
+        recovery.as_secs_f64()
+    );
+
+    // 4. One checkpoint of 1 M open groups.
+    let (bytes, took) = bench.checkpoint_of_groups(1_000_000);
+    println!(
+        "checkpoint of 1000000 open groups: {:.1} MB in {:.3} s",
+        bytes as f64 / 1e6,
+        took.as_secs_f64()
+    );
+}
+
+fn report(what: &str, events: u64, time: Duration) {
+    println!(
+        "{what}: {:.3} s, {:.0} events/s",
+        time.as_secs_f64(),
+        events as f64 / time.as_secs_f64()
+    );
+}
+
+fn usage(problem: &str) -> ! {
+    eprintln!(
+        "process-bench: {problem}\nusage: process-bench [--events N] [--runs N] [--laminar PATH] [--work-dir DIR]"
+    );
+    std::process::exit(2)
+}

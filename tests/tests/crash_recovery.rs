@@ -1,0 +1,311 @@
+//! Exactly-once recovery after `kill -9`: the real binary runs a windowed query into a
+//! file sink with `--state-dir`, is killed again and again — after random delays and at
+//! named crash points (checkpoint writing, WAL sync, sink writes, completion) — and
+//! restarted with the same command each time. When the input ends, the sink file must
+//! hold exactly the rows of a run that was never killed (as multisets) and the run
+//! summary the same counters. Covers a file source, a query with the Wasm `median`
+//! plugin, and stdin, where the test resends the input after the line the restarted run
+//! reports.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use laminar::gen::{write_bids, BidsConfig, SplitMix64};
+use laminar::sql::FormatKind;
+
+/// How a run is stopped.
+#[derive(Debug, Clone)]
+enum Crash {
+    /// `kill -9` after this long.
+    After(Duration),
+    /// The binary aborts itself at this crash point (`LAMINAR_CRASH_AT`).
+    At(&'static str),
+}
+
+/// Named points reached while the input is read, each with the hit that crashes
+/// (`name:N`).
+const POINTS: &[&str] = &[
+    "checkpoint-start:3",
+    "checkpoint-after-sink-sync:2",
+    "checkpoint-before-write:4",
+    "checkpoint-after-write:2",
+    "sink-after-write:3",
+];
+
+/// Points at the end of the input: between the last sync and the completion marker, and
+/// between the marker and the rename of the sink file into place.
+const END_POINTS: &[&str] = &["before-complete", "after-complete"];
+
+/// Stdin runs crash at WAL points too.
+const WAL_POINTS: &[&str] = &["wal-after-append:30", "wal-after-sync:20"];
+
+struct Scenario {
+    dir: tempfile::TempDir,
+    script: PathBuf,
+    out: PathBuf,
+}
+
+impl Scenario {
+    fn new(source_with: &str, query: &str) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let out = dir.path().join("out.csv");
+        let script = dir.path().join("q.sql");
+        std::fs::write(
+            &script,
+            format!(
+                "CREATE SOURCE bids (ts TIMESTAMP, auction BIGINT, bidder BIGINT, price DOUBLE,
+                    channel VARCHAR, WATERMARK FOR ts AS ts - INTERVAL '2' SECOND)
+                 WITH ({source_with}, format = 'csv', batch_size = '2000');
+                 CREATE SINK out WITH (connector = 'file', path = '{}', format = 'csv');
+                 INSERT INTO out {query}",
+                out.display()
+            ),
+        )
+        .expect("script");
+        Self { dir, script, out }
+    }
+
+    fn command(&self, state_dir: Option<&Path>) -> Command {
+        let mut cmd = common::laminar();
+        cmd.arg("run").arg(&self.script);
+        if let Some(state_dir) = state_dir {
+            cmd.arg("--state-dir")
+                .arg(state_dir)
+                .args(["--checkpoint-interval", "150ms"]);
+        }
+        cmd.env_remove("LAMINAR_CRASH_AT")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        cmd
+    }
+
+    /// The uninterrupted run: sorted sink rows and the summary's counters.
+    fn reference(&self, stdin: Option<&Path>) -> (Vec<String>, String) {
+        let mut cmd = self.command(None);
+        if let Some(input) = stdin {
+            cmd.stdin(std::fs::File::open(input).expect("input"));
+        }
+        let out = cmd.output().expect("reference run");
+        let err = common::stderr(&out);
+        assert!(out.status.success(), "{err}");
+        (sorted_lines(&self.out), counters(&err))
+    }
+}
+
+/// The counters of the run summary (everything before the timing).
+fn counters(stderr: &str) -> String {
+    let line = stderr
+        .lines()
+        .rev()
+        .find(|l| l.contains("events read"))
+        .unwrap_or_else(|| panic!("no run summary in: {stderr}"));
+    line.split(" in ").next().unwrap_or(line).to_string()
+}
+
+fn sorted_lines(path: &Path) -> Vec<String> {
+    let text = std::fs::read_to_string(path).expect("sink file");
+    let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+    lines.sort();
+    lines
+}
+
+/// A schedule of crashes: random delays with the named points mixed in, then the points
+/// at the end of the input.
+fn schedule(seed: u64, kills: usize, points: &[&'static str], max_delay_ms: u64) -> Vec<Crash> {
+    let mut rng = SplitMix64::new(seed);
+    let mut crashes: Vec<Crash> = (0..kills)
+        .map(|_| Crash::After(Duration::from_millis(150 + rng.below(max_delay_ms))))
+        .collect();
+    for (i, point) in points.iter().enumerate() {
+        let at = (i * 3 + 1).min(crashes.len());
+        crashes.insert(at, Crash::At(point));
+    }
+    crashes.extend(END_POINTS.iter().map(|p| Crash::At(p)));
+    crashes
+}
+
+/// Waits for `child` to end by itself within `delay`, or kills it with SIGKILL.
+/// Returns whether it was killed.
+fn kill_after(child: &mut Child, delay: Duration) -> bool {
+    let deadline = Instant::now() + delay;
+    while Instant::now() < deadline {
+        if child.try_wait().expect("try_wait").is_some() {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    child.kill().is_ok() && {
+        let _ = child.wait();
+        true
+    }
+}
+
+/// Runs `scenario` with crashes until a run completes; returns the crashes that hit a
+/// running process and the final summary's counters.
+fn run_with_crashes(
+    scenario: &Scenario,
+    crashes: &[Crash],
+    stdin: Option<&Path>,
+) -> (usize, String) {
+    let state = scenario.dir.path().join("state");
+    let mut crashed = 0;
+    let mut plan = crashes.iter();
+    for attempt in 0.. {
+        assert!(attempt < 200, "the run never completed");
+        let crash = plan.next();
+        let mut cmd = scenario.command(Some(&state));
+        if let Some(Crash::At(point)) = crash {
+            cmd.env("LAMINAR_CRASH_AT", point);
+        }
+        if stdin.is_some() {
+            cmd.stdin(Stdio::piped());
+        }
+        let mut child = cmd.spawn().expect("spawn laminar");
+        let stderr = child.stderr.take().expect("stderr");
+        let (lines_tx, lines_rx) = mpsc::channel::<String>();
+        let reader = std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let _ = lines_tx.send(line);
+            }
+        });
+        let writer = stdin.map(|input| {
+            // The restarted run says where it resumes before it reads stdin.
+            let resume_line = lines_rx
+                .iter()
+                .find_map(|l| {
+                    l.strip_prefix("laminar: resuming after input line ")
+                        .map(|n| n.trim().parse::<usize>().expect("line number"))
+                })
+                .expect("the run reports where it resumes");
+            let data = std::fs::read_to_string(input).expect("input");
+            let rest: String = data
+                .split_inclusive('\n')
+                .skip(resume_line)
+                .collect::<String>();
+            let mut pipe = child.stdin.take().expect("stdin");
+            std::thread::spawn(move || {
+                // Fails with a broken pipe when the run is killed: the next run resends.
+                let _ = pipe.write_all(rest.as_bytes());
+            })
+        });
+        let killed = match crash {
+            Some(Crash::After(delay)) => kill_after(&mut child, *delay),
+            _ => false,
+        };
+        let status = child.wait().expect("wait");
+        if let Some(writer) = writer {
+            let _ = writer.join();
+        }
+        let _ = reader.join();
+        let err: Vec<String> = lines_rx.try_iter().collect();
+        let err = err.join("\n");
+        if killed || (matches!(crash, Some(Crash::At(_))) && !status.success()) {
+            assert!(!err.contains("panicked"), "{err}");
+            crashed += 1;
+            continue;
+        }
+        assert!(status.success(), "attempt {attempt} failed: {err}");
+        return (crashed, counters(&err));
+    }
+    unreachable!()
+}
+
+fn bids_file(dir: &Path, rows: u64, seed: u64) -> PathBuf {
+    let path = dir.join("bids.csv");
+    let config = BidsConfig {
+        rows,
+        seed,
+        disorder_ms: 3_000,
+        late_fraction: 0.01,
+        auctions: 500,
+        events_per_second: 2_000,
+        ..BidsConfig::default()
+    };
+    let mut file = std::io::BufWriter::new(std::fs::File::create(&path).expect("bids"));
+    write_bids(&config, FormatKind::Csv, &mut file).expect("write bids");
+    file.flush().expect("flush");
+    path
+}
+
+const WINDOWED: &str =
+    "SELECT auction, window_start, window_end, COUNT(*) AS n, SUM(price) AS volume,
+        MIN(price) AS low, MAX(price) AS high, AVG(price) AS mean, COUNT(bidder) AS bidders
+    FROM TUMBLE(TABLE bids, DESCRIPTOR(ts), INTERVAL '10' SECOND)
+    WHERE channel <> 'test'
+    GROUP BY window_start, window_end, auction;";
+
+#[test]
+fn a_file_run_killed_two_dozen_times_writes_exactly_the_uninterrupted_output() {
+    let input_dir = tempfile::tempdir().expect("tempdir");
+    let input = bids_file(input_dir.path(), 1_000_000, 5);
+    let scenario = Scenario::new(
+        &format!("connector = 'file', path = '{}'", input.display()),
+        WINDOWED,
+    );
+    let (expected, expected_counters) = scenario.reference(None);
+    assert!(expected.len() > 10_000);
+    std::fs::remove_file(&scenario.out).expect("remove reference output");
+
+    let crashes = schedule(11, 17, POINTS, 700);
+    let (crashed, got_counters) = run_with_crashes(&scenario, &crashes, None);
+    assert!(
+        crashed >= 20,
+        "only {crashed} crashes hit a running process"
+    );
+    assert_eq!(got_counters, expected_counters);
+    assert_eq!(sorted_lines(&scenario.out), expected);
+}
+
+#[test]
+fn a_query_with_the_wasm_median_survives_kills() {
+    let input_dir = tempfile::tempdir().expect("tempdir");
+    let input = bids_file(input_dir.path(), 200_000, 9);
+    let plugin = laminar_tests::guest("median");
+    let query =
+        "SELECT auction, window_start, COUNT(*) AS n, median(price) AS mid, SUM(price) AS volume
+        FROM TUMBLE(TABLE bids, DESCRIPTOR(ts), INTERVAL '10' SECOND)
+        GROUP BY window_start, window_end, auction;";
+    let scenario = Scenario::new(
+        &format!("connector = 'file', path = '{}'", input.display()),
+        query,
+    );
+    let script = std::fs::read_to_string(&scenario.script).expect("script");
+    std::fs::write(
+        &scenario.script,
+        format!(
+            "CREATE AGGREGATE median FROM '{}';\n{script}",
+            plugin.display()
+        ),
+    )
+    .expect("script");
+    let (expected, expected_counters) = scenario.reference(None);
+    std::fs::remove_file(&scenario.out).expect("remove reference output");
+
+    let crashes = schedule(12, 6, &POINTS[..4], 600);
+    let (crashed, got_counters) = run_with_crashes(&scenario, &crashes, None);
+    assert!(crashed >= 6, "only {crashed} crashes hit a running process");
+    assert_eq!(got_counters, expected_counters);
+    assert_eq!(sorted_lines(&scenario.out), expected);
+}
+
+#[test]
+fn a_stdin_run_resent_from_the_reported_line_loses_and_repeats_nothing() {
+    let input_dir = tempfile::tempdir().expect("tempdir");
+    let input = bids_file(input_dir.path(), 300_000, 13);
+    let scenario = Scenario::new("connector = 'stdin'", WINDOWED);
+    let (expected, expected_counters) = scenario.reference(Some(&input));
+    std::fs::remove_file(&scenario.out).expect("remove reference output");
+
+    let mut points = WAL_POINTS.to_vec();
+    points.extend_from_slice(&POINTS[..3]);
+    let crashes = schedule(14, 8, &points, 600);
+    let (crashed, got_counters) = run_with_crashes(&scenario, &crashes, Some(&input));
+    assert!(crashed >= 8, "only {crashed} crashes hit a running process");
+    assert_eq!(got_counters, expected_counters);
+    assert_eq!(sorted_lines(&scenario.out), expected);
+}
