@@ -264,7 +264,7 @@ fn a_file_run_killed_two_dozen_times_writes_exactly_the_uninterrupted_output() {
 #[test]
 fn a_query_with_the_wasm_median_survives_kills() {
     let input_dir = tempfile::tempdir().expect("tempdir");
-    let input = bids_file(input_dir.path(), 200_000, 9);
+    let input = bids_file(input_dir.path(), 500_000, 9);
     let plugin = laminar_tests::guest("median");
     let query =
         "SELECT auction, window_start, COUNT(*) AS n, median(price) AS mid, SUM(price) AS volume

@@ -75,6 +75,11 @@ impl SinkFile {
     /// Continues the file a crashed run wrote: cuts it back to `len` bytes, its length at
     /// the checkpoint recovery resumes from, and appends after that.
     pub fn resume(&mut self, len: u64) -> io::Result<()> {
+        if len == 0 {
+            // Nothing was durable yet (the file may never have been created): start afresh
+            // at the first write.
+            return Ok(());
+        }
         let file = std::fs::OpenOptions::new().write(true).open(&self.path)?;
         let found = file.metadata()?.len();
         if found < len {
@@ -199,7 +204,13 @@ impl FileSink {
     }
 
     fn io_error(&mut self, what: &str, e: io::Error) -> Error {
-        Error::io(format!("cannot {what} sink file {}", self.inner.get_mut().path().display()), e)
+        Error::io(
+            format!(
+                "cannot {what} sink file {}",
+                self.inner.get_mut().path().display()
+            ),
+            e,
+        )
     }
 }
 
