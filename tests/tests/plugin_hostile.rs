@@ -15,7 +15,7 @@ use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Int64Type, TimeUnit};
 use datafusion::arrow::record_batch::RecordBatch;
 use laminar::gen::BidsConfig;
-use laminar::plugin::{LoadOptions, Plugin, SandboxLimits};
+use laminar::plugin::{LoadOptions, SandboxLimits};
 use laminar::{Engine, EngineConfig, Error};
 use laminar_tests::{collect, engine_over, guest, plugin_cache_dir, sorted_rows, Bids};
 

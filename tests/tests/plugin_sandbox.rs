@@ -38,6 +38,7 @@ fn engine(bids: &Bids) -> Engine {
     let mut engine = Engine::with_config(EngineConfig {
         batch_size: 512,
         plugins: options(),
+        ..EngineConfig::default()
     });
     engine_over(&mut engine, &bids.batches, 2_000);
     engine

@@ -285,6 +285,28 @@ mod tests {
     use super::*;
 
     #[test]
+    fn concurrent_writes_of_one_entry_never_tear_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("entry.cwasm");
+        std::thread::scope(|scope| {
+            for writer in 0..8u8 {
+                let target = &target;
+                scope.spawn(move || {
+                    let data = vec![writer; 1 << 20];
+                    for _ in 0..10 {
+                        write_atomically(target, &data).expect("every write succeeds");
+                    }
+                });
+            }
+        });
+        let bytes = std::fs::read(&target).unwrap();
+        assert_eq!(bytes.len(), 1 << 20);
+        assert!(bytes.iter().all(|&b| b == bytes[0]), "a torn entry");
+        let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+        assert_eq!(names.len(), 1, "temporary files left: {names:?}");
+    }
+
+    #[test]
     fn every_write_has_a_temporary_file_of_its_own() {
         let names: std::collections::HashSet<String> = std::thread::scope(|scope| {
             let threads: Vec<_> = (0..4)

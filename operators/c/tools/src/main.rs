@@ -56,7 +56,10 @@ fn componentize(core: &Path, out: &Path) -> Result<()> {
     let module = std::fs::read(core).with_context(|| format!("reading {}", core.display()))?;
     let component = ComponentEncoder::default()
         .module(&module)?
-        .adapter("wasi_snapshot_preview1", WASI_SNAPSHOT_PREVIEW1_REACTOR_ADAPTER)?
+        .adapter(
+            "wasi_snapshot_preview1",
+            WASI_SNAPSHOT_PREVIEW1_REACTOR_ADAPTER,
+        )?
         .validate(true)
         .encode()?;
     std::fs::write(out, component).with_context(|| format!("writing {}", out.display()))
