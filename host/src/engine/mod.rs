@@ -178,7 +178,9 @@ impl Engine {
 
     /// Loads the Wasm aggregate at `path` and makes it callable in SQL as `name` (or the
     /// name the plugin declares), as `CREATE AGGREGATE name FROM 'path'` does. A plugin
-    /// of the same name replaces the earlier one, and shadows a built-in aggregate.
+    /// of the same name replaces the earlier one. A plugin that declares a built-in's name
+    /// (`sum`, `count`, …) is refused unless `name` is given, which replaces the built-in
+    /// (`COUNT(*)` always stays the built-in).
     pub fn load_plugin(&mut self, path: &Path, name: Option<&str>) -> Result<PluginInfo> {
         let plugin = Plugin::load(path, name, &self.config.plugins)?;
         let info = plugin.info().clone();
