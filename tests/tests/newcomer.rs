@@ -28,7 +28,8 @@ fn run_on(file: &str, data: &str, format: &str, extra: &str) -> std::process::Ou
 }
 
 const CR_CSV: &str = "ts,auction,price\n1000,7,2.5\r2000,7,3.5\n4000,7,1.5\n12000,7,9.0\n";
-const TWO_OBJECTS_JSON: &str = "{\"ts\":1000,\"auction\":7,\"price\":2.5}{\"ts\":2000,\"auction\":7,\"price\":3.5}\n\
+const TWO_OBJECTS_JSON: &str =
+    "{\"ts\":1000,\"auction\":7,\"price\":2.5}{\"ts\":2000,\"auction\":7,\"price\":3.5}\n\
     {\"ts\":4000,\"auction\":7,\"price\":1.5}\n{\"ts\":12000,\"auction\":7,\"price\":9.0}\n";
 
 #[test]
@@ -73,7 +74,10 @@ fn crlf_line_endings_keep_working() {
     let mut rows: Vec<String> = stdout(&out).lines().map(str::to_string).collect();
     rows.sort();
     assert_eq!(rows, ["7,1,9.0", "7,3,7.5", "auction,n,volume"]);
-    assert!(err.contains("4 events read, 0 late events dropped, 0 bad rows skipped"), "{err}");
+    assert!(
+        err.contains("4 events read, 0 late events dropped, 0 bad rows skipped"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -117,7 +121,9 @@ fn quoted_names_keep_their_case() {
     assert_eq!(stdout(&ok), "auction,n\n7,2\n");
     let unquoted = run_script(
         dir.path(),
-        &format!("{script}SELECT COUNT(*) FROM Bids GROUP BY TUMBLE(\"Ts\", INTERVAL '10' SECOND);"),
+        &format!(
+            "{script}SELECT COUNT(*) FROM Bids GROUP BY TUMBLE(\"Ts\", INTERVAL '10' SECOND);"
+        ),
         &[],
     );
     assert_clean_error(&unquoted, &["unknown source or stream 'bids'", "Bids"]);
@@ -127,10 +133,22 @@ fn quoted_names_keep_their_case() {
 fn redeclaring_a_name_in_another_case_is_an_error() {
     let dir = tempfile::tempdir().expect("tempdir");
     for (first, second) in [
-        ("CREATE SOURCE Bids (ts BIGINT) WITH (connector = 'stdin');", "CREATE SOURCE BIDS (ts BIGINT) WITH (connector = 'stdin');"),
-        ("CREATE SINK Out WITH (connector = 'stdout');", "CREATE SINK oUT WITH (connector = 'stdout');"),
-        ("CREATE SOURCE Bids (ts BIGINT) WITH (connector = 'stdin');", "CREATE STREAM bids AS SELECT ts FROM bids;"),
-        ("CREATE SOURCE s (Ts BIGINT, ts BIGINT) WITH (connector = 'stdin');", ""),
+        (
+            "CREATE SOURCE Bids (ts BIGINT) WITH (connector = 'stdin');",
+            "CREATE SOURCE BIDS (ts BIGINT) WITH (connector = 'stdin');",
+        ),
+        (
+            "CREATE SINK Out WITH (connector = 'stdout');",
+            "CREATE SINK oUT WITH (connector = 'stdout');",
+        ),
+        (
+            "CREATE SOURCE Bids (ts BIGINT) WITH (connector = 'stdin');",
+            "CREATE STREAM bids AS SELECT ts FROM bids;",
+        ),
+        (
+            "CREATE SOURCE s (Ts BIGINT, ts BIGINT) WITH (connector = 'stdin');",
+            "",
+        ),
     ] {
         let out = run_script(dir.path(), &format!("{first}\n{second}"), &[]);
         let err = stderr(&out);
@@ -155,7 +173,10 @@ fn a_failed_run_leaves_the_previous_output_untouched() {
         &[],
     );
     assert_clean_error(&out, &["missing.csv"]);
-    assert_eq!(std::fs::read_to_string(&out_file).expect("out"), "precious\n");
+    assert_eq!(
+        std::fs::read_to_string(&out_file).expect("out"),
+        "precious\n"
+    );
     // A bad row half way: the run fails after results were written.
     std::fs::write(
         dir.path().join("bad.csv"),
@@ -171,7 +192,10 @@ fn a_failed_run_leaves_the_previous_output_untouched() {
         &[],
     );
     assert_clean_error(&out, &["bad.csv:4:"]);
-    assert_eq!(std::fs::read_to_string(&out_file).expect("out"), "precious\n");
+    assert_eq!(
+        std::fs::read_to_string(&out_file).expect("out"),
+        "precious\n"
+    );
     let names: Vec<String> = std::fs::read_dir(dir.path())
         .expect("dir")
         .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())

@@ -201,6 +201,7 @@ fn run_laminar(
     let mut engine = Engine::with_config(EngineConfig {
         batch_size,
         plugins: laminar_tests::plugin_options(),
+        ..EngineConfig::default()
     });
     for plugin in plugins {
         engine.register_plugin(Arc::clone(plugin));

@@ -21,11 +21,9 @@ impl GroupAccumulator for CountAccumulator {
         }
         // COUNT(a, b, …) counts the rows where every argument is non-NULL, as DataFusion
         // does; COUNT(*) has no argument and counts every row.
-        let nulls = args
-            .iter()
-            .fold(None, |acc: Option<NullBuffer>, arg| {
-                NullBuffer::union(acc.as_ref(), arg.logical_nulls().as_ref())
-            });
+        let nulls = args.iter().fold(None, |acc: Option<NullBuffer>, arg| {
+            NullBuffer::union(acc.as_ref(), arg.logical_nulls().as_ref())
+        });
         match nulls {
             Some(nulls) if nulls.null_count() > 0 => {
                 for (&slot, valid) in slots.iter().zip(nulls.iter()) {

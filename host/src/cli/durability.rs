@@ -54,7 +54,11 @@ fn parse_duration(text: &str) -> std::result::Result<Duration, String> {
         "ms" => value / 1000.0,
         "m" | "min" => value * 60.0,
         "h" => value * 3600.0,
-        other => return Err(format!("unknown unit '{other}' in '{text}'; use ms, s, m or h")),
+        other => {
+            return Err(format!(
+                "unknown unit '{other}' in '{text}'; use ms, s, m or h"
+            ))
+        }
     };
     if !(seconds.is_finite() && seconds > 0.0) {
         return Err(format!("'{text}' must be a positive duration"));

@@ -51,7 +51,8 @@ impl InputLog {
                 )))
             }
         };
-        let (wal, recovery) = WalWriter::open(Arc::clone(&storage), dir, config).map_err(wal_error)?;
+        let (wal, recovery) =
+            WalWriter::open(Arc::clone(&storage), dir, config).map_err(wal_error)?;
         let mut replay = VecDeque::new();
         let mut logged_line = line;
         for record in recovery.read_from(storage, lsn + 1).map_err(wal_error)? {
@@ -168,7 +169,10 @@ fn decode(payload: &[u8]) -> Option<LineChunk> {
         .collect();
     let bytes = payload.get(starts_end..)?.to_vec();
     let ordered = starts.windows(2).all(|w| w[0] <= w[1]);
-    if !ordered || starts.first().is_some_and(|&s| s != 0) || starts.last().is_some_and(|&s| s > bytes.len()) {
+    if !ordered
+        || starts.first().is_some_and(|&s| s != 0)
+        || starts.last().is_some_and(|&s| s > bytes.len())
+    {
         return None;
     }
     Some(LineChunk {

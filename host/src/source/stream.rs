@@ -42,43 +42,46 @@ impl LineSource {
     /// Opens the connector of `def` to read on from `position` (a file's byte offset and
     /// line; for stdin, see [`with_log`](Self::with_log)).
     pub fn open_at(def: &SourceDef, batch_size: usize, position: &SourcePosition) -> Result<Self> {
-        let (reader, origin, unbounded): (Box<dyn Read + Send>, String, bool) =
-            match &def.options.connector {
-                Connector::File(path) => {
-                    let context = || format!("cannot open source '{}' file {}", def.name, path.display());
-                    let mut file = File::open(path).map_err(|e| Error::io(context(), e))?;
-                    if let SourcePosition::File { offset, line } = position {
-                        let len = file.metadata().map_err(|e| Error::io(context(), e))?.len();
-                        if len < *offset {
-                            return Err(Error::Execution(format!(
+        let (reader, origin, unbounded): (Box<dyn Read + Send>, String, bool) = match &def
+            .options
+            .connector
+        {
+            Connector::File(path) => {
+                let context =
+                    || format!("cannot open source '{}' file {}", def.name, path.display());
+                let mut file = File::open(path).map_err(|e| Error::io(context(), e))?;
+                if let SourcePosition::File { offset, line } = position {
+                    let len = file.metadata().map_err(|e| Error::io(context(), e))?.len();
+                    if len < *offset {
+                        return Err(Error::Execution(format!(
                                 "source '{}' file {} holds {len} bytes, fewer than the {offset} a checkpoint read: it was changed since",
                                 def.name,
                                 path.display()
                             )));
-                        }
-                        file.seek(SeekFrom::Start(*offset))
-                            .map_err(|e| Error::io(context(), e))?;
-                        let mut source = Self::from_reader(
-                            def,
-                            Box::new(file),
-                            path.display().to_string(),
-                            false,
-                            batch_size,
-                        );
-                        source.lines.start_at(*offset, *line);
-                        source.first_chunk = *offset == 0;
-                        return Ok(source);
                     }
-                    (Box::new(file), path.display().to_string(), false)
+                    file.seek(SeekFrom::Start(*offset))
+                        .map_err(|e| Error::io(context(), e))?;
+                    let mut source = Self::from_reader(
+                        def,
+                        Box::new(file),
+                        path.display().to_string(),
+                        false,
+                        batch_size,
+                    );
+                    source.lines.start_at(*offset, *line);
+                    source.first_chunk = *offset == 0;
+                    return Ok(source);
                 }
-                Connector::Stdio => (Box::new(std::io::stdin()), "stdin".into(), true),
-                Connector::Memory => {
-                    return Err(Error::plan(format!(
-                        "source '{}' holds in-memory batches, not a stream",
-                        def.name
-                    )))
-                }
-            };
+                (Box::new(file), path.display().to_string(), false)
+            }
+            Connector::Stdio => (Box::new(std::io::stdin()), "stdin".into(), true),
+            Connector::Memory => {
+                return Err(Error::plan(format!(
+                    "source '{}' holds in-memory batches, not a stream",
+                    def.name
+                )))
+            }
+        };
         Ok(Self::from_reader(
             def, reader, origin, unbounded, batch_size,
         ))

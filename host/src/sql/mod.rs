@@ -10,7 +10,7 @@ mod types;
 mod window_rewrite;
 
 pub(crate) use context::PlanningContext;
-pub(crate) use ident::{ident_for, normalize_name_text, normalize_object_name};
 pub use ddl::{Connector, FormatKind, OnError, SinkDef, SourceDef, SourceOptions};
+pub(crate) use ident::{ident_for, normalize_name_text, normalize_object_name};
 pub(crate) use parser::{parse_script, QueryStatement, Statement};
 pub(crate) use window_rewrite::{rewrite_windows, WindowClause, WINDOW_END, WINDOW_START};

@@ -13,8 +13,8 @@ use datafusion_sql::sqlparser::parser::{Parser, ParserError};
 use datafusion_sql::sqlparser::tokenizer::{Token, Tokenizer};
 
 use super::context::PlanningContext;
-use super::ident::normalize_ident;
 use super::ddl::{SinkDef, SourceDef, WithOptions};
+use super::ident::normalize_ident;
 use super::interval::interval_millis;
 use super::types::arrow_type;
 use crate::error::{Error, Result, SqlLocation};

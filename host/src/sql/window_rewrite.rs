@@ -13,8 +13,8 @@ use datafusion_sql::sqlparser::ast::{
     ObjectName, SetExpr, TableFactor,
 };
 
-use super::ident::normalize_ident;
 use super::context::PlanningContext;
+use super::ident::normalize_ident;
 use super::interval::interval_millis;
 use crate::error::{Error, Result};
 
