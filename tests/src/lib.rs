@@ -7,8 +7,10 @@ use arrow::datatypes::{DataType, Float64Type, Int64Type, TimeUnit};
 use arrow::record_batch::RecordBatch;
 use datafusion::arrow;
 
+mod hostile;
 mod oracle;
 
+pub use hostile::{small_bids, small_engine, tight_plugin_options};
 pub use oracle::{batch_sql, collect, engine_over, Bids};
 
 /// One value of a result row, comparable across engines.

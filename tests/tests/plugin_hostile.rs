@@ -14,44 +14,11 @@ use datafusion::arrow::array::{Array, AsArray};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Int64Type, TimeUnit};
 use datafusion::arrow::record_batch::RecordBatch;
-use laminar::gen::BidsConfig;
 use laminar::plugin::{LoadOptions, SandboxLimits};
-use laminar::{Engine, EngineConfig, Error};
-use laminar_tests::{collect, engine_over, guest, plugin_cache_dir, sorted_rows, Bids};
-
-/// Tight limits so the hostile cases end quickly.
-fn options() -> LoadOptions {
-    LoadOptions {
-        cache_dir: Some(plugin_cache_dir()),
-        limits: SandboxLimits {
-            memory_bytes: 32 << 20,
-            call_timeout_ms: 300,
-        },
-        ..LoadOptions::default()
-    }
-}
-
-fn bids() -> Bids {
-    Bids::generate(
-        &BidsConfig {
-            rows: 3_000,
-            seed: 3,
-            auctions: 5,
-            ..BidsConfig::default()
-        },
-        512,
-    )
-}
-
-fn engine_with(bids: &Bids, plugins: LoadOptions) -> Engine {
-    let mut engine = Engine::with_config(EngineConfig {
-        batch_size: 512,
-        plugins,
-        ..EngineConfig::default()
-    });
-    engine_over(&mut engine, &bids.batches, 2_000);
-    engine
-}
+use laminar::{Engine, Error};
+use laminar_tests::{
+    collect, guest, plugin_options, small_bids, small_engine, sorted_rows, tight_plugin_options,
+};
 
 const BY_WINDOW: &str = "FROM TUMBLE(TABLE bids, DESCRIPTOR(ts), INTERVAL '10' SECOND)
      GROUP BY auction, window_start, window_end";
@@ -86,12 +53,12 @@ fn assert_plain_text(message: &str, max_len: usize) {
 /// Loads `fixture` as `bad`, runs a windowed query calling it and returns the error; the
 /// same engine then runs the next query.
 fn query_error(fixture: &str) -> String {
-    query_error_with(fixture, options())
+    query_error_with(fixture, tight_plugin_options())
 }
 
 fn query_error_with(fixture: &str, load: LoadOptions) -> String {
-    let bids = bids();
-    let mut engine = engine_with(&bids, load);
+    let bids = small_bids(3);
+    let mut engine = small_engine(&bids, load);
     engine
         .load_plugin(&guest(fixture), Some("bad"))
         .unwrap_or_else(|e| panic!("{fixture} should load: {e}"));
@@ -110,17 +77,17 @@ fn query_error_with(fixture: &str, load: LoadOptions) -> String {
 /// Loads the component at `path` into an engine under its own name, which must fail;
 /// returns the error after the same engine has run the next query.
 fn load_error_with(path: &Path, load: LoadOptions) -> String {
-    let bids = bids();
-    let mut engine = engine_with(&bids, load);
+    let bids = small_bids(3);
+    let mut engine = small_engine(&bids, load);
     let err = engine.load_plugin(path, None).expect_err("must be refused");
     assert!(matches!(err, Error::PluginLoad { .. }), "{err:?}");
     // The next query, with the usual limits, in the same process.
-    next_query_runs(&mut engine_with(&bids, options()));
+    next_query_runs(&mut small_engine(&bids, tight_plugin_options()));
     err.to_string()
 }
 
 fn load_error(fixture: &str) -> String {
-    load_error_with(&guest(fixture), options())
+    load_error_with(&guest(fixture), tight_plugin_options())
 }
 
 #[test]
@@ -156,7 +123,7 @@ fn a_component_of_huge_functions_is_refused_before_compiling() {
         &path,
         LoadOptions {
             cache_dir: None,
-            ..options()
+            ..tight_plugin_options()
         },
     );
     assert!(message.contains("refused before compiling"), "{message}");
@@ -177,7 +144,7 @@ fn a_component_over_the_size_limit_is_refused_before_compiling() {
         &guest("median"),
         LoadOptions {
             max_component_bytes: 16 << 10,
-            ..options()
+            ..tight_plugin_options()
         },
     );
     assert!(message.contains("refused before compiling"), "{message}");
@@ -192,7 +159,7 @@ fn compiling_has_a_time_limit() {
         LoadOptions {
             cache_dir: None,
             compile_timeout: Duration::from_millis(1),
-            ..options()
+            ..tight_plugin_options()
         },
     );
     assert!(
@@ -241,7 +208,7 @@ fn captured_output_keeps_its_beginning_and_its_end() {
                 memory_bytes: 32 << 20,
                 call_timeout_ms: 20_000,
             },
-            ..options()
+            ..tight_plugin_options()
         },
     );
     assert_plain_text(&message, 8_000);
@@ -290,8 +257,8 @@ fn a_plugin_named_like_a_built_in_replaces_it_only_when_named_explicitly() {
     assert!(message.contains("--plugin sum=PATH"), "{message}");
     assert!(message.contains("CREATE AGGREGATE sum FROM"), "{message}");
 
-    let bids = bids();
-    let mut engine = engine_with(&bids, options());
+    let bids = small_bids(3);
+    let mut engine = small_engine(&bids, tight_plugin_options());
     // Named explicitly, it is SUM: this one counts rows.
     engine
         .load_plugin(&guest("claims_sum"), Some("sum"))
@@ -306,8 +273,8 @@ fn a_plugin_named_like_a_built_in_replaces_it_only_when_named_explicitly() {
 
 #[test]
 fn count_star_is_never_a_plugin_call() {
-    let bids = bids();
-    let mut engine = engine_with(&bids, options());
+    let bids = small_bids(3);
+    let mut engine = small_engine(&bids, tight_plugin_options());
     engine
         .load_plugin(&guest("claims_sum"), Some("count"))
         .expect("load as count");
@@ -377,8 +344,8 @@ fn a_forged_error_line_never_reaches_the_terminal() {
 
 #[test]
 fn a_timestamp_event_time_column_reaches_a_plugin_in_microseconds() {
-    let bids = bids();
-    let mut engine = engine_with(&bids, options());
+    let bids = small_bids(3);
+    let mut engine = small_engine(&bids, tight_plugin_options());
     engine
         .load_plugin(&guest("latest_ts"), None)
         .expect("load latest_ts");
@@ -414,15 +381,9 @@ fn a_timestamp_event_time_column_reaches_a_plugin_in_microseconds() {
 
 #[test]
 fn plugins_replay_deterministically_on_a_virtual_clock_and_seeded_random_numbers() {
-    let bids = bids();
+    let bids = small_bids(3);
     let run = || {
-        let mut engine = engine_with(
-            &bids,
-            LoadOptions {
-                cache_dir: Some(plugin_cache_dir()),
-                ..LoadOptions::default()
-            },
-        );
+        let mut engine = small_engine(&bids, plugin_options());
         engine
             .load_plugin(&guest("reads_clock"), None)
             .expect("load reads_clock");

@@ -5,49 +5,14 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use laminar::gen::BidsConfig;
-use laminar::plugin::{LoadOptions, Plugin, SandboxLimits};
-use laminar::{Engine, EngineConfig, Error};
-use laminar_tests::{collect, engine_over, guest, plugin_cache_dir, Bids};
-
-/// Tight limits so the hostile cases end quickly.
-fn options() -> LoadOptions {
-    LoadOptions {
-        cache_dir: Some(plugin_cache_dir()),
-        limits: SandboxLimits {
-            memory_bytes: 32 << 20,
-            call_timeout_ms: 300,
-        },
-        ..LoadOptions::default()
-    }
-}
-
-fn bids() -> Bids {
-    Bids::generate(
-        &BidsConfig {
-            rows: 3_000,
-            seed: 1,
-            auctions: 5,
-            ..BidsConfig::default()
-        },
-        512,
-    )
-}
-
-fn engine(bids: &Bids) -> Engine {
-    let mut engine = Engine::with_config(EngineConfig {
-        batch_size: 512,
-        plugins: options(),
-        ..EngineConfig::default()
-    });
-    engine_over(&mut engine, &bids.batches, 2_000);
-    engine
-}
+use laminar::plugin::Plugin;
+use laminar::Error;
+use laminar_tests::{collect, guest, small_bids, small_engine, tight_plugin_options};
 
 /// Loads `fixture` as `bad` and runs a windowed query calling it; returns the error.
 fn query_error(fixture: &str) -> String {
-    let bids = bids();
-    let mut engine = engine(&bids);
+    let bids = small_bids(1);
+    let mut engine = small_engine(&bids, tight_plugin_options());
     engine
         .load_plugin(&guest(fixture), Some("bad"))
         .unwrap_or_else(|e| panic!("{fixture} should load: {e}"));
@@ -78,7 +43,7 @@ fn query_error(fixture: &str) -> String {
 }
 
 fn load_error(path: &Path) -> String {
-    let err = Plugin::load(path, None, &options()).expect_err("must be refused");
+    let err = Plugin::load(path, None, &tight_plugin_options()).expect_err("must be refused");
     assert!(matches!(err, Error::PluginLoad { .. }), "{err:?}");
     let message = err.to_string();
     assert!(message.contains(&path.display().to_string()), "{message}");
@@ -184,9 +149,10 @@ fn a_core_module_is_refused_with_how_to_build_a_component() {
 
 #[test]
 fn an_instance_that_trapped_is_not_called_again() {
-    let plugin: Arc<Plugin> = Plugin::load(&guest("panics"), None, &options()).expect("load");
-    let bids = bids();
-    let mut engine = engine(&bids);
+    let plugin: Arc<Plugin> =
+        Plugin::load(&guest("panics"), None, &tight_plugin_options()).expect("load");
+    let bids = small_bids(1);
+    let mut engine = small_engine(&bids, tight_plugin_options());
     engine.register_plugin(Arc::clone(&plugin));
     for _ in 0..2 {
         // Each query makes a fresh instance: both fail the same clear way, neither hangs.
