@@ -173,26 +173,31 @@ fn run_with_crashes(
                 let _ = lines_tx.send(line);
             }
         });
-        let writer = stdin.map(|input| {
-            // The restarted run says where it resumes before it reads stdin.
-            let resume_line = lines_rx
-                .iter()
-                .find_map(|l| {
-                    l.strip_prefix("laminar: resuming after input line ")
-                        .map(|n| n.trim().parse::<usize>().expect("line number"))
-                })
-                .expect("the run reports where it resumes");
+        // Lines of stderr read while waiting for the resume line; kept for the summary.
+        let mut seen = Vec::new();
+        let writer = stdin.and_then(|input| {
+            // The restarted run says where it resumes before it reads stdin (a run that
+            // already completed says so instead, and reads nothing).
+            let resume_line = lines_rx.iter().find_map(|l| {
+                let found = l
+                    .strip_prefix("laminar: resuming after input line ")
+                    .map(|n| n.trim().parse::<usize>().expect("line number"));
+                seen.push(l);
+                found
+            })?;
             let data = std::fs::read_to_string(input).expect("input");
             let rest: String = data
                 .split_inclusive('\n')
                 .skip(resume_line)
                 .collect::<String>();
             let mut pipe = child.stdin.take().expect("stdin");
-            std::thread::spawn(move || {
+            Some(std::thread::spawn(move || {
                 // Fails with a broken pipe when the run is killed: the next run resends.
                 let _ = pipe.write_all(rest.as_bytes());
-            })
+            }))
         });
+        // Closes stdin of a run that did not ask for input.
+        drop(child.stdin.take());
         let killed = match crash {
             Some(Crash::After(delay)) => kill_after(&mut child, *delay),
             _ => false,
@@ -202,8 +207,8 @@ fn run_with_crashes(
             let _ = writer.join();
         }
         let _ = reader.join();
-        let err: Vec<String> = lines_rx.try_iter().collect();
-        let err = err.join("\n");
+        seen.extend(lines_rx.try_iter());
+        let err = seen.join("\n");
         if killed || (matches!(crash, Some(Crash::At(_))) && !status.success()) {
             assert!(!err.contains("panicked"), "{err}");
             crashed += 1;

@@ -124,13 +124,24 @@ impl QueryDir {
         read_completed(self.storage.as_ref(), &self.path)
     }
 
-    /// Records that the run completed with `counters`, then removes its checkpoints.
+    /// Records that the run completed with `counters`, then removes its checkpoints and
+    /// its write-ahead log (a completed run is never replayed).
     pub fn mark_completed(&self, counters: &Counters) -> Result<()> {
         let mut store = StateStore::new();
         store.put(DONE_KEY, counters)?;
         store.write_file_atomic(self.storage.as_ref(), &self.path.join(DONE_FILE))?;
         for (_, file) in self.checkpoint_files()? {
             self.remove(&file)?;
+        }
+        let wal = self.wal_dir();
+        if self.exists(&wal)? {
+            let segments = self
+                .storage
+                .read_dir(&wal)
+                .map_err(|e| Error::io(format!("cannot list {}", wal.display()), e))?;
+            for segment in segments {
+                self.remove(&segment)?;
+            }
         }
         Ok(())
     }
