@@ -1,0 +1,163 @@
+//! A state dir belongs to one query: another query or another plugin build is refused
+//! with what differs; `laminar state inspect` shows checkpoints and whether recovery
+//! would succeed, names a corrupt checkpoint, and recovery falls back to the one before
+//! it with a warning — and still writes exactly the uninterrupted output.
+
+mod common;
+
+use std::path::Path;
+use std::process::Output;
+
+use common::{laminar, stderr, stdout};
+
+const DATA: &str = "ts,auction,price\n1000,1,2.0\n2000,2,3.0\n11000,1,4.0\n12000,2,5.0\n\
+                    21000,1,6.0\n22000,2,7.0\n31000,1,8.0\n41000,2,9.0\n";
+
+fn script(dir: &Path, aggregate: &str) -> std::path::PathBuf {
+    let path = dir.join("q.sql");
+    std::fs::write(dir.join("in.csv"), DATA).expect("data");
+    std::fs::write(
+        &path,
+        format!(
+            "CREATE SOURCE bids (ts BIGINT, auction BIGINT, price DOUBLE,
+                WATERMARK FOR ts AS ts - INTERVAL '1' SECOND)
+             WITH (connector = 'file', path = 'in.csv', format = 'csv', batch_size = '1');
+             CREATE SINK out WITH (connector = 'file', path = 'out.csv', format = 'csv');
+             INSERT INTO out SELECT auction, window_start, {aggregate} AS v
+             FROM TUMBLE(TABLE bids, DESCRIPTOR(ts), INTERVAL '10' SECOND)
+             GROUP BY auction, window_start, window_end;"
+        ),
+    )
+    .expect("script");
+    path
+}
+
+fn run(dir: &Path, script: &Path, crash_at: Option<&str>) -> Output {
+    let mut cmd = laminar();
+    cmd.current_dir(dir).arg("run").arg(script).args([
+        "--state-dir",
+        "state",
+        "--checkpoint-interval",
+        "1ms",
+    ]);
+    match crash_at {
+        Some(point) => cmd.env("LAMINAR_CRASH_AT", point),
+        None => cmd.env_remove("LAMINAR_CRASH_AT"),
+    };
+    cmd.output().expect("run laminar")
+}
+
+fn inspect(dir: &Path) -> String {
+    let out = laminar()
+        .current_dir(dir)
+        .args(["state", "inspect", "state"])
+        .output()
+        .expect("inspect");
+    assert!(out.status.success(), "{}", stderr(&out));
+    stdout(&out)
+}
+
+fn sorted(path: &Path) -> Vec<String> {
+    let mut lines: Vec<String> = std::fs::read_to_string(path)
+        .expect("output")
+        .lines()
+        .map(str::to_string)
+        .collect();
+    lines.sort();
+    lines
+}
+
+#[test]
+fn another_query_is_refused_naming_what_differs() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let first = script(dir.path(), "SUM(price)");
+    let crashed = run(dir.path(), &first, Some("before-complete"));
+    assert!(!crashed.status.success());
+    let other = script(dir.path(), "MAX(price)");
+    let out = run(dir.path(), &other, None);
+    common::assert_clean_error(&out, &["state dir", "another query", "the query differs"]);
+}
+
+#[test]
+fn another_build_of_a_plugin_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let with_plugin = |path: &Path| {
+        let sql = std::fs::read_to_string(dir.path().join("q.sql")).expect("script");
+        std::fs::write(
+            dir.path().join("p.sql"),
+            format!("CREATE AGGREGATE agg FROM '{}';\n{sql}", path.display()),
+        )
+        .expect("script");
+        dir.path().join("p.sql")
+    };
+    script(dir.path(), "agg(price)");
+    let first = with_plugin(&laminar_tests::guest("median"));
+    let crashed = run(dir.path(), &first, Some("before-complete"));
+    assert!(!crashed.status.success(), "{}", stderr(&crashed));
+    let second = with_plugin(&laminar_tests::guest("geomean"));
+    let out = run(dir.path(), &second, None);
+    common::assert_clean_error(&out, &["plugin 'agg' is another build"]);
+}
+
+#[test]
+fn inspect_names_a_corrupt_checkpoint_and_recovery_falls_back_to_the_one_before() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let script = script(dir.path(), "SUM(price)");
+    // The uninterrupted output.
+    let plain = laminar()
+        .current_dir(dir.path())
+        .arg("run")
+        .arg(&script)
+        .output()
+        .expect("run");
+    assert!(plain.status.success(), "{}", stderr(&plain));
+    let expected = sorted(&dir.path().join("out.csv"));
+    std::fs::remove_file(dir.path().join("out.csv")).expect("remove");
+
+    let crashed = run(dir.path(), &script, Some("before-complete"));
+    assert!(!crashed.status.success());
+    let report = inspect(dir.path());
+    assert!(report.contains("checkpoint "), "{report}");
+    assert!(
+        report.contains("recovery: would succeed, from checkpoint"),
+        "{report}"
+    );
+
+    // Damage the newest checkpoint.
+    let checkpoints = dir.path().join("state/query-1/checkpoints");
+    let mut files: Vec<_> = std::fs::read_dir(&checkpoints)
+        .expect("checkpoints")
+        .map(|e| e.expect("entry").path())
+        .collect();
+    files.sort();
+    assert!(files.len() >= 2, "{files:?}");
+    let newest = files.last().expect("a checkpoint").clone();
+    let mut bytes = std::fs::read(&newest).expect("read");
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0xff;
+    std::fs::write(&newest, bytes).expect("write");
+    let report = inspect(dir.path());
+    let name = newest
+        .file_name()
+        .expect("name")
+        .to_string_lossy()
+        .into_owned();
+    assert!(
+        report.contains("CORRUPT") && report.contains(&name),
+        "{report}"
+    );
+    assert!(
+        report.contains("recovery: would succeed, from checkpoint"),
+        "{report}"
+    );
+
+    let resumed = run(dir.path(), &script, None);
+    let err = stderr(&resumed);
+    assert!(resumed.status.success(), "{err}");
+    assert!(
+        err.contains("warning: checkpoint") && err.contains("falling back"),
+        "{err}"
+    );
+    assert_eq!(sorted(&dir.path().join("out.csv")), expected);
+    assert!(inspect(dir.path()).contains("completed:"));
+}
