@@ -21,6 +21,7 @@ pub mod source;
 pub mod sql;
 pub mod state;
 pub mod storage;
+mod text;
 pub mod time;
 pub mod wal;
 pub mod window;

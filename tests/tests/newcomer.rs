@@ -214,3 +214,16 @@ fn a_failed_run_leaves_the_previous_output_untouched() {
         "auction,n,volume\n7,1,2.5\n"
     );
 }
+
+#[test]
+fn text_from_a_file_is_shown_escaped_in_an_error() {
+    let out = run_on(
+        "esc.csv",
+        "ts,auction,price\n1000,\u{1b}[31mred\u{7},2.5\n",
+        "csv",
+        "",
+    );
+    assert_clean_error(&out, &["esc.csv:2:", "\\u{1b}[31mred"]);
+    let err = stderr(&out);
+    assert!(!err.contains('\u{1b}') && !err.contains('\u{7}'), "{err:?}");
+}

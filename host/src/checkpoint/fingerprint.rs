@@ -115,13 +115,9 @@ impl From<&ArchivedFingerprint> for Fingerprint {
     }
 }
 
-/// The query on one line, cut to 160 characters.
+/// The query on one line, escaped, cut to 160 characters.
 fn shorten(sql: &str) -> String {
-    let line = crate::error::one_line(sql);
-    match line.char_indices().nth(160) {
-        Some((cut, _)) => format!("{}…", &line[..cut]),
-        None => line,
-    }
+    crate::text::shown(&crate::error::one_line(sql), 160)
 }
 
 fn short_hash(hash: &str) -> &str {

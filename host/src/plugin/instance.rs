@@ -12,8 +12,8 @@ use super::columns::{from_column, states_from_plugin, MergeStates};
 use super::load::{root_cause, Plugin};
 use super::runtime::{Runtime, MAX_LIVE_INSTANCES};
 use super::sandbox::{HostState, SandboxLimits, CAPTURED_OUTPUT_BYTES};
-use super::text::{shown, ERROR_CHARS};
 use crate::error::{Error, Result};
+use crate::text::{shown, ERROR_CHARS};
 
 /// A plugin instance holding one accumulator resource.
 pub(crate) struct PluginInstance {

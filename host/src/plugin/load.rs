@@ -13,9 +13,9 @@ use super::instance::PluginInstance;
 use super::precheck::{Refusal, MAX_FUNCTION_LOCALS};
 use super::runtime::Runtime;
 use super::sandbox::SandboxLimits;
-use super::text::{shown, ERROR_CHARS, NAME_CHARS};
 use super::types::PluginType;
 use crate::error::{Error, Result};
+use crate::text::{shown, ERROR_CHARS, NAME_CHARS};
 
 /// The version of the `laminar:udaf` interface this host implements.
 pub const ABI_VERSION: &str = "0.1.0";

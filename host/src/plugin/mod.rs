@@ -22,7 +22,6 @@ mod load;
 mod precheck;
 mod runtime;
 mod sandbox;
-mod text;
 mod types;
 mod udaf;
 

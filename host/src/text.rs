@@ -1,13 +1,17 @@
-//! Text that comes from a plugin (its name, the errors it returns, what it prints) is data,
-//! not terminal output: before it reaches an error message, control characters are escaped
-//! and its length is capped, so a plugin can neither forge a line of its own nor send a
-//! terminal escape sequence, nor flood the user with megabytes of text.
+//! Text that comes from outside — a plugin's name, the errors it returns and what it
+//! prints, values and names read from input files, SQL text — is data, not terminal
+//! output: before it reaches a message, control characters are escaped and its length is
+//! capped, so nobody can forge a line of their own, send a terminal escape sequence, or
+//! flood the user with megabytes of text.
 
 /// Longest name of a plugin shown in a message, in characters.
 pub(crate) const NAME_CHARS: usize = 80;
 
 /// Longest error text of a plugin shown in a message, in characters.
 pub(crate) const ERROR_CHARS: usize = 2048;
+
+/// Longest line the command line prints for an error or a notice, in characters.
+pub(crate) const LINE_CHARS: usize = 16 * 1024;
 
 /// `text` with every control character (newlines, tabs, ESC, DEL, C1 controls) and the
 /// Unicode bidirectional overrides written as escapes (`\n`, `\t`, `\u{1b}`), cut to at
