@@ -37,6 +37,11 @@ enum Command {
         /// Rows per batch read from sources.
         #[arg(long, default_value_t = 8192)]
         batch_size: usize,
+        /// Threads for the query: the query thread plus N - 1 threads that decode file
+        /// and stdin input (1: decode on the query thread). Default: every available core.
+        /// Results are the same at any count.
+        #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
+        cores: Option<u16>,
         /// Do not print the run summary on stderr.
         #[arg(long, short)]
         quiet: bool,
@@ -147,10 +152,19 @@ fn dispatch(cli: Cli) -> Result<()> {
             script,
             output,
             batch_size,
+            cores,
             quiet,
             plugins,
             durability,
-        } => run(&script, output, batch_size, quiet, &plugins, &durability),
+        } => run(
+            &script,
+            output,
+            batch_size,
+            cores,
+            quiet,
+            &plugins,
+            &durability,
+        ),
         Command::State {
             what: StateCommand::Inspect { dir },
         } => durability::inspect(&dir),
@@ -209,6 +223,7 @@ fn run(
     script: &PathBuf,
     output: Output,
     batch_size: usize,
+    cores: Option<u16>,
     quiet: bool,
     plugins: &plugin::PluginArgs,
     durability: &durability::DurabilityArgs,
@@ -225,6 +240,9 @@ fn run(
         plugins: plugins.load_options()?,
         ..EngineConfig::default()
     };
+    if let Some(cores) = cores {
+        config.decode_threads = usize::from(cores).saturating_sub(1);
+    }
     durability.apply(&mut config);
     let mut engine = Engine::with_config(config);
     plugins.load_into(&mut engine)?;

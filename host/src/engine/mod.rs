@@ -37,6 +37,12 @@ pub struct EngineConfig {
     /// Rows per batch read from a source (default 8192); a source's `batch_size`
     /// option overrides it.
     pub batch_size: usize,
+    /// Threads that decode file and stdin input beside the query thread, which gets
+    /// decoded batches back in input order (results, line numbers, bad-row handling and
+    /// counters are the same at any count). 0 decodes on the query thread. Default: the
+    /// available parallelism minus one, at least 1. Stdin of a durable run is decoded on
+    /// the query thread (its write-ahead log is appended in input order first).
+    pub decode_threads: usize,
     /// How Wasm aggregate plugins are cached and sandboxed.
     pub plugins: LoadOptions,
     /// Makes runs durable (`--state-dir`): each query keeps its checkpoints (and, for
@@ -57,6 +63,7 @@ impl Default for EngineConfig {
     fn default() -> Self {
         Self {
             batch_size: 8192,
+            decode_threads: default_decode_threads(),
             plugins: LoadOptions::default(),
             state_dir: None,
             checkpoint_interval: Duration::from_secs(10),
@@ -64,6 +71,15 @@ impl Default for EngineConfig {
             storage: Arc::new(FsStorage::new()),
         }
     }
+}
+
+/// The default of [`EngineConfig::decode_threads`]: one thread per core beside the query
+/// thread, at least one.
+fn default_decode_threads() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get().saturating_sub(1))
+        .unwrap_or(1)
+        .max(1)
 }
 
 /// Receives what a run tells its user besides results: warnings (a damaged checkpoint
@@ -288,7 +304,10 @@ impl Engine {
                 self.memory.get(&def.name).cloned().unwrap_or_default(),
                 def.options.batch_size.unwrap_or(self.config.batch_size),
             )),
-            _ => Box::new(LineSource::open(def, self.config.batch_size)?),
+            _ => Box::new(
+                LineSource::open(def, self.config.batch_size)?
+                    .with_decode_threads(self.config.decode_threads),
+            ),
         };
         let mut sink = match &statement.sink {
             None => output(&compiled.schema)?,
@@ -376,11 +395,13 @@ impl Engine {
                 ));
                 Box::new(
                     LineSource::open(&def, batch_size)?
+                        .with_decode_threads(self.config.decode_threads)
                         .with_log(log, resumed.counters.source_bad_rows),
                 )
             }
             Connector::File(_) => {
-                let mut source = LineSource::open_at(&def, batch_size, &position)?;
+                let mut source = LineSource::open_at(&def, batch_size, &position)?
+                    .with_decode_threads(self.config.decode_threads);
                 source.set_bad_rows(resumed.counters.source_bad_rows);
                 Box::new(source)
             }

@@ -30,6 +30,7 @@ pub(crate) struct Decoded {
 }
 
 /// Decodes rows of one format into batches of one schema.
+#[derive(Debug, Clone)]
 pub(crate) struct RowDecoder {
     format: FormatKind,
     schema: SchemaRef,

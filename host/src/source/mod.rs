@@ -1,9 +1,11 @@
 //! Sources: where rows come from (files, stdin, in-memory batches) and how they are decoded.
 
 mod decode;
+mod header;
 mod input_log;
 mod lines;
 mod memory;
+mod pipeline;
 mod stream;
 
 pub use input_log::InputLog;

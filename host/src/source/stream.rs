@@ -8,25 +8,34 @@ use arrow::compute::take_record_batch;
 use arrow::datatypes::SchemaRef;
 
 use super::decode::{Decoded, RowDecoder};
+use super::header::Header;
 use super::input_log::InputLog;
 use super::lines::{LineChunk, LineReader};
+use super::pipeline::{Cut, Pipeline, PipelineEnd, Position};
 use super::{Source, SourceBatch};
 use crate::checkpoint::SourcePosition;
 use crate::error::{Error, Result};
-use crate::sql::{Connector, FormatKind, OnError, SourceDef};
+use crate::sql::{Connector, OnError, SourceDef};
 
-/// Decodes lines of a file or of stdin into batches.
+/// Decodes lines of a file or of stdin into batches: on the calling thread, or (with
+/// [`with_decode_threads`](Self::with_decode_threads)) on a pipeline of decoder threads
+/// that hands batches back in input order.
 pub struct LineSource {
-    lines: LineReader<Box<dyn Read + Send>>,
+    /// The input, until a pipeline takes it.
+    lines: Option<LineReader<Box<dyn Read + Send>>>,
+    /// The decoder threads, once started (at the first batch).
+    pipeline: Option<Pipeline>,
+    /// Decoder threads to start; 0 decodes on the calling thread.
+    decode_threads: usize,
+    /// With a pipeline: the input position after the last batch returned.
+    position: Position,
     decoder: RowDecoder,
     schema: SchemaRef,
     origin: String,
     unbounded: bool,
     batch_size: usize,
     on_error: OnError,
-    header: Option<bool>,
-    format: FormatKind,
-    delimiter: u8,
+    header: Header,
     first_chunk: bool,
     bad_rows: u64,
     /// Stdin of a durable run: every chunk goes to the write-ahead log first.
@@ -68,7 +77,7 @@ impl LineSource {
                         false,
                         batch_size,
                     );
-                    source.lines.start_at(*offset, *line);
+                    source.start_at(*offset, *line);
                     source.first_chunk = *offset == 0;
                     return Ok(source);
                 }
@@ -96,31 +105,51 @@ impl LineSource {
         batch_size: usize,
     ) -> Self {
         Self {
-            lines: LineReader::new(reader, unbounded),
+            lines: Some(LineReader::new(reader, unbounded)),
+            pipeline: None,
+            decode_threads: 0,
+            position: (0, 0),
             decoder: RowDecoder::new(
                 def.options.format,
                 def.schema.clone(),
                 def.options.delimiter,
             ),
             schema: def.schema.clone(),
+            header: Header::new(def, &origin),
             origin,
             unbounded,
             batch_size: def.options.batch_size.unwrap_or(batch_size),
             on_error: def.options.on_error,
-            header: def.options.header,
-            format: def.options.format,
-            delimiter: def.options.delimiter,
             first_chunk: true,
             bad_rows: 0,
             log: None,
         }
     }
 
+    /// Decodes on `threads` decoder threads beside a reader thread (0, the default:
+    /// read and decode on the thread that calls `next_batch`). Batches, line numbers,
+    /// bad-row handling, counters and [`Source::position`] are the same at any count. A
+    /// source with a write-ahead log ([`with_log`](Self::with_log)) always decodes on the
+    /// calling thread, so that the log is appended in input order before decoding.
+    pub fn with_decode_threads(mut self, threads: usize) -> Self {
+        self.decode_threads = threads;
+        self
+    }
+
+    /// Says the input (already positioned there) starts `offset` bytes and `line` lines
+    /// into the stream.
+    fn start_at(&mut self, offset: u64, line: u64) {
+        if let Some(lines) = &mut self.lines {
+            lines.start_at(offset, line);
+        }
+        self.position = (offset, line);
+    }
+
     /// Makes this (stdin) source durable: chunks the log holds beyond the checkpoint are
     /// replayed first, and every chunk read afterwards is logged before it is decoded.
     pub fn with_log(mut self, log: InputLog, bad_rows: u64) -> Self {
         let line = log.last_logged_line();
-        self.lines.start_at(0, line);
+        self.start_at(0, line);
         // The header, if any, was in the first chunk a run ever read.
         self.first_chunk = line == 0;
         self.bad_rows = bad_rows;
@@ -137,48 +166,18 @@ impl LineSource {
     pub fn log(&self) -> Option<&InputLog> {
         self.log.as_ref()
     }
-
-    /// Whether `line` is a CSV header naming the declared columns.
-    fn is_header(&self, line: &[u8]) -> Result<bool> {
-        let text = String::from_utf8_lossy(line);
-        let names: Vec<String> = text
-            .trim_end()
-            .split(self.delimiter as char)
-            .map(|f| f.trim().trim_matches('"').to_ascii_lowercase())
-            .collect();
-        let declared: Vec<String> = self
-            .schema
-            .fields()
-            .iter()
-            .map(|f| f.name().to_ascii_lowercase())
-            .collect();
-        match self.header {
-            Some(false) => Ok(false),
-            None => Ok(names == declared),
-            Some(true) if names.len() == declared.len() => Ok(true),
-            Some(true) => Err(Error::BadRow {
-                origin: self.origin.clone(),
-                line: 1,
-                message: format!(
-                    "header has {} columns, the source declares {} ({})",
-                    names.len(),
-                    declared.len(),
-                    declared.join(", ")
-                ),
-            }),
-        }
-    }
 }
 
 impl LineSource {
-    /// Decodes a chunk, failing or counting its bad lines as the source says.
-    fn decode(&mut self, chunk: LineChunk) -> Result<SourceBatch> {
-        let Decoded { batch, kept, bad } = self.decoder.decode(&chunk);
+    /// Fails or counts the bad lines of a decoded chunk as the source says, and numbers
+    /// its rows.
+    fn finish(&mut self, numbers: &[u64], decoded: Decoded) -> Result<SourceBatch> {
+        let Decoded { batch, kept, bad } = decoded;
         if let Some(first) = bad.first() {
             if self.on_error == OnError::Fail {
                 return Err(Error::BadRow {
                     origin: self.origin.clone(),
-                    line: chunk.numbers[first.index],
+                    line: numbers[first.index],
                     message: format!(
                         "{} (add on_error = 'skip' to the source's WITH options to skip bad rows)",
                         first.message
@@ -187,44 +186,113 @@ impl LineSource {
             }
             self.bad_rows += bad.len() as u64;
         }
-        let lines = kept.iter().map(|&i| chunk.numbers[i]).collect();
+        let lines = kept.iter().map(|&i| numbers[i]).collect();
         Ok(SourceBatch { batch, lines })
+    }
+
+    /// Decodes a chunk on this thread.
+    fn decode(&mut self, chunk: &LineChunk) -> Result<SourceBatch> {
+        let decoded = self.decoder.decode(chunk);
+        self.finish(&chunk.numbers, decoded)
+    }
+
+    /// Starts the decoder threads, handing them the input.
+    fn start_pipeline(&mut self) -> Result<()> {
+        let Some(mut lines) = self.lines.take() else {
+            return Ok(());
+        };
+        self.position = lines.position();
+        let header = self.header.clone();
+        let origin = self.origin.clone();
+        let batch_size = self.batch_size;
+        let mut first = std::mem::take(&mut self.first_chunk);
+        let cut = move || {
+            Ok(
+                match next_chunk(&mut lines, &header, &mut first, batch_size, &origin)? {
+                    Some(chunk) => Cut::Chunk(chunk, lines.position()),
+                    None => Cut::End(lines.position()),
+                },
+            )
+        };
+        let pipeline = Pipeline::spawn(cut, &self.decoder, self.decode_threads, !self.unbounded)?;
+        self.pipeline = Some(pipeline);
+        Ok(())
+    }
+
+    /// The next batch from the decoder threads, in input order.
+    fn next_decoded(&mut self) -> Result<Option<SourceBatch>> {
+        let Some(pipeline) = &mut self.pipeline else {
+            return Ok(None);
+        };
+        match pipeline.next() {
+            Ok(piece) => {
+                let batch = self.finish(&piece.numbers, piece.decoded)?;
+                self.position = piece.end;
+                Ok(Some(batch))
+            }
+            Err(PipelineEnd::End(position)) => {
+                self.position = position;
+                Ok(None)
+            }
+            Err(PipelineEnd::Failed(e)) => Err(e),
+            Err(PipelineEnd::Done) => Ok(None),
+        }
+    }
+}
+
+/// The next chunk of `lines` with a CSV header cut from the first one, or `None` at the
+/// end of the input.
+fn next_chunk(
+    lines: &mut LineReader<Box<dyn Read + Send>>,
+    header: &Header,
+    first: &mut bool,
+    batch_size: usize,
+    origin: &str,
+) -> Result<Option<LineChunk>> {
+    loop {
+        let Some(mut chunk) = lines
+            .next_chunk(batch_size)
+            .map_err(|e| Error::io(format!("cannot read {origin}"), e))?
+        else {
+            return Ok(None);
+        };
+        if std::mem::take(first) && !header.strip(&mut chunk)? {
+            continue;
+        }
+        return Ok(Some(chunk));
     }
 }
 
 impl Source for LineSource {
     fn next_batch(&mut self) -> Result<Option<SourceBatch>> {
-        loop {
-            if let Some(chunk) = self.log.as_mut().and_then(InputLog::next_replayed) {
-                self.first_chunk = false;
-                return self.decode(chunk).map(Some);
-            }
-            let Some(mut chunk) = self
-                .lines
-                .next_chunk(self.batch_size)
-                .map_err(|e| Error::io(format!("cannot read {}", self.origin), e))?
-            else {
-                return Ok(None);
-            };
-            if std::mem::take(&mut self.first_chunk)
-                && self.format == FormatKind::Csv
-                && self.is_header(chunk.line(0))?
-            {
-                let skip = chunk.starts.get(1).copied().unwrap_or(chunk.bytes.len());
-                chunk.bytes.drain(..skip);
-                chunk.starts.remove(0);
-                chunk.numbers.remove(0);
-                chunk.starts.iter_mut().for_each(|s| *s -= skip);
-                if chunk.len() == 0 {
-                    continue;
-                }
-            }
-            if let Some(log) = &mut self.log {
-                let idle = self.lines.nothing_buffered();
-                log.append(&chunk, idle)?;
-            }
-            return self.decode(chunk).map(Some);
+        if self.log.is_none() && self.decode_threads > 0 && self.pipeline.is_none() {
+            self.start_pipeline()?;
         }
+        if self.pipeline.is_some() {
+            return self.next_decoded();
+        }
+        if let Some(chunk) = self.log.as_mut().and_then(InputLog::next_replayed) {
+            self.first_chunk = false;
+            return self.decode(&chunk).map(Some);
+        }
+        let Some(lines) = &mut self.lines else {
+            return Ok(None);
+        };
+        let Some(chunk) = next_chunk(
+            lines,
+            &self.header,
+            &mut self.first_chunk,
+            self.batch_size,
+            &self.origin,
+        )?
+        else {
+            return Ok(None);
+        };
+        if let Some(log) = &mut self.log {
+            let idle = lines.nothing_buffered();
+            log.append(&chunk, idle)?;
+        }
+        self.decode(&chunk).map(Some)
     }
 
     fn schema(&self) -> SchemaRef {
@@ -247,7 +315,10 @@ impl Source for LineSource {
         match &self.log {
             Some(log) => log.position(),
             None => {
-                let (offset, line) = self.lines.position();
+                let (offset, line) = match &self.lines {
+                    Some(lines) => lines.position(),
+                    None => self.position,
+                };
                 SourcePosition::File { offset, line }
             }
         }
