@@ -139,8 +139,12 @@ pub fn main() -> ExitCode {
     match dispatch(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            // Every message already includes its cause: one line, no backtrace.
-            eprintln!("error: {err}");
+            // Every message already includes its cause: one line, no backtrace; text from
+            // files and plugins in it is shown escaped.
+            eprintln!(
+                "error: {}",
+                crate::text::shown(&err.to_string(), crate::text::LINE_CHARS)
+            );
             ExitCode::FAILURE
         }
     }

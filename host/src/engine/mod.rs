@@ -91,7 +91,12 @@ struct Notices(NoticeHandler);
 
 impl Default for Notices {
     fn default() -> Self {
-        Self(Box::new(|text| eprintln!("laminar: {text}")))
+        Self(Box::new(|text| {
+            eprintln!(
+                "laminar: {}",
+                crate::text::shown(text, crate::text::LINE_CHARS)
+            )
+        }))
     }
 }
 
