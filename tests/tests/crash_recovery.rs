@@ -301,14 +301,14 @@ fn a_query_with_the_wasm_median_survives_kills() {
 #[test]
 fn a_stdin_run_resent_from_the_reported_line_loses_and_repeats_nothing() {
     let input_dir = tempfile::tempdir().expect("tempdir");
-    let input = bids_file(input_dir.path(), 300_000, 13);
+    let input = bids_file(input_dir.path(), 600_000, 13);
     let scenario = Scenario::new("connector = 'stdin'", WINDOWED);
     let (expected, expected_counters) = scenario.reference(Some(&input));
     std::fs::remove_file(&scenario.out).expect("remove reference output");
 
     let mut points = WAL_POINTS.to_vec();
     points.extend_from_slice(&POINTS[..3]);
-    let crashes = schedule(14, 8, &points, 600);
+    let crashes = schedule(14, 8, &points, 400);
     let (crashed, got_counters) = run_with_crashes(&scenario, &crashes, Some(&input));
     assert!(crashed >= 8, "only {crashed} crashes hit a running process");
     assert_eq!(got_counters, expected_counters);
