@@ -89,8 +89,8 @@ impl InputLog {
         self.logged_line
     }
 
-    /// Logs a chunk just read from stdin; syncs now when `idle` (nothing more is waiting
-    /// on stdin), else when the group-commit interval or size is reached.
+    /// Logs a chunk just read from stdin; syncs now when `idle` (nothing more is buffered
+    /// and nothing waits on stdin), else when the group-commit interval or size is reached.
     pub(crate) fn append(&mut self, chunk: &LineChunk, idle: bool) -> Result<()> {
         self.lsn = self
             .wal
@@ -131,6 +131,24 @@ impl InputLog {
         }
         Ok(())
     }
+}
+
+/// Whether more input already waits on stdin (a read would not block). Where this cannot
+/// be asked, the answer is no, and every chunk is synced at once.
+pub(crate) fn stdin_has_input() -> bool {
+    #[cfg(unix)]
+    {
+        use rustix::event::{poll, PollFd, PollFlags, Timespec};
+        let stdin = std::io::stdin();
+        let mut fds = [PollFd::new(&stdin, PollFlags::IN)];
+        let now = Timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        matches!(poll(&mut fds, Some(&now)), Ok(n) if n > 0)
+    }
+    #[cfg(not(unix))]
+    false
 }
 
 fn wal_error(err: WalError) -> Error {

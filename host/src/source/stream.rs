@@ -9,7 +9,7 @@ use arrow::datatypes::SchemaRef;
 
 use super::decode::{Decoded, RowDecoder};
 use super::header::Header;
-use super::input_log::InputLog;
+use super::input_log::{stdin_has_input, InputLog};
 use super::lines::{LineChunk, LineReader};
 use super::pipeline::{Cut, Pipeline, PipelineEnd, Position};
 use super::{Source, SourceBatch};
@@ -289,7 +289,8 @@ impl Source for LineSource {
             return Ok(None);
         };
         if let Some(log) = &mut self.log {
-            let idle = lines.nothing_buffered();
+            // A log belongs to stdin: it is idle when nothing is buffered and nothing waits.
+            let idle = lines.nothing_buffered() && !stdin_has_input();
             log.append(&chunk, idle)?;
         }
         self.decode(&chunk).map(Some)
