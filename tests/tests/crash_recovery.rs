@@ -5,7 +5,8 @@
 //! hold exactly the rows of a run that was never killed (as multisets) and the run
 //! summary the same counters. Covers a file source, a query with the Wasm `median`
 //! plugin, and stdin, where the test resends the input after the line the restarted run
-//! reports.
+//! reports. Restarts alternate between decoding on worker threads and on the query
+//! thread (`--cores 1`).
 
 mod common;
 
@@ -159,6 +160,11 @@ fn run_with_crashes(
         assert!(attempt < 200, "the run never completed");
         let crash = plan.next();
         let mut cmd = scenario.command(Some(&state));
+        // Every other restart decodes on the query thread alone: a run resumed with
+        // another number of cores must go on exactly where the last one stopped.
+        if attempt % 2 == 1 {
+            cmd.args(["--cores", "1"]);
+        }
         if let Some(Crash::At(point)) = crash {
             cmd.env("LAMINAR_CRASH_AT", point);
         }
@@ -301,14 +307,14 @@ fn a_query_with_the_wasm_median_survives_kills() {
 #[test]
 fn a_stdin_run_resent_from_the_reported_line_loses_and_repeats_nothing() {
     let input_dir = tempfile::tempdir().expect("tempdir");
-    let input = bids_file(input_dir.path(), 600_000, 13);
+    let input = bids_file(input_dir.path(), 1_000_000, 13);
     let scenario = Scenario::new("connector = 'stdin'", WINDOWED);
     let (expected, expected_counters) = scenario.reference(Some(&input));
     std::fs::remove_file(&scenario.out).expect("remove reference output");
 
     let mut points = WAL_POINTS.to_vec();
     points.extend_from_slice(&POINTS[..3]);
-    let crashes = schedule(14, 8, &points, 400);
+    let crashes = schedule(14, 8, &points, 250);
     let (crashed, got_counters) = run_with_crashes(&scenario, &crashes, Some(&input));
     assert!(crashed >= 8, "only {crashed} crashes hit a running process");
     assert_eq!(got_counters, expected_counters);

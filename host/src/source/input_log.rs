@@ -114,6 +114,11 @@ impl InputLog {
         Ok(())
     }
 
+    /// The LSN and last line of the chunk last handed out (replayed or appended).
+    pub(crate) fn cursor(&self) -> (u64, u64) {
+        (self.lsn, self.line)
+    }
+
     /// Where the source stands: the last chunk handed out.
     pub fn position(&self) -> SourcePosition {
         SourcePosition::Wal {

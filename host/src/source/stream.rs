@@ -2,6 +2,7 @@
 
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use arrow::array::UInt32Array;
 use arrow::compute::take_record_batch;
@@ -38,8 +39,9 @@ pub struct LineSource {
     header: Header,
     first_chunk: bool,
     bad_rows: u64,
-    /// Stdin of a durable run: every chunk goes to the write-ahead log first.
-    log: Option<InputLog>,
+    /// Stdin of a durable run: every chunk goes to the write-ahead log first (on the
+    /// reading thread when there is a pipeline; checkpoints sync it from the query thread).
+    log: Option<Arc<Mutex<InputLog>>>,
 }
 
 impl LineSource {
@@ -129,8 +131,8 @@ impl LineSource {
     /// Decodes on `threads` decoder threads beside a reader thread (0, the default:
     /// read and decode on the thread that calls `next_batch`). Batches, line numbers,
     /// bad-row handling, counters and [`Source::position`] are the same at any count. A
-    /// source with a write-ahead log ([`with_log`](Self::with_log)) always decodes on the
-    /// calling thread, so that the log is appended in input order before decoding.
+    /// source with a write-ahead log ([`with_log`](Self::with_log)) appends each chunk to
+    /// it on the reading thread, in input order, before the chunk is decoded.
     pub fn with_decode_threads(mut self, threads: usize) -> Self {
         self.decode_threads = threads;
         self
@@ -153,18 +155,13 @@ impl LineSource {
         // The header, if any, was in the first chunk a run ever read.
         self.first_chunk = line == 0;
         self.bad_rows = bad_rows;
-        self.log = Some(log);
+        self.log = Some(Arc::new(Mutex::new(log)));
         self
     }
 
     /// Sets the count of rows skipped before a checkpoint (a resumed run goes on from it).
     pub fn set_bad_rows(&mut self, bad_rows: u64) {
         self.bad_rows = bad_rows;
-    }
-
-    /// The log of a durable stdin source.
-    pub fn log(&self) -> Option<&InputLog> {
-        self.log.as_ref()
     }
 }
 
@@ -201,16 +198,40 @@ impl LineSource {
         let Some(mut lines) = self.lines.take() else {
             return Ok(());
         };
-        self.position = lines.position();
+        let log = self.log.clone();
+        self.position = match &log {
+            Some(log) => locked(log).cursor(),
+            None => lines.position(),
+        };
         let header = self.header.clone();
         let origin = self.origin.clone();
         let batch_size = self.batch_size;
         let mut first = std::mem::take(&mut self.first_chunk);
         let cut = move || {
+            let Some(log) = &log else {
+                return Ok(
+                    match next_chunk(&mut lines, &header, &mut first, batch_size, &origin)? {
+                        Some(chunk) => Cut::Chunk(chunk, lines.position()),
+                        None => Cut::End(lines.position()),
+                    },
+                );
+            };
+            // Durable stdin: the WAL's chunks beyond the checkpoint first, then each chunk
+            // read is appended before it goes to a decoder; positions are (LSN, line).
+            let replayed = locked(log).next_replayed();
+            if let Some(chunk) = replayed {
+                first = false;
+                return Ok(Cut::Chunk(chunk, locked(log).cursor()));
+            }
             Ok(
                 match next_chunk(&mut lines, &header, &mut first, batch_size, &origin)? {
-                    Some(chunk) => Cut::Chunk(chunk, lines.position()),
-                    None => Cut::End(lines.position()),
+                    Some(chunk) => {
+                        let idle = lines.nothing_buffered() && !stdin_has_input();
+                        let mut log = locked(log);
+                        log.append(&chunk, idle)?;
+                        Cut::Chunk(chunk, log.cursor())
+                    }
+                    None => Cut::End(locked(log).cursor()),
                 },
             )
         };
@@ -265,13 +286,17 @@ fn next_chunk(
 
 impl Source for LineSource {
     fn next_batch(&mut self) -> Result<Option<SourceBatch>> {
-        if self.log.is_none() && self.decode_threads > 0 && self.pipeline.is_none() {
+        if self.decode_threads > 0 && self.pipeline.is_none() {
             self.start_pipeline()?;
         }
         if self.pipeline.is_some() {
             return self.next_decoded();
         }
-        if let Some(chunk) = self.log.as_mut().and_then(InputLog::next_replayed) {
+        if let Some(chunk) = self
+            .log
+            .as_ref()
+            .and_then(|log| locked(log).next_replayed())
+        {
             self.first_chunk = false;
             return self.decode(&chunk).map(Some);
         }
@@ -288,10 +313,10 @@ impl Source for LineSource {
         else {
             return Ok(None);
         };
-        if let Some(log) = &mut self.log {
+        if let Some(log) = &self.log {
             // A log belongs to stdin: it is idle when nothing is buffered and nothing waits.
             let idle = lines.nothing_buffered() && !stdin_has_input();
-            log.append(&chunk, idle)?;
+            locked(log).append(&chunk, idle)?;
         }
         self.decode(&chunk).map(Some)
     }
@@ -314,7 +339,12 @@ impl Source for LineSource {
 
     fn position(&self) -> SourcePosition {
         match &self.log {
-            Some(log) => log.position(),
+            // With a pipeline the log runs ahead of the batches returned.
+            Some(_) if self.pipeline.is_some() => SourcePosition::Wal {
+                lsn: self.position.0,
+                line: self.position.1,
+            },
+            Some(log) => locked(log).position(),
             None => {
                 let (offset, line) = match &self.lines {
                     Some(lines) => lines.position(),
@@ -326,18 +356,24 @@ impl Source for LineSource {
     }
 
     fn sync_input(&mut self) -> Result<()> {
-        match &mut self.log {
-            Some(log) => log.sync(),
+        match &self.log {
+            Some(log) => locked(log).sync(),
             None => Ok(()),
         }
     }
 
     fn release_input(&mut self, position: &SourcePosition) -> Result<()> {
-        match &mut self.log {
-            Some(log) => log.release(position),
+        match &self.log {
+            Some(log) => locked(log).release(position),
             None => Ok(()),
         }
     }
+}
+
+/// The log, locked. A thread that panicked while holding it left it as it was between
+/// calls (every change is one call), so it is used on.
+fn locked(log: &Mutex<InputLog>) -> MutexGuard<'_, InputLog> {
+    log.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// Keeps the rows of `batch` at `indices` (used when later stages drop rows).
