@@ -143,3 +143,37 @@ pub fn plugin_options() -> laminar::plugin::LoadOptions {
         ..laminar::plugin::LoadOptions::default()
     }
 }
+
+/// Reads a CSV result file of the file-oracle query (auction, window bounds, COUNT(*),
+/// SUM, MIN, MAX, AVG, COUNT(bidder), MIN(channel), COUNT(price, bidder)) with its schema
+/// spelled out, as sorted rows.
+pub fn read_oracle_results_csv(path: &std::path::Path) -> Vec<Vec<Value>> {
+    use datafusion::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+    let ts = DataType::Timestamp(TimeUnit::Millisecond, None);
+    let fields = [
+        ("auction", DataType::Int64),
+        ("window_start", ts.clone()),
+        ("window_end", ts),
+        ("count_all", DataType::Int64),
+        ("sum", DataType::Float64),
+        ("min", DataType::Float64),
+        ("max", DataType::Float64),
+        ("avg", DataType::Float64),
+        ("count_bidder", DataType::Int64),
+        ("min_channel", DataType::Utf8),
+        ("count_both", DataType::Int64),
+    ];
+    let schema = std::sync::Arc::new(Schema::new(
+        fields
+            .into_iter()
+            .map(|(name, t)| Field::new(name, t, true))
+            .collect::<Vec<_>>(),
+    ));
+    let file = std::fs::File::open(path).expect("open results");
+    let reader = datafusion::arrow::csv::ReaderBuilder::new(schema)
+        .with_header(true)
+        .build(file)
+        .expect("csv reader");
+    let batches: Vec<RecordBatch> = reader.map(|b| b.expect("csv batch")).collect();
+    sorted_rows(&batches)
+}

@@ -9,7 +9,6 @@ mod common;
 use std::io::Write;
 use std::path::Path;
 use std::process::Stdio;
-use std::sync::Arc;
 
 use datafusion::arrow::array::{Array, ArrayRef, BooleanArray};
 use datafusion::arrow::compute::nullif;
@@ -167,37 +166,5 @@ fn csv_through_stdin_of_the_binary_matches_datafusion() {
         "{err}"
     );
 
-    assert_rows_match(&read_results_csv(&out), &expected);
-}
-
-/// Reads the query's CSV output with the result schema spelled out.
-fn read_results_csv(path: &Path) -> Vec<Vec<Value>> {
-    use datafusion::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
-    let ts = DataType::Timestamp(TimeUnit::Millisecond, None);
-    let fields = [
-        ("auction", DataType::Int64),
-        ("window_start", ts.clone()),
-        ("window_end", ts),
-        ("count_all", DataType::Int64),
-        ("sum", DataType::Float64),
-        ("min", DataType::Float64),
-        ("max", DataType::Float64),
-        ("avg", DataType::Float64),
-        ("count_bidder", DataType::Int64),
-        ("min_channel", DataType::Utf8),
-        ("count_both", DataType::Int64),
-    ];
-    let schema = Arc::new(Schema::new(
-        fields
-            .into_iter()
-            .map(|(name, t)| Field::new(name, t, true))
-            .collect::<Vec<_>>(),
-    ));
-    let file = std::fs::File::open(path).expect("open results");
-    let reader = datafusion::arrow::csv::ReaderBuilder::new(schema)
-        .with_header(true)
-        .build(file)
-        .expect("csv reader");
-    let batches: Vec<RecordBatch> = reader.map(|b| b.expect("csv batch")).collect();
-    sorted_rows(&batches)
+    assert_rows_match(&laminar_tests::read_oracle_results_csv(&out), &expected);
 }

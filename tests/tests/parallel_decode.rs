@@ -11,7 +11,6 @@ mod common;
 use std::io::Write;
 use std::path::Path;
 use std::process::Stdio;
-use std::sync::Arc;
 
 use datafusion::arrow::array::{ArrayRef, BooleanArray};
 use datafusion::arrow::compute::nullif;
@@ -173,7 +172,7 @@ fn run_stdin(case: &Case, cores: usize, batch_size: usize) -> (Vec<Vec<Value>>, 
         .and_then(|l| l.split(" in ").next())
         .expect("summary line")
         .to_string();
-    let actual = read_results_csv(&out);
+    let actual = laminar_tests::read_oracle_results_csv(&out);
     assert_rows_match(&actual, &case.expected);
     (actual, summary)
 }
@@ -274,36 +273,4 @@ fn a_bad_row_deep_in_the_file_is_reported_and_counted_the_same_at_every_thread_c
             }
         }
     }
-}
-
-/// Reads the query's CSV output with the result schema spelled out.
-fn read_results_csv(path: &Path) -> Vec<Vec<Value>> {
-    use datafusion::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
-    let ts = DataType::Timestamp(TimeUnit::Millisecond, None);
-    let fields = [
-        ("auction", DataType::Int64),
-        ("window_start", ts.clone()),
-        ("window_end", ts),
-        ("count_all", DataType::Int64),
-        ("sum", DataType::Float64),
-        ("min", DataType::Float64),
-        ("max", DataType::Float64),
-        ("avg", DataType::Float64),
-        ("count_bidder", DataType::Int64),
-        ("min_channel", DataType::Utf8),
-        ("count_both", DataType::Int64),
-    ];
-    let schema = Arc::new(Schema::new(
-        fields
-            .into_iter()
-            .map(|(name, t)| Field::new(name, t, true))
-            .collect::<Vec<_>>(),
-    ));
-    let file = std::fs::File::open(path).expect("open results");
-    let reader = datafusion::arrow::csv::ReaderBuilder::new(schema)
-        .with_header(true)
-        .build(file)
-        .expect("csv reader");
-    let batches: Vec<RecordBatch> = reader.map(|b| b.expect("csv batch")).collect();
-    sorted_rows(&batches)
 }
