@@ -8,22 +8,23 @@
 //! ```
 //! Group commit: appends are synced together (the WAL's interval and size), and at once
 //! when stdin has nothing more buffered, so input that stops arriving is acknowledged
-//! without waiting. A line is *acknowledged* once the record holding it is synced.
+//! without waiting. A line is *acknowledged* once the record holding it is synced. The
+//! writes and syncs run on the WAL's own thread ([`BackgroundWal`]), so reading and
+//! decoding go on while the disk flushes.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::time::Instant;
 
 use super::lines::LineChunk;
 use crate::checkpoint::SourcePosition;
 use crate::error::{Error, Result};
 use crate::storage::Storage;
-use crate::wal::{Lsn, RecordKind, WalConfig, WalError, WalWriter};
+use crate::wal::{BackgroundWal, Lsn, RecordKind, WalConfig, WalError, WalWriter};
 
 /// The WAL of one stdin source, and the records a restarted run replays first.
 #[derive(Debug)]
 pub struct InputLog {
-    wal: WalWriter,
+    wal: BackgroundWal,
     /// Records beyond the checkpoint, read at open, handed out before stdin is read.
     replay: VecDeque<(Lsn, LineChunk)>,
     /// The last record handed out (replayed or appended), and its last line.
@@ -68,7 +69,7 @@ impl InputLog {
             replay.push_back((record.lsn, chunk));
         }
         Ok(Self {
-            wal,
+            wal: BackgroundWal::spawn(wal).map_err(wal_error)?,
             replay,
             lsn,
             line,
@@ -89,28 +90,23 @@ impl InputLog {
         self.logged_line
     }
 
-    /// Logs a chunk just read from stdin; syncs now when `idle` (nothing more is buffered
-    /// and nothing waits on stdin), else when the group-commit interval or size is reached.
+    /// Logs a chunk just read from stdin; it is synced at once when `idle` (nothing more
+    /// is buffered and nothing waits on stdin), else when the group-commit interval or
+    /// size is reached.
     pub(crate) fn append(&mut self, chunk: &LineChunk, idle: bool) -> Result<()> {
         self.lsn = self
             .wal
-            .append(RecordKind::Input, &encode(chunk))
+            .append(RecordKind::Input, encode(chunk), idle)
             .map_err(wal_error)?;
         self.line = chunk.numbers.last().copied().unwrap_or(self.line);
         self.logged_line = self.line;
         crate::checkpoint::crash_point("wal-after-append");
-        if idle {
-            self.sync()?;
-        } else {
-            self.wal.maybe_sync(Instant::now()).map_err(wal_error)?;
-        }
         Ok(())
     }
 
     /// Makes every appended chunk durable.
     pub fn sync(&mut self) -> Result<()> {
         self.wal.sync().map_err(wal_error)?;
-        crate::checkpoint::crash_point("wal-after-sync");
         Ok(())
     }
 

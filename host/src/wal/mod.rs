@@ -2,7 +2,7 @@
 //! durable by group commit, and replayed on recovery from a checkpoint's LSN.
 //!
 //! Layout (fjall's `journal/`): [`entry`] frames records, [`segment`] names and heads the
-//! segment files, [`writer`] appends and syncs, [`recovery`] validates a directory and cuts
+//! segment files, [`writer`] appends and syncs ([`background`] on a thread of its own), [`recovery`] validates a directory and cuts
 //! a torn tail, [`reader`] replays records. This module owns the bytes of the WAL
 //! directory; it knows nothing of checkpoints or of what a payload means.
 //!
@@ -11,6 +11,7 @@
 //! <dir>/wal-0000000000000000000k+1.log records k+1 ..         (active)
 //! ```
 
+mod background;
 mod config;
 mod entry;
 mod error;
@@ -19,6 +20,7 @@ mod recovery;
 mod segment;
 mod writer;
 
+pub use background::BackgroundWal;
 pub use config::{SyncMode, WalConfig};
 pub use entry::{Lsn, RecordKind};
 pub use error::WalError;

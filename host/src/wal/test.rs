@@ -384,3 +384,42 @@ fn wal_inspect_reports_torn_tail_without_cutting() {
     );
     assert_eq!(summary.iter().map(|s| s.records).sum::<u64>(), 12);
 }
+
+#[test]
+fn background_wal_keeps_order_rotates_and_removes_segments() {
+    let dir = tempfile::tempdir().unwrap();
+    drop(append_synced(dir.path(), 3, small_segments()));
+    let (wal, _) = WalWriter::open(fs(), dir.path(), small_segments()).unwrap();
+    let mut wal = BackgroundWal::spawn(wal).unwrap();
+    assert_eq!(wal.last_lsn(), 3);
+    for i in 4..=40 {
+        assert_eq!(wal.append(RecordKind::Input, payload(i), i % 9 == 0).unwrap(), i);
+    }
+    assert_eq!(wal.sync().unwrap(), 40);
+    assert_eq!(wal.durable_lsn(), 40);
+    let (_, records) = recover_all(dir.path()).unwrap();
+    assert_records(&records, 1..=40);
+    assert!(segments(dir.path()).len() > 2);
+    assert!(wal.remove_segments_before(30).unwrap() > 0);
+    let (recovery, records) = recover_all(dir.path()).unwrap();
+    assert!(recovery.first_lsn() > 1 && recovery.first_lsn() <= 30);
+    assert_records(&records, recovery.first_lsn()..=40);
+}
+
+#[test]
+fn background_wal_syncs_by_group_commit_without_being_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = WalConfig::default().interval(Duration::from_millis(5));
+    let (wal, _) = WalWriter::open(fs(), dir.path(), config).unwrap();
+    let mut wal = BackgroundWal::spawn(wal).unwrap();
+    wal.append(RecordKind::Input, payload(1), false).unwrap();
+    wal.append(RecordKind::Input, payload(2), false).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while wal.durable_lsn() < 2 {
+        assert!(Instant::now() < deadline, "group commit never synced");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    drop(wal);
+    let (_, records) = recover_all(dir.path()).unwrap();
+    assert_records(&records, 1..=2);
+}

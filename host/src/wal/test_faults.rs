@@ -146,3 +146,40 @@ fn wal_every_write_and_sync_failure_recovers_an_acknowledged_prefix() {
         assert_recovers_prefix(dir.path(), acknowledged, &format!("failed sync {n}"));
     }
 }
+
+#[test]
+fn background_wal_failed_fsync_reaches_the_appending_side() {
+    let dir = tempfile::tempdir().unwrap();
+    let faulty = Arc::new(FaultyStorage::new(fs()));
+    let (wal, _) = WalWriter::open(faulty.clone(), dir.path(), config()).unwrap();
+    let mut wal = BackgroundWal::spawn(wal).unwrap();
+    wal.append(RecordKind::Input, payload(1), false).unwrap();
+    assert_eq!(wal.sync().unwrap(), 1);
+    faulty.fail_sync_at(faulty.syncs() + 1);
+    wal.append(RecordKind::Input, payload(2), true).unwrap();
+    // The failed sync happens on the WAL thread; the next request returns it.
+    let err = wal.sync().unwrap_err();
+    assert!(err.to_string().contains("cannot sync WAL segment"), "{err}");
+    assert!(matches!(
+        wal.append(RecordKind::Input, payload(3), false),
+        Err(WalError::Poisoned { .. })
+    ));
+    assert_eq!(wal.durable_lsn(), 1);
+    drop(wal);
+    assert_recovers_prefix(dir.path(), 1, "failed fsync on the WAL thread");
+}
+
+#[test]
+fn background_wal_no_space_is_an_error_and_synced_records_survive() {
+    let dir = tempfile::tempdir().unwrap();
+    drop(append_synced(dir.path(), 10, config()));
+    let faulty = Arc::new(FaultyStorage::new(fs()));
+    let (wal, _) = WalWriter::open(faulty.clone(), dir.path(), config()).unwrap();
+    let mut wal = BackgroundWal::spawn(wal).unwrap();
+    faulty.no_space_after_bytes(0);
+    wal.append(RecordKind::Input, payload(11), false).unwrap();
+    let err = wal.sync().unwrap_err();
+    assert!(err.to_string().contains("No space") || err.to_string().contains("no space"), "{err}");
+    drop(wal);
+    assert_recovers_prefix(dir.path(), 10, "no space on the WAL thread");
+}
