@@ -9,13 +9,7 @@ pub use measure::{best_of, criterion_config, events_per_second, RUNS};
 
 use std::path::PathBuf;
 
-/// With the `mimalloc` feature (on by default) every bench binary (they all link this
-/// library) allocates with mimalloc, as the `laminar` binary does; Laminar and its
-/// DataFusion baseline share it. `--no-default-features` measures with the system
-/// allocator.
-#[cfg(feature = "mimalloc")]
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+// The global allocator (mimalloc by default) is set once, in `laminar-core-benches`.
 use std::sync::Arc;
 
 use laminar::plugin::Plugin;

@@ -4,8 +4,6 @@
 use std::error::Error;
 use std::time::Duration;
 
-use criterion::Criterion;
-
 use datafusion::arrow::record_batch::RecordBatch;
 
 /// How many times each measured query runs; the best run counts.
@@ -31,11 +29,6 @@ pub fn events_per_second(events: u64, elapsed: Duration) -> f64 {
     events as f64 / elapsed.as_secs_f64().max(f64::MIN_POSITIVE)
 }
 
-/// Criterion settings for the micro benches: modest sampling, so a whole run takes a minute
-/// or two; command-line options (`--measurement-time` …) override them.
-pub fn criterion_config() -> Criterion {
-    Criterion::default()
-        .sample_size(30)
-        .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(3))
-}
+/// The criterion settings every bench shares (they live with the allocator in
+/// `laminar-core-benches`).
+pub use laminar_core_benches::criterion_config;

@@ -192,13 +192,11 @@ fn serve(
         };
         let synced = match request {
             None => writer.maybe_sync(Instant::now()),
-            Some(Request::Append { kind, payload, now }) => {
-                match writer.append(kind, &payload) {
-                    Ok(_) if now => writer.sync().map(Some),
-                    Ok(_) => writer.maybe_sync(Instant::now()),
-                    Err(e) => Err(e),
-                }
-            }
+            Some(Request::Append { kind, payload, now }) => match writer.append(kind, &payload) {
+                Ok(_) if now => writer.sync().map(Some),
+                Ok(_) => writer.maybe_sync(Instant::now()),
+                Err(e) => Err(e),
+            },
             Some(Request::Sync(reply)) => {
                 let result = writer.sync();
                 if let Err(e) = &result {

@@ -393,7 +393,11 @@ fn background_wal_keeps_order_rotates_and_removes_segments() {
     let mut wal = BackgroundWal::spawn(wal).unwrap();
     assert_eq!(wal.last_lsn(), 3);
     for i in 4..=40 {
-        assert_eq!(wal.append(RecordKind::Input, payload(i), i % 9 == 0).unwrap(), i);
+        assert_eq!(
+            wal.append(RecordKind::Input, payload(i), i % 9 == 0)
+                .unwrap(),
+            i
+        );
     }
     assert_eq!(wal.sync().unwrap(), 40);
     assert_eq!(wal.durable_lsn(), 40);

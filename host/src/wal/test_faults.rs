@@ -179,7 +179,10 @@ fn background_wal_no_space_is_an_error_and_synced_records_survive() {
     faulty.no_space_after_bytes(0);
     wal.append(RecordKind::Input, payload(11), false).unwrap();
     let err = wal.sync().unwrap_err();
-    assert!(err.to_string().contains("No space") || err.to_string().contains("no space"), "{err}");
+    assert!(
+        err.to_string().contains("No space") || err.to_string().contains("no space"),
+        "{err}"
+    );
     drop(wal);
     assert_recovers_prefix(dir.path(), 10, "no space on the WAL thread");
 }

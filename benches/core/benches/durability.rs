@@ -3,7 +3,7 @@
 //! on a real file.
 //!
 //! ```text
-//! cargo bench -p laminar-benches --bench durability
+//! cargo bench -p laminar-core-benches --bench durability
 //! ```
 
 use std::hint::black_box;
@@ -11,10 +11,10 @@ use std::path::Path;
 use std::sync::Arc;
 
 use criterion::{criterion_main, Criterion, Throughput};
+use laminar::gen::SplitMix64;
 use laminar::state::StateStore;
 use laminar::storage::{FsStorage, Storage};
 use laminar::wal::{RecordKind, SyncMode, WalConfig, WalWriter};
-use laminar_benches::SplitMix64;
 
 /// Keys in the state store of the get bench.
 const KEYS: usize = 10_000;
@@ -140,7 +140,7 @@ mod harness {
 
     criterion::criterion_group! {
         name = benches;
-        config = laminar_benches::criterion_config();
+        config = laminar_core_benches::criterion_config();
         targets = super::state_get, super::wal_append, super::wal_group_commit
     }
 }

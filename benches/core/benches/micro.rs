@@ -2,21 +2,21 @@
 //! accumulator updates, and emitting a closed window.
 //!
 //! ```text
-//! cargo bench -p laminar-benches --bench micro
+//! cargo bench -p laminar-core-benches --bench micro
 //! ```
 
 use std::hint::black_box;
 use std::sync::Arc;
 
+use arrow::array::{ArrayRef, Float64Array, Int64Array, TimestampMillisecondArray};
+use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+use arrow::record_batch::RecordBatch;
 use criterion::{criterion_main, Criterion, Throughput};
-use datafusion::arrow::array::{ArrayRef, Float64Array, Int64Array, TimestampMillisecondArray};
-use datafusion::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
-use datafusion::arrow::record_batch::RecordBatch;
-use datafusion::physical_expr::expressions::col;
+use datafusion_physical_expr::expressions::col;
 use laminar::aggregate::native_accumulator;
+use laminar::gen::SplitMix64;
 use laminar::operator::{AggregateCall, GroupColumn, WindowAggregate};
 use laminar::window::TumblingWindow;
-use laminar_benches::SplitMix64;
 
 /// Event times in the window-assignment bench.
 const EVENTS: usize = 1_000_000;
@@ -154,7 +154,7 @@ mod harness {
 
     criterion::criterion_group! {
         name = benches;
-        config = laminar_benches::criterion_config();
+        config = laminar_core_benches::criterion_config();
         targets = super::window_assignment, super::accumulator_update, super::window_emit
     }
 }
