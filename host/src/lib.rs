@@ -16,6 +16,7 @@ pub mod gen;
 pub mod operator;
 mod plan;
 pub mod plugin;
+mod reactor;
 pub mod sink;
 pub mod source;
 pub mod sql;

@@ -13,6 +13,16 @@ pub(crate) const ERROR_CHARS: usize = 2048;
 /// Longest line the command line prints for an error or a notice, in characters.
 pub(crate) const LINE_CHARS: usize = 16 * 1024;
 
+/// The message of a caught panic (escaped: it may quote input), or "no message".
+pub(crate) fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    let what = panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "no message".into());
+    shown(&what, ERROR_CHARS)
+}
+
 /// `text` with every control character (newlines, tabs, ESC, DEL, C1 controls) and the
 /// Unicode bidirectional overrides written as escapes (`\n`, `\t`, `\u{1b}`), cut to at
 /// most `max` characters of the original with a note of how much was left out.

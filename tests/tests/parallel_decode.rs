@@ -1,10 +1,14 @@
-//! Decoding on worker threads changes nothing: the oracle query over out-of-order bids
-//! with late events and NULLs, read from a CSV file (the library, `decode_threads` 0, 1
-//! and 2) and from stdin of the binary (`--cores` 1, 2 and 3), at batch sizes 1, 7 and
-//! 8192, gives the same rows (as multisets, bit for bit), the same counters, and
+//! Decoding on worker threads and aggregating on several cores change nothing: the oracle
+//! query over out-of-order bids with late events and NULLs, read from a CSV file (the
+//! library, `decode_threads` 0, 1 and 2 with `cores` 1, 2 and 3) and from a CSV file and
+//! stdin of the binary (`--cores` 1, 2 and 3), at batch sizes 1, 7 and 8192, gives the
+//! same rows (as multisets, bit for bit: a group's rows reach one core in arrival order,
+//! so even float sums agree), the same counters (windows emitted included), and
 //! DataFusion's answer. A reordered, lost or repeated chunk would move the watermark and
-//! change the late count or the rows. A bad row deep in the file is reported at the same
-//! line, and skipped rows are counted the same, at every thread count.
+//! change the late count or the rows; a group split over two cores would give two rows
+//! for it, a window counted once per core a larger window count. A bad row deep in the
+//! file is reported at the same line, and skipped rows are counted the same, at every
+//! thread count.
 
 mod common;
 
@@ -110,16 +114,17 @@ fn case(rows: u64) -> Case {
 }
 
 /// Runs the query over the file with the library and checks it against the oracle.
-fn run_file(case: &Case, threads: usize, batch_size: usize) -> Vec<Vec<Value>> {
+fn run_file(case: &Case, threads: usize, cores: usize, batch_size: usize) -> Vec<Vec<Value>> {
     let connector = format!("connector = 'file', path = '{}'", case.csv.display());
     let sql = source(&connector, "") + QUERY;
     let mut engine = Engine::with_config(EngineConfig {
         batch_size,
         decode_threads: threads,
+        cores,
         ..EngineConfig::default()
     });
     let (results, summary) = collect(&mut engine, &sql).expect("query runs");
-    let what = format!("{threads} decode threads, batch size {batch_size}");
+    let what = format!("{threads} decode threads, {cores} cores, batch size {batch_size}");
     let actual = sorted_rows(&results);
     assert_rows_match(&actual, &case.expected);
     assert_eq!(summary.events_read, case.rows, "{what}");
@@ -129,15 +134,24 @@ fn run_file(case: &Case, threads: usize, batch_size: usize) -> Vec<Vec<Value>> {
     actual
 }
 
-/// Runs the query with the binary over stdin; returns its rows and its summary line up to
-/// the timing.
-fn run_stdin(case: &Case, cores: usize, batch_size: usize) -> (Vec<Vec<Value>>, String) {
+/// Runs the query with the binary over stdin (or the CSV file, `from_file`); returns its
+/// rows and its summary line up to the timing.
+fn run_binary(
+    case: &Case,
+    from_file: bool,
+    cores: usize,
+    batch_size: usize,
+) -> (Vec<Vec<Value>>, String) {
     let dir = tempfile::tempdir().expect("tempdir");
     let out = dir.path().join("out.csv");
     let script = dir.path().join("q.sql");
+    let connector = match from_file {
+        true => format!("connector = 'file', path = '{}'", case.csv.display()),
+        false => "connector = 'stdin'".to_string(),
+    };
     std::fs::write(
         &script,
-        source("connector = 'stdin'", "")
+        source(&connector, "")
             + &format!(
                 "CREATE SINK out WITH (connector = 'file', path = '{}', format = 'csv');\nINSERT INTO out {QUERY}",
                 out.display()
@@ -154,7 +168,10 @@ fn run_stdin(case: &Case, cores: usize, batch_size: usize) -> (Vec<Vec<Value>>, 
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn laminar");
-    let data = std::fs::read(&case.csv).expect("read csv");
+    let data = match from_file {
+        true => Vec::new(),
+        false => std::fs::read(&case.csv).expect("read csv"),
+    };
     let mut stdin = child.stdin.take().expect("stdin");
     let writer = std::thread::spawn(move || stdin.write_all(&data));
     let output = child.wait_with_output().expect("wait");
@@ -178,16 +195,16 @@ fn run_stdin(case: &Case, cores: usize, batch_size: usize) -> (Vec<Vec<Value>>, 
 }
 
 #[test]
-fn a_csv_file_gives_the_same_results_at_every_decode_thread_count_and_batch_size() {
+fn a_csv_file_gives_the_same_results_at_every_thread_and_core_count_and_batch_size() {
     for (rows, sizes) in [(3_000, &[1][..]), (40_000, &[7, 8192][..])] {
         let case = case(rows);
         for &batch_size in sizes {
-            let single = run_file(&case, 0, batch_size);
-            for threads in [1, 2] {
-                let actual = run_file(&case, threads, batch_size);
+            let single = run_file(&case, 0, 1, batch_size);
+            for (threads, cores) in [(1, 1), (0, 2), (1, 2), (2, 3)] {
+                let actual = run_file(&case, threads, cores, batch_size);
                 assert!(
                     actual == single,
-                    "{threads} decode threads at batch size {batch_size} changed the output"
+                    "{threads} decode threads on {cores} cores at batch size {batch_size} changed the output"
                 );
             }
         }
@@ -195,18 +212,19 @@ fn a_csv_file_gives_the_same_results_at_every_decode_thread_count_and_batch_size
 }
 
 #[test]
-fn stdin_of_the_binary_gives_the_same_results_at_every_core_count_and_batch_size() {
+fn the_binary_gives_the_same_results_at_every_core_count_and_batch_size() {
     for (rows, sizes) in [(3_000, &[1][..]), (40_000, &[7, 8192][..])] {
         let case = case(rows);
         for &batch_size in sizes {
-            let (single, summary) = run_stdin(&case, 1, batch_size);
-            for cores in [2, 3] {
-                let (actual, other) = run_stdin(&case, cores, batch_size);
-                assert_eq!(other, summary, "--cores {cores}, batch size {batch_size}");
-                assert!(
-                    actual == single,
-                    "--cores {cores} at batch size {batch_size} changed the output"
-                );
+            for from_file in [false, true] {
+                let what = if from_file { "file" } else { "stdin" };
+                let (single, summary) = run_binary(&case, from_file, 1, batch_size);
+                for cores in [2, 3] {
+                    let (actual, other) = run_binary(&case, from_file, cores, batch_size);
+                    let what = format!("{what}, --cores {cores}, batch size {batch_size}");
+                    assert_eq!(other, summary, "{what}");
+                    assert!(actual == single, "{what} changed the output");
+                }
             }
         }
     }
@@ -235,13 +253,14 @@ fn a_bad_row_deep_in_the_file_is_reported_and_counted_the_same_at_every_thread_c
     for batch_size in [7, 8192] {
         let mut first_error: Option<String> = None;
         let mut skipped: Option<(Vec<Vec<Value>>, u64, u64, u64)> = None;
-        for threads in [0, 1, 2] {
+        for (threads, cores) in [(0, 1), (1, 2), (2, 3)] {
             let config = || EngineConfig {
                 batch_size,
                 decode_threads: threads,
+                cores,
                 ..EngineConfig::default()
             };
-            let what = format!("{threads} decode threads, batch size {batch_size}");
+            let what = format!("{threads} decode threads, {cores} cores, batch size {batch_size}");
 
             let sql = source(&connector, ", on_error = 'fail'") + QUERY;
             let err = collect(&mut Engine::with_config(config()), &sql)

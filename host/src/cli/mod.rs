@@ -37,9 +37,10 @@ enum Command {
         /// Rows per batch read from sources.
         #[arg(long, default_value_t = 8192)]
         batch_size: usize,
-        /// Threads for the query: the query thread plus N - 1 threads that decode file
-        /// and stdin input (1: decode on the query thread). Default: every available core.
-        /// Results are the same at any count.
+        /// Cores for the query: a windowed aggregate runs on N threads pinned to CPUs,
+        /// each holding the groups whose key hashes to it, and N - 1 threads decode file
+        /// and stdin input (1: all on the query thread). Default: every available core.
+        /// Results and counters are the same at any count.
         #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
         cores: Option<u16>,
         /// Do not print the run summary on stderr.
@@ -246,6 +247,7 @@ fn run(
     };
     if let Some(cores) = cores {
         config.decode_threads = usize::from(cores).saturating_sub(1);
+        config.cores = usize::from(cores);
     }
     durability.apply(&mut config);
     let mut engine = Engine::with_config(config);

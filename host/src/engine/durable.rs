@@ -18,6 +18,7 @@ use crate::checkpoint::{
 use crate::error::{Error, Result};
 use crate::operator::WindowSnapshot;
 use crate::plan::CompiledQuery;
+use crate::reactor::Aggregation;
 use crate::sink::Sink;
 use crate::source::Source;
 use crate::storage::Storage;
@@ -42,6 +43,8 @@ pub(crate) struct Resumed {
     pub(crate) sink_len: Option<u64>,
     /// The counters at the checkpoint.
     pub(crate) counters: Counters,
+    /// The open windows at the checkpoint, for the query's aggregation to restore.
+    pub(crate) windows: Option<WindowSnapshot>,
 }
 
 impl Checkpointer {
@@ -65,7 +68,8 @@ impl Checkpointer {
         &self.dir
     }
 
-    /// Restores `query` from the newest readable checkpoint, if there is one.
+    /// Restores `query`'s event-time stage from the newest readable checkpoint, if there
+    /// is one, and returns the rest of what it holds (the open windows among it).
     pub(crate) fn recover(
         &mut self,
         query: &mut CompiledQuery,
@@ -75,11 +79,12 @@ impl Checkpointer {
             return Ok(Resumed::default());
         };
         self.next_id = loaded.manifest.id + 1;
-        restore(&loaded, query)?;
+        let windows = restore(&loaded, query)?;
         Ok(Resumed {
             position: Some(loaded.manifest.source),
             sink_len: loaded.manifest.sink_len,
             counters: loaded.manifest.counters,
+            windows,
         })
     }
 
@@ -89,10 +94,12 @@ impl Checkpointer {
     }
 
     /// Takes a checkpoint now: the input before the source's position made durable, the
-    /// sink synced, then one file holding the manifest and every open window.
+    /// sink synced, then one file holding the manifest and every open window. Every window
+    /// the aggregation closed must be in the sink already ([`Aggregation::settle`]).
     pub(crate) fn checkpoint(
         &mut self,
-        query: &mut CompiledQuery,
+        query: &CompiledQuery,
+        mut aggregation: Option<&mut Aggregation>,
         source: &mut dyn Source,
         sink: &mut dyn Sink,
         summary: &mut RunSummary,
@@ -102,7 +109,7 @@ impl Checkpointer {
         source.sync_input()?;
         let sink_len = sink.sync()?;
         crash_point("checkpoint-after-sink-sync");
-        let (records, groups) = match &mut query.aggregate {
+        let (records, groups) = match aggregation.as_deref_mut() {
             Some(aggregate) => {
                 let keys = aggregate.key_count();
                 let snapshot = aggregate.snapshot()?;
@@ -127,7 +134,7 @@ impl Checkpointer {
                 .map_or(0, |d| d.as_millis() as i64),
             source: source.position(),
             sink_len,
-            counters: counters_of(query, source, summary),
+            counters: counters_of(query, aggregation.as_deref(), source, summary),
             max_event_time: query.event_time.as_ref().and_then(|s| s.max_event_time()),
             open_windows: records.len() as u32,
             groups,
@@ -148,12 +155,13 @@ impl Checkpointer {
     pub(crate) fn complete(
         &mut self,
         query: &CompiledQuery,
+        aggregation: Option<&Aggregation>,
         source: &dyn Source,
         summary: &RunSummary,
     ) -> Result<()> {
         crash_point("before-complete");
         self.dir
-            .mark_completed(&counters_of(query, source, summary))?;
+            .mark_completed(&counters_of(query, aggregation, source, summary))?;
         crash_point("after-complete");
         Ok(())
     }
@@ -162,6 +170,7 @@ impl Checkpointer {
 /// Every counter of the run summary, from where each is kept.
 pub(crate) fn counters_of(
     query: &CompiledQuery,
+    aggregation: Option<&Aggregation>,
     source: &dyn Source,
     summary: &RunSummary,
 ) -> Counters {
@@ -170,7 +179,7 @@ pub(crate) fn counters_of(
         late_events_dropped: query.event_time.as_ref().map_or(0, |s| s.late_events()),
         source_bad_rows: source.bad_rows_skipped(),
         event_time_bad_rows: query.event_time.as_ref().map_or(0, |s| s.bad_rows()),
-        windows_emitted: query.aggregate.as_ref().map_or(0, |a| a.windows_emitted()),
+        windows_emitted: aggregation.map_or(0, Aggregation::windows_emitted),
         rows_emitted: summary.rows_emitted,
     }
 }
@@ -187,7 +196,9 @@ pub(crate) fn summary_of(counters: &Counters) -> RunSummary {
     }
 }
 
-fn restore(loaded: &LoadedCheckpoint, query: &mut CompiledQuery) -> Result<()> {
+/// Restores the event-time stage; returns the open windows for the aggregation (the
+/// compiled query still holds its aggregate, unless it has none).
+fn restore(loaded: &LoadedCheckpoint, query: &mut CompiledQuery) -> Result<Option<WindowSnapshot>> {
     let manifest = &loaded.manifest;
     if let Some(stage) = &mut query.event_time {
         stage.restore(
@@ -196,16 +207,16 @@ fn restore(loaded: &LoadedCheckpoint, query: &mut CompiledQuery) -> Result<()> {
             manifest.counters.event_time_bad_rows,
         );
     }
-    match &mut query.aggregate {
-        Some(aggregate) => aggregate.restore(&WindowSnapshot {
+    match &query.aggregate {
+        Some(_) => Ok(Some(WindowSnapshot {
             windows_emitted: manifest.counters.windows_emitted,
             windows: loaded.windows()?,
-        }),
+        })),
         None if manifest.open_windows > 0 => Err(Error::Execution(format!(
             "checkpoint {} holds open windows, but the query has no window aggregate",
             loaded.path.display()
         ))),
-        None => Ok(()),
+        None => Ok(None),
     }
 }
 

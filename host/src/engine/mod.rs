@@ -20,6 +20,7 @@ use crate::checkpoint::{Counters, SourcePosition};
 use crate::error::{Error, Result, SqlLocation};
 use crate::plan::CompiledQuery;
 use crate::plugin::{LoadOptions, Plugin, PluginInfo};
+use crate::reactor::Aggregation;
 use crate::sink::{partial_path, CollectSink, FileSink, OutputFormat, Replace, Sink, WriterSink};
 use crate::source::{InputLog, LineSource, MemorySource, Source};
 use crate::sql::{
@@ -40,9 +41,18 @@ pub struct EngineConfig {
     /// Threads that decode file and stdin input beside the query thread, which gets
     /// decoded batches back in input order (results, line numbers, bad-row handling and
     /// counters are the same at any count). 0 decodes on the query thread. Default: the
-    /// available parallelism minus one, at least 1. Stdin of a durable run is decoded on
-    /// the query thread (its write-ahead log is appended in input order first).
+    /// available parallelism minus one, at least 1. Stdin of a durable run is appended to
+    /// its write-ahead log in input order before a chunk goes to a decoder.
     pub decode_threads: usize,
+    /// Cores a windowed query's aggregate runs on (the reactor): rows are routed by a hash
+    /// of their GROUP BY key to one thread per core, each holding its groups' windows, and
+    /// the cores' results are merged window by window in window order. Results and counters
+    /// are the same at any count. 1 aggregates on the query thread. Default: the available
+    /// parallelism.
+    pub cores: usize,
+    /// Pin each core's thread to a CPU (`core_affinity`); where that fails, the run warns
+    /// and goes on unpinned. Default `true`.
+    pub pin_cores: bool,
     /// How Wasm aggregate plugins are cached and sandboxed.
     pub plugins: LoadOptions,
     /// Makes runs durable (`--state-dir`): each query keeps its checkpoints (and, for
@@ -64,6 +74,8 @@ impl Default for EngineConfig {
         Self {
             batch_size: 8192,
             decode_threads: default_decode_threads(),
+            cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            pin_cores: true,
             plugins: LoadOptions::default(),
             state_dir: None,
             checkpoint_interval: Duration::from_secs(10),
@@ -287,13 +299,7 @@ impl Engine {
         output: &mut OutputFactory<'_>,
         progress: &mut dyn FnMut(&RunSummary),
     ) -> Result<RunSummary> {
-        let compiled = crate::plan::plan_query(
-            (*statement.query).clone(),
-            &self.sources,
-            &self.streams,
-            &self.plugins,
-        )
-        .map_err(|e| e.at(location))?;
+        let compiled = self.plan(statement).map_err(|e| e.at(location))?;
         self.queries_run += 1;
         if let Some(state_dir) = self.config.state_dir.clone() {
             let dir = state_dir.join(format!("query-{}", self.queries_run));
@@ -320,8 +326,13 @@ impl Engine {
                 .open_sink(name, source.is_unbounded(), false)
                 .map_err(|e| e.at(location))?,
         };
+        let mut compiled = compiled;
+        let aggregation = self
+            .aggregation(&mut compiled, statement)
+            .map_err(|e| e.at(location))?;
         run::run_query(
             compiled,
+            aggregation,
             source.as_mut(),
             sink.as_mut(),
             progress,
@@ -416,14 +427,54 @@ impl Engine {
             Some(name) => self.open_sink(name, source.is_unbounded(), true)?,
         };
         sink.resume(resumed.sink_len)?;
+        let mut aggregation = self.aggregation(&mut compiled, statement)?;
+        if let (Some(aggregation), Some(windows)) = (&mut aggregation, &resumed.windows) {
+            aggregation.restore(windows)?;
+        }
         run::run_query(
             compiled,
+            aggregation,
             source.as_mut(),
             sink.as_mut(),
             progress,
             Some(&mut checkpointer),
             &resumed.counters,
         )
+    }
+
+    /// Plans a query statement against what the script declared so far.
+    fn plan(&self, statement: &QueryStatement) -> Result<CompiledQuery> {
+        crate::plan::plan_query(
+            (*statement.query).clone(),
+            &self.sources,
+            &self.streams,
+            &self.plugins,
+        )
+    }
+
+    /// Takes the window aggregate out of `compiled` and spreads it over the configured
+    /// cores: every further core gets its own copy (its own plugin instances), planned
+    /// from the same statement. Warns when cores cannot be pinned.
+    fn aggregation(
+        &mut self,
+        compiled: &mut CompiledQuery,
+        statement: &QueryStatement,
+    ) -> Result<Option<Aggregation>> {
+        let Some(first) = compiled.aggregate.take() else {
+            return Ok(None);
+        };
+        let mut more = Vec::new();
+        for _ in 1..self.config.cores.max(1) {
+            more.extend(self.plan(statement)?.aggregate);
+        }
+        let (aggregation, unpinned) = Aggregation::new(first, more, self.config.pin_cores)?;
+        if !unpinned.is_empty() {
+            (self.notices.0)(&format!(
+                "warning: the query's core threads run unpinned ({})",
+                unpinned.join("; ")
+            ));
+        }
+        Ok(Some(aggregation))
     }
 
     /// Opens sink `name`; a file sink of a `durable` run writes a file a restarted run

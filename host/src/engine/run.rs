@@ -1,4 +1,5 @@
-//! Drives one compiled query: source → event time → operators → window aggregate → sink.
+//! Drives one compiled query: source → event time → operators → window aggregate (on the
+//! query thread, or routed to the reactor's cores) → sink.
 
 use std::time::{Duration, Instant};
 
@@ -10,16 +11,19 @@ use crate::checkpoint::Counters;
 use crate::error::{Error, Result};
 use crate::operator::Operator;
 use crate::plan::CompiledQuery;
+use crate::reactor::Aggregation;
 use crate::sink::Sink;
 use crate::source::Source;
 
 /// How often the progress callback is called.
 const PROGRESS_INTERVAL: Duration = Duration::from_millis(250);
 
-/// Runs `query` over `source` into `sink` until the source ends. A durable run passes
-/// its checkpointer and the counters it resumed from.
+/// Runs `query` over `source` into `sink` until the source ends; `aggregation` is its
+/// window aggregate (taken out of the query and restored, for a resumed run). A durable
+/// run passes its checkpointer and the counters it resumed from.
 pub(crate) fn run_query(
     mut query: CompiledQuery,
+    mut aggregation: Option<Aggregation>,
     source: &mut dyn Source,
     sink: &mut dyn Sink,
     progress: &mut dyn FnMut(&RunSummary),
@@ -33,6 +37,7 @@ pub(crate) fn run_query(
         rows_emitted: resumed.rows_emitted,
         ..RunSummary::default()
     };
+    let mut outputs = Vec::new();
     while let Some(input) = source.next_batch()? {
         summary.events_read += input.batch.num_rows() as u64;
         let mut batch = match &mut query.event_time {
@@ -44,49 +49,64 @@ pub(crate) fn run_query(
         for op in &mut query.before {
             batch = op.process(batch)?;
         }
-        let outputs = match (&mut query.aggregate, &query.event_time) {
-            (Some(aggregate), Some(stage)) => {
-                aggregate.update(&batch)?;
-                match stage.watermark() {
-                    Some(wm) => aggregate.advance(wm)?,
-                    None => Vec::new(),
+        match (&mut aggregation, &query.event_time) {
+            (Some(aggregation), Some(stage)) => {
+                aggregation.update(&batch)?;
+                if let Some(wm) = stage.watermark() {
+                    aggregation.advance(wm, &mut outputs)?;
+                }
+                if source.is_unbounded() {
+                    // A live input may not deliver the next batch for a while: what the
+                    // watermark closed goes out now.
+                    aggregation.settle(&mut outputs)?;
                 }
             }
-            _ => vec![batch],
+            _ => outputs.push(batch),
         };
-        let wrote = write_all(outputs, &mut query.after, sink, &mut summary)?;
+        let wrote = write_all(&mut outputs, &mut query.after, sink, &mut summary)?;
         if wrote && source.is_unbounded() {
             sink.flush()?;
         }
         if let Some(checkpointer) = durable.as_deref_mut() {
             if checkpointer.due() {
-                checkpointer.checkpoint(&mut query, source, sink, &mut summary)?;
+                if let Some(aggregation) = &mut aggregation {
+                    aggregation.settle(&mut outputs)?;
+                    write_all(&mut outputs, &mut query.after, sink, &mut summary)?;
+                }
+                checkpointer.checkpoint(
+                    &query,
+                    aggregation.as_mut(),
+                    source,
+                    sink,
+                    &mut summary,
+                )?;
             }
         }
         if last_progress.elapsed() >= PROGRESS_INTERVAL {
             last_progress = Instant::now();
-            fill_counts(&query, source, &mut summary, started);
+            fill_counts(&query, aggregation.as_ref(), source, &mut summary, started);
             progress(&summary);
         }
     }
-    if let Some(aggregate) = &mut query.aggregate {
-        let outputs = aggregate.finish()?;
-        write_all(outputs, &mut query.after, sink, &mut summary)?;
+    if let Some(aggregation) = &mut aggregation {
+        aggregation.finish(&mut outputs)?;
+        write_all(&mut outputs, &mut query.after, sink, &mut summary)?;
     }
     if let Some(checkpointer) = durable {
         // Everything is written and synced before the run is marked complete; the sink
         // file is renamed into place after that (a crash in between finishes the rename).
         source.sync_input()?;
         sink.sync()?;
-        checkpointer.complete(&query, source, &summary)?;
+        checkpointer.complete(&query, aggregation.as_ref(), source, &summary)?;
     }
     sink.finish()?;
-    fill_counts(&query, source, &mut summary, started);
+    fill_counts(&query, aggregation.as_ref(), source, &mut summary, started);
     Ok(summary)
 }
 
 fn fill_counts(
     query: &CompiledQuery,
+    aggregation: Option<&Aggregation>,
     source: &dyn Source,
     summary: &mut RunSummary,
     started: Instant,
@@ -98,20 +118,21 @@ fn fill_counts(
         summary.bad_rows_skipped += stage.bad_rows();
         summary.watermark_ms = stage.watermark();
     }
-    if let Some(aggregate) = &query.aggregate {
-        summary.windows_emitted = aggregate.windows_emitted();
+    if let Some(aggregation) = aggregation {
+        summary.windows_emitted = aggregation.windows_emitted();
     }
 }
 
-/// Passes results through the post-aggregate operators into the sink.
+/// Passes results (taking them out of `outputs`) through the post-aggregate operators
+/// into the sink.
 fn write_all(
-    outputs: Vec<RecordBatch>,
+    outputs: &mut Vec<RecordBatch>,
     after: &mut [Box<dyn Operator>],
     sink: &mut dyn Sink,
     summary: &mut RunSummary,
 ) -> Result<bool> {
     let mut wrote = false;
-    for mut batch in outputs {
+    for mut batch in outputs.drain(..) {
         for op in after.iter_mut() {
             batch = op.process(batch)?;
         }

@@ -124,18 +124,35 @@ impl WindowAggregate {
         self.table.open_groups()
     }
 
+    /// The GROUP BY key expressions (the window bounds aside), in order: what the reactor
+    /// routes rows by before [`update_keyed`](Self::update_keyed).
+    pub fn key_exprs(&self) -> &[Arc<dyn PhysicalExpr>] {
+        &self.key_exprs
+    }
+
     /// Adds a batch of (non-late) rows to their windows.
     pub fn update(&mut self, batch: &RecordBatch) -> Result<()> {
+        let keys = self
+            .key_exprs
+            .iter()
+            .map(|e| evaluate(e, batch))
+            .collect::<Result<Vec<_>>>()?;
+        self.update_keyed(batch, &keys)
+    }
+
+    /// Adds a batch of (non-late) rows whose key expressions are already evaluated: `keys`
+    /// holds one array per [`key_exprs`](Self::key_exprs) entry, one value per row.
+    pub fn update_keyed(&mut self, batch: &RecordBatch, keys: &[ArrayRef]) -> Result<()> {
         let rows = batch.num_rows();
         if rows == 0 {
             return Ok(());
         }
-        let eval = |e: &Arc<dyn PhysicalExpr>| {
-            e.evaluate(batch)
-                .and_then(|v| v.into_array(rows))
-                .map_err(execution_error)
-        };
-        let window_values = cast(&eval(&self.window_expr)?, &DataType::Int64)?;
+        if keys.len() != self.key_exprs.len() || keys.iter().any(|k| k.len() != rows) {
+            return Err(Error::Execution(
+                "internal: key columns do not match the batch".into(),
+            ));
+        }
+        let window_values = cast(&evaluate(&self.window_expr, batch)?, &DataType::Int64)?;
         let window_values = window_values.as_primitive::<Int64Type>();
         if window_values.null_count() > 0 {
             return Err(Error::Execution("window column is NULL".into()));
@@ -148,15 +165,14 @@ impl WindowAggregate {
         };
         self.starts
             .extend(window_values.values().iter().map(|&v| v - offset));
-        let keys = self
-            .key_exprs
-            .iter()
-            .map(eval)
-            .collect::<Result<Vec<_>>>()?;
-        self.table.intern(&self.starts, &keys, &mut self.slots)?;
+        self.table.intern(&self.starts, keys, &mut self.slots)?;
         let num_slots = self.table.num_slots();
         for call in &mut self.calls {
-            let args = call.args.iter().map(eval).collect::<Result<Vec<_>>>()?;
+            let args = call
+                .args
+                .iter()
+                .map(|e| evaluate(e, batch))
+                .collect::<Result<Vec<_>>>()?;
             call.accumulator.update(&args, &self.slots, num_slots)?;
         }
         Ok(())
@@ -164,6 +180,11 @@ impl WindowAggregate {
 
     /// Emits every window whose end is at or before `watermark`, oldest first.
     pub fn advance(&mut self, watermark: i64) -> Result<Vec<RecordBatch>> {
+        Ok(self.advance_windows(watermark)?.into_iter().map(|(_, b)| b).collect())
+    }
+
+    /// [`advance`](Self::advance), with each window's start beside its rows.
+    pub fn advance_windows(&mut self, watermark: i64) -> Result<Vec<(i64, RecordBatch)>> {
         let last_start = watermark.saturating_sub(self.window.size_ms());
         let closed = self.table.close_through(last_start);
         self.emit(closed)
@@ -171,6 +192,11 @@ impl WindowAggregate {
 
     /// Emits every open window (end of bounded input).
     pub fn finish(&mut self) -> Result<Vec<RecordBatch>> {
+        Ok(self.finish_windows()?.into_iter().map(|(_, b)| b).collect())
+    }
+
+    /// [`finish`](Self::finish), with each window's start beside its rows.
+    pub fn finish_windows(&mut self) -> Result<Vec<(i64, RecordBatch)>> {
         let closed = self.table.close_all();
         self.emit(closed)
     }
@@ -243,12 +269,12 @@ impl WindowAggregate {
         Ok(())
     }
 
-    fn emit(&mut self, closed: Vec<(i64, OpenWindow)>) -> Result<Vec<RecordBatch>> {
+    fn emit(&mut self, closed: Vec<(i64, OpenWindow)>) -> Result<Vec<(i64, RecordBatch)>> {
         let mut out = Vec::with_capacity(closed.len());
         for (start, groups) in closed {
             let batch = self.evaluate_window(start, &groups);
             self.table.release(&groups);
-            out.push(batch?);
+            out.push((start, batch?));
             self.windows_emitted += 1;
         }
         Ok(out)
@@ -278,4 +304,11 @@ impl WindowAggregate {
         }
         Ok(RecordBatch::try_new(Arc::clone(&self.schema), columns)?)
     }
+}
+
+/// Evaluates `expr` over every row of `batch`.
+fn evaluate(expr: &Arc<dyn PhysicalExpr>, batch: &RecordBatch) -> Result<ArrayRef> {
+    expr.evaluate(batch)
+        .and_then(|v| v.into_array(batch.num_rows()))
+        .map_err(execution_error)
 }

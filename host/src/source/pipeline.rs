@@ -204,12 +204,10 @@ fn decode_loop(decoder: &RowDecoder, jobs: &Receiver<Job>, steps: &SyncSender<Re
 
 /// The error a panic on a pipeline thread becomes.
 fn panicked(thread: &str, panic: &(dyn std::any::Any + Send)) -> Error {
-    let what = panic
-        .downcast_ref::<&str>()
-        .map(|s| s.to_string())
-        .or_else(|| panic.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "no message".into());
-    Error::Execution(format!("the source's {thread} thread panicked: {what}"))
+    Error::Execution(format!(
+        "the source's {thread} thread panicked: {}",
+        crate::text::panic_message(panic)
+    ))
 }
 
 #[cfg(test)]

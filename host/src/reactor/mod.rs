@@ -1,0 +1,369 @@
+//! The reactor: a query's window aggregate spread over N cores, each a thread pinned to a
+//! CPU that owns the groups whose key hashes to it (ARCHITECTURE §7).
+//!
+//! ```text
+//!  query thread: source ─▶ event time (watermark, late rows) ─▶ filter/project
+//!      ─▶ Router: keys evaluated once, hash % N ─▶ bounded queue per core ─▶ core i:
+//!         Data | Watermark(epoch) | Barrier | Restore | End       window aggregate
+//!      ◀─ Merger: round `epoch` once every core reported it, windows in window order ─┘
+//! ```
+//! A group's rows reach one core, in arrival order, so every result (a float SUM too) is
+//! the same at any core count. Watermarks are broadcast as numbered rounds; each core
+//! answers every round with the windows it closed (possibly none), and the merger releases
+//! a round only when all cores have answered, so windows leave in order and each is
+//! counted once. A checkpoint barrier first waits for every round sent, then collects each
+//! core's open groups into one snapshot; a restore routes a snapshot's groups with the
+//! same hash, so a checkpoint taken at one core count resumes at any other.
+//!
+//! The queues are bounded: a slow core holds the query thread back, and it the source.
+
+mod merge;
+mod pin;
+mod route;
+mod worker;
+
+use std::collections::BTreeMap;
+use std::sync::mpsc::{channel, sync_channel, Receiver, SyncSender, TryRecvError};
+use std::thread::JoinHandle;
+
+use arrow::compute::concat_batches;
+use arrow::record_batch::RecordBatch;
+
+use crate::error::{Error, Result};
+use crate::operator::{WindowAggregate, WindowSnapshot};
+use merge::Merger;
+use route::Router;
+use worker::{run_core, Message, Report};
+
+/// Messages queued per core before the query thread waits.
+const QUEUED_PER_CORE: usize = 4;
+
+/// A query's window aggregate: on the query thread, or on the cores of a [`Reactor`].
+#[derive(Debug)]
+pub(crate) enum Aggregation {
+    /// One core: the aggregate runs on the query thread.
+    Inline(WindowAggregate),
+    /// Several cores.
+    Cores(Reactor),
+}
+
+impl Aggregation {
+    /// The aggregation of `first` and one more copy of it per extra core: inline with none,
+    /// else a reactor with a core per copy (pinned when `pin`). Returns the pinning
+    /// failures beside it, for a warning.
+    pub(crate) fn new(
+        first: WindowAggregate,
+        more: Vec<WindowAggregate>,
+        pin: bool,
+    ) -> Result<(Self, Vec<String>)> {
+        if more.is_empty() {
+            return Ok((Self::Inline(first), Vec::new()));
+        }
+        let mut all = Vec::with_capacity(more.len() + 1);
+        all.push(first);
+        all.extend(more);
+        let (reactor, unpinned) = Reactor::start(all, pin)?;
+        Ok((Self::Cores(reactor), unpinned))
+    }
+
+    /// Adds a batch of on-time rows.
+    pub(crate) fn update(&mut self, batch: &RecordBatch) -> Result<()> {
+        match self {
+            Self::Inline(aggregate) => aggregate.update(batch),
+            Self::Cores(reactor) => reactor.update(batch),
+        }
+    }
+
+    /// The watermark is now `watermark`: adds to `out` the windows that are ready (on the
+    /// cores, those of rounds every core has answered; the rest follow).
+    pub(crate) fn advance(&mut self, watermark: i64, out: &mut Vec<RecordBatch>) -> Result<()> {
+        match self {
+            Self::Inline(aggregate) => {
+                out.extend(aggregate.advance(watermark)?);
+                Ok(())
+            }
+            Self::Cores(reactor) => reactor.advance(watermark, out),
+        }
+    }
+
+    /// Waits until every window closed so far is in `out`.
+    pub(crate) fn settle(&mut self, out: &mut Vec<RecordBatch>) -> Result<()> {
+        match self {
+            Self::Inline(_) => Ok(()),
+            Self::Cores(reactor) => reactor.settle(out),
+        }
+    }
+
+    /// End of input: adds every remaining window to `out`.
+    pub(crate) fn finish(&mut self, out: &mut Vec<RecordBatch>) -> Result<()> {
+        match self {
+            Self::Inline(aggregate) => {
+                out.extend(aggregate.finish()?);
+                Ok(())
+            }
+            Self::Cores(reactor) => reactor.finish(out),
+        }
+    }
+
+    /// The open state of every core as one snapshot. Call after [`settle`](Self::settle)
+    /// (windows closed before the snapshot must reach the sink first).
+    pub(crate) fn snapshot(&mut self) -> Result<WindowSnapshot> {
+        match self {
+            Self::Inline(aggregate) => aggregate.snapshot(),
+            Self::Cores(reactor) => reactor.snapshot(),
+        }
+    }
+
+    /// Loads a snapshot (from any core count) before the first batch.
+    pub(crate) fn restore(&mut self, snapshot: &WindowSnapshot) -> Result<()> {
+        match self {
+            Self::Inline(aggregate) => aggregate.restore(snapshot),
+            Self::Cores(reactor) => reactor.restore(snapshot),
+        }
+    }
+
+    /// Windows emitted so far.
+    pub(crate) fn windows_emitted(&self) -> u64 {
+        match self {
+            Self::Inline(aggregate) => aggregate.windows_emitted(),
+            Self::Cores(reactor) => reactor.merger.windows_emitted(),
+        }
+    }
+
+    /// The number of key columns of a snapshot's groups.
+    pub(crate) fn key_count(&self) -> usize {
+        match self {
+            Self::Inline(aggregate) => aggregate.key_count(),
+            Self::Cores(reactor) => reactor.key_count,
+        }
+    }
+}
+
+/// The cores of one query and what the query thread needs to drive them.
+#[derive(Debug)]
+pub(crate) struct Reactor {
+    queues: Vec<SyncSender<Message>>,
+    reports: Receiver<(usize, Report)>,
+    threads: Vec<JoinHandle<()>>,
+    router: Router,
+    merger: Merger,
+    key_count: usize,
+    last_watermark: Option<i64>,
+}
+
+impl Reactor {
+    /// Starts one core per aggregate (copies of one query's operator), pinned when `pin`;
+    /// returns the reactor and, for a warning, why cores could not be pinned.
+    fn start(aggregates: Vec<WindowAggregate>, pin: bool) -> Result<(Self, Vec<String>)> {
+        let cores = aggregates.len();
+        let key_exprs = aggregates
+            .first()
+            .map(|a| a.key_exprs().to_vec())
+            .unwrap_or_default();
+        let key_count = aggregates.first().map_or(0, WindowAggregate::key_count);
+        let (report_tx, reports) = channel();
+        let mut queues = Vec::with_capacity(cores);
+        let mut threads = Vec::with_capacity(cores);
+        for (index, aggregate) in aggregates.into_iter().enumerate() {
+            let (queue_tx, queue) = sync_channel(QUEUED_PER_CORE);
+            let report_tx = report_tx.clone();
+            let thread = std::thread::Builder::new()
+                .name(format!("laminar-core-{index}"))
+                .spawn(move || run_core(index, pin, aggregate, &queue, &report_tx))
+                .map_err(|e| Error::io("cannot start a core thread", e))?;
+            queues.push(queue_tx);
+            threads.push(thread);
+        }
+        drop(report_tx);
+        let reactor = Self {
+            queues,
+            reports,
+            threads,
+            router: Router::new(key_exprs, cores),
+            merger: Merger::new(cores, 0),
+            key_count,
+            last_watermark: None,
+        };
+        let mut unpinned = Vec::new();
+        for _ in 0..cores {
+            match reactor.reports.recv() {
+                Ok((core, Report::Started(Err(why)))) => unpinned.push(format!("core {core}: {why}")),
+                Ok((_, Report::Started(Ok(())))) => {}
+                Ok((_, Report::Failed(e))) => return Err(e),
+                Ok(_) | Err(_) => return Err(Error::Execution("a core did not start".into())),
+            }
+        }
+        Ok((reactor, unpinned))
+    }
+
+    fn update(&mut self, batch: &RecordBatch) -> Result<()> {
+        let parts = self.router.route(batch)?;
+        for (core, part) in parts.into_iter().enumerate() {
+            if let Some(routed) = part {
+                self.send(core, Message::Data(routed))?;
+            }
+        }
+        Ok(())
+    }
+
+    fn advance(&mut self, watermark: i64, out: &mut Vec<RecordBatch>) -> Result<()> {
+        if self.last_watermark.is_none_or(|last| watermark > last) {
+            self.last_watermark = Some(watermark);
+            let epoch = self.merger.open_round();
+            self.broadcast(|| Message::Watermark { epoch, watermark })?;
+        }
+        self.poll(out)
+    }
+
+    /// Takes the reports that are already in, without waiting.
+    fn poll(&mut self, out: &mut Vec<RecordBatch>) -> Result<()> {
+        loop {
+            match self.reports.try_recv() {
+                Ok(report) => {
+                    if self.take(report, out)?.is_some() {
+                        return Err(unexpected("a snapshot"));
+                    }
+                }
+                Err(TryRecvError::Empty) => return Ok(()),
+                Err(TryRecvError::Disconnected) => return Err(self.stopped()),
+            }
+        }
+    }
+
+    fn settle(&mut self, out: &mut Vec<RecordBatch>) -> Result<()> {
+        while self.merger.outstanding() {
+            let report = self.reports.recv().map_err(|_| self.stopped())?;
+            if self.take(report, out)?.is_some() {
+                return Err(unexpected("a snapshot"));
+            }
+        }
+        Ok(())
+    }
+
+    fn finish(&mut self, out: &mut Vec<RecordBatch>) -> Result<()> {
+        let epoch = self.merger.open_round();
+        self.broadcast(|| Message::End { epoch })?;
+        self.settle(out)?;
+        self.queues.clear();
+        for thread in self.threads.drain(..) {
+            // Each core catches its own panics; a join error carries nothing more.
+            let _ = thread.join();
+        }
+        Ok(())
+    }
+
+    fn snapshot(&mut self) -> Result<WindowSnapshot> {
+        if self.merger.outstanding() {
+            return Err(unexpected("a snapshot before every round was merged"));
+        }
+        self.broadcast(|| Message::Barrier)?;
+        let mut by_start: BTreeMap<i64, Vec<RecordBatch>> = BTreeMap::new();
+        let mut out = Vec::new();
+        for _ in 0..self.queues.len() {
+            let report = self.reports.recv().map_err(|_| self.stopped())?;
+            let Some(snapshot) = self.take(report, &mut out)? else {
+                return Err(unexpected("windows during a barrier"));
+            };
+            for (start, batch) in snapshot.windows {
+                by_start.entry(start).or_default().push(batch);
+            }
+        }
+        let windows = by_start
+            .into_iter()
+            .map(|(start, batches)| {
+                let schema = batches[0].schema();
+                Ok((start, concat_batches(&schema, &batches)?))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(WindowSnapshot {
+            windows_emitted: self.merger.windows_emitted(),
+            windows,
+        })
+    }
+
+    fn restore(&mut self, snapshot: &WindowSnapshot) -> Result<()> {
+        let cores = self.queues.len();
+        let mut parts: Vec<Vec<(i64, RecordBatch)>> = vec![Vec::new(); cores];
+        for (start, batch) in &snapshot.windows {
+            if batch.num_columns() < self.key_count {
+                return Err(Error::Execution(format!(
+                    "snapshot of window {start} has {} columns, fewer than the {} keys",
+                    batch.num_columns(),
+                    self.key_count
+                )));
+            }
+            let keys = batch.columns()[..self.key_count].to_vec();
+            for (core, routed) in self.router.split(batch, keys)?.into_iter().enumerate() {
+                if let Some(routed) = routed {
+                    parts[core].push((*start, routed.batch));
+                }
+            }
+        }
+        for (core, windows) in parts.into_iter().enumerate() {
+            let part = WindowSnapshot {
+                windows_emitted: 0,
+                windows,
+            };
+            self.send(core, Message::Restore(part))?;
+        }
+        self.merger = Merger::new(cores, snapshot.windows_emitted);
+        Ok(())
+    }
+
+    /// Handles one report: windows go to the merger (and what is complete to `out`), a
+    /// snapshot is returned, a failure becomes the error.
+    fn take(
+        &mut self,
+        (_, report): (usize, Report),
+        out: &mut Vec<RecordBatch>,
+    ) -> Result<Option<WindowSnapshot>> {
+        match report {
+            Report::Emitted { epoch, windows } => {
+                self.merger.add(epoch, windows);
+                self.merger.release(out);
+                Ok(None)
+            }
+            Report::Snapshot(snapshot) => Ok(Some(snapshot)),
+            Report::Failed(e) => Err(e),
+            Report::Started(_) => Ok(None),
+        }
+    }
+
+    fn broadcast(&mut self, message: impl Fn() -> Message) -> Result<()> {
+        for core in 0..self.queues.len() {
+            self.send(core, message())?;
+        }
+        Ok(())
+    }
+
+    fn send(&mut self, core: usize, message: Message) -> Result<()> {
+        if self.queues[core].send(message).is_ok() {
+            return Ok(());
+        }
+        Err(self.stopped())
+    }
+
+    /// Why the cores stopped: the failure a core reported, or that one is gone.
+    fn stopped(&mut self) -> Error {
+        while let Ok((_, report)) = self.reports.try_recv() {
+            if let Report::Failed(e) = report {
+                return e;
+            }
+        }
+        Error::Execution("a core of the reactor stopped unexpectedly".into())
+    }
+}
+
+impl Drop for Reactor {
+    /// Closes the queues and waits for the cores (a run that failed stops them here).
+    fn drop(&mut self) {
+        self.queues.clear();
+        for thread in self.threads.drain(..) {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn unexpected(what: &str) -> Error {
+    Error::Execution(format!("internal: the reactor got {what}"))
+}

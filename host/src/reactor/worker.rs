@@ -1,0 +1,121 @@
+//! One core: a thread that owns the window aggregate of the groups routed to it and works
+//! through its bounded queue in order.
+//!
+//! ```text
+//!  queue ─▶ Data(rows, keys)  ─▶ aggregate.update_keyed
+//!        ─▶ Watermark(epoch)  ─▶ aggregate.advance ─▶ Report::Emitted(epoch, windows)
+//!        ─▶ Barrier           ─▶ aggregate.snapshot ─▶ Report::Snapshot
+//!        ─▶ Restore(snapshot) ─▶ aggregate.restore
+//!        ─▶ End(epoch)        ─▶ aggregate.finish ─▶ Report::Emitted(epoch, windows), exit
+//! ```
+//! An error or a panic is reported once and ends the thread; the coordinator then fails
+//! the run with it.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::mpsc::{Receiver, Sender};
+
+use arrow::record_batch::RecordBatch;
+
+use super::route::Routed;
+use crate::error::{Error, Result};
+use crate::operator::{WindowAggregate, WindowSnapshot};
+
+/// What the coordinator sends a core, in order.
+pub(crate) enum Message {
+    /// Rows of this core's groups.
+    Data(Routed),
+    /// The watermark reached `watermark`: emit what closed, as epoch `epoch`.
+    Watermark {
+        /// Sequence number of this emission round.
+        epoch: u64,
+        /// The watermark (epoch ms).
+        watermark: i64,
+    },
+    /// Report the open state (a checkpoint barrier).
+    Barrier,
+    /// Load the groups of a checkpoint routed to this core (before any data).
+    Restore(WindowSnapshot),
+    /// The input ended: emit every open window as epoch `epoch` and stop.
+    End {
+        /// Sequence number of the last emission round.
+        epoch: u64,
+    },
+}
+
+/// What a core sends back.
+pub(crate) enum Report {
+    /// The thread started, pinned to a CPU or not (why not).
+    Started(std::result::Result<(), String>),
+    /// The windows an emission round closed on this core, oldest first.
+    Emitted {
+        /// The round.
+        epoch: u64,
+        /// Each closed window's start and this core's rows of it.
+        windows: Vec<(i64, RecordBatch)>,
+    },
+    /// The open state at a barrier.
+    Snapshot(WindowSnapshot),
+    /// The core failed and stopped.
+    Failed(Error),
+}
+
+/// The loop of core `index`: pins itself when `pin`, then serves `queue` until its end.
+pub(crate) fn run_core(
+    index: usize,
+    pin: bool,
+    mut aggregate: WindowAggregate,
+    queue: &Receiver<Message>,
+    reports: &Sender<(usize, Report)>,
+) {
+    let pinned = if pin {
+        super::pin::pin_current_thread(index)
+    } else {
+        Ok(())
+    };
+    let _ = reports.send((index, Report::Started(pinned)));
+    let served = catch_unwind(AssertUnwindSafe(|| serve(&mut aggregate, queue, reports, index)));
+    let failure = match served {
+        Ok(Ok(())) => return,
+        Ok(Err(e)) => e,
+        Err(panic) => Error::Execution(format!(
+            "core {index} panicked: {}",
+            crate::text::panic_message(&*panic)
+        )),
+    };
+    let _ = reports.send((index, Report::Failed(failure)));
+}
+
+fn serve(
+    aggregate: &mut WindowAggregate,
+    queue: &Receiver<Message>,
+    reports: &Sender<(usize, Report)>,
+    index: usize,
+) -> Result<()> {
+    // A closed queue means the coordinator has gone (it failed): nothing to report.
+    while let Ok(message) = queue.recv() {
+        let report = match message {
+            Message::Data(routed) => {
+                aggregate.update_keyed(&routed.batch, &routed.keys)?;
+                continue;
+            }
+            Message::Watermark { epoch, watermark } => Report::Emitted {
+                epoch,
+                windows: aggregate.advance_windows(watermark)?,
+            },
+            Message::Barrier => Report::Snapshot(aggregate.snapshot()?),
+            Message::Restore(snapshot) => {
+                aggregate.restore(&snapshot)?;
+                continue;
+            }
+            Message::End { epoch } => {
+                let windows = aggregate.finish_windows()?;
+                let _ = reports.send((index, Report::Emitted { epoch, windows }));
+                return Ok(());
+            }
+        };
+        if reports.send((index, report)).is_err() {
+            return Ok(());
+        }
+    }
+    Ok(())
+}
