@@ -6,7 +6,7 @@ mod writer;
 
 pub use collect::CollectSink;
 pub use file::{partial_path, FileSink, Replace, SinkFile};
-pub use writer::{OutputFormat, WriterSink};
+pub use writer::{OutputFormat, WriterSink, TABLE_ROWS};
 
 use arrow::record_batch::RecordBatch;
 

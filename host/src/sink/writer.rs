@@ -11,7 +11,9 @@ use crate::error::{Error, Result};
 /// How results are printed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum OutputFormat {
-    /// An aligned text table (rows are held until a flush or the end of input).
+    /// An aligned text table: rows are held until a flush (every batch of a live input),
+    /// the end of input, or [`TABLE_ROWS`] of them, so memory stays bounded however long
+    /// the input; a long result prints as several tables.
     #[default]
     Table,
     /// CSV with a header line.
@@ -20,6 +22,9 @@ pub enum OutputFormat {
     Json,
 }
 
+/// The most rows an aligned table holds before it is printed.
+pub const TABLE_ROWS: usize = 10_000;
+
 /// A sink writing one format to a writer.
 pub struct WriterSink<W: Write + Send> {
     out: W,
@@ -27,6 +32,7 @@ pub struct WriterSink<W: Write + Send> {
     name: String,
     header_written: bool,
     pending: Vec<RecordBatch>,
+    pending_rows: usize,
 }
 
 impl<W: Write + Send> WriterSink<W> {
@@ -38,6 +44,7 @@ impl<W: Write + Send> WriterSink<W> {
             name: name.into(),
             header_written: false,
             pending: Vec::new(),
+            pending_rows: 0,
         }
     }
 
@@ -52,6 +59,17 @@ impl<W: Write + Send> WriterSink<W> {
         &mut self.out
     }
 
+    /// Prints the rows held for a table, if any.
+    fn print_table(&mut self) -> Result<()> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let table = pretty_format_batches(&self.pending)?;
+        self.pending.clear();
+        self.pending_rows = 0;
+        writeln!(self.out, "{table}").map_err(|e| self.io(e))
+    }
+
     fn io(&self, err: std::io::Error) -> Error {
         Error::io(format!("cannot write to {}", self.name), err)
     }
@@ -63,7 +81,13 @@ impl<W: Write + Send> Sink for WriterSink<W> {
             return Ok(());
         }
         match self.format {
-            OutputFormat::Table => self.pending.push(batch.clone()),
+            OutputFormat::Table => {
+                self.pending.push(batch.clone());
+                self.pending_rows += batch.num_rows();
+                if self.pending_rows >= TABLE_ROWS {
+                    self.print_table()?;
+                }
+            }
             OutputFormat::Csv => {
                 let mut writer = arrow::csv::WriterBuilder::new()
                     .with_header(!self.header_written)
@@ -81,11 +105,7 @@ impl<W: Write + Send> Sink for WriterSink<W> {
     }
 
     fn flush(&mut self) -> Result<()> {
-        if !self.pending.is_empty() {
-            let table = pretty_format_batches(&self.pending)?;
-            self.pending.clear();
-            writeln!(self.out, "{table}").map_err(|e| self.io(e))?;
-        }
+        self.print_table()?;
         self.out.flush().map_err(|e| self.io(e))
     }
 
@@ -112,5 +132,30 @@ mod tests {
         sink.finish().unwrap();
         drop(sink);
         assert_eq!(String::from_utf8(out).unwrap(), "a\n1\n2\n1\n2\n");
+    }
+
+    #[test]
+    fn a_table_holds_at_most_table_rows_before_it_is_printed() {
+        let rows = TABLE_ROWS / 4 + 1;
+        let batch = RecordBatch::try_from_iter([(
+            "a",
+            Arc::new(Int64Array::from_iter_values(0..rows as i64)) as _,
+        )])
+        .unwrap();
+        let mut out = Vec::new();
+        let mut sink = WriterSink::new(&mut out, OutputFormat::Table, "test");
+        for _ in 0..3 {
+            sink.write(&batch).unwrap();
+        }
+        assert!(sink.get_mut().is_empty(), "fewer rows than a table holds wait");
+        sink.write(&batch).unwrap();
+        assert!(sink.pending.is_empty(), "a full table is printed");
+        let printed = String::from_utf8(sink.get_mut().to_vec()).unwrap();
+        assert_eq!(printed.lines().filter(|l| l.starts_with("| ")).count(), 4 * rows + 1);
+        sink.write(&batch).unwrap();
+        sink.finish().unwrap();
+        drop(sink);
+        let all = String::from_utf8(out).unwrap();
+        assert_eq!(all.lines().filter(|l| l.starts_with("| a")).count(), 2, "two tables");
     }
 }

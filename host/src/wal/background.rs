@@ -199,15 +199,16 @@ fn serve(
             },
             Some(Request::Sync(reply)) => {
                 let result = writer.sync();
-                if let Err(e) = &result {
-                    fail(e);
+                match &result {
+                    // Published before the reply: whoever asked sees it at once.
+                    Ok(lsn) => {
+                        publish(*lsn);
+                        crate::checkpoint::crash_point("wal-after-sync");
+                    }
+                    Err(e) => fail(e),
                 }
-                let answer = result.as_ref().map(|&lsn| Some(lsn)).map_err(|_| ());
                 let _ = reply.send(result);
-                match answer {
-                    Ok(lsn) => Ok(lsn),
-                    Err(()) => continue,
-                }
+                Ok(None)
             }
             Some(Request::RemoveBefore(lsn, reply)) => {
                 let _ = reply.send(writer.remove_segments_before(lsn));
