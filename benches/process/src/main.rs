@@ -1,16 +1,27 @@
-//! End-to-end durability benchmarks of the whole `laminar run` process (a release
-//! binary), each figure a ratio or a time measured in this run:
+//! End-to-end benchmarks of the whole `laminar run` process (a release binary), each
+//! figure a ratio or a time measured in this run.
 //!
+//! `--suite durability`:
 //! 1. CSV file, 10 M events: `--state-dir` with 10 s checkpoints vs no state dir
 //!    (target ≥ 0.9x);
 //! 2. the same from stdin: the write-ahead log on vs off (target ≥ 0.8x);
 //! 3. recovery with 1 M events of WAL after the last checkpoint (target < 1 s);
 //! 4. one checkpoint of 1 M open groups: its time and size.
 //!
+//! `--suite cores`:
+//! 5. the CSV file at `--cores 1` against `--cores N` for each N of `--cores-list`
+//!    (default: 2; target ≥ 1.7x at 2 on a 2-core machine);
+//! 6. DuckDB and Polars (two threads) on the same file, as ratios to Laminar;
+//! 7. latency on stdin at a steady 100 000 events/s: from the event that moves the
+//!    watermark past a window's end to that window's first row on stdout, p50 and p99
+//!    (target p99 < 1 ms).
+//!
 //! ```text
-//! cargo build --release -p laminar && cargo run --release -p laminar-process-bench -- --events 10000000
+//! cargo build --release -p laminar && cargo run --release -p laminar-process-bench -- --events 10000000 [--suite durability|cores|all]
 //! ```
 
+mod cores;
+mod latency;
 mod runs;
 
 use std::path::PathBuf;
@@ -23,6 +34,8 @@ fn main() {
     let mut repeats = 3;
     let mut laminar = PathBuf::from("target/release/laminar");
     let mut work = PathBuf::from("target/process-bench");
+    let mut suite = String::from("all");
+    let mut cores_list: Vec<usize> = vec![2];
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         let mut value = || {
@@ -34,6 +47,17 @@ fn main() {
             "--runs" => repeats = value().parse().unwrap_or_else(|_| usage("--runs N")),
             "--laminar" => laminar = PathBuf::from(value()),
             "--work-dir" => work = PathBuf::from(value()),
+            "--suite" => suite = value(),
+            "--cores-list" => {
+                cores_list = value()
+                    .split(',')
+                    .map(|n| {
+                        n.trim()
+                            .parse()
+                            .unwrap_or_else(|_| usage("--cores-list 2,4,8"))
+                    })
+                    .collect()
+            }
             _ => usage(&format!("unknown option {arg}")),
         }
     }
@@ -43,9 +67,68 @@ fn main() {
             laminar.display()
         ));
     }
+    if !["all", "durability", "cores"].contains(&suite.as_str()) {
+        usage("--suite durability|cores|all");
+    }
     let bench = Bench::new(laminar, work, events);
     println!("data: {} events in {}", events, bench.bids().display());
+    if suite != "cores" {
+        durability(&bench, events, repeats);
+    }
+    if suite != "durability" {
+        cores(&bench, events, repeats, &cores_list);
+    }
+}
 
+/// Figures 5 – 7.
+fn cores(bench: &Bench, events: u64, repeats: usize, cores_list: &[usize]) {
+    let threads = 2;
+    let figures = bench.core_figures(cores_list, threads, repeats);
+    report("file, --cores 1", events, figures.one);
+    let mut two = None;
+    for (n, time) in &figures.many {
+        report(&format!("file, --cores {n}"), events, *time);
+        println!(
+            "  speed-up {n} cores / 1 core = {:.2}{}",
+            figures.one.as_secs_f64() / time.as_secs_f64(),
+            if *n == 2 {
+                " (target >= 1.7 on 2 cores)"
+            } else {
+                ""
+            }
+        );
+        if *n == 2 {
+            two = Some(*time);
+        }
+    }
+    let laminar = two.unwrap_or(figures.one);
+    for (name, result) in [("DuckDB", &figures.duckdb), ("Polars", &figures.polars)] {
+        match result {
+            Ok(time) => {
+                report(&format!("{name}, {threads} threads"), events, *time);
+                println!(
+                    "  Laminar ({} cores) / {name} throughput = {:.2} (target > 1)",
+                    if two.is_some() { 2 } else { 1 },
+                    time.as_secs_f64() / laminar.as_secs_f64()
+                );
+            }
+            Err(why) => println!("{name}: not measured ({why})"),
+        }
+    }
+    for n in std::iter::once(1).chain(cores_list.iter().copied()) {
+        let latency = bench.latency_run(100_000, 6, n);
+        println!(
+            "latency, stdin at 100000 events/s, --cores {n}: p50 {:.3} ms, p99 {:.3} ms, max {:.3} ms over {} windows (target p99 < 1 ms)",
+            latency.p50.as_secs_f64() * 1e3,
+            latency.p99.as_secs_f64() * 1e3,
+            latency.max.as_secs_f64() * 1e3,
+            latency.windows
+        );
+    }
+}
+
+/// Figures 1 – 4.
+fn durability(bench: &Bench, events: u64, repeats: usize) {
     // 1. File source: durable vs plain, interleaved, best of `repeats`.
     let (plain, durable) = best_of(repeats, || bench.file_run(false), || bench.file_run(true));
     report("file, no state dir", events, plain);
@@ -91,7 +174,7 @@ fn report(what: &str, events: u64, time: Duration) {
 
 fn usage(problem: &str) -> ! {
     eprintln!(
-        "process-bench: {problem}\nusage: process-bench [--events N] [--runs N] [--laminar PATH] [--work-dir DIR]"
+        "process-bench: {problem}\nusage: process-bench [--events N] [--runs N] [--laminar PATH] [--work-dir DIR] [--suite durability|cores|all] [--cores-list 2,4,8]"
     );
     std::process::exit(2)
 }

@@ -1,4 +1,4 @@
-//! The runs the durability bench times: each spawns the `laminar` binary on generated
+//! The runs the durability figures time: each spawns the `laminar` binary on generated
 //! data, with or without a state dir, and reads what it needs from the run summary.
 
 use std::io::Write;
@@ -56,7 +56,19 @@ impl Bench {
         &self.bids
     }
 
-    fn script(&self, name: &str, source_with: &str) -> PathBuf {
+    /// The working directory.
+    pub(crate) fn work(&self) -> &Path {
+        &self.work
+    }
+
+    /// The `laminar` binary.
+    pub(crate) fn laminar(&self) -> &Path {
+        &self.laminar
+    }
+
+    /// Writes the windowed query over a `bids` source `WITH (source_with, format = 'csv')`
+    /// into a CSV file sink, as script `name`.
+    pub(crate) fn script(&self, name: &str, source_with: &str) -> PathBuf {
         let path = self.work.join(name);
         let sql = format!(
             "CREATE SOURCE bids (ts TIMESTAMP, auction BIGINT, bidder BIGINT, price DOUBLE,
@@ -77,7 +89,8 @@ impl Bench {
         dir
     }
 
-    fn command(&self, script: &Path, durable: bool, interval: &str) -> Command {
+    /// `laminar run script --quiet`, durable with checkpoints every `interval` or not.
+    pub(crate) fn command(&self, script: &Path, durable: bool, interval: &str) -> Command {
         let mut cmd = Command::new(&self.laminar);
         cmd.arg("run").arg(script).arg("--quiet");
         if durable {
@@ -224,7 +237,8 @@ pub(crate) fn best_of(
     best
 }
 
-fn timed(cmd: &mut Command) -> Duration {
+/// Runs `cmd` to its end (failing the bench if it fails); its wall time.
+pub(crate) fn timed(cmd: &mut Command) -> Duration {
     let started = Instant::now();
     let status = cmd.status().unwrap_or_else(|e| fail(&e.to_string()));
     let took = started.elapsed();
@@ -261,7 +275,8 @@ fn wait_until_stable(dir: &Path, expected: u64) -> u64 {
     fail("the WAL did not take in the input within 120 s")
 }
 
-fn fail(problem: &str) -> ! {
+/// Stops the bench with `problem`.
+pub(crate) fn fail(problem: &str) -> ! {
     eprintln!("process-bench: {problem}");
     std::process::exit(1)
 }

@@ -1,122 +1,36 @@
 //! The embedded engine: runs SQL scripts of sources, sinks, streams and queries.
 
+mod config;
 mod durable;
+mod pipeline;
 mod run;
 mod summary;
 
+pub use config::{EngineConfig, NoticeHandler};
 pub use summary::RunSummary;
 
 use std::collections::{HashMap, HashSet};
 use std::ops::ControlFlow;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
 
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 use datafusion_sql::sqlparser::ast::{self, visit_relations};
 
-use crate::checkpoint::{Counters, SourcePosition};
+use crate::checkpoint::Counters;
 use crate::error::{Error, Result, SqlLocation};
 use crate::plan::CompiledQuery;
-use crate::plugin::{LoadOptions, Plugin, PluginInfo};
-use crate::reactor::Aggregation;
-use crate::sink::{partial_path, CollectSink, FileSink, OutputFormat, Replace, Sink, WriterSink};
-use crate::source::{InputLog, LineSource, MemorySource, Source};
+use crate::plugin::{Plugin, PluginInfo};
+use crate::sink::{CollectSink, Sink};
 use crate::sql::{
     normalize_name_text, normalize_object_name, parse_script, Connector, FormatKind, OnError,
     PlanningContext, QueryStatement, SinkDef, SourceDef, SourceOptions, Statement,
 };
-use crate::storage::{FsStorage, Storage};
 use crate::time::{EventTimeColumn, WatermarkSpec};
-use crate::wal::WalConfig;
+use config::Notices;
 use durable::Checkpointer;
-
-/// Engine settings.
-#[derive(Debug, Clone)]
-pub struct EngineConfig {
-    /// Rows per batch read from a source (default 8192); a source's `batch_size`
-    /// option overrides it.
-    pub batch_size: usize,
-    /// Threads that decode file and stdin input beside the query thread, which gets
-    /// decoded batches back in input order (results, line numbers, bad-row handling and
-    /// counters are the same at any count). 0 decodes on the query thread. Default: the
-    /// available parallelism minus one, at least 1. Stdin of a durable run is appended to
-    /// its write-ahead log in input order before a chunk goes to a decoder.
-    pub decode_threads: usize,
-    /// Cores a windowed query's aggregate runs on (the reactor): rows are routed by a hash
-    /// of their GROUP BY key to one thread per core, each holding its groups' windows, and
-    /// the cores' results are merged window by window in window order. Results and counters
-    /// are the same at any count. 1 aggregates on the query thread. Default: the available
-    /// parallelism.
-    pub cores: usize,
-    /// Pin each core's thread to a CPU (`core_affinity`); where that fails, the run warns
-    /// and goes on unpinned. Default `true`.
-    pub pin_cores: bool,
-    /// How Wasm aggregate plugins are cached and sandboxed.
-    pub plugins: LoadOptions,
-    /// Makes runs durable (`--state-dir`): each query keeps its checkpoints (and, for
-    /// stdin, its write-ahead log) in `query-N/` under this directory, and the same script
-    /// run again resumes from there after a crash. `None` (the default): state lives in
-    /// memory and a killed run starts over.
-    pub state_dir: Option<PathBuf>,
-    /// How often a durable run checkpoints, at the next batch boundary (default 10 s).
-    pub checkpoint_interval: Duration,
-    /// Group commit of the write-ahead log of durable stdin sources.
-    pub wal: WalConfig,
-    /// The storage durable state goes through ([`FsStorage`]; fault-injection tests wrap
-    /// it in a [`crate::storage::FaultyStorage`]).
-    pub storage: Arc<dyn Storage>,
-}
-
-impl Default for EngineConfig {
-    fn default() -> Self {
-        Self {
-            batch_size: 8192,
-            decode_threads: default_decode_threads(),
-            cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
-            pin_cores: true,
-            plugins: LoadOptions::default(),
-            state_dir: None,
-            checkpoint_interval: Duration::from_secs(10),
-            wal: WalConfig::default(),
-            storage: Arc::new(FsStorage::new()),
-        }
-    }
-}
-
-/// The default of [`EngineConfig::decode_threads`]: one thread per core beside the query
-/// thread, at least one.
-fn default_decode_threads() -> usize {
-    std::thread::available_parallelism()
-        .map(|n| n.get().saturating_sub(1))
-        .unwrap_or(1)
-        .max(1)
-}
-
-/// Receives what a run tells its user besides results: warnings (a damaged checkpoint
-/// skipped) and notes (the input line a durable stdin run resumes after). The default
-/// writes `laminar: …` lines to stderr.
-pub type NoticeHandler = Box<dyn FnMut(&str) + Send>;
-
-struct Notices(NoticeHandler);
-
-impl Default for Notices {
-    fn default() -> Self {
-        Self(Box::new(|text| {
-            eprintln!(
-                "laminar: {}",
-                crate::text::shown(text, crate::text::LINE_CHARS)
-            )
-        }))
-    }
-}
-
-impl std::fmt::Debug for Notices {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Notices")
-    }
-}
+use pipeline::finish_commit;
 
 /// Opens the sink that receives a query's rows when it has no `INSERT INTO`.
 pub type OutputFactory<'a> = dyn FnMut(&SchemaRef) -> Result<Box<dyn Sink>> + 'a;
@@ -307,19 +221,8 @@ impl Engine {
                 .run_durable(compiled, statement, &dir, output, progress)
                 .map_err(|e| e.at(location));
         }
-        let def = &self.sources[&compiled.source];
-        let mut source: Box<dyn Source> = match &def.options.connector {
-            Connector::Memory => Box::new(MemorySource::new(
-                &def.name,
-                def.schema.clone(),
-                self.memory.get(&def.name).cloned().unwrap_or_default(),
-                def.options.batch_size.unwrap_or(self.config.batch_size),
-            )),
-            _ => Box::new(
-                LineSource::open(def, self.config.batch_size)?
-                    .with_decode_threads(self.config.decode_threads),
-            ),
-        };
+        let def = self.sources[&compiled.source].clone();
+        let mut source = self.open_source(&def, None)?;
         let mut sink = match &statement.sink {
             None => output(&compiled.schema)?,
             Some(name) => self
@@ -383,45 +286,7 @@ impl Engine {
         let resumed = checkpointer.recover(&mut compiled, &mut |text| {
             notices(&format!("warning: {text}"))
         })?;
-        let position = resumed.position.unwrap_or(SourcePosition::Start);
-        let batch_size = self.config.batch_size;
-        let mut source: Box<dyn Source> = match &def.options.connector {
-            Connector::Memory => {
-                let mut source = MemorySource::new(
-                    &def.name,
-                    def.schema.clone(),
-                    self.memory.get(&def.name).cloned().unwrap_or_default(),
-                    def.options.batch_size.unwrap_or(batch_size),
-                );
-                if let SourcePosition::Rows { rows } = position {
-                    source.skip_rows(rows);
-                }
-                Box::new(source)
-            }
-            Connector::Stdio => {
-                let log = InputLog::open(
-                    Arc::clone(&self.config.storage),
-                    &checkpointer.dir().wal_dir(),
-                    self.config.wal.clone(),
-                    &position,
-                )?;
-                (self.notices.0)(&format!(
-                    "resuming after input line {}",
-                    log.last_logged_line()
-                ));
-                Box::new(
-                    LineSource::open(&def, batch_size)?
-                        .with_decode_threads(self.config.decode_threads)
-                        .with_log(log, resumed.counters.source_bad_rows),
-                )
-            }
-            Connector::File(_) => {
-                let mut source = LineSource::open_at(&def, batch_size, &position)?
-                    .with_decode_threads(self.config.decode_threads);
-                source.set_bad_rows(resumed.counters.source_bad_rows);
-                Box::new(source)
-            }
-        };
+        let mut source = self.open_source(&def, Some((&checkpointer, &resumed)))?;
         let mut sink = match &statement.sink {
             None => output(&compiled.schema)?,
             Some(name) => self.open_sink(name, source.is_unbounded(), true)?,
@@ -441,91 +306,6 @@ impl Engine {
             &resumed.counters,
         )
     }
-
-    /// Plans a query statement against what the script declared so far.
-    fn plan(&self, statement: &QueryStatement) -> Result<CompiledQuery> {
-        crate::plan::plan_query(
-            (*statement.query).clone(),
-            &self.sources,
-            &self.streams,
-            &self.plugins,
-        )
-    }
-
-    /// Takes the window aggregate out of `compiled` and spreads it over the configured
-    /// cores: every further core gets its own copy (its own plugin instances), planned
-    /// from the same statement. Warns when cores cannot be pinned.
-    fn aggregation(
-        &mut self,
-        compiled: &mut CompiledQuery,
-        statement: &QueryStatement,
-    ) -> Result<Option<Aggregation>> {
-        let Some(first) = compiled.aggregate.take() else {
-            return Ok(None);
-        };
-        let mut more = Vec::new();
-        for _ in 1..self.config.cores.max(1) {
-            more.extend(self.plan(statement)?.aggregate);
-        }
-        let (aggregation, unpinned) = Aggregation::new(first, more, self.config.pin_cores)?;
-        if !unpinned.is_empty() {
-            (self.notices.0)(&format!(
-                "warning: the query's core threads run unpinned ({})",
-                unpinned.join("; ")
-            ));
-        }
-        Ok(Some(aggregation))
-    }
-
-    /// Opens sink `name`; a file sink of a `durable` run writes a file a restarted run
-    /// can resume.
-    fn open_sink(&self, name: &str, unbounded: bool, durable: bool) -> Result<Box<dyn Sink>> {
-        let def = self.sinks.get(name).ok_or_else(|| {
-            Error::plan(format!(
-                "INSERT INTO '{name}': no such sink; declare it with CREATE SINK"
-            ))
-        })?;
-        let format = match def.format {
-            FormatKind::Csv => OutputFormat::Csv,
-            FormatKind::Json => OutputFormat::Json,
-        };
-        Ok(match &def.connector {
-            Connector::File(path) => {
-                let replace = if unbounded {
-                    Replace::OnFirstWrite
-                } else {
-                    Replace::OnCommit
-                };
-                if durable {
-                    Box::new(FileSink::durable(path, replace, format))
-                } else {
-                    Box::new(FileSink::new(path, replace, format))
-                }
-            }
-            Connector::Stdio | Connector::Memory => {
-                Box::new(WriterSink::new(std::io::stdout(), format, "stdout"))
-            }
-        })
-    }
-}
-
-/// Completes the commit of a durable run's sink file that a crash interrupted: the run was
-/// marked complete, but its file had not yet been renamed into place.
-fn finish_commit(destination: &Path) -> Result<()> {
-    let partial = partial_path(destination);
-    if partial.exists() {
-        std::fs::rename(&partial, destination).map_err(|e| {
-            Error::io(
-                format!(
-                    "cannot rename {} to {}",
-                    partial.display(),
-                    destination.display()
-                ),
-                e,
-            )
-        })?;
-    }
-    Ok(())
 }
 
 /// Whether any later statement reads relation `name`.

@@ -180,7 +180,11 @@ impl WindowAggregate {
 
     /// Emits every window whose end is at or before `watermark`, oldest first.
     pub fn advance(&mut self, watermark: i64) -> Result<Vec<RecordBatch>> {
-        Ok(self.advance_windows(watermark)?.into_iter().map(|(_, b)| b).collect())
+        Ok(self
+            .advance_windows(watermark)?
+            .into_iter()
+            .map(|(_, b)| b)
+            .collect())
     }
 
     /// [`advance`](Self::advance), with each window's start beside its rows.

@@ -187,7 +187,9 @@ impl Reactor {
         let mut unpinned = Vec::new();
         for _ in 0..cores {
             match reactor.reports.recv() {
-                Ok((core, Report::Started(Err(why)))) => unpinned.push(format!("core {core}: {why}")),
+                Ok((core, Report::Started(Err(why)))) => {
+                    unpinned.push(format!("core {core}: {why}"))
+                }
                 Ok((_, Report::Started(Ok(())))) => {}
                 Ok((_, Report::Failed(e))) => return Err(e),
                 Ok(_) | Err(_) => return Err(Error::Execution("a core did not start".into())),

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use crate::error::{Error, Result};
 
 /// The seed of the routing hash.
-const ROUTING_SEED: u64 = 0x6c61_6d69_6e61_72;
+const ROUTING_SEED: u64 = 0x006c_616d_696e_6172;
 
 /// Rows bound for one core and their evaluated key columns.
 #[derive(Debug)]
@@ -80,7 +80,11 @@ impl Router {
         } else {
             self.hashes.clear();
             self.hashes.resize(rows, 0);
-            create_hashes(&keys, &RandomState::with_seed(ROUTING_SEED), &mut self.hashes)?;
+            create_hashes(
+                &keys,
+                &RandomState::with_seed(ROUTING_SEED),
+                &mut self.hashes,
+            )?;
             let first = core_of(self.hashes[0]);
             self.hashes
                 .iter()
@@ -177,7 +181,13 @@ mod tests {
         }
         seen.sort_unstable();
         assert_eq!(seen, (0..200).collect::<Vec<i64>>());
-        assert!(core_of_key.values().collect::<std::collections::HashSet<_>>().len() > 1);
+        assert!(
+            core_of_key
+                .values()
+                .collect::<std::collections::HashSet<_>>()
+                .len()
+                > 1
+        );
         // The same keys in another batch go to the same cores.
         let again = router.route(&batch(&[Some("a"), None, Some("f")])).unwrap();
         for (core, part) in again.iter().enumerate() {

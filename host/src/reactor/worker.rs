@@ -73,7 +73,9 @@ pub(crate) fn run_core(
         Ok(())
     };
     let _ = reports.send((index, Report::Started(pinned)));
-    let served = catch_unwind(AssertUnwindSafe(|| serve(&mut aggregate, queue, reports, index)));
+    let served = catch_unwind(AssertUnwindSafe(|| {
+        serve(&mut aggregate, queue, reports, index)
+    }));
     let failure = match served {
         Ok(Ok(())) => return,
         Ok(Err(e)) => e,

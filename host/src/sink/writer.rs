@@ -147,15 +147,25 @@ mod tests {
         for _ in 0..3 {
             sink.write(&batch).unwrap();
         }
-        assert!(sink.get_mut().is_empty(), "fewer rows than a table holds wait");
+        assert!(
+            sink.get_mut().is_empty(),
+            "fewer rows than a table holds wait"
+        );
         sink.write(&batch).unwrap();
         assert!(sink.pending.is_empty(), "a full table is printed");
         let printed = String::from_utf8(sink.get_mut().to_vec()).unwrap();
-        assert_eq!(printed.lines().filter(|l| l.starts_with("| ")).count(), 4 * rows + 1);
+        assert_eq!(
+            printed.lines().filter(|l| l.starts_with("| ")).count(),
+            4 * rows + 1
+        );
         sink.write(&batch).unwrap();
         sink.finish().unwrap();
         drop(sink);
         let all = String::from_utf8(out).unwrap();
-        assert_eq!(all.lines().filter(|l| l.starts_with("| a")).count(), 2, "two tables");
+        assert_eq!(
+            all.lines().filter(|l| l.starts_with("| a")).count(),
+            2,
+            "two tables"
+        );
     }
 }

@@ -29,12 +29,22 @@ pub(crate) struct Decoded {
     pub(crate) bad: Vec<BadLine>,
 }
 
-/// Decodes rows of one format into batches of one schema.
-#[derive(Debug, Clone)]
+/// Decodes rows of one format into batches of one schema. Each thread decodes with its
+/// own (a clone), which keeps its arrow decoder from one chunk to the next.
+#[derive(Debug)]
 pub(crate) struct RowDecoder {
     format: FormatKind,
     schema: SchemaRef,
     delimiter: u8,
+    /// The decoder of the last chunk, flushed and ready for the next one.
+    spare: Option<LineDecoder>,
+}
+
+impl Clone for RowDecoder {
+    /// The same settings, without the spare decoder (each thread builds its own).
+    fn clone(&self) -> Self {
+        Self::new(self.format, self.schema.clone(), self.delimiter)
+    }
 }
 
 impl RowDecoder {
@@ -43,16 +53,19 @@ impl RowDecoder {
             format,
             schema,
             delimiter,
+            spare: None,
         }
     }
 
     /// Decodes every line of `chunk`. Every line must hold exactly one record: a line
     /// that holds two (a lone carriage return inside a CSV line, two JSON objects on one
     /// line) or only part of one (an unclosed quote or object) is a bad line, never a row
-    /// silently lost or shifted. On any failure the chunk is decoded line by line to find
-    /// every bad line; the good ones still come back, in order, with their indices.
-    pub(crate) fn decode(&self, chunk: &LineChunk) -> Decoded {
-        if let Ok(Some(batch)) = self.decode_lines(chunk) {
+    /// silently lost or shifted. When a range of lines fails to decode it is split in
+    /// halves until every bad line stands alone, so a chunk with one bad line costs about
+    /// two decodes of the chunk, not one decoder per line; the good lines still come back,
+    /// in order, with their indices.
+    pub(crate) fn decode(&mut self, chunk: &LineChunk) -> Decoded {
+        if let Ok(Some(batch)) = self.decode_lines(chunk, 0..chunk.len()) {
             return Decoded {
                 batch,
                 kept: (0..chunk.len()).collect(),
@@ -62,30 +75,60 @@ impl RowDecoder {
         let mut good = Vec::new();
         let mut kept = Vec::new();
         let mut bad = Vec::new();
-        for index in 0..chunk.len() {
-            match self.decode_one(chunk.line(index)) {
-                Ok(batch) => {
-                    good.push(batch);
-                    kept.push(index);
+        // Ranges still to decode, the next one last; each failed range is split in two.
+        let mut pending = vec![(0, chunk.len())];
+        while let Some((start, end)) = pending.pop() {
+            if end - start == 1 {
+                match self.decode_one(chunk.line(start)) {
+                    Ok(batch) => {
+                        good.push(batch);
+                        kept.push(start);
+                    }
+                    Err(message) => bad.push(BadLine {
+                        index: start,
+                        message,
+                    }),
                 }
-                Err(message) => bad.push(BadLine { index, message }),
+                continue;
             }
+            if (start, end) != (0, chunk.len()) {
+                if let Ok(Some(batch)) = self.decode_lines(chunk, start..end) {
+                    good.push(batch);
+                    kept.extend(start..end);
+                    continue;
+                }
+            }
+            let middle = start + (end - start) / 2;
+            pending.push((middle, end));
+            pending.push((start, middle));
         }
         let batch = concat_batches(&self.schema, &good)
             .unwrap_or_else(|_| RecordBatch::new_empty(self.schema.clone()));
         Decoded { batch, kept, bad }
     }
 
-    /// Decodes the whole chunk with one decoder, fed line by line so that a line holding
-    /// anything but one whole record is noticed. `Ok(None)`: some line is not one record.
-    fn decode_lines(&self, chunk: &LineChunk) -> Result<Option<RecordBatch>, ArrowError> {
-        let mut decoder = LineDecoder::new(self, chunk.len())?;
-        for index in 0..chunk.len() {
+    /// Decodes lines `lines` of the chunk with one decoder, fed line by line so that a line
+    /// holding anything but one whole record is noticed. `Ok(None)`: some line is not one
+    /// record.
+    /// The decoder is the one of the previous chunk when it has room; it is kept for the
+    /// next chunk only after a clean flush (a failed one may leave state behind).
+    fn decode_lines(
+        &mut self,
+        chunk: &LineChunk,
+        lines: std::ops::Range<usize>,
+    ) -> Result<Option<RecordBatch>, ArrowError> {
+        let mut decoder = match self.spare.take() {
+            Some(spare) if spare.batch_size > lines.len() => spare,
+            _ => LineDecoder::new(self, lines.len())?,
+        };
+        for index in lines {
             if decoder.feed(chunk.line(index))? != 1 {
                 return Ok(None);
             }
         }
-        Ok(Some(decoder.flush(&self.schema)?))
+        let batch = decoder.flush(&self.schema)?;
+        self.spare = Some(decoder);
+        Ok(Some(batch))
     }
 
     /// Decodes one line that must hold exactly one record.
@@ -163,6 +206,7 @@ impl RowDecoder {
 }
 
 /// One arrow-csv or arrow-json decoder, fed one line at a time.
+#[derive(Debug)]
 struct LineDecoder {
     format: FormatDecoder,
     /// Records the decoder takes before it must be flushed.
@@ -172,6 +216,15 @@ struct LineDecoder {
 enum FormatDecoder {
     Csv(Box<arrow::csv::reader::Decoder>),
     Json(Box<arrow::json::reader::Decoder>),
+}
+
+impl std::fmt::Debug for FormatDecoder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Csv(_) => "Csv",
+            Self::Json(_) => "Json",
+        })
+    }
 }
 
 impl LineDecoder {
@@ -230,11 +283,11 @@ impl LineDecoder {
         Ok(self.buffered() - before)
     }
 
-    /// The decoded rows.
-    fn flush(self, schema: &SchemaRef) -> Result<RecordBatch, ArrowError> {
-        let batch = match self.format {
-            FormatDecoder::Csv(mut d) => d.flush()?,
-            FormatDecoder::Json(mut d) => d.flush()?,
+    /// The decoded rows; the decoder is empty again afterwards.
+    fn flush(&mut self, schema: &SchemaRef) -> Result<RecordBatch, ArrowError> {
+        let batch = match &mut self.format {
+            FormatDecoder::Csv(d) => d.flush()?,
+            FormatDecoder::Json(d) => d.flush()?,
         };
         Ok(batch.unwrap_or_else(|| RecordBatch::new_empty(schema.clone())))
     }
@@ -249,7 +302,7 @@ mod tests {
 
     fn chunk(text: &str) -> LineChunk {
         LineReader::new(text.as_bytes(), false)
-            .next_chunk(100)
+            .next_chunk(10_000)
             .unwrap()
             .unwrap()
     }
@@ -263,7 +316,7 @@ mod tests {
 
     #[test]
     fn csv_bad_lines_are_located() {
-        let d = RowDecoder::new(FormatKind::Csv, schema(), b',');
+        let mut d = RowDecoder::new(FormatKind::Csv, schema(), b',');
         let Decoded { batch, kept, bad } = d.decode(&chunk("1,x\nzz,y\n3\n4,w\n"));
         assert_eq!(batch.num_rows(), 2);
         assert_eq!(kept, vec![0, 3]);
@@ -281,8 +334,31 @@ mod tests {
     }
 
     #[test]
+    fn bad_lines_among_many_are_found_by_halving_and_the_rest_kept_in_order() {
+        let mut d = RowDecoder::new(FormatKind::Csv, schema(), b',');
+        let bad_at = [0, 3, 500, 501, 998, 999];
+        let text: String = (0..1000)
+            .map(|i| match bad_at.contains(&i) {
+                true => format!("bad{i},x\n"),
+                false => format!("{i},v{i}\n"),
+            })
+            .collect();
+        let Decoded { batch, kept, bad } = d.decode(&chunk(&text));
+        let want: Vec<usize> = (0..1000).filter(|i| !bad_at.contains(i)).collect();
+        assert_eq!(kept, want);
+        assert_eq!(bad.iter().map(|b| b.index).collect::<Vec<_>>(), bad_at);
+        let a = batch
+            .column(0)
+            .as_any()
+            .downcast_ref::<arrow::array::Int64Array>()
+            .unwrap();
+        let values: Vec<usize> = a.values().iter().map(|&v| v as usize).collect();
+        assert_eq!(values, want, "rows in input order");
+    }
+
+    #[test]
     fn json_lines_decode() {
-        let d = RowDecoder::new(FormatKind::Json, schema(), b',');
+        let mut d = RowDecoder::new(FormatKind::Json, schema(), b',');
         let decoded = d.decode(&chunk("{\"a\":1,\"b\":\"x\"}\n{\"a\":2}\n"));
         assert_eq!(decoded.batch.num_rows(), 2);
         assert!(decoded.bad.is_empty());
@@ -292,7 +368,7 @@ mod tests {
 
     #[test]
     fn a_csv_line_with_two_records_is_a_bad_line_not_a_lost_row() {
-        let d = RowDecoder::new(FormatKind::Csv, schema(), b',');
+        let mut d = RowDecoder::new(FormatKind::Csv, schema(), b',');
         let Decoded { batch, kept, bad } = d.decode(&chunk("1,x\r2,y\n3,z\n4,w\n"));
         assert_eq!(kept, vec![1, 2]);
         assert_eq!(batch.num_rows(), 2);
@@ -307,11 +383,11 @@ mod tests {
 
     #[test]
     fn crlf_line_endings_are_one_record_each() {
-        let d = RowDecoder::new(FormatKind::Csv, schema(), b',');
+        let mut d = RowDecoder::new(FormatKind::Csv, schema(), b',');
         let decoded = d.decode(&chunk("1,x\r\n2,y\r\n3,z\r\n"));
         assert!(decoded.bad.is_empty(), "{:?}", decoded.bad);
         assert_eq!(decoded.batch.num_rows(), 3);
-        let d = RowDecoder::new(FormatKind::Json, schema(), b',');
+        let mut d = RowDecoder::new(FormatKind::Json, schema(), b',');
         let decoded = d.decode(&chunk("{\"a\":1}\r\n{\"a\":2}\r\n"));
         assert!(decoded.bad.is_empty(), "{:?}", decoded.bad);
         assert_eq!(decoded.batch.num_rows(), 2);
@@ -321,7 +397,7 @@ mod tests {
     fn an_unclosed_quote_does_not_swallow_the_next_line() {
         // Line 0 holds two records and line 1 opens a quote that line 2 closes: the total
         // still equals the number of lines, yet no row may shift onto another line.
-        let d = RowDecoder::new(FormatKind::Csv, schema(), b',');
+        let mut d = RowDecoder::new(FormatKind::Csv, schema(), b',');
         let Decoded { kept, bad, .. } = d.decode(&chunk("1,x\r2,y\n3,\"z\n\",4\n5,v\n"));
         assert_eq!(kept, vec![3]);
         let bad: Vec<usize> = bad.iter().map(|b| b.index).collect();
@@ -330,7 +406,7 @@ mod tests {
 
     #[test]
     fn two_json_objects_on_one_line_are_a_bad_line() {
-        let d = RowDecoder::new(FormatKind::Json, schema(), b',');
+        let mut d = RowDecoder::new(FormatKind::Json, schema(), b',');
         let Decoded { kept, bad, .. } =
             d.decode(&chunk("{\"a\":1}{\"a\":2}\n{\"a\":3}\n{\"a\":\n"));
         assert_eq!(kept, vec![1]);

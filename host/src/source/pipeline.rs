@@ -87,10 +87,10 @@ impl Pipeline {
         for index in 0..decoders {
             let (job_tx, job_rx) = sync_channel::<Job>(QUEUED_PER_DECODER);
             let (step_tx, step_rx) = sync_channel::<Result<Step>>(QUEUED_PER_DECODER);
-            let decoder = decoder.clone();
+            let mut decoder = decoder.clone();
             let thread = std::thread::Builder::new()
                 .name(format!("laminar-decode-{index}"))
-                .spawn(move || decode_loop(&decoder, &job_rx, &step_tx))
+                .spawn(move || decode_loop(&mut decoder, &job_rx, &step_tx))
                 .map_err(|e| Error::io("cannot start a decoder thread", e))?;
             inputs.push(job_tx);
             outputs.push(step_rx);
@@ -180,7 +180,7 @@ where
 }
 
 /// A decoder thread: decodes the chunks it is handed, in order, until the input closes.
-fn decode_loop(decoder: &RowDecoder, jobs: &Receiver<Job>, steps: &SyncSender<Result<Step>>) {
+fn decode_loop(decoder: &mut RowDecoder, jobs: &Receiver<Job>, steps: &SyncSender<Result<Step>>) {
     for job in jobs {
         let step = match job {
             Job::Chunk(chunk, end) => {

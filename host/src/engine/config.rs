@@ -1,0 +1,96 @@
+//! [`EngineConfig`]: the settings of an engine, and where its notices go.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::plugin::LoadOptions;
+use crate::storage::{FsStorage, Storage};
+use crate::wal::WalConfig;
+
+/// Engine settings.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// Rows per batch read from a source (default 8192); a source's `batch_size`
+    /// option overrides it.
+    pub batch_size: usize,
+    /// Threads that decode file and stdin input beside the query thread, which gets
+    /// decoded batches back in input order (results, line numbers, bad-row handling and
+    /// counters are the same at any count). 0 decodes on the query thread. Default: the
+    /// available parallelism minus one, at least 1. Stdin of a durable run is appended to
+    /// its write-ahead log in input order before a chunk goes to a decoder.
+    pub decode_threads: usize,
+    /// Cores a windowed query's aggregate runs on (the reactor): rows are routed by a hash
+    /// of their GROUP BY key to one thread per core, each holding its groups' windows, and
+    /// the cores' results are merged window by window in window order. Results and counters
+    /// are the same at any count. 1 aggregates on the query thread. Default: the available
+    /// parallelism.
+    pub cores: usize,
+    /// Pin each core's thread to a CPU (`core_affinity`); where that fails, the run warns
+    /// and goes on unpinned. Default `true`.
+    pub pin_cores: bool,
+    /// How Wasm aggregate plugins are cached and sandboxed.
+    pub plugins: LoadOptions,
+    /// Makes runs durable (`--state-dir`): each query keeps its checkpoints (and, for
+    /// stdin, its write-ahead log) in `query-N/` under this directory, and the same script
+    /// run again resumes from there after a crash. `None` (the default): state lives in
+    /// memory and a killed run starts over.
+    pub state_dir: Option<PathBuf>,
+    /// How often a durable run checkpoints, at the next batch boundary (default 10 s).
+    pub checkpoint_interval: Duration,
+    /// Group commit of the write-ahead log of durable stdin sources.
+    pub wal: WalConfig,
+    /// The storage durable state goes through ([`FsStorage`]; fault-injection tests wrap
+    /// it in a [`crate::storage::FaultyStorage`]).
+    pub storage: Arc<dyn Storage>,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self {
+            batch_size: 8192,
+            decode_threads: default_decode_threads(),
+            cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            pin_cores: true,
+            plugins: LoadOptions::default(),
+            state_dir: None,
+            checkpoint_interval: Duration::from_secs(10),
+            wal: WalConfig::default(),
+            storage: Arc::new(FsStorage::new()),
+        }
+    }
+}
+
+/// The default of [`EngineConfig::decode_threads`]: one thread per core beside the query
+/// thread, at least one.
+fn default_decode_threads() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get().saturating_sub(1))
+        .unwrap_or(1)
+        .max(1)
+}
+
+/// Receives what a run tells its user besides results: warnings (a damaged checkpoint
+/// skipped) and notes (the input line a durable stdin run resumes after). The default
+/// writes `laminar: …` lines to stderr.
+pub type NoticeHandler = Box<dyn FnMut(&str) + Send>;
+
+/// The engine's notice handler.
+pub(super) struct Notices(pub(super) NoticeHandler);
+
+impl Default for Notices {
+    fn default() -> Self {
+        Self(Box::new(|text| {
+            eprintln!(
+                "laminar: {}",
+                crate::text::shown(text, crate::text::LINE_CHARS)
+            )
+        }))
+    }
+}
+
+impl std::fmt::Debug for Notices {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Notices")
+    }
+}

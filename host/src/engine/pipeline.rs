@@ -1,0 +1,162 @@
+//! Building a query's pipeline: planning it, spreading its aggregate over the cores, and
+//! opening its source (at a checkpoint's position, for a durable run) and its sink.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use super::durable::{Checkpointer, Resumed};
+use super::Engine;
+use crate::checkpoint::SourcePosition;
+use crate::error::{Error, Result};
+use crate::plan::CompiledQuery;
+use crate::reactor::Aggregation;
+use crate::sink::{partial_path, FileSink, OutputFormat, Replace, Sink, WriterSink};
+use crate::source::{InputLog, LineSource, MemorySource, Source};
+use crate::sql::{Connector, FormatKind, QueryStatement, SourceDef};
+
+impl Engine {
+    /// Plans a query statement against what the script declared so far.
+    pub(super) fn plan(&self, statement: &QueryStatement) -> Result<CompiledQuery> {
+        crate::plan::plan_query(
+            (*statement.query).clone(),
+            &self.sources,
+            &self.streams,
+            &self.plugins,
+        )
+    }
+
+    /// Takes the window aggregate out of `compiled` and spreads it over the configured
+    /// cores: every further core gets its own copy (its own plugin instances), planned
+    /// from the same statement. Warns when cores cannot be pinned.
+    pub(super) fn aggregation(
+        &mut self,
+        compiled: &mut CompiledQuery,
+        statement: &QueryStatement,
+    ) -> Result<Option<Aggregation>> {
+        let Some(first) = compiled.aggregate.take() else {
+            return Ok(None);
+        };
+        let mut more = Vec::new();
+        for _ in 1..self.config.cores.max(1) {
+            more.extend(self.plan(statement)?.aggregate);
+        }
+        let (aggregation, unpinned) = Aggregation::new(first, more, self.config.pin_cores)?;
+        if !unpinned.is_empty() {
+            (self.notices.0)(&format!(
+                "warning: the query's core threads run unpinned ({})",
+                unpinned.join("; ")
+            ));
+        }
+        Ok(Some(aggregation))
+    }
+
+    /// Opens sink `name`; a file sink of a `durable` run writes a file a restarted run
+    /// can resume.
+    pub(super) fn open_sink(
+        &self,
+        name: &str,
+        unbounded: bool,
+        durable: bool,
+    ) -> Result<Box<dyn Sink>> {
+        let def = self.sinks.get(name).ok_or_else(|| {
+            Error::plan(format!(
+                "INSERT INTO '{name}': no such sink; declare it with CREATE SINK"
+            ))
+        })?;
+        let format = match def.format {
+            FormatKind::Csv => OutputFormat::Csv,
+            FormatKind::Json => OutputFormat::Json,
+        };
+        Ok(match &def.connector {
+            Connector::File(path) => {
+                let replace = if unbounded {
+                    Replace::OnFirstWrite
+                } else {
+                    Replace::OnCommit
+                };
+                if durable {
+                    Box::new(FileSink::durable(path, replace, format))
+                } else {
+                    Box::new(FileSink::new(path, replace, format))
+                }
+            }
+            Connector::Stdio | Connector::Memory => {
+                Box::new(WriterSink::new(std::io::stdout(), format, "stdout"))
+            }
+        })
+    }
+
+    /// Opens the source `def`; a durable run passes its checkpointer and what recovery
+    /// brought back, and the source resumes from the checkpoint's position.
+    pub(super) fn open_source(
+        &mut self,
+        def: &SourceDef,
+        durable: Option<(&Checkpointer, &Resumed)>,
+    ) -> Result<Box<dyn Source>> {
+        let batch_size = self.config.batch_size;
+        let decode_threads = self.config.decode_threads;
+        let position = durable
+            .and_then(|(_, resumed)| resumed.position)
+            .unwrap_or(SourcePosition::Start);
+        let bad_rows = durable.map_or(0, |(_, resumed)| resumed.counters.source_bad_rows);
+        Ok(match (&def.options.connector, durable) {
+            (Connector::Memory, _) => {
+                let mut source = MemorySource::new(
+                    &def.name,
+                    def.schema.clone(),
+                    self.memory.get(&def.name).cloned().unwrap_or_default(),
+                    def.options.batch_size.unwrap_or(batch_size),
+                );
+                if let SourcePosition::Rows { rows } = position {
+                    source.skip_rows(rows);
+                }
+                Box::new(source)
+            }
+            (Connector::Stdio, Some((checkpointer, _))) => {
+                let log = InputLog::open(
+                    Arc::clone(&self.config.storage),
+                    &checkpointer.dir().wal_dir(),
+                    self.config.wal.clone(),
+                    &position,
+                )?;
+                (self.notices.0)(&format!(
+                    "resuming after input line {}",
+                    log.last_logged_line()
+                ));
+                Box::new(
+                    LineSource::open(def, batch_size)?
+                        .with_decode_threads(decode_threads)
+                        .with_log(log, bad_rows),
+                )
+            }
+            (_, None) => {
+                Box::new(LineSource::open(def, batch_size)?.with_decode_threads(decode_threads))
+            }
+            (Connector::File(_), Some(_)) => {
+                let mut source = LineSource::open_at(def, batch_size, &position)?
+                    .with_decode_threads(decode_threads);
+                source.set_bad_rows(bad_rows);
+                Box::new(source)
+            }
+        })
+    }
+}
+
+/// Completes the commit of a durable run's sink file that a crash interrupted: the run was
+/// marked complete, but its file had not yet been renamed into place.
+pub(super) fn finish_commit(destination: &Path) -> Result<()> {
+    let partial = partial_path(destination);
+    if partial.exists() {
+        std::fs::rename(&partial, destination).map_err(|e| {
+            Error::io(
+                format!(
+                    "cannot rename {} to {}",
+                    partial.display(),
+                    destination.display()
+                ),
+                e,
+            )
+        })?;
+    }
+    Ok(())
+}
