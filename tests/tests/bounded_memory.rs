@@ -83,6 +83,7 @@ fn ten_million_events_through_stdin_keep_peak_memory_bounded() {
         "{err}"
     );
     assert!(peak_kb > 0, "no memory reading");
+    eprintln!("peak RSS {} MB for {EVENTS} events", peak_kb / 1024);
     assert!(
         peak_kb < PEAK_RSS_BOUND_MB * 1024,
         "peak RSS {} MB over the {PEAK_RSS_BOUND_MB} MB bound for {EVENTS} events",

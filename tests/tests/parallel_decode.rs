@@ -293,3 +293,43 @@ fn a_bad_row_deep_in_the_file_is_reported_and_counted_the_same_at_every_thread_c
         }
     }
 }
+
+#[test]
+fn a_query_without_aggregate_gives_the_same_rows_in_the_same_order_at_every_core_count() {
+    let rows = 20_000;
+    let bids = bids_with_nulls(rows);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let csv = dir.path().join("bids.csv");
+    write_csv(&bids.all, &csv);
+    let select = "SELECT ts, auction, price * 2 AS doubled, channel FROM";
+    let filter = "WHERE price > 100 OR channel IS NULL";
+    let expected = sorted_rows(&batch_sql(
+        bids.all.clone(),
+        &format!("{select} kept {filter}"),
+        Vec::new(),
+        1,
+    ));
+    let connector = format!("connector = 'file', path = '{}'", csv.display());
+    let sql = source(&connector, "") + &format!("{select} bids {filter};");
+    let run = |threads: usize, cores: usize, batch_size: usize| {
+        let mut engine = Engine::with_config(EngineConfig {
+            batch_size,
+            decode_threads: threads,
+            cores,
+            ..EngineConfig::default()
+        });
+        let (results, summary) = collect(&mut engine, &sql).expect("query runs");
+        assert_eq!(summary.events_read, rows);
+        let schema = results[0].schema();
+        datafusion::arrow::compute::concat_batches(&schema, &results).expect("concat")
+    };
+    let single = run(0, 1, 7);
+    assert_rows_match(&sorted_rows(std::slice::from_ref(&single)), &expected);
+    for (threads, cores, batch_size) in [(1, 2, 7), (2, 3, 7), (1, 2, 8192), (0, 3, 1)] {
+        let got = run(threads, cores, batch_size);
+        assert!(
+            got == single,
+            "{threads} decode threads on {cores} cores at batch size {batch_size}: other rows or another order"
+        );
+    }
+}

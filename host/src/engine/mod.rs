@@ -230,12 +230,12 @@ impl Engine {
                 .map_err(|e| e.at(location))?,
         };
         let mut compiled = compiled;
-        let aggregation = self
-            .aggregation(&mut compiled, statement)
+        let work = self
+            .work(&mut compiled, statement)
             .map_err(|e| e.at(location))?;
         run::run_query(
             compiled,
-            aggregation,
+            work,
             source.as_mut(),
             sink.as_mut(),
             progress,
@@ -292,13 +292,13 @@ impl Engine {
             Some(name) => self.open_sink(name, source.is_unbounded(), true)?,
         };
         sink.resume(resumed.sink_len)?;
-        let mut aggregation = self.aggregation(&mut compiled, statement)?;
-        if let (Some(aggregation), Some(windows)) = (&mut aggregation, &resumed.windows) {
+        let mut work = self.work(&mut compiled, statement)?;
+        if let (Some(aggregation), Some(windows)) = (work.aggregation_mut(), &resumed.windows) {
             aggregation.restore(windows)?;
         }
         run::run_query(
             compiled,
-            aggregation,
+            work,
             source.as_mut(),
             sink.as_mut(),
             progress,

@@ -9,7 +9,7 @@ use super::Engine;
 use crate::checkpoint::SourcePosition;
 use crate::error::{Error, Result};
 use crate::plan::CompiledQuery;
-use crate::reactor::Aggregation;
+use crate::reactor::{Aggregation, StatelessCores, Work};
 use crate::sink::{partial_path, FileSink, OutputFormat, Replace, Sink, WriterSink};
 use crate::source::{InputLog, LineSource, MemorySource, Source};
 use crate::sql::{Connector, FormatKind, QueryStatement, SourceDef};
@@ -25,29 +25,42 @@ impl Engine {
         )
     }
 
-    /// Takes the window aggregate out of `compiled` and spreads it over the configured
-    /// cores: every further core gets its own copy (its own plugin instances), planned
-    /// from the same statement. Warns when cores cannot be pinned.
-    pub(super) fn aggregation(
+    /// Where the query's work runs: takes the window aggregate out of `compiled` and
+    /// spreads it over the configured cores, or, without an aggregate, its filters and
+    /// projections. Every further core gets its own copy of the operators (its own plugin
+    /// instances), planned from the same statement. Warns when cores cannot be pinned.
+    pub(super) fn work(
         &mut self,
         compiled: &mut CompiledQuery,
         statement: &QueryStatement,
-    ) -> Result<Option<Aggregation>> {
-        let Some(first) = compiled.aggregate.take() else {
-            return Ok(None);
+    ) -> Result<Work> {
+        let cores = self.config.cores.max(1);
+        let (work, unpinned) = match compiled.aggregate.take() {
+            Some(first) => {
+                let mut more = Vec::new();
+                for _ in 1..cores {
+                    more.extend(self.plan(statement)?.aggregate);
+                }
+                let (aggregation, unpinned) = Aggregation::new(first, more, self.config.pin_cores)?;
+                (Work::Aggregate(aggregation), unpinned)
+            }
+            None if cores == 1 || compiled.before.is_empty() => (Work::Inline, Vec::new()),
+            None => {
+                let mut chains = vec![std::mem::take(&mut compiled.before)];
+                for _ in 1..cores {
+                    chains.push(self.plan(statement)?.before);
+                }
+                let (cores, unpinned) = StatelessCores::start(chains, self.config.pin_cores)?;
+                (Work::Stateless(cores), unpinned)
+            }
         };
-        let mut more = Vec::new();
-        for _ in 1..self.config.cores.max(1) {
-            more.extend(self.plan(statement)?.aggregate);
-        }
-        let (aggregation, unpinned) = Aggregation::new(first, more, self.config.pin_cores)?;
         if !unpinned.is_empty() {
             (self.notices.0)(&format!(
                 "warning: the query's core threads run unpinned ({})",
                 unpinned.join("; ")
             ));
         }
-        Ok(Some(aggregation))
+        Ok(work)
     }
 
     /// Opens sink `name`; a file sink of a `durable` run writes a file a restarted run

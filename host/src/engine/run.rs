@@ -11,19 +11,20 @@ use crate::checkpoint::Counters;
 use crate::error::{Error, Result};
 use crate::operator::Operator;
 use crate::plan::CompiledQuery;
-use crate::reactor::Aggregation;
+use crate::reactor::{Aggregation, Work};
 use crate::sink::Sink;
 use crate::source::Source;
 
 /// How often the progress callback is called.
 const PROGRESS_INTERVAL: Duration = Duration::from_millis(250);
 
-/// Runs `query` over `source` into `sink` until the source ends; `aggregation` is its
-/// window aggregate (taken out of the query and restored, for a resumed run). A durable
-/// run passes its checkpointer and the counters it resumed from.
+/// Runs `query` over `source` into `sink` until the source ends; `work` is where its
+/// aggregate (taken out of the query and restored, for a resumed run) or its filters and
+/// projections run. A durable run passes its checkpointer and the counters it resumed
+/// from.
 pub(crate) fn run_query(
     mut query: CompiledQuery,
-    mut aggregation: Option<Aggregation>,
+    mut work: Work,
     source: &mut dyn Source,
     sink: &mut dyn Sink,
     progress: &mut dyn FnMut(&RunSummary),
@@ -46,36 +47,40 @@ pub(crate) fn run_query(
                 .map_err(|e| locate(e, source.origin()))?,
             None => input.batch,
         };
-        for op in &mut query.before {
-            batch = op.process(batch)?;
-        }
-        match (&mut aggregation, &query.event_time) {
-            (Some(aggregation), Some(stage)) => {
+        match (&mut work, &query.event_time) {
+            (Work::Aggregate(aggregation), Some(stage)) => {
+                for op in &mut query.before {
+                    batch = op.process(batch)?;
+                }
                 aggregation.update(&batch)?;
                 if let Some(wm) = stage.watermark() {
                     aggregation.advance(wm, &mut outputs)?;
                 }
-                if source.is_unbounded() {
-                    // A live input may not deliver the next batch for a while: what the
-                    // watermark closed goes out now.
-                    aggregation.settle(&mut outputs)?;
-                }
             }
-            _ => outputs.push(batch),
-        };
+            (Work::Stateless(cores), _) => cores.submit(batch, &mut outputs)?,
+            _ => {
+                for op in &mut query.before {
+                    batch = op.process(batch)?;
+                }
+                outputs.push(batch);
+            }
+        }
+        if source.is_unbounded() {
+            // A live input may not deliver the next batch for a while: what is ready
+            // goes out now.
+            work.settle(&mut outputs)?;
+        }
         let wrote = write_all(&mut outputs, &mut query.after, sink, &mut summary)?;
         if wrote && source.is_unbounded() {
             sink.flush()?;
         }
         if let Some(checkpointer) = durable.as_deref_mut() {
             if checkpointer.due() {
-                if let Some(aggregation) = &mut aggregation {
-                    aggregation.settle(&mut outputs)?;
-                    write_all(&mut outputs, &mut query.after, sink, &mut summary)?;
-                }
+                work.settle(&mut outputs)?;
+                write_all(&mut outputs, &mut query.after, sink, &mut summary)?;
                 checkpointer.checkpoint(
                     &query,
-                    aggregation.as_mut(),
+                    work.aggregation_mut(),
                     source,
                     sink,
                     &mut summary,
@@ -84,23 +89,24 @@ pub(crate) fn run_query(
         }
         if last_progress.elapsed() >= PROGRESS_INTERVAL {
             last_progress = Instant::now();
-            fill_counts(&query, aggregation.as_ref(), source, &mut summary, started);
+            fill_counts(&query, work.aggregation(), source, &mut summary, started);
             progress(&summary);
         }
     }
-    if let Some(aggregation) = &mut aggregation {
+    work.settle(&mut outputs)?;
+    if let Work::Aggregate(aggregation) = &mut work {
         aggregation.finish(&mut outputs)?;
-        write_all(&mut outputs, &mut query.after, sink, &mut summary)?;
     }
+    write_all(&mut outputs, &mut query.after, sink, &mut summary)?;
     if let Some(checkpointer) = durable {
         // Everything is written and synced before the run is marked complete; the sink
         // file is renamed into place after that (a crash in between finishes the rename).
         source.sync_input()?;
         sink.sync()?;
-        checkpointer.complete(&query, aggregation.as_ref(), source, &summary)?;
+        checkpointer.complete(&query, work.aggregation(), source, &summary)?;
     }
     sink.finish()?;
-    fill_counts(&query, aggregation.as_ref(), source, &mut summary, started);
+    fill_counts(&query, work.aggregation(), source, &mut summary, started);
     Ok(summary)
 }
 

@@ -16,11 +16,16 @@
 //! same hash, so a checkpoint taken at one core count resumes at any other.
 //!
 //! The queues are bounded: a slow core holds the query thread back, and it the source.
+//! A query without an aggregate runs its filters and projections on the cores instead
+//! ([`StatelessCores`]), batch by batch, released in batch order.
 
 mod merge;
 mod pin;
 mod route;
+mod stateless;
 mod worker;
+
+pub(crate) use stateless::StatelessCores;
 
 use std::collections::BTreeMap;
 use std::sync::mpsc::{channel, sync_channel, Receiver, SyncSender, TryRecvError};
@@ -37,6 +42,45 @@ use worker::{run_core, Message, Report};
 
 /// Messages queued per core before the query thread waits.
 const QUEUED_PER_CORE: usize = 4;
+
+/// Where a query's work after the event-time stage runs.
+#[derive(Debug)]
+pub(crate) enum Work {
+    /// A window aggregate (on the query thread or the cores); the filters and
+    /// projections before it run on the query thread, which routes their rows by key.
+    Aggregate(Aggregation),
+    /// No aggregate: filters and projections on the cores.
+    Stateless(StatelessCores),
+    /// No aggregate, everything on the query thread.
+    Inline,
+}
+
+impl Work {
+    /// The aggregation, if the query has one.
+    pub(crate) fn aggregation(&self) -> Option<&Aggregation> {
+        match self {
+            Self::Aggregate(aggregation) => Some(aggregation),
+            _ => None,
+        }
+    }
+
+    /// The aggregation, if the query has one.
+    pub(crate) fn aggregation_mut(&mut self) -> Option<&mut Aggregation> {
+        match self {
+            Self::Aggregate(aggregation) => Some(aggregation),
+            _ => None,
+        }
+    }
+
+    /// Waits until every result of the input so far is in `out`.
+    pub(crate) fn settle(&mut self, out: &mut Vec<RecordBatch>) -> Result<()> {
+        match self {
+            Self::Aggregate(aggregation) => aggregation.settle(out),
+            Self::Stateless(cores) => cores.settle(out),
+            Self::Inline => Ok(()),
+        }
+    }
+}
 
 /// A query's window aggregate: on the query thread, or on the cores of a [`Reactor`].
 #[derive(Debug)]
