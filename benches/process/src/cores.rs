@@ -127,7 +127,11 @@ impl Bench {
 
     /// One run of a comparison script (the whole Python process) with `threads` threads.
     fn python_run(&self, site: &Path, name: &str, script: &str, threads: usize) -> Duration {
-        let path = self.work().join(format!("{name}.py"));
+        // A directory of its own: Python puts a script's directory first on its path, so
+        // nothing there may be named like the packages.
+        let scripts = self.work().join("compare");
+        std::fs::create_dir_all(&scripts).unwrap_or_else(|e| fail(&e.to_string()));
+        let path = scripts.join(format!("{name}_query.py"));
         std::fs::write(&path, script).unwrap_or_else(|e| fail(&e.to_string()));
         let out = self.work().join(format!("{name}-out.csv"));
         let mut cmd = Command::new("python3");

@@ -38,8 +38,8 @@ enum Command {
         #[arg(long, default_value_t = 8192)]
         batch_size: usize,
         /// Cores for the query: a windowed aggregate runs on N threads pinned to CPUs,
-        /// each holding the groups whose key hashes to it, and N - 1 threads decode file
-        /// and stdin input (1: all on the query thread). Default: every available core.
+        /// each holding the groups whose key hashes to it, and N threads decode file and
+        /// stdin input (1: all on the query thread). Default: every available core.
         /// Results and counters are the same at any count.
         #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
         cores: Option<u16>,
@@ -246,7 +246,10 @@ fn run(
         ..EngineConfig::default()
     };
     if let Some(cores) = cores {
-        config.decode_threads = usize::from(cores).saturating_sub(1);
+        // One core: everything on the query thread. More: a decoder thread per core
+        // (decoding is most of a run's work; the OS shares the CPUs between the decoders,
+        // the reader, the query thread and the pinned core threads).
+        config.decode_threads = if cores == 1 { 0 } else { usize::from(cores) };
         config.cores = usize::from(cores);
     }
     durability.apply(&mut config);

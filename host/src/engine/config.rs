@@ -17,8 +17,8 @@ pub struct EngineConfig {
     /// Threads that decode file and stdin input beside the query thread, which gets
     /// decoded batches back in input order (results, line numbers, bad-row handling and
     /// counters are the same at any count). 0 decodes on the query thread. Default: the
-    /// available parallelism minus one, at least 1. Stdin of a durable run is appended to
-    /// its write-ahead log in input order before a chunk goes to a decoder.
+    /// available parallelism (decoding is most of a run's work). Stdin of a durable run is
+    /// appended to its write-ahead log in input order before a chunk goes to a decoder.
     pub decode_threads: usize,
     /// Cores a windowed query's aggregate runs on (the reactor): rows are routed by a hash
     /// of their GROUP BY key to one thread per core, each holding its groups' windows, and
@@ -61,13 +61,9 @@ impl Default for EngineConfig {
     }
 }
 
-/// The default of [`EngineConfig::decode_threads`]: one thread per core beside the query
-/// thread, at least one.
+/// The default of [`EngineConfig::decode_threads`]: one decoder thread per core.
 fn default_decode_threads() -> usize {
-    std::thread::available_parallelism()
-        .map(|n| n.get().saturating_sub(1))
-        .unwrap_or(1)
-        .max(1)
+    std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
 /// Receives what a run tells its user besides results: warnings (a damaged checkpoint

@@ -104,6 +104,7 @@ impl Engine {
     pub(super) fn open_source(
         &mut self,
         def: &SourceDef,
+        read_columns: &[usize],
         durable: Option<(&Checkpointer, &Resumed)>,
     ) -> Result<Box<dyn Source>> {
         let batch_size = self.config.batch_size;
@@ -138,6 +139,7 @@ impl Engine {
                 ));
                 Box::new(
                     LineSource::open(def, batch_size)?
+                        .with_projection(read_columns)
                         .with_decode_threads(decode_threads)
                         .with_log(log, bad_rows),
                 )

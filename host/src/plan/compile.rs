@@ -46,6 +46,8 @@ pub(crate) struct CompiledQuery {
     pub(crate) plan_text: String,
     /// The plugins the query calls.
     pub(crate) plugins: Vec<Arc<Plugin>>,
+    /// The source columns the query reads (indices, ascending): the only ones decoded.
+    pub(crate) read_columns: Vec<usize>,
 }
 
 const WINDOW_HINT: &str = "group by an event-time window: GROUP BY key, TUMBLE(ts, INTERVAL '10' SECOND), \
@@ -273,6 +275,7 @@ pub(crate) fn compile(
             "aggregate over the window, e.g. SELECT window_start, COUNT(*) … GROUP BY window_start, window_end",
         ));
     }
+    let read_columns = read_columns(&chain, source, window);
     Ok(CompiledQuery {
         source: source_name,
         event_time,
@@ -282,7 +285,35 @@ pub(crate) fn compile(
         schema: nullable_schema(plan.schema()),
         plan_text: plan.display_indent_schema().to_string(),
         plugins,
+        read_columns,
     })
+}
+
+/// The source columns any node of the plan refers to by name, and the event-time column:
+/// a superset of what the query reads (a later alias that shares a source column's name
+/// only adds a column).
+fn read_columns(
+    chain: &[&LogicalPlan],
+    source: &SourceDef,
+    window: Option<&WindowClause>,
+) -> Vec<usize> {
+    let mut names: std::collections::HashSet<String> = std::collections::HashSet::new();
+    for node in chain {
+        for expr in node.expressions() {
+            names.extend(expr.column_refs().into_iter().map(|c| c.name.clone()));
+        }
+    }
+    if let Some(clause) = window {
+        names.insert(clause.time_column.clone());
+    }
+    source
+        .schema
+        .fields()
+        .iter()
+        .enumerate()
+        .filter(|(_, field)| names.contains(field.name()))
+        .map(|(i, _)| i)
+        .collect()
 }
 
 fn event_time_stage(source: &SourceDef, clause: &WindowClause) -> Result<EventTimeStage> {

@@ -31,11 +31,18 @@ pub(crate) struct Decoded {
 
 /// Decodes rows of one format into batches of one schema. Each thread decodes with its
 /// own (a clone), which keeps its arrow decoder from one chunk to the next.
+///
+/// With a projection only the columns a query reads are decoded; the others are all-NULL
+/// columns of their type in the batches, which keep the source's schema. A CSV line must
+/// still have every field, but a value in a column the query does not read is not parsed,
+/// so it cannot make the line a bad row.
 #[derive(Debug)]
 pub(crate) struct RowDecoder {
     format: FormatKind,
     schema: SchemaRef,
     delimiter: u8,
+    /// The columns decoded, ascending (`None`: all).
+    projection: Option<Vec<usize>>,
     /// The decoder of the last chunk, flushed and ready for the next one.
     spare: Option<LineDecoder>,
 }
@@ -43,7 +50,9 @@ pub(crate) struct RowDecoder {
 impl Clone for RowDecoder {
     /// The same settings, without the spare decoder (each thread builds its own).
     fn clone(&self) -> Self {
-        Self::new(self.format, self.schema.clone(), self.delimiter)
+        let mut clone = Self::new(self.format, self.schema.clone(), self.delimiter);
+        clone.projection = self.projection.clone();
+        clone
     }
 }
 
@@ -53,8 +62,50 @@ impl RowDecoder {
             format,
             schema,
             delimiter,
+            projection: None,
             spare: None,
         }
+    }
+
+    /// Decodes only the columns at `columns` (indices into the schema); the rest are
+    /// NULL. All columns, or an empty list, decode everything.
+    pub(crate) fn set_projection(&mut self, columns: &[usize]) {
+        let mut columns: Vec<usize> = columns
+            .iter()
+            .copied()
+            .filter(|&c| c < self.schema.fields().len())
+            .collect();
+        columns.sort_unstable();
+        columns.dedup();
+        self.projection =
+            (!columns.is_empty() && columns.len() < self.schema.fields().len()).then_some(columns);
+        self.spare = None;
+    }
+
+    /// The decoded columns back in the source's schema, NULL where not decoded.
+    fn widen(&self, batch: RecordBatch) -> Result<RecordBatch, ArrowError> {
+        if batch.num_rows() == 0 {
+            return Ok(RecordBatch::new_empty(self.schema.clone()));
+        }
+        let Some(projection) = &self.projection else {
+            return Ok(batch);
+        };
+        let rows = batch.num_rows();
+        let mut decoded = batch.columns().iter();
+        let columns = self
+            .schema
+            .fields()
+            .iter()
+            .enumerate()
+            .map(|(i, field)| match projection.binary_search(&i) {
+                Ok(_) => decoded.next().cloned().ok_or_else(|| {
+                    ArrowError::SchemaError("decoded fewer columns than projected".into())
+                }),
+                Err(_) => Ok(arrow::array::new_null_array(field.data_type(), rows)),
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let options = arrow::record_batch::RecordBatchOptions::new().with_row_count(Some(rows));
+        RecordBatch::try_new_with_options(self.schema.clone(), columns, &options)
     }
 
     /// Decodes every line of `chunk`. Every line must hold exactly one record: a line
@@ -126,9 +177,9 @@ impl RowDecoder {
                 return Ok(None);
             }
         }
-        let batch = decoder.flush(&self.schema)?;
+        let batch = decoder.flush()?;
         self.spare = Some(decoder);
-        Ok(Some(batch))
+        Ok(Some(self.widen(batch)?))
     }
 
     /// Decodes one line that must hold exactly one record.
@@ -138,7 +189,10 @@ impl RowDecoder {
         if records != 1 {
             return Err(self.not_one_record(records));
         }
-        decoder.flush(&self.schema).map_err(|e| self.describe(&e))
+        decoder
+            .flush()
+            .and_then(|batch| self.widen(batch))
+            .map_err(|e| self.describe(&e))
     }
 
     /// Why a line that is not exactly one record is bad.
@@ -232,19 +286,30 @@ impl LineDecoder {
     /// is seen rather than left undecoded.
     fn new(row_decoder: &RowDecoder, lines: usize) -> Result<Self, ArrowError> {
         let batch_size = lines + 1;
+        let projection = row_decoder.projection.clone();
         let format = match row_decoder.format {
-            FormatKind::Csv => FormatDecoder::Csv(Box::new(
-                arrow::csv::ReaderBuilder::new(row_decoder.schema.clone())
+            FormatKind::Csv => {
+                let mut builder = arrow::csv::ReaderBuilder::new(row_decoder.schema.clone())
                     .with_header(false)
                     .with_delimiter(row_decoder.delimiter)
-                    .with_batch_size(batch_size)
-                    .build_decoder(),
-            )),
-            FormatKind::Json => FormatDecoder::Json(Box::new(
-                arrow::json::ReaderBuilder::new(row_decoder.schema.clone())
-                    .with_batch_size(batch_size)
-                    .build_decoder()?,
-            )),
+                    .with_batch_size(batch_size);
+                if let Some(columns) = projection {
+                    builder = builder.with_projection(columns);
+                }
+                FormatDecoder::Csv(Box::new(builder.build_decoder()))
+            }
+            FormatKind::Json => {
+                // Fields outside the decoded schema are skipped unread.
+                let schema = match &projection {
+                    Some(columns) => std::sync::Arc::new(row_decoder.schema.project(columns)?),
+                    None => row_decoder.schema.clone(),
+                };
+                FormatDecoder::Json(Box::new(
+                    arrow::json::ReaderBuilder::new(schema)
+                        .with_batch_size(batch_size)
+                        .build_decoder()?,
+                ))
+            }
         };
         Ok(Self { format, batch_size })
     }
@@ -283,13 +348,16 @@ impl LineDecoder {
         Ok(self.buffered() - before)
     }
 
-    /// The decoded rows; the decoder is empty again afterwards.
-    fn flush(&mut self, schema: &SchemaRef) -> Result<RecordBatch, ArrowError> {
+    /// The decoded rows (possibly none); the decoder is empty again afterwards.
+    fn flush(&mut self) -> Result<RecordBatch, ArrowError> {
         let batch = match &mut self.format {
             FormatDecoder::Csv(d) => d.flush()?,
             FormatDecoder::Json(d) => d.flush()?,
         };
-        Ok(batch.unwrap_or_else(|| RecordBatch::new_empty(schema.clone())))
+        // No rows: an empty batch, which `RowDecoder::widen` gives the source's schema.
+        Ok(batch.unwrap_or_else(|| {
+            RecordBatch::new_empty(std::sync::Arc::new(arrow::datatypes::Schema::empty()))
+        }))
     }
 }
 
@@ -354,6 +422,33 @@ mod tests {
             .unwrap();
         let values: Vec<usize> = a.values().iter().map(|&v| v as usize).collect();
         assert_eq!(values, want, "rows in input order");
+    }
+
+    #[test]
+    fn a_projection_decodes_only_its_columns_and_keeps_the_schema() {
+        for (format, text) in [
+            (FormatKind::Csv, "1,x\n2,y\n"),
+            (
+                FormatKind::Json,
+                "{\"a\":1,\"b\":\"x\"}\n{\"a\":2,\"b\":\"y\"}\n",
+            ),
+        ] {
+            let mut d = RowDecoder::new(format, schema(), b',');
+            d.set_projection(&[0]);
+            let Decoded { batch, bad, .. } = d.decode(&chunk(text));
+            assert!(bad.is_empty());
+            assert_eq!(batch.schema(), schema());
+            assert_eq!(batch.column(0).null_count(), 0);
+            assert_eq!(batch.column(1).null_count(), 2, "column b is not decoded");
+        }
+        // A value in a column the query does not read is not parsed; a missing field is
+        // still a bad line.
+        let mut d = RowDecoder::new(FormatKind::Csv, schema(), b',');
+        d.set_projection(&[1]);
+        let Decoded { batch, bad, .. } = d.decode(&chunk("zz,x\n1\n"));
+        assert_eq!(batch.num_rows(), 1);
+        assert_eq!(bad.len(), 1);
+        assert_eq!(bad[0].index, 1);
     }
 
     #[test]

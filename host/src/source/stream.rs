@@ -128,6 +128,13 @@ impl LineSource {
         }
     }
 
+    /// Decodes only the columns at `columns` (indices into the source's schema), the
+    /// others all NULL; an empty list decodes every column.
+    pub fn with_projection(mut self, columns: &[usize]) -> Self {
+        self.decoder.set_projection(columns);
+        self
+    }
+
     /// Decodes on `threads` decoder threads beside a reader thread (0, the default:
     /// read and decode on the thread that calls `next_batch`). Batches, line numbers,
     /// bad-row handling, counters and [`Source::position`] are the same at any count. A
