@@ -2,10 +2,15 @@
 //! before it is decoded, and a restarted run replays the chunks a checkpoint does not
 //! cover before it reads stdin again.
 //!
-//! A chunk is one WAL record (kind `Input`):
+//! A chunk is one WAL record of kind `InputLines`:
 //! ```text
-//!  [lines: u32 LE] [line number: u64 LE] × lines [start: u32 LE] × lines [bytes]
+//!  [lines: u32 LE] [first line number: u64 LE] [breaks: u32 LE]
+//!  ([index: u32 LE] [line number: u64 LE]) × breaks   [bytes: the lines, each ending in \n]
 //! ```
+//! Line `i` has the number of line `i - 1` plus one, except at a break (after blank lines
+//! that were skipped), which gives it; each line's offset is found again at its newline.
+//! Records of the earlier kind `Input` (every number and offset stored:
+//! `[lines: u32] [line number: u64] × lines [start: u32] × lines [bytes]`) are still read.
 //! Group commit: appends are synced together (the WAL's interval and size), and at once
 //! when stdin has nothing more buffered, so input that stops arriving is acknowledged
 //! without waiting. A line is *acknowledged* once the record holding it is synced. The
@@ -58,7 +63,11 @@ impl InputLog {
         let mut logged_line = line;
         for record in recovery.read_from(storage, lsn + 1).map_err(wal_error)? {
             let record = record.map_err(wal_error)?;
-            let chunk = decode(&record.payload).ok_or_else(|| {
+            let chunk = match record.kind {
+                RecordKind::InputLines => decode(&record.payload),
+                _ => decode_with_offsets(&record.payload),
+            };
+            let chunk = chunk.ok_or_else(|| {
                 Error::Execution(format!(
                     "WAL record {} in {} is not a chunk of input lines",
                     record.lsn,
@@ -96,7 +105,7 @@ impl InputLog {
     pub(crate) fn append(&mut self, chunk: &LineChunk, idle: bool) -> Result<()> {
         self.lsn = self
             .wal
-            .append(RecordKind::Input, encode(chunk), idle)
+            .append(RecordKind::InputLines, encode(chunk), idle)
             .map_err(wal_error)?;
         self.line = chunk.numbers.last().copied().unwrap_or(self.line);
         self.logged_line = self.line;
@@ -156,23 +165,76 @@ fn wal_error(err: WalError) -> Error {
     Error::Execution(err.to_string())
 }
 
-/// The WAL payload of a chunk.
+/// The WAL payload (`InputLines`) of a chunk.
 fn encode(chunk: &LineChunk) -> Vec<u8> {
-    let lines = chunk.len();
-    let mut out = Vec::with_capacity(4 + lines * 12 + chunk.bytes.len());
-    out.extend_from_slice(&(lines as u32).to_le_bytes());
-    for number in &chunk.numbers {
+    let breaks: Vec<(usize, u64)> = chunk
+        .numbers
+        .windows(2)
+        .enumerate()
+        .filter(|(_, pair)| pair[1] != pair[0] + 1)
+        .map(|(i, pair)| (i + 1, pair[1]))
+        .collect();
+    let mut out = Vec::with_capacity(16 + breaks.len() * 12 + chunk.bytes.len());
+    out.extend_from_slice(&(chunk.len() as u32).to_le_bytes());
+    out.extend_from_slice(&chunk.numbers.first().copied().unwrap_or(0).to_le_bytes());
+    out.extend_from_slice(&(breaks.len() as u32).to_le_bytes());
+    for (index, number) in &breaks {
+        out.extend_from_slice(&(*index as u32).to_le_bytes());
         out.extend_from_slice(&number.to_le_bytes());
-    }
-    for start in &chunk.starts {
-        out.extend_from_slice(&(*start as u32).to_le_bytes());
     }
     out.extend_from_slice(&chunk.bytes);
     out
 }
 
-/// A chunk from its WAL payload; `None` if the payload is not one.
+/// A chunk from its `InputLines` payload; `None` if the payload is not one.
 fn decode(payload: &[u8]) -> Option<LineChunk> {
+    let u32_at = |at: usize| -> Option<u32> {
+        Some(u32::from_le_bytes(
+            payload.get(at..at + 4)?.try_into().ok()?,
+        ))
+    };
+    let u64_at = |at: usize| -> Option<u64> {
+        Some(u64::from_le_bytes(
+            payload.get(at..at + 8)?.try_into().ok()?,
+        ))
+    };
+    let lines = u32_at(0)? as usize;
+    let first = u64_at(4)?;
+    let breaks = u32_at(12)? as usize;
+    let bytes_at = 16usize.checked_add(breaks.checked_mul(12)?)?;
+    let bytes = payload.get(bytes_at..)?.to_vec();
+    let mut starts = Vec::with_capacity(lines);
+    let mut start = 0;
+    for newline in memchr::memchr_iter(b'\n', &bytes) {
+        starts.push(start);
+        start = newline + 1;
+    }
+    if starts.len() != lines || start != bytes.len() {
+        return None;
+    }
+    let mut numbers: Vec<u64> = Vec::with_capacity(lines);
+    let mut next_break = 0;
+    for i in 0..lines {
+        let at = 16 + next_break * 12;
+        let number = if next_break < breaks && u32_at(at)? as usize == i {
+            next_break += 1;
+            u64_at(at + 4)?
+        } else if i == 0 {
+            first
+        } else {
+            numbers[i - 1].checked_add(1)?
+        };
+        numbers.push(number);
+    }
+    (next_break == breaks).then_some(LineChunk {
+        bytes,
+        starts,
+        numbers,
+    })
+}
+
+/// A chunk from its payload of the earlier kind `Input`; `None` if the payload is not one.
+fn decode_with_offsets(payload: &[u8]) -> Option<LineChunk> {
     let lines = u32::from_le_bytes(payload.get(..4)?.try_into().ok()?) as usize;
     let numbers_end = 4 + lines.checked_mul(8)?;
     let starts_end = numbers_end + lines.checked_mul(4)?;
@@ -208,15 +270,45 @@ mod tests {
     #[test]
     fn a_chunk_round_trips_through_its_payload() {
         let chunk = LineChunk {
-            bytes: b"a,1\nb,2\n".to_vec(),
-            starts: vec![0, 4],
-            numbers: vec![3, 5],
+            bytes: b"a,1\nb,2\nc,3\nd,4\n".to_vec(),
+            starts: vec![0, 4, 8, 12],
+            numbers: vec![3, 5, 6, 9],
         };
-        let back = decode(&encode(&chunk)).unwrap();
+        let payload = encode(&chunk);
+        assert_eq!(
+            payload.len(),
+            16 + 2 * 12 + chunk.bytes.len(),
+            "two breaks stored"
+        );
+        let back = decode(&payload).unwrap();
         assert_eq!(back.bytes, chunk.bytes);
         assert_eq!(back.starts, chunk.starts);
         assert_eq!(back.numbers, chunk.numbers);
-        assert!(decode(&encode(&chunk)[..6]).is_none());
-        assert!(decode(b"").is_none());
+        for cut in [0, 6, 15, payload.len() - 1] {
+            assert!(decode(&payload[..cut]).is_none(), "cut at {cut}");
+        }
+        let consecutive = LineChunk {
+            bytes: b"x\ny\n".to_vec(),
+            starts: vec![0, 2],
+            numbers: vec![7, 8],
+        };
+        assert_eq!(encode(&consecutive).len(), 16 + 4);
+        assert_eq!(decode(&encode(&consecutive)).unwrap().numbers, vec![7, 8]);
+    }
+
+    #[test]
+    fn a_chunk_of_the_earlier_kind_is_still_read() {
+        let mut payload = Vec::new();
+        payload.extend_from_slice(&2u32.to_le_bytes());
+        payload.extend_from_slice(&3u64.to_le_bytes());
+        payload.extend_from_slice(&5u64.to_le_bytes());
+        payload.extend_from_slice(&0u32.to_le_bytes());
+        payload.extend_from_slice(&4u32.to_le_bytes());
+        payload.extend_from_slice(b"a,1\nb,2\n");
+        let back = decode_with_offsets(&payload).unwrap();
+        assert_eq!(back.numbers, vec![3, 5]);
+        assert_eq!(back.starts, vec![0, 4]);
+        assert!(decode_with_offsets(&payload[..6]).is_none());
+        assert!(decode_with_offsets(b"").is_none());
     }
 }

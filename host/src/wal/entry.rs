@@ -28,8 +28,12 @@ pub(crate) const MAX_PAYLOAD_LEN: usize = 256 << 20;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum RecordKind {
-    /// Input that cannot be read again: a chunk of stdin lines, as read.
+    /// Input that cannot be read again: a chunk of stdin lines, with every line's number
+    /// and offset (written by Laminar before 2026-12-02; still read).
     Input = 1,
+    /// A chunk of stdin lines, compact: the line offsets are not stored (every line ends
+    /// at its newline) and the line numbers only where they are not consecutive.
+    InputLines = 2,
 }
 
 impl RecordKind {
@@ -37,6 +41,7 @@ impl RecordKind {
     pub fn from_byte(byte: u8) -> Option<Self> {
         match byte {
             1 => Some(Self::Input),
+            2 => Some(Self::InputLines),
             _ => None,
         }
     }
@@ -54,13 +59,19 @@ fn checksum(kind: u8, payload: &[u8]) -> u32 {
 
 /// Appends the framed record to `buf`. The caller checks `payload.len() <= MAX_PAYLOAD_LEN`.
 pub(crate) fn encode(buf: &mut Vec<u8>, kind: RecordKind, payload: &[u8]) {
-    let kind = kind.as_byte();
     buf.reserve(FRAME_HEADER_LEN + payload.len());
+    encode_header(buf, kind, payload);
+    buf.extend_from_slice(payload);
+}
+
+/// Appends the frame header of a record (length, checksum, kind) to `buf`; the payload
+/// follows it. The caller checks `payload.len() <= MAX_PAYLOAD_LEN`.
+pub(crate) fn encode_header(buf: &mut Vec<u8>, kind: RecordKind, payload: &[u8]) {
+    let kind = kind.as_byte();
     // `len` fits: payloads are at most MAX_PAYLOAD_LEN (< 4 GiB).
     buf.extend_from_slice(&(payload.len() as u32).to_le_bytes());
     buf.extend_from_slice(&checksum(kind, payload).to_le_bytes());
     buf.push(kind);
-    buf.extend_from_slice(payload);
 }
 
 /// What is found at an offset of a segment.

@@ -427,3 +427,25 @@ fn background_wal_syncs_by_group_commit_without_being_asked() {
     let (_, records) = recover_all(dir.path()).unwrap();
     assert_records(&records, 1..=2);
 }
+
+#[test]
+fn large_records_written_past_the_buffer_keep_order_and_survive_rotation() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = WalConfig::default().segment_size(300 << 10);
+    let big = |i: u64| vec![(i % 251) as u8; 100 << 10];
+    let (mut wal, _) = WalWriter::open(fs(), dir.path(), config.clone()).unwrap();
+    for i in 1..=12 {
+        let record = if i % 3 == 0 { payload(i) } else { big(i) };
+        assert_eq!(wal.append(RecordKind::Input, &record).unwrap(), i);
+    }
+    assert_eq!(wal.sync().unwrap(), 12);
+    drop(wal);
+    assert!(segments(dir.path()).len() > 2, "rotated");
+    let (_, records) = recover_all(dir.path()).unwrap();
+    assert_eq!(records.len(), 12);
+    for record in &records {
+        let i = record.lsn;
+        let want = if i % 3 == 0 { payload(i) } else { big(i) };
+        assert_eq!(record.payload, want, "record {i}");
+    }
+}

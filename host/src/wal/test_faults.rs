@@ -186,3 +186,25 @@ fn background_wal_no_space_is_an_error_and_synced_records_survive() {
     drop(wal);
     assert_recovers_prefix(dir.path(), 10, "no space on the WAL thread");
 }
+
+#[test]
+fn wal_short_write_of_a_large_record_is_an_error_and_recovery_keeps_the_synced_prefix() {
+    let dir = tempfile::tempdir().unwrap();
+    drop(append_synced(dir.path(), 5, config()));
+    let faulty = Arc::new(FaultyStorage::new(fs()));
+    let (mut wal, _) = WalWriter::open(faulty.clone(), dir.path(), WalConfig::default()).unwrap();
+    faulty.short_write_at(faulty.writes() + 2);
+    // Written past the buffer: header, then the payload, which is cut short.
+    let err = wal
+        .append(RecordKind::Input, &vec![7u8; 200 << 10])
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("cannot write WAL segment"),
+        "{err}"
+    );
+    assert!(matches!(wal.sync(), Err(WalError::Poisoned { .. })));
+    drop(wal);
+    let recovery = recover(&*fs(), dir.path()).unwrap();
+    assert!(recovery.torn_tail().is_some_and(|t| t.bytes_cut > 0));
+    assert_recovers_prefix(dir.path(), 5, "short write of a large record");
+}

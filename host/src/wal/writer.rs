@@ -12,7 +12,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::entry::{encode, Lsn, RecordKind, FRAME_HEADER_LEN, MAX_PAYLOAD_LEN};
+use super::entry::{encode, encode_header, Lsn, RecordKind, FRAME_HEADER_LEN, MAX_PAYLOAD_LEN};
+
+/// Records at least this long are written to the file directly instead of through the
+/// buffer (one copy less for stdin's chunks of input lines).
+const DIRECT_WRITE_LEN: usize = 64 << 10;
 use super::recovery::{recover, Recovery};
 use super::segment::{self, HEADER_LEN};
 use super::{SyncMode, WalConfig, WalError};
@@ -37,6 +41,8 @@ pub struct WalWriter {
     active_len: u64,
     /// Framed records not yet written.
     buf: Vec<u8>,
+    /// Bytes of the records appended since the last sync (buffered or written).
+    unsynced: usize,
     last_lsn: Lsn,
     durable_lsn: Lsn,
     last_sync: Option<Instant>,
@@ -94,6 +100,7 @@ impl WalWriter {
             active_first,
             active_len,
             buf: Vec::with_capacity(64 << 10),
+            unsynced: 0,
             last_lsn: next - 1,
             durable_lsn: next - 1,
             last_sync: None,
@@ -120,9 +127,36 @@ impl WalWriter {
         {
             self.rotate()?;
         }
-        encode(&mut self.buf, kind, payload);
+        self.unsynced += FRAME_HEADER_LEN + payload.len();
+        if payload.len() < DIRECT_WRITE_LEN {
+            encode(&mut self.buf, kind, payload);
+        } else {
+            // A large record goes to the file as it is, after what is buffered, rather than
+            // being copied into the buffer first. Still not durable until a sync.
+            self.write_buffered()?;
+            let mut header = Vec::with_capacity(FRAME_HEADER_LEN);
+            encode_header(&mut header, kind, payload);
+            for part in [&header[..], payload] {
+                if let Err(e) = self.active.write_all(part) {
+                    return Err(self.fail("cannot write WAL segment", e));
+                }
+                self.active_len += part.len() as u64;
+            }
+        }
         self.last_lsn += 1;
         Ok(self.last_lsn)
+    }
+
+    /// Hands the buffered records to the storage (not a sync).
+    fn write_buffered(&mut self) -> Result<(), WalError> {
+        if !self.buf.is_empty() {
+            if let Err(e) = self.active.write_all(&self.buf) {
+                return Err(self.fail("cannot write WAL segment", e));
+            }
+            self.active_len += self.buf.len() as u64;
+            self.buf.clear();
+        }
+        Ok(())
     }
 
     /// Writes everything buffered and syncs it now (per [`SyncMode`]); returns the durable
@@ -132,19 +166,14 @@ impl WalWriter {
         if self.last_lsn == self.durable_lsn {
             return Ok(self.durable_lsn);
         }
-        if !self.buf.is_empty() {
-            if let Err(e) = self.active.write_all(&self.buf) {
-                return Err(self.fail("cannot write WAL segment", e));
-            }
-            self.active_len += self.buf.len() as u64;
-            self.buf.clear();
-        }
+        self.write_buffered()?;
         if self.config.sync_mode == SyncMode::SyncData {
             if let Err(e) = self.active.sync_data() {
                 return Err(self.fail("cannot sync WAL segment", e));
             }
         }
         self.durable_lsn = self.last_lsn;
+        self.unsynced = 0;
         self.last_sync = Some(Instant::now());
         Ok(self.durable_lsn)
     }
@@ -157,7 +186,7 @@ impl WalWriter {
         if self.last_lsn == self.durable_lsn {
             return Ok(None);
         }
-        let due = self.buf.len() >= self.config.max_pending_bytes
+        let due = self.unsynced >= self.config.max_pending_bytes
             || self
                 .last_sync
                 .is_none_or(|at| now.saturating_duration_since(at) >= self.config.interval);
