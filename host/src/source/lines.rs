@@ -67,25 +67,45 @@ impl<R: Read> LineReader<R> {
     }
 
     /// The next chunk of at most `max_rows` lines, or `None` at end of input.
+    ///
+    /// Works on the reader's buffer a block at a time: line ends are found with `memchr`
+    /// and each run of non-blank lines is copied into the chunk at once; only a line that
+    /// crosses the end of the buffer is read on its own.
     pub(crate) fn next_chunk(&mut self, max_rows: usize) -> std::io::Result<Option<LineChunk>> {
         let mut chunk = LineChunk::default();
         while !self.done && chunk.len() < max_rows {
-            let start = chunk.bytes.len();
-            let read = self.reader.read_until(b'\n', &mut chunk.bytes)?;
-            if read == 0 {
+            let block = self.reader.fill_buf()?;
+            if block.is_empty() {
                 self.done = true;
                 break;
             }
-            self.consumed += read as u64;
-            self.line_number += 1;
-            if chunk.bytes[start..].iter().all(u8::is_ascii_whitespace) {
-                chunk.bytes.truncate(start);
-            } else {
-                if chunk.bytes.last() != Some(&b'\n') {
-                    chunk.bytes.push(b'\n');
+            // Whole lines of the block, up to the chunk's limit.
+            let mut used = 0;
+            let mut run_start = 0;
+            for newline in memchr::memchr_iter(b'\n', block) {
+                let line = &block[used..=newline];
+                self.line_number += 1;
+                if is_blank(line) {
+                    chunk.bytes.extend_from_slice(&block[run_start..used]);
+                    run_start = newline + 1;
+                } else {
+                    chunk.starts.push(chunk.bytes.len() + (used - run_start));
+                    chunk.numbers.push(self.line_number);
                 }
-                chunk.starts.push(start);
-                chunk.numbers.push(self.line_number);
+                used = newline + 1;
+                if chunk.len() == max_rows {
+                    break;
+                }
+            }
+            chunk.bytes.extend_from_slice(&block[run_start..used]);
+            self.reader.consume(used);
+            self.consumed += used as u64;
+            if used == 0 {
+                // A line longer than what is buffered: read it on its own.
+                self.read_one_line(&mut chunk)?;
+            }
+            if chunk.len() == max_rows {
+                break;
             }
             if self.eager && chunk.len() > 0 && self.reader.buffer().is_empty() {
                 break;
@@ -93,6 +113,34 @@ impl<R: Read> LineReader<R> {
         }
         Ok((chunk.len() > 0).then_some(chunk))
     }
+
+    /// Reads one line (through its newline, or to the end of input) into `chunk`,
+    /// skipping it if blank; at the end of input sets `done`.
+    fn read_one_line(&mut self, chunk: &mut LineChunk) -> std::io::Result<()> {
+        let start = chunk.bytes.len();
+        let read = self.reader.read_until(b'\n', &mut chunk.bytes)?;
+        if read == 0 {
+            self.done = true;
+            return Ok(());
+        }
+        self.consumed += read as u64;
+        self.line_number += 1;
+        if is_blank(&chunk.bytes[start..]) {
+            chunk.bytes.truncate(start);
+        } else {
+            if chunk.bytes.last() != Some(&b'\n') {
+                chunk.bytes.push(b'\n');
+            }
+            chunk.starts.push(start);
+            chunk.numbers.push(self.line_number);
+        }
+        Ok(())
+    }
+}
+
+/// Whether a line holds nothing but whitespace (its newline included).
+fn is_blank(line: &[u8]) -> bool {
+    line.iter().all(u8::is_ascii_whitespace)
 }
 
 #[cfg(test)]
@@ -111,6 +159,81 @@ mod tests {
         assert_eq!(chunk.line(0), b"c\n");
         assert!(reader.next_chunk(2).unwrap().is_none());
         assert_eq!(reader.position(), (input.len() as u64, 5));
+    }
+
+    /// The chunks of `input` as a plain line-by-line reading gives them.
+    fn reference(input: &[u8], max_rows: usize) -> Vec<(Vec<u8>, Vec<usize>, Vec<u64>)> {
+        let mut chunks = Vec::new();
+        let mut current = LineChunk::default();
+        for (i, line) in input.split_inclusive(|&b| b == b'\n').enumerate() {
+            if line.iter().all(u8::is_ascii_whitespace) {
+                continue;
+            }
+            current.starts.push(current.bytes.len());
+            current.bytes.extend_from_slice(line);
+            if !line.ends_with(b"\n") {
+                current.bytes.push(b'\n');
+            }
+            current.numbers.push(i as u64 + 1);
+            if current.len() == max_rows {
+                let full = std::mem::take(&mut current);
+                chunks.push((full.bytes, full.starts, full.numbers));
+            }
+        }
+        if current.len() > 0 {
+            chunks.push((current.bytes, current.starts, current.numbers));
+        }
+        chunks
+    }
+
+    /// A reader that hands out at most `step` bytes a read, so lines cross buffer ends.
+    struct Trickle<'a>(&'a [u8], usize);
+
+    impl Read for Trickle<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            let n = self.0.len().min(self.1).min(buf.len());
+            buf[..n].copy_from_slice(&self.0[..n]);
+            self.0 = &self.0[n..];
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn block_cutting_matches_line_by_line_reading() {
+        let mut rng = crate::gen::SplitMix64::new(7);
+        for case in 0..200 {
+            let mut input = Vec::new();
+            for _ in 0..rng.next_u64() % 60 {
+                match rng.next_u64() % 6 {
+                    0 => input.extend_from_slice(b"\n"),
+                    1 => input.extend_from_slice(b"  \r\n"),
+                    2 => input.extend_from_slice(b"a,1\r\n"),
+                    _ => {
+                        let len = rng.next_u64() % 40;
+                        input.extend((0..len).map(|i| b'a' + (i % 26) as u8));
+                        input.push(b'\n');
+                    }
+                }
+            }
+            if rng.next_u64() % 2 == 0 {
+                input.extend_from_slice(b"tail-without-newline");
+            }
+            let max_rows = 1 + (rng.next_u64() % 7) as usize;
+            let step = 1 + (rng.next_u64() % 50) as usize;
+            let mut reader = LineReader {
+                reader: BufReader::with_capacity(16, Trickle(&input, step)),
+                line_number: 0,
+                consumed: 0,
+                eager: false,
+                done: false,
+            };
+            let mut got = Vec::new();
+            while let Some(chunk) = reader.next_chunk(max_rows).unwrap() {
+                got.push((chunk.bytes, chunk.starts, chunk.numbers));
+            }
+            assert_eq!(got, reference(&input, max_rows), "case {case}");
+            assert_eq!(reader.position().0, input.len() as u64, "case {case}");
+        }
     }
 
     #[test]
