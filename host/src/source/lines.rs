@@ -215,7 +215,7 @@ mod tests {
                     }
                 }
             }
-            if rng.next_u64() % 2 == 0 {
+            if rng.next_u64().is_multiple_of(2) {
                 input.extend_from_slice(b"tail-without-newline");
             }
             let max_rows = 1 + (rng.next_u64() % 7) as usize;
