@@ -31,6 +31,38 @@ impl Bids {
         Self { batches, all }
     }
 
+    /// Generates bids with `config` in one batch, with NULLs in every 13th bidder, 17th
+    /// price and 19th channel.
+    pub fn with_nulls(config: &BidsConfig) -> Self {
+        let all = Self::generate(config, 8192).all;
+        let mask = |every: usize| {
+            BooleanArray::from(
+                (0..all.num_rows())
+                    .map(|i| i % every == 0)
+                    .collect::<Vec<_>>(),
+            )
+        };
+        let mut columns: Vec<arrow::array::ArrayRef> = all.columns().to_vec();
+        for (column, every) in [(2, 13), (3, 17), (4, 19)] {
+            columns[column] =
+                arrow::compute::nullif(&columns[column], &mask(every)).expect("nullif");
+        }
+        let all = RecordBatch::try_new(all.schema(), columns).expect("batch");
+        Self {
+            batches: vec![all.clone()],
+            all,
+        }
+    }
+
+    /// Writes every row to a CSV file with a header, as arrow's CSV writer does.
+    pub fn write_csv(&self, path: &std::path::Path) {
+        let file = std::fs::File::create(path).expect("create csv");
+        let mut writer = arrow::csv::WriterBuilder::new()
+            .with_header(true)
+            .build(file);
+        writer.write(&self.all).expect("write csv");
+    }
+
     /// The rows on time for tumbling windows of `window_ms` and a watermark `delay_ms`
     /// behind the largest event time, per the lateness model; and the number of late rows.
     pub fn on_time(&self, window_ms: i64, delay_ms: i64) -> (RecordBatch, u64) {

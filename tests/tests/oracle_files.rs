@@ -10,8 +10,7 @@ use std::io::Write;
 use std::path::Path;
 use std::process::Stdio;
 
-use datafusion::arrow::array::{Array, ArrayRef, BooleanArray};
-use datafusion::arrow::compute::nullif;
+use datafusion::arrow::array::Array;
 use datafusion::arrow::record_batch::RecordBatch;
 use laminar::gen::BidsConfig;
 use laminar::{Engine, EngineConfig};
@@ -23,7 +22,7 @@ const ROWS: u64 = 40_000;
 
 /// Bids with NULLs: every 13th bidder, 17th price and 19th channel.
 fn bids_with_nulls() -> Bids {
-    let config = BidsConfig {
+    let bids = Bids::with_nulls(&BidsConfig {
         rows: ROWS,
         seed: 23,
         disorder_ms: 4_000,
@@ -31,33 +30,9 @@ fn bids_with_nulls() -> Bids {
         auctions: 200,
         events_per_second: 2_000,
         ..BidsConfig::default()
-    };
-    let all = Bids::generate(&config, 8192).all;
-    let mask = |every: usize| {
-        BooleanArray::from(
-            (0..all.num_rows())
-                .map(|i| i % every == 0)
-                .collect::<Vec<_>>(),
-        )
-    };
-    let mut columns: Vec<ArrayRef> = all.columns().to_vec();
-    for (column, every) in [(2, 13), (3, 17), (4, 19)] {
-        columns[column] = nullif(&columns[column], &mask(every)).expect("nullif");
-    }
-    let all = RecordBatch::try_new(all.schema(), columns).expect("batch");
-    assert!(all.column(3).null_count() > 1_000);
-    Bids {
-        batches: vec![all.clone()],
-        all,
-    }
-}
-
-fn write_csv(batch: &RecordBatch, path: &Path) {
-    let file = std::fs::File::create(path).expect("create csv");
-    let mut writer = datafusion::arrow::csv::WriterBuilder::new()
-        .with_header(true)
-        .build(file);
-    writer.write(batch).expect("write csv");
+    });
+    assert!(bids.all.column(3).null_count() > 1_000);
+    bids
 }
 
 fn write_json(batch: &RecordBatch, path: &Path) {
@@ -100,7 +75,7 @@ fn csv_and_json_files_with_late_events_and_nulls_match_datafusion() {
     let dir = tempfile::tempdir().expect("tempdir");
     let csv = dir.path().join("bids.csv");
     let json = dir.path().join("bids.json");
-    write_csv(&bids.all, &csv);
+    bids.write_csv(&csv);
     write_json(&bids.all, &json);
 
     let mut first: Option<Vec<Vec<Value>>> = None;
@@ -132,7 +107,7 @@ fn csv_through_stdin_of_the_binary_matches_datafusion() {
 
     let dir = tempfile::tempdir().expect("tempdir");
     let csv = dir.path().join("bids.csv");
-    write_csv(&bids.all, &csv);
+    bids.write_csv(&csv);
     let out = dir.path().join("out.csv");
     let script = dir.path().join("q.sql");
     std::fs::write(

@@ -16,9 +16,6 @@ use std::io::Write;
 use std::path::Path;
 use std::process::Stdio;
 
-use datafusion::arrow::array::{ArrayRef, BooleanArray};
-use datafusion::arrow::compute::nullif;
-use datafusion::arrow::record_batch::RecordBatch;
 use laminar::gen::BidsConfig;
 use laminar::{Engine, EngineConfig};
 use laminar_tests::{assert_rows_match, batch_sql, collect, sorted_rows, Bids, Value};
@@ -28,7 +25,7 @@ const DELAY_MS: i64 = 3_000;
 
 /// `rows` bids with NULLs (every 13th bidder, 17th price, 19th channel) and late events.
 fn bids_with_nulls(rows: u64) -> Bids {
-    let config = BidsConfig {
+    Bids::with_nulls(&BidsConfig {
         rows,
         seed: 41,
         disorder_ms: 4_000,
@@ -36,32 +33,7 @@ fn bids_with_nulls(rows: u64) -> Bids {
         auctions: 150,
         events_per_second: 2_000,
         ..BidsConfig::default()
-    };
-    let all = Bids::generate(&config, 8192).all;
-    let mask = |every: usize| {
-        BooleanArray::from(
-            (0..all.num_rows())
-                .map(|i| i % every == 0)
-                .collect::<Vec<_>>(),
-        )
-    };
-    let mut columns: Vec<ArrayRef> = all.columns().to_vec();
-    for (column, every) in [(2, 13), (3, 17), (4, 19)] {
-        columns[column] = nullif(&columns[column], &mask(every)).expect("nullif");
-    }
-    let all = RecordBatch::try_new(all.schema(), columns).expect("batch");
-    Bids {
-        batches: vec![all.clone()],
-        all,
-    }
-}
-
-fn write_csv(batch: &RecordBatch, path: &Path) {
-    let file = std::fs::File::create(path).expect("create csv");
-    let mut writer = datafusion::arrow::csv::WriterBuilder::new()
-        .with_header(true)
-        .build(file);
-    writer.write(batch).expect("write csv");
+    })
 }
 
 fn source(connector: &str, extra: &str) -> String {
@@ -103,7 +75,7 @@ fn case(rows: u64) -> Case {
     assert!(!expected.is_empty());
     let dir = tempfile::tempdir().expect("tempdir");
     let csv = dir.path().join("bids.csv");
-    write_csv(&bids.all, &csv);
+    bids.write_csv(&csv);
     Case {
         _dir: dir,
         csv,
@@ -234,7 +206,7 @@ fn the_binary_gives_the_same_results_at_every_core_count_and_batch_size() {
 /// file's line numbers of those rows (the header is line 1).
 fn csv_with_bad_rows(path: &Path, rows: u64, bad: &[usize]) -> Vec<u64> {
     let bids = bids_with_nulls(rows);
-    write_csv(&bids.all, path);
+    bids.write_csv(path);
     let text = std::fs::read_to_string(path).expect("read csv");
     let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
     for &row in bad {
@@ -300,7 +272,7 @@ fn a_query_without_aggregate_gives_the_same_rows_in_the_same_order_at_every_core
     let bids = bids_with_nulls(rows);
     let dir = tempfile::tempdir().expect("tempdir");
     let csv = dir.path().join("bids.csv");
-    write_csv(&bids.all, &csv);
+    bids.write_csv(&csv);
     let select = "SELECT ts, auction, price * 2 AS doubled, channel FROM";
     let filter = "WHERE price > 100 OR channel IS NULL";
     let expected = sorted_rows(&batch_sql(
