@@ -85,16 +85,21 @@ fn case(rows: u64) -> Case {
     }
 }
 
-/// Runs the query over the file with the library and checks it against the oracle.
-fn run_file(case: &Case, threads: usize, cores: usize, batch_size: usize) -> Vec<Vec<Value>> {
-    let connector = format!("connector = 'file', path = '{}'", case.csv.display());
-    let sql = source(&connector, "") + QUERY;
-    let mut engine = Engine::with_config(EngineConfig {
+/// The library's settings with `threads` decoder threads on `cores` cores.
+fn config(threads: usize, cores: usize, batch_size: usize) -> EngineConfig {
+    EngineConfig {
         batch_size,
         decode_threads: threads,
         cores,
         ..EngineConfig::default()
-    });
+    }
+}
+
+/// Runs the query over the file with the library and checks it against the oracle.
+fn run_file(case: &Case, threads: usize, cores: usize, batch_size: usize) -> Vec<Vec<Value>> {
+    let connector = format!("connector = 'file', path = '{}'", case.csv.display());
+    let sql = source(&connector, "") + QUERY;
+    let mut engine = Engine::with_config(config(threads, cores, batch_size));
     let (results, summary) = collect(&mut engine, &sql).expect("query runs");
     let what = format!("{threads} decode threads, {cores} cores, batch size {batch_size}");
     let actual = sorted_rows(&results);
@@ -226,12 +231,7 @@ fn a_bad_row_deep_in_the_file_is_reported_and_counted_the_same_at_every_thread_c
         let mut first_error: Option<String> = None;
         let mut skipped: Option<(Vec<Vec<Value>>, u64, u64, u64)> = None;
         for (threads, cores) in [(0, 1), (1, 2), (2, 3)] {
-            let config = || EngineConfig {
-                batch_size,
-                decode_threads: threads,
-                cores,
-                ..EngineConfig::default()
-            };
+            let config = || config(threads, cores, batch_size);
             let what = format!("{threads} decode threads, {cores} cores, batch size {batch_size}");
 
             let sql = source(&connector, ", on_error = 'fail'") + QUERY;
@@ -284,12 +284,7 @@ fn a_query_without_aggregate_gives_the_same_rows_in_the_same_order_at_every_core
     let connector = format!("connector = 'file', path = '{}'", csv.display());
     let sql = source(&connector, "") + &format!("{select} bids {filter};");
     let run = |threads: usize, cores: usize, batch_size: usize| {
-        let mut engine = Engine::with_config(EngineConfig {
-            batch_size,
-            decode_threads: threads,
-            cores,
-            ..EngineConfig::default()
-        });
+        let mut engine = Engine::with_config(config(threads, cores, batch_size));
         let (results, summary) = collect(&mut engine, &sql).expect("query runs");
         assert_eq!(summary.events_read, rows);
         let schema = results[0].schema();
