@@ -93,11 +93,12 @@ impl GroupTable {
         out.reserve(windows.len());
         let encoded = match &self.codec {
             KeyCodec::Unit => Encoded::Unit,
-            KeyCodec::Int(_) => Encoded::Int(
-                cast(&keys[0], &DataType::Int64)?
+            KeyCodec::Int(_) => Encoded::Int(match keys[0].as_primitive_opt::<Int64Type>() {
+                Some(ints) => ints.clone(),
+                None => cast(&keys[0], &DataType::Int64)?
                     .as_primitive::<Int64Type>()
                     .clone(),
-            ),
+            }),
             KeyCodec::Rows(converter) => Encoded::Rows(converter.convert_columns(keys)?),
         };
         let mut start = 0;
@@ -185,7 +186,10 @@ impl GroupTable {
             KeyCodec::Unit => Vec::new(),
             KeyCodec::Int(data_type) => {
                 let ints: ArrayRef = Arc::new(Int64Array::from(window.int_keys.clone()));
-                vec![cast(&ints, data_type)?]
+                match data_type {
+                    DataType::Int64 => vec![ints],
+                    other => vec![cast(&ints, other)?],
+                }
             }
             KeyCodec::Rows(converter) => {
                 let parser = converter.parser();

@@ -12,9 +12,11 @@
 
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, AsArray, Int64Array};
+use arrow::array::{Array, ArrayRef, AsArray, Int64Array, TimestampMillisecondArray};
 use arrow::compute::cast;
-use arrow::datatypes::{DataType, Field, Int64Type, Schema, SchemaRef};
+use arrow::datatypes::{
+    DataType, Field, Int64Type, Schema, SchemaRef, TimeUnit, TimestampMillisecondType,
+};
 use arrow::record_batch::{RecordBatch, RecordBatchOptions};
 use datafusion_physical_expr::PhysicalExpr;
 
@@ -152,19 +154,36 @@ impl WindowAggregate {
                 "internal: key columns do not match the batch".into(),
             ));
         }
-        let window_values = cast(&evaluate(&self.window_expr, batch)?, &DataType::Int64)?;
-        let window_values = window_values.as_primitive::<Int64Type>();
+        let window_values = evaluate(&self.window_expr, batch)?;
         if window_values.null_count() > 0 {
             return Err(Error::Execution("window column is NULL".into()));
         }
-        self.starts.clear();
         let offset = if self.window_expr_is_end {
             self.window.size_ms()
         } else {
             0
         };
-        self.starts
-            .extend(window_values.values().iter().map(|&v| v - offset));
+        self.starts.clear();
+        // The window columns are millisecond timestamps: read their values as they are.
+        match window_values.data_type() {
+            DataType::Timestamp(TimeUnit::Millisecond, _) => self.starts.extend(
+                window_values
+                    .as_primitive::<TimestampMillisecondType>()
+                    .values()
+                    .iter()
+                    .map(|&v| v - offset),
+            ),
+            _ => {
+                let values = cast(&window_values, &DataType::Int64)?;
+                self.starts.extend(
+                    values
+                        .as_primitive::<Int64Type>()
+                        .values()
+                        .iter()
+                        .map(|&v| v - offset),
+                );
+            }
+        }
         self.table.intern(&self.starts, keys, &mut self.slots)?;
         let num_slots = self.table.num_slots();
         for call in &mut self.calls {
@@ -290,12 +309,29 @@ impl WindowAggregate {
         let end = self.window.end_of_start(start);
         let mut columns: Vec<ArrayRef> = Vec::with_capacity(self.schema.fields().len());
         for (column, field) in self.group_columns.iter().zip(self.schema.fields()) {
-            let array: ArrayRef = match column {
-                GroupColumn::WindowStart => Arc::new(Int64Array::from_value(start, rows)),
-                GroupColumn::WindowEnd => Arc::new(Int64Array::from_value(end, rows)),
-                GroupColumn::Key(i) => Arc::clone(&keys[*i]),
+            let array: ArrayRef = match (column, field.data_type()) {
+                // Built in the output's type where it is a millisecond timestamp.
+                (GroupColumn::WindowStart, DataType::Timestamp(TimeUnit::Millisecond, tz)) => {
+                    Arc::new(
+                        TimestampMillisecondArray::from_value(start, rows)
+                            .with_timezone_opt(tz.clone()),
+                    )
+                }
+                (GroupColumn::WindowEnd, DataType::Timestamp(TimeUnit::Millisecond, tz)) => {
+                    Arc::new(
+                        TimestampMillisecondArray::from_value(end, rows)
+                            .with_timezone_opt(tz.clone()),
+                    )
+                }
+                (GroupColumn::WindowStart, _) => Arc::new(Int64Array::from_value(start, rows)),
+                (GroupColumn::WindowEnd, _) => Arc::new(Int64Array::from_value(end, rows)),
+                (GroupColumn::Key(i), _) => Arc::clone(&keys[*i]),
             };
-            columns.push(cast(&array, field.data_type())?);
+            columns.push(if array.data_type() == field.data_type() {
+                array
+            } else {
+                cast(&array, field.data_type())?
+            });
         }
         let aggregate_fields = &self.schema.fields()[self.group_columns.len()..];
         for (call, field) in self.calls.iter_mut().zip(aggregate_fields) {
