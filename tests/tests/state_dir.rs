@@ -10,12 +10,19 @@ use std::process::Output;
 
 use common::{laminar, stderr, stdout};
 
-const DATA: &str = "ts,auction,price\n1000,1,2.0\n2000,2,3.0\n11000,1,4.0\n12000,2,5.0\n\
-                    21000,1,6.0\n22000,2,7.0\n31000,1,8.0\n41000,2,9.0\n";
+/// 400 bids over 100 s, read one row per batch: with checkpoints every millisecond a run
+/// takes several whatever the machine's speed (each syncs its file).
+fn data() -> String {
+    let mut text = String::from("ts,auction,price\n");
+    for i in 0..400 {
+        text.push_str(&format!("{},{},{}.5\n", i * 250, i % 3, i % 11));
+    }
+    text
+}
 
 fn script(dir: &Path, aggregate: &str) -> std::path::PathBuf {
     let path = dir.join("q.sql");
-    std::fs::write(dir.join("in.csv"), DATA).expect("data");
+    std::fs::write(dir.join("in.csv"), data()).expect("data");
     std::fs::write(
         &path,
         format!(
