@@ -290,11 +290,7 @@ impl Reactor {
         let epoch = self.merger.open_round();
         self.broadcast(|| Message::End { epoch })?;
         self.settle(out)?;
-        self.queues.clear();
-        for thread in self.threads.drain(..) {
-            // Each core catches its own panics; a join error carries nothing more.
-            let _ = thread.join();
-        }
+        stop_cores(&mut self.queues, &mut self.threads);
         Ok(())
     }
 
@@ -396,18 +392,29 @@ impl Reactor {
                 return e;
             }
         }
-        Error::Execution("a core of the reactor stopped unexpectedly".into())
+        core_gone()
     }
 }
 
 impl Drop for Reactor {
     /// Closes the queues and waits for the cores (a run that failed stops them here).
     fn drop(&mut self) {
-        self.queues.clear();
-        for thread in self.threads.drain(..) {
-            let _ = thread.join();
-        }
+        stop_cores(&mut self.queues, &mut self.threads);
     }
+}
+
+/// Closes the cores' queues, so each stops after what it was handed, and waits for them.
+fn stop_cores<T>(queues: &mut Vec<SyncSender<T>>, threads: &mut Vec<JoinHandle<()>>) {
+    queues.clear();
+    for thread in threads.drain(..) {
+        // Each core catches its own panics; a join error carries nothing more.
+        let _ = thread.join();
+    }
+}
+
+/// The error for a core that stopped without saying why.
+fn core_gone() -> Error {
+    Error::Execution("a core of the reactor stopped unexpectedly".into())
 }
 
 fn unexpected(what: &str) -> Error {

@@ -132,17 +132,14 @@ impl StatelessCores {
                 return e;
             }
         }
-        Error::Execution("a core of the reactor stopped unexpectedly".into())
+        super::core_gone()
     }
 }
 
 impl Drop for StatelessCores {
+    /// Closes the queues and waits for the cores.
     fn drop(&mut self) {
-        self.queues.clear();
-        for thread in self.threads.drain(..) {
-            // Each core catches its own panics; a join error carries nothing more.
-            let _ = thread.join();
-        }
+        super::stop_cores(&mut self.queues, &mut self.threads);
     }
 }
 
