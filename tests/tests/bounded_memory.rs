@@ -4,7 +4,7 @@
 //! is bounded, results go to the sink as windows close. The results are checked too: one
 //! row per (window, key), counts adding up to every event.
 
-mod common;
+use crate::common;
 
 use std::io::Write;
 use std::process::Stdio;

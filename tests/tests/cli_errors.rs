@@ -1,7 +1,7 @@
 //! Bad input gives one clear error line naming the place, a non-zero exit and no panic;
 //! `on_error = 'skip'` skips bad rows and counts them.
 
-mod common;
+use crate::common;
 
 use common::{assert_clean_error, run_script, stderr, stdout};
 

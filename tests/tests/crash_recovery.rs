@@ -8,7 +8,7 @@
 //! reports. Restarts alternate between decoding on worker threads and on the query
 //! thread (`--cores 1`).
 
-mod common;
+use crate::common;
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};

@@ -2,7 +2,7 @@
 //! carriage return, two JSON objects) is reported or counted, never lost; names follow
 //! SQL's case rule; a failed run leaves the previous output file alone.
 
-mod common;
+use crate::common;
 
 use common::{assert_clean_error, run_script, stderr, stdout};
 

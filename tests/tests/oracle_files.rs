@@ -4,7 +4,7 @@
 //! binary), and the result must equal DataFusion batch SQL over the rows that were on
 //! time. Every input record must be accounted for in the counters.
 
-mod common;
+use crate::common;
 
 use std::io::Write;
 use std::path::Path;

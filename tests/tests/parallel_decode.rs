@@ -10,7 +10,7 @@
 //! file is reported at the same line, and skipped rows are counted the same, at every
 //! thread count.
 
-mod common;
+use crate::common;
 
 use std::io::Write;
 use std::path::Path;

@@ -2,7 +2,7 @@
 //! with its cache and the cache's size budget, and a hostile plugin ending in one clear
 //! error line.
 
-mod common;
+use crate::common;
 
 use common::{assert_clean_error, laminar, run_script, stderr, stdout};
 use laminar_tests::guest;

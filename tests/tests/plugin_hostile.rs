@@ -5,7 +5,7 @@
 //! clock, seeded random numbers), built-in aggregates are replaced only on purpose, and a
 //! TIMESTAMP column of any unit reaches a plugin as microseconds.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::time::{Duration, Instant};

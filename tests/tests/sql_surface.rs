@@ -1,7 +1,7 @@
 //! The SQL surface end to end through the CLI: sinks, streams, JSON sources, BIGINT event
 //! time, and the bundled generator. Expected values are worked out by hand in each test.
 
-mod common;
+use crate::common;
 
 use common::{laminar, run_script, stderr, stdout};
 

@@ -3,7 +3,7 @@
 //! would succeed, names a corrupt checkpoint, and recovery falls back to the one before
 //! it with a warning — and still writes exactly the uninterrupted output.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::Output;

@@ -1,7 +1,7 @@
 //! With an unbounded source (stdin), a window's row is printed as soon as the watermark
 //! passes its end, while stdin is still open.
 
-mod common;
+use crate::common;
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::Stdio;
