@@ -1,6 +1,6 @@
 //! Cuts a byte stream into chunks of whole lines, remembering each line's number.
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader, Cursor, Read};
 
 /// Up to `max_rows` non-blank lines and their 1-based line numbers.
 #[derive(Debug, Default)]
@@ -26,9 +26,34 @@ impl LineChunk {
     }
 }
 
+/// A buffered input whose buffered bytes can be seen without reading more.
+pub(crate) trait Buffered: BufRead {
+    /// The bytes read ahead and not consumed yet.
+    fn buffered(&self) -> &[u8];
+}
+
+impl<R: Read> Buffered for BufReader<R> {
+    fn buffered(&self) -> &[u8] {
+        self.buffer()
+    }
+}
+
+impl Buffered for Cursor<Vec<u8>> {
+    fn buffered(&self) -> &[u8] {
+        let bytes = self.get_ref();
+        &bytes[(self.position() as usize).min(bytes.len())..]
+    }
+}
+
+impl Buffered for &[u8] {
+    fn buffered(&self) -> &[u8] {
+        self
+    }
+}
+
 /// Reads lines from `reader`, skipping blank ones.
 pub(crate) struct LineReader<R> {
-    reader: BufReader<R>,
+    reader: R,
     line_number: u64,
     /// Bytes consumed from the start of the input (blank lines included).
     consumed: u64,
@@ -38,10 +63,11 @@ pub(crate) struct LineReader<R> {
     done: bool,
 }
 
-impl<R: Read> LineReader<R> {
+impl<R: Buffered> LineReader<R> {
+    /// Lines of `reader`; `eager`: a live stream (see [`next_chunk`](Self::next_chunk)).
     pub(crate) fn new(reader: R, eager: bool) -> Self {
         Self {
-            reader: BufReader::with_capacity(1 << 20, reader),
+            reader,
             line_number: 0,
             consumed: 0,
             eager,
@@ -63,7 +89,7 @@ impl<R: Read> LineReader<R> {
 
     /// Whether the next read would have to wait for more input.
     pub(crate) fn nothing_buffered(&self) -> bool {
-        self.reader.buffer().is_empty()
+        self.reader.buffered().is_empty()
     }
 
     /// The next chunk of at most `max_rows` lines, or `None` at end of input.
@@ -107,7 +133,7 @@ impl<R: Read> LineReader<R> {
             if chunk.len() == max_rows {
                 break;
             }
-            if self.eager && chunk.len() > 0 && self.reader.buffer().is_empty() {
+            if self.eager && chunk.len() > 0 && self.reader.buffered().is_empty() {
                 break;
             }
         }

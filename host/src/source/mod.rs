@@ -6,6 +6,7 @@ mod input_log;
 mod lines;
 mod memory;
 mod pipeline;
+mod ranges;
 mod stream;
 
 pub use input_log::InputLog;

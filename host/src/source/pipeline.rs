@@ -1,14 +1,16 @@
-//! Pipelined decoding: one thread cuts the input into chunks of lines, a small pool of
-//! decoder threads decodes them, and the caller takes the decoded chunks back strictly in
-//! input order.
+//! Pipelined decoding: a feeding thread hands out work, a small pool of decoder threads
+//! decodes it, and the caller takes the decoded chunks back strictly in input order.
 //!
-//! Chunk `n` goes to decoder `n % threads` and comes back from that decoder's output, so
-//! order needs no reordering buffer: each decoder handles its chunks in order, and the
-//! caller reads the decoders' outputs in turn. Every channel is bounded (a few chunks per
-//! decoder), so a slow caller holds the reader back. End of input and errors of the
-//! reading side travel in sequence like chunks; a panic on any thread becomes an error.
-//! Dropping the [`Pipeline`] closes the outputs: decoders and reader stop at their next
-//! send, and for a bounded input the drop waits for them.
+//! The work is either chunks of lines the feeder cut itself (stdin, which only one thread
+//! can read) or byte ranges of a file, which each decoder reads and cuts on its own
+//! ([`ByteRange`]), so reading a file scales with the decoders. Job `n` goes to decoder
+//! `n % threads` and its pieces come back from that decoder's output, so order needs no
+//! reordering buffer: each decoder handles its jobs in order, and the caller reads the
+//! decoders' outputs in turn, moving on when a job is done. Every channel is bounded (a
+//! few pieces per decoder), so a slow caller holds the feeder back. End of input and
+//! errors of the feeding side travel in sequence like jobs; a panic on any thread becomes
+//! an error. Dropping the [`Pipeline`] closes the outputs: decoders and feeder stop at
+//! their next send, and for a bounded input the drop waits for them.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
@@ -16,6 +18,7 @@ use std::thread::JoinHandle;
 
 use super::decode::{Decoded, RowDecoder};
 use super::lines::LineChunk;
+use super::ranges::ByteRange;
 use crate::error::{Error, Result};
 
 /// Chunks waiting in each channel (in front of and behind every decoder).
@@ -24,13 +27,15 @@ const QUEUED_PER_DECODER: usize = 2;
 /// A byte offset and a line number: where the input stands after a chunk.
 pub(crate) type Position = (u64, u64);
 
-/// What the reading side produces each time it is asked: a chunk and the position just
-/// after it, or the end of the input and the position there.
+/// What the feeding side produces each time it is asked: a chunk and the position just
+/// after it, a file range for a decoder to read, or the end of the input.
 pub(crate) enum Cut {
     /// The next chunk of lines.
     Chunk(LineChunk, Position),
-    /// The input has ended.
-    End(Position),
+    /// The next range of a file; its lines are numbered on from the ranges before it.
+    Range(ByteRange),
+    /// The input has ended, at this position (`None`: where the last range ended).
+    End(Option<Position>),
 }
 
 /// A decoded chunk, in input order.
@@ -43,25 +48,39 @@ pub(crate) struct Piece {
     pub(crate) end: Position,
 }
 
-/// What a decoder hands back for one chunk.
+/// What a decoder hands back: pieces of a job, and the end of a range job.
 enum Step {
-    Piece(Piece),
-    End(Position),
+    /// A decoded chunk; `last`: its job is done (a chunk job has one piece).
+    Piece {
+        piece: Piece,
+        last: bool,
+    },
+    /// A range job is done: the byte offset after it and the lines it held (`None`: no
+    /// line starts in the range).
+    RangeDone {
+        end: Option<(u64, u64)>,
+    },
+    End(Option<Position>),
 }
 
-/// What the reader hands a decoder.
+/// What the feeder hands a decoder.
 enum Job {
     Chunk(LineChunk, Position),
+    Range(ByteRange),
     Fail(Error),
-    End(Position),
+    End(Option<Position>),
 }
 
-/// The running pipeline: the reader thread, the decoders, and the next chunk to take.
+/// The running pipeline: the feeding thread, the decoders, and the next job to take.
 pub(crate) struct Pipeline {
     outputs: Vec<Receiver<Result<Step>>>,
     threads: Vec<JoinHandle<()>>,
-    /// Sequence number of the next chunk to take.
+    /// Sequence number of the job whose pieces are taken next.
     next: usize,
+    /// The input position after the last piece or range taken.
+    position: Position,
+    /// Lines before the range being taken: what its line numbers count on from.
+    lines_before: u64,
     /// The end (or an error) was taken: nothing more comes.
     finished: bool,
     /// Join the threads on drop (a bounded input; stdin's reader may wait on a read).
@@ -69,12 +88,15 @@ pub(crate) struct Pipeline {
 }
 
 impl Pipeline {
-    /// Starts a reader thread that calls `cut` until it returns the end or an error, and
-    /// `decoders` (at least one) threads decoding with `decoder`.
+    /// Starts a feeding thread that calls `cut` until it returns the end or an error, and
+    /// `decoders` (at least one) threads decoding with `decoder` and cutting the ranges
+    /// they are handed into chunks of `batch_size` lines. The input starts at `start`.
     pub(crate) fn spawn<C>(
         mut cut: C,
         decoder: &RowDecoder,
         decoders: usize,
+        batch_size: usize,
+        start: Position,
         join_on_drop: bool,
     ) -> Result<Self>
     where
@@ -90,7 +112,7 @@ impl Pipeline {
             let mut decoder = decoder.clone();
             let thread = std::thread::Builder::new()
                 .name(format!("laminar-decode-{index}"))
-                .spawn(move || decode_loop(&mut decoder, &job_rx, &step_tx))
+                .spawn(move || decode_loop(&mut decoder, batch_size, &job_rx, &step_tx))
                 .map_err(|e| Error::io("cannot start a decoder thread", e))?;
             inputs.push(job_tx);
             outputs.push(step_rx);
@@ -105,33 +127,56 @@ impl Pipeline {
             outputs,
             threads,
             next: 0,
+            position: start,
+            lines_before: start.1,
             finished: false,
             join_on_drop,
         })
     }
 
     /// The next decoded chunk in input order, or why there is none: the end of the input
-    /// (once), an error of the reader or a decoder (once), and then always `Done`.
+    /// (once), an error of the feeder or a decoder (once), and then always `Done`.
     pub(crate) fn next(&mut self) -> std::result::Result<Piece, PipelineEnd> {
-        if self.finished {
-            return Err(PipelineEnd::Done);
-        }
-        let slot = self.next % self.outputs.len();
-        self.next += 1;
-        let step = self.outputs[slot].recv().unwrap_or_else(|_| {
-            Err(Error::Execution(
-                "a decoder thread of the source stopped unexpectedly".into(),
-            ))
-        });
-        match step {
-            Ok(Step::Piece(piece)) => Ok(piece),
-            Ok(Step::End(position)) => {
-                self.finished = true;
-                Err(PipelineEnd::End(position))
+        loop {
+            if self.finished {
+                return Err(PipelineEnd::Done);
             }
-            Err(e) => {
-                self.finished = true;
-                Err(PipelineEnd::Failed(e))
+            let slot = self.next % self.outputs.len();
+            let step = self.outputs[slot].recv().unwrap_or_else(|_| {
+                Err(Error::Execution(
+                    "a decoder thread of the source stopped unexpectedly".into(),
+                ))
+            });
+            match step {
+                Ok(Step::Piece { mut piece, last }) => {
+                    if last {
+                        self.next += 1;
+                    } else {
+                        // A range numbers its lines from 1.
+                        piece
+                            .numbers
+                            .iter_mut()
+                            .for_each(|n| *n += self.lines_before);
+                        piece.end.1 += self.lines_before;
+                    }
+                    self.position = piece.end;
+                    return Ok(piece);
+                }
+                Ok(Step::RangeDone { end }) => {
+                    self.next += 1;
+                    if let Some((offset, lines)) = end {
+                        self.lines_before += lines;
+                        self.position = (offset, self.lines_before);
+                    }
+                }
+                Ok(Step::End(position)) => {
+                    self.finished = true;
+                    return Err(PipelineEnd::End(position.unwrap_or(self.position)));
+                }
+                Err(e) => {
+                    self.finished = true;
+                    return Err(PipelineEnd::Failed(e));
+                }
             }
         }
     }
@@ -160,7 +205,8 @@ impl Drop for Pipeline {
     }
 }
 
-/// The reader thread: cuts chunks and deals them out to the decoders in turn.
+/// The feeding thread: cuts chunks (or hands out ranges) and deals them out to the
+/// decoders in turn.
 fn read_loop<C>(cut: &mut C, inputs: &[SyncSender<Job>])
 where
     C: FnMut() -> Result<Cut>,
@@ -168,28 +214,48 @@ where
     for sequence in 0.. {
         let job = match catch_unwind(AssertUnwindSafe(&mut *cut)) {
             Ok(Ok(Cut::Chunk(chunk, end))) => Job::Chunk(chunk, end),
+            Ok(Ok(Cut::Range(range))) => Job::Range(range),
             Ok(Ok(Cut::End(position))) => Job::End(position),
             Ok(Err(e)) => Job::Fail(e),
             Err(panic) => Job::Fail(panicked("reader", panic.as_ref())),
         };
-        let last = !matches!(job, Job::Chunk(..));
+        let last = matches!(job, Job::Fail(_) | Job::End(_));
         if inputs[sequence % inputs.len()].send(job).is_err() || last {
             return;
         }
     }
 }
 
-/// A decoder thread: decodes the chunks it is handed, in order, until the input closes.
-fn decode_loop(decoder: &mut RowDecoder, jobs: &Receiver<Job>, steps: &SyncSender<Result<Step>>) {
+/// A decoder thread: decodes the jobs it is handed, in order, until the input closes.
+fn decode_loop(
+    decoder: &mut RowDecoder,
+    batch_size: usize,
+    jobs: &Receiver<Job>,
+    steps: &SyncSender<Result<Step>>,
+) {
     for job in jobs {
         let step = match job {
             Job::Chunk(chunk, end) => {
                 match catch_unwind(AssertUnwindSafe(|| decoder.decode(&chunk))) {
-                    Ok(decoded) => Ok(Step::Piece(Piece {
-                        numbers: chunk.numbers,
-                        decoded,
-                        end,
-                    })),
+                    Ok(decoded) => Ok(Step::Piece {
+                        piece: Piece {
+                            numbers: chunk.numbers,
+                            decoded,
+                            end,
+                        },
+                        last: true,
+                    }),
+                    Err(panic) => Err(panicked("decoder", panic.as_ref())),
+                }
+            }
+            Job::Range(range) => {
+                let sent = catch_unwind(AssertUnwindSafe(|| {
+                    decode_range(decoder, &range, batch_size, steps)
+                }));
+                match sent {
+                    Ok(Ok(true)) => continue,
+                    Ok(Ok(false)) => return,
+                    Ok(Err(e)) => Err(e),
                     Err(panic) => Err(panicked("decoder", panic.as_ref())),
                 }
             }
@@ -200,6 +266,32 @@ fn decode_loop(decoder: &mut RowDecoder, jobs: &Receiver<Job>, steps: &SyncSende
             return;
         }
     }
+}
+
+/// Reads, cuts and decodes one range, sending a piece per chunk and then its end.
+/// `Ok(false)`: the caller has gone.
+fn decode_range(
+    decoder: &mut RowDecoder,
+    range: &ByteRange,
+    batch_size: usize,
+    steps: &SyncSender<Result<Step>>,
+) -> Result<bool> {
+    let Some(mut lines) = range.lines()? else {
+        return Ok(steps.send(Ok(Step::RangeDone { end: None })).is_ok());
+    };
+    while let Some(chunk) = lines.next_chunk(batch_size)? {
+        let decoded = decoder.decode(&chunk);
+        let piece = Piece {
+            numbers: chunk.numbers,
+            decoded,
+            end: lines.position(),
+        };
+        if steps.send(Ok(Step::Piece { piece, last: false })).is_err() {
+            return Ok(false);
+        }
+    }
+    let end = Some(lines.position());
+    Ok(steps.send(Ok(Step::RangeDone { end })).is_ok())
 }
 
 /// The error a panic on a pipeline thread becomes.
@@ -230,7 +322,7 @@ mod tests {
         let mut lines = LineReader::new(std::io::Cursor::new(text.into_bytes()), false);
         move || match lines.next_chunk(rows) {
             Ok(Some(chunk)) => Ok(Cut::Chunk(chunk, lines.position())),
-            Ok(None) => Ok(Cut::End(lines.position())),
+            Ok(None) => Ok(Cut::End(Some(lines.position()))),
             Err(e) => Err(Error::io("read", e)),
         }
     }
@@ -246,8 +338,15 @@ mod tests {
         let text: String = (0..2000).map(|i| format!("{i}\n")).collect();
         for threads in [1, 2, 3, 5] {
             for rows in [1, 7, 64] {
-                let mut pipeline =
-                    Pipeline::spawn(cutter(text.clone(), rows), &decoder(), threads, true).unwrap();
+                let mut pipeline = Pipeline::spawn(
+                    cutter(text.clone(), rows),
+                    &decoder(),
+                    threads,
+                    rows,
+                    (0, 0),
+                    true,
+                )
+                .unwrap();
                 let mut seen = Vec::new();
                 let mut lines = Vec::new();
                 let end = loop {
@@ -270,6 +369,65 @@ mod tests {
     }
 
     #[test]
+    fn file_ranges_come_back_in_file_order_with_their_line_numbers() {
+        use super::super::ranges::FileRanges;
+        use std::io::Write;
+        // Blank lines and a resumed start: numbers are the file's line numbers.
+        let text: String = (0..3000)
+            .map(|i| {
+                if i % 7 == 3 {
+                    "\n".to_string()
+                } else {
+                    format!("{i}\n")
+                }
+            })
+            .collect();
+        let mut file = tempfile::NamedTempFile::new().unwrap();
+        file.write_all(text.as_bytes()).unwrap();
+        let skip = "0\n1\n2\n\n";
+        for threads in [1, 2, 3] {
+            for (range_bytes, rows) in [(1, 1), (10, 3), (100, 8192), (1 << 20, 64)] {
+                let mut ranges = FileRanges::new(
+                    file.reopen().unwrap(),
+                    "t",
+                    skip.len() as u64,
+                    None,
+                    range_bytes,
+                )
+                .unwrap();
+                let cut = move || {
+                    Ok(match ranges.next_range() {
+                        Some(range) => Cut::Range(range),
+                        None => Cut::End(None),
+                    })
+                };
+                let mut pipeline =
+                    Pipeline::spawn(cut, &decoder(), threads, rows, (skip.len() as u64, 4), true)
+                        .unwrap();
+                let (mut seen, mut lines) = (Vec::new(), Vec::new());
+                let end = loop {
+                    match pipeline.next() {
+                        Ok(piece) => {
+                            assert!(piece.numbers.len() <= rows);
+                            // Blank lines after the last row are behind the position too.
+                            assert!(piece.end.1 >= *piece.numbers.last().unwrap());
+                            seen.extend(values(&piece));
+                            lines.extend(piece.numbers);
+                        }
+                        Err(PipelineEnd::End(position)) => break position,
+                        Err(_) => panic!("the pipeline failed"),
+                    }
+                };
+                let kept: Vec<i64> = (4..3000).filter(|i| i % 7 != 3).collect();
+                let numbers: Vec<u64> = kept.iter().map(|&i| i as u64 + 1).collect();
+                assert_eq!(seen, kept, "{threads} threads, {range_bytes}-byte ranges");
+                assert_eq!(lines, numbers);
+                assert_eq!(end, (text.len() as u64, 3000));
+            }
+        }
+    }
+
+    #[test]
     fn dropping_early_stops_every_thread() {
         let cuts = Arc::new(AtomicUsize::new(0));
         let counter = Arc::clone(&cuts);
@@ -278,7 +436,7 @@ mod tests {
             counter.fetch_add(1, Ordering::SeqCst);
             inner()
         };
-        let mut pipeline = Pipeline::spawn(cut, &decoder(), 2, true).unwrap();
+        let mut pipeline = Pipeline::spawn(cut, &decoder(), 2, 1, (0, 0), true).unwrap();
         assert!(pipeline.next().is_ok());
         // The drop joins the reader and both decoders.
         drop(pipeline);
@@ -305,7 +463,7 @@ mod tests {
                 _ => Err(Error::Execution("disk on fire".into())),
             }
         };
-        let mut pipeline = Pipeline::spawn(cut, &decoder(), 3, true).unwrap();
+        let mut pipeline = Pipeline::spawn(cut, &decoder(), 3, 1, (0, 0), true).unwrap();
         for expected in 1..=4 {
             let Ok(piece) = pipeline.next() else {
                 panic!("chunk {expected} is missing");
@@ -322,7 +480,7 @@ mod tests {
     #[test]
     fn a_panic_on_the_reader_becomes_an_error() {
         let cut = || -> Result<Cut> { panic!("boom") };
-        let mut pipeline = Pipeline::spawn(cut, &decoder(), 2, true).unwrap();
+        let mut pipeline = Pipeline::spawn(cut, &decoder(), 2, 1, (0, 0), true).unwrap();
         match pipeline.next() {
             Err(PipelineEnd::Failed(e)) => assert!(e.to_string().contains("boom"), "{e}"),
             _ => panic!("the panic was not reported"),

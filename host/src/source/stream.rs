@@ -1,7 +1,7 @@
 //! A source over a byte stream of CSV or JSON lines: a file or standard input.
 
 use std::fs::File;
-use std::io::{Read, Seek, SeekFrom};
+use std::io::{BufReader, Read, Seek, SeekFrom};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use arrow::array::UInt32Array;
@@ -13,17 +13,26 @@ use super::header::Header;
 use super::input_log::{stdin_has_input, InputLog};
 use super::lines::{LineChunk, LineReader};
 use super::pipeline::{Cut, Pipeline, PipelineEnd, Position};
+use super::ranges::{FileRanges, RANGE_BYTES};
 use super::{Source, SourceBatch};
 use crate::checkpoint::SourcePosition;
 use crate::error::{Error, Result};
 use crate::sql::{Connector, OnError, SourceDef};
+
+/// Bytes read from the input at a time on the calling thread or stdin's reading thread.
+const READ_BUFFER: usize = 1 << 20;
+
+/// The lines of a source's input, read through a buffer.
+type InputLines = LineReader<BufReader<Box<dyn Read + Send>>>;
 
 /// Decodes lines of a file or of stdin into batches: on the calling thread, or (with
 /// [`with_decode_threads`](Self::with_decode_threads)) on a pipeline of decoder threads
 /// that hands batches back in input order.
 pub struct LineSource {
     /// The input, until a pipeline takes it.
-    lines: Option<LineReader<Box<dyn Read + Send>>>,
+    lines: Option<InputLines>,
+    /// A file input's handle for a pipeline, whose decoders read byte ranges of it.
+    file: Option<File>,
     /// The decoder threads, once started (at the first batch).
     pipeline: Option<Pipeline>,
     /// Decoder threads to start; 0 decodes on the calling thread.
@@ -61,6 +70,7 @@ impl LineSource {
                 let context =
                     || format!("cannot open source '{}' file {}", def.name, path.display());
                 let mut file = File::open(path).map_err(|e| Error::io(context(), e))?;
+                let ranges = file.try_clone().map_err(|e| Error::io(context(), e))?;
                 if let SourcePosition::File { offset, line } = position {
                     let len = file.metadata().map_err(|e| Error::io(context(), e))?.len();
                     if len < *offset {
@@ -81,9 +91,18 @@ impl LineSource {
                     );
                     source.start_at(*offset, *line);
                     source.first_chunk = *offset == 0;
+                    source.file = Some(ranges);
                     return Ok(source);
                 }
-                (Box::new(file), path.display().to_string(), false)
+                let mut source = Self::from_reader(
+                    def,
+                    Box::new(file),
+                    path.display().to_string(),
+                    false,
+                    batch_size,
+                );
+                source.file = Some(ranges);
+                return Ok(source);
             }
             Connector::Stdio => (Box::new(std::io::stdin()), "stdin".into(), true),
             Connector::Memory => {
@@ -107,7 +126,11 @@ impl LineSource {
         batch_size: usize,
     ) -> Self {
         Self {
-            lines: Some(LineReader::new(reader, unbounded)),
+            lines: Some(LineReader::new(
+                BufReader::with_capacity(READ_BUFFER, reader),
+                unbounded,
+            )),
+            file: None,
             pipeline: None,
             decode_threads: 0,
             position: (0, 0),
@@ -135,11 +158,13 @@ impl LineSource {
         self
     }
 
-    /// Decodes on `threads` decoder threads beside a reader thread (0, the default:
-    /// read and decode on the thread that calls `next_batch`). Batches, line numbers,
-    /// bad-row handling, counters and [`Source::position`] are the same at any count. A
-    /// source with a write-ahead log ([`with_log`](Self::with_log)) appends each chunk to
-    /// it on the reading thread, in input order, before the chunk is decoded.
+    /// Decodes on `threads` decoder threads beside a feeding thread (0, the default:
+    /// read and decode on the thread that calls `next_batch`). A file is read by the
+    /// decoders themselves, each a byte range at a time; stdin by the feeding thread,
+    /// which cuts it into chunks. Rows, line numbers, bad-row handling, counters and
+    /// [`Source::position`] are the same at any count (batches may end at a range's end).
+    /// A source with a write-ahead log ([`with_log`](Self::with_log)) appends each chunk
+    /// to it on the feeding thread, in input order, before the chunk is decoded.
     pub fn with_decode_threads(mut self, threads: usize) -> Self {
         self.decode_threads = threads;
         self
@@ -205,6 +230,28 @@ impl LineSource {
         let Some(mut lines) = self.lines.take() else {
             return Ok(());
         };
+        if let (Some(file), None) = (self.file.take(), &self.log) {
+            let start = lines.position();
+            let header = std::mem::take(&mut self.first_chunk).then(|| self.header.clone());
+            let mut ranges = FileRanges::new(file, &self.origin, start.0, header, RANGE_BYTES)?;
+            let cut = move || {
+                Ok(match ranges.next_range() {
+                    Some(range) => Cut::Range(range),
+                    None => Cut::End(None),
+                })
+            };
+            self.position = start;
+            let pipeline = Pipeline::spawn(
+                cut,
+                &self.decoder,
+                self.decode_threads,
+                self.batch_size,
+                start,
+                true,
+            )?;
+            self.pipeline = Some(pipeline);
+            return Ok(());
+        }
         let log = self.log.clone();
         self.position = match &log {
             Some(log) => locked(log).cursor(),
@@ -219,7 +266,7 @@ impl LineSource {
                 return Ok(
                     match next_chunk(&mut lines, &header, &mut first, batch_size, &origin)? {
                         Some(chunk) => Cut::Chunk(chunk, lines.position()),
-                        None => Cut::End(lines.position()),
+                        None => Cut::End(Some(lines.position())),
                     },
                 );
             };
@@ -238,11 +285,18 @@ impl LineSource {
                         log.append(&chunk, idle)?;
                         Cut::Chunk(chunk, log.cursor())
                     }
-                    None => Cut::End(locked(log).cursor()),
+                    None => Cut::End(Some(locked(log).cursor())),
                 },
             )
         };
-        let pipeline = Pipeline::spawn(cut, &self.decoder, self.decode_threads, !self.unbounded)?;
+        let pipeline = Pipeline::spawn(
+            cut,
+            &self.decoder,
+            self.decode_threads,
+            self.batch_size,
+            self.position,
+            !self.unbounded,
+        )?;
         self.pipeline = Some(pipeline);
         Ok(())
     }
@@ -271,7 +325,7 @@ impl LineSource {
 /// The next chunk of `lines` with a CSV header cut from the first one, or `None` at the
 /// end of the input.
 fn next_chunk(
-    lines: &mut LineReader<Box<dyn Read + Send>>,
+    lines: &mut InputLines,
     header: &Header,
     first: &mut bool,
     batch_size: usize,

@@ -1,0 +1,304 @@
+//! Byte ranges of a file, read and cut into lines by the decoder threads themselves, so a
+//! file source's reading scales with its decoders instead of running on one thread.
+//!
+//! ```text
+//!  file ─▶ [start, end) [end, …) …   nominal ranges of RANGE_BYTES, handed out in order
+//!  range ─▶ the lines that START in it (a line starts at 0 or right after a '\n'),
+//!           the last one read on past `end` through its newline
+//! ```
+//! Every line is owned by exactly one range, so the ranges' lines, taken in range order,
+//! are the file's lines in file order. Line numbers inside a range count from 1; whoever
+//! takes the ranges in order adds the lines of every range before.
+
+use std::fs::File;
+use std::io::Cursor;
+use std::os::unix::fs::FileExt;
+use std::sync::Arc;
+
+use super::header::Header;
+use super::lines::{LineChunk, LineReader};
+use crate::error::{Error, Result};
+
+/// Nominal bytes in one range: large enough that the read and the alignment cost little,
+/// small enough that the decoders share the end of a file evenly.
+pub(crate) const RANGE_BYTES: u64 = 4 << 20;
+
+/// How far past a range's end the last line is read at a time.
+const EXTEND_BYTES: usize = 64 << 10;
+
+/// One range of a file for a decoder to read.
+#[derive(Debug)]
+pub(crate) struct ByteRange {
+    file: Arc<File>,
+    origin: Arc<str>,
+    /// Nominal bounds: the range owns the lines that start in `start..end`.
+    start: u64,
+    end: u64,
+    /// The file's length when the source opened it.
+    len: u64,
+    /// The CSV header rule, for the first range read.
+    header: Option<Header>,
+}
+
+/// Hands out a file's ranges in order, from where the source starts reading.
+pub(crate) struct FileRanges {
+    file: Arc<File>,
+    origin: Arc<str>,
+    next: u64,
+    len: u64,
+    range_bytes: u64,
+    /// The CSV header rule, for the first range (reading from the start of the file).
+    header: Option<Header>,
+}
+
+impl FileRanges {
+    /// Ranges of about `range_bytes` of `file`, from byte `offset` (a line start) to the
+    /// file's current end. `header`: the first line may be a CSV header to cut.
+    ///
+    /// The header is looked for in the first range's first non-blank lines, so a file
+    /// that begins with more than a range of blank lines has its header read as a row.
+    pub(crate) fn new(
+        file: File,
+        origin: &str,
+        offset: u64,
+        header: Option<Header>,
+        range_bytes: u64,
+    ) -> Result<Self> {
+        let len = file
+            .metadata()
+            .map_err(|e| Error::io(format!("cannot read {origin}"), e))?
+            .len();
+        Ok(Self {
+            file: Arc::new(file),
+            origin: origin.into(),
+            next: offset,
+            len,
+            range_bytes: range_bytes.max(1),
+            header,
+        })
+    }
+
+    /// The next range, or `None` once the whole file is handed out.
+    pub(crate) fn next_range(&mut self) -> Option<ByteRange> {
+        if self.next >= self.len {
+            return None;
+        }
+        let start = self.next;
+        let end = start.saturating_add(self.range_bytes).min(self.len);
+        self.next = end;
+        Some(ByteRange {
+            file: Arc::clone(&self.file),
+            origin: Arc::clone(&self.origin),
+            start,
+            end,
+            len: self.len,
+            header: self.header.take(),
+        })
+    }
+}
+
+impl ByteRange {
+    /// The lines this range owns, as a reader numbering them from 1 whose positions are
+    /// byte offsets in the file; `None` when no line starts in the range.
+    pub(crate) fn lines(&self) -> Result<Option<RangeLines>> {
+        let context = || format!("cannot read {}", self.origin);
+        // One byte before the range tells whether a line starts right at `start`.
+        let from = self.start.saturating_sub(1);
+        let mut bytes = vec![0; (self.end - from) as usize];
+        self.file
+            .read_exact_at(&mut bytes, from)
+            .map_err(|e| Error::io(context(), e))?;
+        let first = if self.start == 0 {
+            0
+        } else {
+            // A line starts at p in start..end when byte p - 1 is a newline.
+            match memchr::memchr(b'\n', &bytes[..(self.end - self.start) as usize]) {
+                Some(i) => i + 1,
+                None => return Ok(None),
+            }
+        };
+        // The last line owned goes on through its newline, past `end` if need be.
+        let mut at = self.end;
+        while bytes.last() != Some(&b'\n') && at < self.len {
+            let take = EXTEND_BYTES.min((self.len - at) as usize);
+            let old = bytes.len();
+            bytes.resize(old + take, 0);
+            self.file
+                .read_exact_at(&mut bytes[old..], at)
+                .map_err(|e| Error::io(context(), e))?;
+            if let Some(i) = memchr::memchr(b'\n', &bytes[old..]) {
+                bytes.truncate(old + i + 1);
+            }
+            at += take as u64;
+        }
+        let offset = from + first as u64;
+        let mut cursor = Cursor::new(bytes);
+        cursor.set_position(first as u64);
+        let mut reader = LineReader::new(cursor, false);
+        reader.start_at(offset, 0);
+        Ok(Some(RangeLines {
+            reader,
+            header: self.header.clone(),
+            origin: Arc::clone(&self.origin),
+        }))
+    }
+}
+
+/// The lines of one range, cut into chunks.
+pub(crate) struct RangeLines {
+    reader: LineReader<Cursor<Vec<u8>>>,
+    /// The header rule while the first chunk of the file is still to come.
+    header: Option<Header>,
+    origin: Arc<str>,
+}
+
+impl RangeLines {
+    /// The next chunk of at most `max_rows` lines (a CSV header cut from the file's first
+    /// one), or `None` when the range is done.
+    pub(crate) fn next_chunk(&mut self, max_rows: usize) -> Result<Option<LineChunk>> {
+        loop {
+            let Some(mut chunk) = self
+                .reader
+                .next_chunk(max_rows)
+                .map_err(|e| Error::io(format!("cannot read {}", self.origin), e))?
+            else {
+                return Ok(None);
+            };
+            if let Some(header) = self.header.take() {
+                if !header.strip(&mut chunk)? {
+                    continue;
+                }
+            }
+            return Ok(Some(chunk));
+        }
+    }
+
+    /// The byte offset in the file and the count of lines (blank ones included) after
+    /// the last chunk returned.
+    pub(crate) fn position(&self) -> (u64, u64) {
+        self.reader.position()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gen::SplitMix64;
+    use std::io::Write;
+
+    /// The bytes of a chunk and the line number of each of its lines.
+    type Numbered = (Vec<u8>, Vec<u64>);
+
+    /// Every chunk of `input` read through ranges of `range_bytes`, numbered as a reader
+    /// taking the ranges in order numbers them, and the position after the last range.
+    fn by_ranges(
+        input: &[u8],
+        offset: u64,
+        range_bytes: u64,
+        max_rows: usize,
+    ) -> (Vec<Numbered>, (u64, u64)) {
+        let mut file = tempfile::tempfile().unwrap();
+        file.write_all(input).unwrap();
+        let mut ranges = FileRanges::new(file, "t.csv", offset, None, range_bytes).unwrap();
+        let mut chunks = Vec::new();
+        let mut position = (offset, 0);
+        while let Some(range) = ranges.next_range() {
+            let Some(mut lines) = range.lines().unwrap() else {
+                continue;
+            };
+            let before = position.1;
+            while let Some(chunk) = lines.next_chunk(max_rows).unwrap() {
+                let numbers = chunk.numbers.iter().map(|n| n + before).collect();
+                chunks.push((chunk.bytes, numbers));
+            }
+            let (end, lines) = lines.position();
+            position = (end, before + lines);
+        }
+        (chunks, position)
+    }
+
+    /// The lines of `input` from `offset`, one by one, with their numbers from there.
+    fn by_lines(input: &[u8], offset: u64) -> Vec<(Vec<u8>, u64)> {
+        let mut reader = LineReader::new(&input[offset as usize..], false);
+        let mut lines = Vec::new();
+        while let Some(chunk) = reader.next_chunk(1).unwrap() {
+            lines.push((chunk.line(0).to_vec(), chunk.numbers[0]));
+        }
+        lines
+    }
+
+    fn random_input(rng: &mut SplitMix64) -> Vec<u8> {
+        let mut input = Vec::new();
+        for _ in 0..rng.next_u64() % 50 {
+            match rng.next_u64() % 6 {
+                0 => input.extend_from_slice(b"\n"),
+                1 => input.extend_from_slice(b" \r\n"),
+                2 => input.extend_from_slice(b"7,x\r\n"),
+                _ => {
+                    let len = 1 + rng.next_u64() % 30;
+                    input.extend((0..len).map(|i| b'a' + (i % 26) as u8));
+                    input.push(b'\n');
+                }
+            }
+        }
+        if rng.next_u64().is_multiple_of(3) {
+            input.extend_from_slice(b"tail");
+        }
+        input
+    }
+
+    #[test]
+    fn ranges_hold_every_line_once_in_file_order() {
+        let mut rng = SplitMix64::new(11);
+        for case in 0..300 {
+            let input = random_input(&mut rng);
+            let range_bytes = 1 + rng.next_u64() % 40;
+            let max_rows = 1 + (rng.next_u64() % 5) as usize;
+            let (chunks, end) = by_ranges(&input, 0, range_bytes, max_rows);
+            let mut got = Vec::new();
+            for (bytes, numbers) in &chunks {
+                assert!(numbers.len() <= max_rows, "case {case}");
+                for (line, number) in bytes.split_inclusive(|&b| b == b'\n').zip(numbers) {
+                    got.push((line.to_vec(), *number));
+                }
+            }
+            let want = by_lines(&input, 0);
+            assert_eq!(got, want, "case {case}: {range_bytes}-byte ranges");
+            let lines = input.split_inclusive(|&b| b == b'\n').count() as u64;
+            assert_eq!(end, (input.len() as u64, lines), "case {case}");
+        }
+    }
+
+    #[test]
+    fn ranges_start_at_a_resumed_offset() {
+        let input = b"a\nbb\n\nccc\ndddd\n";
+        // Resuming after "a\nbb\n" (two lines): numbers count on from the caller's base.
+        let (chunks, end) = by_ranges(input, 5, 3, 10);
+        let lines: Vec<&[u8]> = chunks.iter().map(|(b, _)| b.as_slice()).collect();
+        assert_eq!(lines, [b"ccc\n".as_slice(), b"dddd\n".as_slice()]);
+        assert_eq!(chunks[0].1, vec![2]);
+        assert_eq!(end, (input.len() as u64, 3));
+    }
+
+    #[test]
+    fn a_line_longer_than_a_range_is_read_whole_by_the_range_it_starts_in() {
+        let long = "x".repeat(200_000);
+        let input = format!("{long}\nshort\n{long}");
+        let (chunks, end) = by_ranges(input.as_bytes(), 0, 1000, 10);
+        let total: usize = chunks.iter().map(|(b, _)| b.len()).sum();
+        assert_eq!(total, input.len() + 1, "the tail gets its newline");
+        let numbers: Vec<u64> = chunks.iter().flat_map(|(_, n)| n.clone()).collect();
+        assert_eq!(numbers, [1, 2, 3]);
+        assert_eq!(end, (input.len() as u64, 3));
+    }
+
+    #[test]
+    fn a_file_cut_short_while_read_is_an_error() {
+        let mut file = tempfile::tempfile().unwrap();
+        file.write_all(b"a\nb\nc\n").unwrap();
+        let mut ranges = FileRanges::new(file.try_clone().unwrap(), "t.csv", 0, None, 100).unwrap();
+        file.set_len(2).unwrap();
+        let err = ranges.next_range().unwrap().lines().err().unwrap();
+        assert!(err.to_string().contains("t.csv"), "{err}");
+    }
+}
