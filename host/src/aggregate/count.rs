@@ -44,7 +44,7 @@ impl GroupAccumulator for CountAccumulator {
             .iter()
             .map(|&s| std::mem::take(&mut self.counts[s as usize]))
             .collect();
-        Ok(Arc::new(Int64Array::from(values)))
+        Ok(Arc::new(Int64Array::new(values.into(), None)))
     }
 
     fn state(&mut self, slots: &[u32]) -> Result<BinaryArray> {

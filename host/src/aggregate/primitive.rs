@@ -87,16 +87,23 @@ where
 
     fn evaluate(&mut self, slots: &[u32]) -> Result<ArrayRef> {
         let mut out = Vec::with_capacity(slots.len());
-        let mut valid = Vec::with_capacity(slots.len());
+        let mut all_seen = true;
         for &slot in slots {
-            let slot = slot as usize;
-            let (value, seen) = std::mem::replace(&mut self.slots[slot], (self.identity, false));
+            let (value, seen) = self.slots[slot as usize];
             out.push(value);
-            valid.push(seen);
+            all_seen &= seen;
         }
-        let nulls = NullBuffer::new(BooleanBuffer::from(valid));
-        let array = PrimitiveArray::<T>::new(out.into(), Some(nulls))
-            .with_data_type(self.data_type.clone());
+        // A group that saw no non-NULL value is NULL; most windows have none such.
+        let nulls = (!all_seen).then(|| {
+            NullBuffer::new(BooleanBuffer::from_iter(
+                slots.iter().map(|&s| self.slots[s as usize].1),
+            ))
+        });
+        for &slot in slots {
+            self.slots[slot as usize] = (self.identity, false);
+        }
+        let array =
+            PrimitiveArray::<T>::new(out.into(), nulls).with_data_type(self.data_type.clone());
         Ok(Arc::new(array))
     }
 

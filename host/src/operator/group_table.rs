@@ -2,23 +2,30 @@
 //! window owns, so a closing window can be evaluated and its slots reused.
 //!
 //! ```text
-//!  rows ──(window start, key)──▶ open: BTreeMap<window start, OpenWindow> ──▶ slot
+//!  rows ──(window start, key)──▶ open: windows sorted by start ──▶ slot
 //!                                    OpenWindow { slots[], keys[], key → slot }
-//!  watermark ≥ window end ──▶ pop_first ──▶ (slots, keys) ──▶ evaluate + free slots
+//!  watermark ≥ window end ──▶ pop the oldest ──▶ (slots, keys) ──▶ evaluate + free slots
 //! ```
 //! Keys of one integer column use an integer map; anything else is encoded with Arrow's
-//! row format and looked up by bytes.
+//! row format and looked up by bytes. Few windows are open at a time (the watermark delay
+//! over the window size, plus one), so they sit in a sorted deque: rows mostly land in the
+//! newest, and the oldest closes first. A closed window's maps and vectors are cleared and
+//! kept for the next window, so a steady stream allocates nothing here per window.
 
-use std::collections::BTreeMap;
+use std::collections::VecDeque;
 use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, AsArray, Int64Array};
+use arrow::buffer::{BooleanBuffer, NullBuffer};
 use arrow::compute::cast;
 use arrow::datatypes::{DataType, Int64Type};
 use arrow::row::{RowConverter, SortField};
 use rustc_hash::FxHashMap;
 
 use crate::error::Result;
+
+/// Closed windows kept for reuse; a burst of windows beyond this is freed.
+const SPARE_WINDOWS: usize = 8;
 
 /// How group keys are represented.
 #[derive(Debug)]
@@ -36,9 +43,12 @@ enum KeyCodec {
 pub(crate) struct OpenWindow {
     /// Slots in the order their groups first appeared.
     pub(crate) slots: Vec<u32>,
-    int_keys: Vec<Option<i64>>,
+    /// Integer keys, one per slot (the NULL group's entry, at `null_index`, is unused).
+    int_keys: Vec<i64>,
     int_map: FxHashMap<i64, u32>,
     null_slot: Option<u32>,
+    /// Where the NULL group (or the only group without keys) is in `slots`.
+    null_index: Option<usize>,
     row_keys: Vec<Box<[u8]>>,
     row_map: FxHashMap<Box<[u8]>, u32>,
 }
@@ -47,7 +57,10 @@ pub(crate) struct OpenWindow {
 #[derive(Debug)]
 pub(crate) struct GroupTable {
     codec: KeyCodec,
-    open: BTreeMap<i64, OpenWindow>,
+    /// Open windows by start, ascending.
+    open: VecDeque<(i64, OpenWindow)>,
+    /// Cleared windows to reuse.
+    spare: Vec<OpenWindow>,
     free: Vec<u32>,
     num_slots: usize,
 }
@@ -64,7 +77,8 @@ impl GroupTable {
         };
         Ok(Self {
             codec,
-            open: BTreeMap::new(),
+            open: VecDeque::new(),
+            spare: Vec::new(),
             free: Vec::new(),
             num_slots: 0,
         })
@@ -108,7 +122,8 @@ impl GroupTable {
                 .iter()
                 .position(|&w| w != window)
                 .unwrap_or(windows.len() - start);
-            let groups = self.open.entry(window).or_default();
+            let index = self.window_index(window);
+            let groups = &mut self.open[index].1;
             for row in start..start + run {
                 let slot = match &encoded {
                     Encoded::Unit => groups.null_group(&mut self.free, &mut self.num_slots),
@@ -122,7 +137,7 @@ impl GroupTable {
                             None => {
                                 let slot = allocate(&mut self.free, &mut self.num_slots);
                                 groups.int_map.insert(key, slot);
-                                groups.int_keys.push(Some(key));
+                                groups.int_keys.push(key);
                                 groups.slots.push(slot);
                                 slot
                             }
@@ -149,16 +164,35 @@ impl GroupTable {
         Ok(())
     }
 
-    /// Removes and returns the open windows starting at or before `last_start`, oldest first.
-    pub(crate) fn close_through(&mut self, last_start: i64) -> Vec<(i64, OpenWindow)> {
-        let mut closed = Vec::new();
-        while let Some(entry) = self.open.first_entry() {
-            if *entry.key() > last_start {
-                break;
+    /// The index in `open` of the window starting at `window`, opened if need be.
+    fn window_index(&mut self, window: i64) -> usize {
+        // Rows mostly go to the newest window.
+        if let Some((last, _)) = self.open.back() {
+            if *last == window {
+                return self.open.len() - 1;
             }
-            closed.push(entry.remove_entry());
         }
-        closed
+        match self.open.binary_search_by_key(&window, |(start, _)| *start) {
+            Ok(index) => index,
+            Err(index) => {
+                let groups = self.spare.pop().unwrap_or_default();
+                self.open.insert(index, (window, groups));
+                index
+            }
+        }
+    }
+
+    /// Removes and returns the oldest open window if it starts at or before `last_start`.
+    pub(crate) fn pop_closed(&mut self, last_start: i64) -> Option<(i64, OpenWindow)> {
+        match self.open.front() {
+            Some((start, _)) if *start <= last_start => self.open.pop_front(),
+            _ => None,
+        }
+    }
+
+    /// Removes and returns the oldest open window.
+    pub(crate) fn pop_oldest(&mut self) -> Option<(i64, OpenWindow)> {
+        self.open.pop_front()
     }
 
     /// The open windows, oldest first.
@@ -166,14 +200,14 @@ impl GroupTable {
         self.open.iter().map(|(start, window)| (*start, window))
     }
 
-    /// Removes and returns every open window, oldest first.
-    pub(crate) fn close_all(&mut self) -> Vec<(i64, OpenWindow)> {
-        std::mem::take(&mut self.open).into_iter().collect()
-    }
-
-    /// Returns the slots of a closed window for reuse.
-    pub(crate) fn release(&mut self, window: &OpenWindow) {
+    /// Takes back a closed window: its slots are free again, and its emptied maps are
+    /// kept for a window still to open.
+    pub(crate) fn release(&mut self, mut window: OpenWindow) {
         self.free.extend_from_slice(&window.slots);
+        if self.spare.len() < SPARE_WINDOWS {
+            window.clear();
+            self.spare.push(window);
+        }
     }
 
     /// The key columns of a closed window's groups, in slot order, as `key_types`.
@@ -185,9 +219,14 @@ impl GroupTable {
         Ok(match &self.codec {
             KeyCodec::Unit => Vec::new(),
             KeyCodec::Int(data_type) => {
-                let ints: ArrayRef = Arc::new(Int64Array::from(window.int_keys.clone()));
+                let nulls = window.null_index.map(|index| {
+                    let mut valid = vec![true; window.int_keys.len()];
+                    valid[index] = false;
+                    NullBuffer::new(BooleanBuffer::from(valid))
+                });
+                let ints = Int64Array::new(window.int_keys.clone().into(), nulls);
                 match data_type {
-                    DataType::Int64 => vec![ints],
+                    DataType::Int64 => vec![Arc::new(ints)],
                     other => vec![cast(&ints, other)?],
                 }
             }
@@ -217,9 +256,21 @@ impl OpenWindow {
         }
         let slot = allocate(free, num_slots);
         self.null_slot = Some(slot);
-        self.int_keys.push(None);
+        self.null_index = Some(self.slots.len());
+        self.int_keys.push(0);
         self.slots.push(slot);
         slot
+    }
+
+    /// Empties the window, keeping what its maps and vectors have allocated.
+    fn clear(&mut self) {
+        self.slots.clear();
+        self.int_keys.clear();
+        self.int_map.clear();
+        self.null_slot = None;
+        self.null_index = None;
+        self.row_keys.clear();
+        self.row_map.clear();
     }
 }
 
@@ -243,19 +294,53 @@ mod tests {
         let mut slots = Vec::new();
         table.intern(&[0, 0, 10, 10], &[keys], &mut slots).unwrap();
         assert_eq!(slots, vec![0, 1, 2, 3]);
-        let closed = table.close_through(0);
-        assert_eq!(closed.len(), 1);
-        assert_eq!(closed[0].1.slots, vec![0, 1]);
-        let cols = table.key_columns(&closed[0].1, &[DataType::Int64]).unwrap();
+        let (start, closed) = table.pop_closed(0).unwrap();
+        assert_eq!(start, 0);
+        assert!(table.pop_closed(0).is_none(), "window 10 is still open");
+        assert_eq!(closed.slots, vec![0, 1]);
+        let cols = table.key_columns(&closed, &[DataType::Int64]).unwrap();
         assert_eq!(
             cols[0].as_primitive::<Int64Type>().values().to_vec(),
             vec![1, 2]
         );
-        table.release(&closed[0].1);
+        table.release(closed);
         assert_eq!(table.open_groups(), 2);
+        let (_, window_10) = table.pop_closed(10).unwrap();
+        let cols = table.key_columns(&window_10, &[DataType::Int64]).unwrap();
+        assert_eq!(cols[0].as_primitive::<Int64Type>().value(0), 1);
+        assert!(cols[0].is_null(1), "the NULL key's group");
+        table.release(window_10);
         let keys: ArrayRef = Arc::new(Int64Array::from(vec![7]));
         table.intern(&[20], &[keys], &mut slots).unwrap();
-        assert!(slots[0] < 2, "a freed slot is reused");
+        assert!(slots[0] < 4, "a freed slot is reused");
+    }
+
+    #[test]
+    fn windows_opened_out_of_order_close_in_start_order_and_reused_ones_start_empty() {
+        let mut table = GroupTable::new(&[DataType::Int64]).unwrap();
+        let mut slots = Vec::new();
+        for start in [30, 10, 20, 10, 40] {
+            let keys: ArrayRef = Arc::new(Int64Array::from(vec![start]));
+            table.intern(&[start], &[keys], &mut slots).unwrap();
+        }
+        let mut starts = Vec::new();
+        while let Some((start, window)) = table.pop_closed(30) {
+            assert_eq!(window.slots.len(), 1, "window {start}");
+            starts.push(start);
+            table.release(window);
+        }
+        assert_eq!(starts, [10, 20, 30]);
+        // A window opened from a reused one holds only its own group.
+        let keys: ArrayRef = Arc::new(Int64Array::from(vec![Some(5), None]));
+        table.intern(&[50, 50], &[keys], &mut slots).unwrap();
+        let (_, window) = table.pop_closed(40).unwrap();
+        assert_eq!(window.slots.len(), 1);
+        let (start, window) = table.pop_oldest().unwrap();
+        assert_eq!(start, 50);
+        let cols = table.key_columns(&window, &[DataType::Int64]).unwrap();
+        assert_eq!(cols[0].len(), 2);
+        assert_eq!(cols[0].as_primitive::<Int64Type>().value(0), 5);
+        assert!(cols[0].is_null(1));
     }
 
     #[test]
@@ -266,9 +351,9 @@ mod tests {
         let mut slots = Vec::new();
         table.intern(&[5, 5, 5], &[a, b], &mut slots).unwrap();
         assert_eq!(slots, vec![0, 0, 1]);
-        let closed = table.close_all();
+        let (_, closed) = table.pop_oldest().unwrap();
         let cols = table
-            .key_columns(&closed[0].1, &[DataType::Utf8, DataType::Int64])
+            .key_columns(&closed, &[DataType::Utf8, DataType::Int64])
             .unwrap();
         assert_eq!(cols[0].as_string::<i32>().value(0), "x");
         assert!(cols[0].is_null(1));

@@ -18,6 +18,7 @@ use arrow::datatypes::{
     DataType, Field, Int64Type, Schema, SchemaRef, TimeUnit, TimestampMillisecondType,
 };
 use arrow::record_batch::{RecordBatch, RecordBatchOptions};
+use datafusion_physical_expr::expressions::Column;
 use datafusion_physical_expr::PhysicalExpr;
 
 use super::execution_error;
@@ -68,12 +69,20 @@ pub struct WindowAggregate {
     key_exprs: Vec<Arc<dyn PhysicalExpr>>,
     key_types: Vec<DataType>,
     schema: SchemaRef,
+    /// Where `window_expr`, a key, or an argument of a call is a plain column: its index
+    /// (read straight from the batch, without evaluating an expression).
+    window_column: Option<usize>,
+    key_columns: Vec<Option<usize>>,
+    arg_columns: Vec<Vec<Option<usize>>>,
     // STATES
     calls: Vec<AggregateCall>,
     table: GroupTable,
     windows_emitted: u64,
     starts: Vec<i64>,
     slots: Vec<u32>,
+    /// The key and the argument columns of one batch, reused from batch to batch.
+    keys: Vec<ArrayRef>,
+    args: Vec<ArrayRef>,
 }
 
 impl WindowAggregate {
@@ -95,8 +104,15 @@ impl WindowAggregate {
                 "internal: window aggregate output schema does not match its columns",
             ));
         }
+        let arg_columns = calls
+            .iter()
+            .map(|call| call.args.iter().map(column_index).collect())
+            .collect();
         Ok(Self {
             window,
+            window_column: column_index(&window_expr),
+            key_columns: key_exprs.iter().map(column_index).collect(),
+            arg_columns,
             window_expr,
             window_expr_is_end,
             group_columns,
@@ -108,6 +124,8 @@ impl WindowAggregate {
             windows_emitted: 0,
             starts: Vec::new(),
             slots: Vec::new(),
+            keys: Vec::new(),
+            args: Vec::new(),
         })
     }
 
@@ -134,12 +152,15 @@ impl WindowAggregate {
 
     /// Adds a batch of (non-late) rows to their windows.
     pub fn update(&mut self, batch: &RecordBatch) -> Result<()> {
-        let keys = self
-            .key_exprs
-            .iter()
-            .map(|e| evaluate(e, batch))
-            .collect::<Result<Vec<_>>>()?;
-        self.update_keyed(batch, &keys)
+        let mut keys = std::mem::take(&mut self.keys);
+        keys.clear();
+        for (expr, column) in self.key_exprs.iter().zip(&self.key_columns) {
+            keys.push(evaluate_input(expr, *column, batch)?);
+        }
+        let updated = self.update_keyed(batch, &keys);
+        keys.clear();
+        self.keys = keys;
+        updated
     }
 
     /// Adds a batch of (non-late) rows whose key expressions are already evaluated: `keys`
@@ -154,7 +175,7 @@ impl WindowAggregate {
                 "internal: key columns do not match the batch".into(),
             ));
         }
-        let window_values = evaluate(&self.window_expr, batch)?;
+        let window_values = evaluate_input(&self.window_expr, self.window_column, batch)?;
         if window_values.null_count() > 0 {
             return Err(Error::Execution("window column is NULL".into()));
         }
@@ -186,42 +207,44 @@ impl WindowAggregate {
         }
         self.table.intern(&self.starts, keys, &mut self.slots)?;
         let num_slots = self.table.num_slots();
-        for call in &mut self.calls {
-            let args = call
-                .args
-                .iter()
-                .map(|e| evaluate(e, batch))
-                .collect::<Result<Vec<_>>>()?;
-            call.accumulator.update(&args, &self.slots, num_slots)?;
+        for (call, columns) in self.calls.iter_mut().zip(&self.arg_columns) {
+            self.args.clear();
+            for (expr, column) in call.args.iter().zip(columns) {
+                self.args.push(evaluate_input(expr, *column, batch)?);
+            }
+            call.accumulator
+                .update(&self.args, &self.slots, num_slots)?;
         }
+        self.args.clear();
         Ok(())
     }
 
     /// Emits every window whose end is at or before `watermark`, oldest first.
     pub fn advance(&mut self, watermark: i64) -> Result<Vec<RecordBatch>> {
-        Ok(self
-            .advance_windows(watermark)?
-            .into_iter()
-            .map(|(_, b)| b)
-            .collect())
+        let mut out = Vec::new();
+        self.emit(Some(watermark), |_, batch| out.push(batch))?;
+        Ok(out)
     }
 
     /// [`advance`](Self::advance), with each window's start beside its rows.
     pub fn advance_windows(&mut self, watermark: i64) -> Result<Vec<(i64, RecordBatch)>> {
-        let last_start = watermark.saturating_sub(self.window.size_ms());
-        let closed = self.table.close_through(last_start);
-        self.emit(closed)
+        let mut out = Vec::new();
+        self.emit(Some(watermark), |start, batch| out.push((start, batch)))?;
+        Ok(out)
     }
 
     /// Emits every open window (end of bounded input).
     pub fn finish(&mut self) -> Result<Vec<RecordBatch>> {
-        Ok(self.finish_windows()?.into_iter().map(|(_, b)| b).collect())
+        let mut out = Vec::new();
+        self.emit(None, |_, batch| out.push(batch))?;
+        Ok(out)
     }
 
     /// [`finish`](Self::finish), with each window's start beside its rows.
     pub fn finish_windows(&mut self) -> Result<Vec<(i64, RecordBatch)>> {
-        let closed = self.table.close_all();
-        self.emit(closed)
+        let mut out = Vec::new();
+        self.emit(None, |start, batch| out.push((start, batch)))?;
+        Ok(out)
     }
 
     /// The number of key columns (the first columns of every snapshot batch).
@@ -292,15 +315,27 @@ impl WindowAggregate {
         Ok(())
     }
 
-    fn emit(&mut self, closed: Vec<(i64, OpenWindow)>) -> Result<Vec<(i64, RecordBatch)>> {
-        let mut out = Vec::with_capacity(closed.len());
-        for (start, groups) in closed {
+    /// Evaluates and hands to `emit` every window closed by `watermark` (`None`: every
+    /// open window), oldest first, and frees its groups.
+    fn emit(
+        &mut self,
+        watermark: Option<i64>,
+        mut emit: impl FnMut(i64, RecordBatch),
+    ) -> Result<()> {
+        let last_start = watermark.map(|w| w.saturating_sub(self.window.size_ms()));
+        loop {
+            let closed = match last_start {
+                Some(last_start) => self.table.pop_closed(last_start),
+                None => self.table.pop_oldest(),
+            };
+            let Some((start, groups)) = closed else {
+                return Ok(());
+            };
             let batch = self.evaluate_window(start, &groups);
-            self.table.release(&groups);
-            out.push((start, batch?));
+            self.table.release(groups);
+            emit(start, batch?);
             self.windows_emitted += 1;
         }
-        Ok(out)
     }
 
     fn evaluate_window(&mut self, start: i64, groups: &OpenWindow) -> Result<RecordBatch> {
@@ -312,16 +347,18 @@ impl WindowAggregate {
             let array: ArrayRef = match (column, field.data_type()) {
                 // Built in the output's type where it is a millisecond timestamp.
                 (GroupColumn::WindowStart, DataType::Timestamp(TimeUnit::Millisecond, tz)) => {
-                    Arc::new(
+                    columns.push(Arc::new(
                         TimestampMillisecondArray::from_value(start, rows)
                             .with_timezone_opt(tz.clone()),
-                    )
+                    ));
+                    continue;
                 }
                 (GroupColumn::WindowEnd, DataType::Timestamp(TimeUnit::Millisecond, tz)) => {
-                    Arc::new(
+                    columns.push(Arc::new(
                         TimestampMillisecondArray::from_value(end, rows)
                             .with_timezone_opt(tz.clone()),
-                    )
+                    ));
+                    continue;
                 }
                 (GroupColumn::WindowStart, _) => Arc::new(Int64Array::from_value(start, rows)),
                 (GroupColumn::WindowEnd, _) => Arc::new(Int64Array::from_value(end, rows)),
@@ -343,6 +380,23 @@ impl WindowAggregate {
             });
         }
         Ok(RecordBatch::try_new(Arc::clone(&self.schema), columns)?)
+    }
+}
+
+/// The index of the column `expr` reads, where it is nothing but a column.
+fn column_index(expr: &Arc<dyn PhysicalExpr>) -> Option<usize> {
+    expr.downcast_ref::<Column>().map(Column::index)
+}
+
+/// `expr` over every row of `batch`: the column itself where `column` says it is one.
+fn evaluate_input(
+    expr: &Arc<dyn PhysicalExpr>,
+    column: Option<usize>,
+    batch: &RecordBatch,
+) -> Result<ArrayRef> {
+    match column {
+        Some(index) if index < batch.num_columns() => Ok(Arc::clone(batch.column(index))),
+        _ => evaluate(expr, batch),
     }
 }
 

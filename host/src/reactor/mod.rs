@@ -86,9 +86,9 @@ impl Work {
 #[derive(Debug)]
 pub(crate) enum Aggregation {
     /// One core: the aggregate runs on the query thread.
-    Inline(WindowAggregate),
+    Inline(Box<WindowAggregate>),
     /// Several cores.
-    Cores(Reactor),
+    Cores(Box<Reactor>),
 }
 
 impl Aggregation {
@@ -101,13 +101,13 @@ impl Aggregation {
         pin: bool,
     ) -> Result<(Self, Vec<String>)> {
         if more.is_empty() {
-            return Ok((Self::Inline(first), Vec::new()));
+            return Ok((Self::Inline(Box::new(first)), Vec::new()));
         }
         let mut all = Vec::with_capacity(more.len() + 1);
         all.push(first);
         all.extend(more);
         let (reactor, unpinned) = Reactor::start(all, pin)?;
-        Ok((Self::Cores(reactor), unpinned))
+        Ok((Self::Cores(Box::new(reactor)), unpinned))
     }
 
     /// Adds a batch of on-time rows.

@@ -6,9 +6,9 @@
 //! fixed seed), so a group always lands on the same core, in a run and after a restart
 //! with the same core count; a checkpoint's groups are routed by the same function.
 
-use arrow::array::{ArrayRef, UInt32Array};
-use arrow::compute::{take, take_record_batch};
-use arrow::record_batch::RecordBatch;
+use arrow::array::{new_null_array, Array, ArrayRef, UInt32Array};
+use arrow::compute::take;
+use arrow::record_batch::{RecordBatch, RecordBatchOptions};
 use datafusion_common::hash_utils::{create_hashes, RandomState};
 use datafusion_physical_expr::PhysicalExpr;
 use std::sync::Arc;
@@ -117,12 +117,35 @@ impl Router {
                 .map(|k| take(k.as_ref(), &indices, None))
                 .collect::<std::result::Result<Vec<_>, _>>()?;
             out.push(Some(Routed {
-                batch: take_record_batch(batch, &indices)?,
+                batch: take_rows(batch, &indices)?,
                 keys,
             }));
         }
         Ok(out)
     }
+}
+
+/// The rows of `batch` at `indices`. A column that is all NULL (one the source does not
+/// decode because the query never reads it) becomes a NULL column of the new length
+/// without looking at each row.
+fn take_rows(batch: &RecordBatch, indices: &UInt32Array) -> Result<RecordBatch> {
+    let columns = batch
+        .columns()
+        .iter()
+        .map(|column| {
+            if column.null_count() == column.len() {
+                Ok(new_null_array(column.data_type(), indices.len()))
+            } else {
+                take(column.as_ref(), indices, None)
+            }
+        })
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    let options = RecordBatchOptions::new().with_row_count(Some(indices.len()));
+    Ok(RecordBatch::try_new_with_options(
+        batch.schema(),
+        columns,
+        &options,
+    )?)
 }
 
 #[cfg(test)]
@@ -206,5 +229,34 @@ mod tests {
         let routed = Router::new(vec![], 4).route(&input).unwrap();
         assert_eq!(routed[0].as_ref().map(|r| r.batch.num_rows()), Some(2));
         assert!(routed[1..].iter().all(Option::is_none));
+    }
+
+    #[test]
+    fn a_column_of_nulls_stays_nulls_of_each_part_length() {
+        let input = batch(&[Some("a"), Some("b"), Some("c"), Some("d"), Some("e")]);
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("k", DataType::Utf8, true),
+            Field::new("unread", DataType::Utf8, true),
+        ]));
+        let with_nulls = RecordBatch::try_new(
+            schema,
+            vec![
+                Arc::clone(input.column(0)),
+                new_null_array(&DataType::Utf8, input.num_rows()),
+            ],
+        )
+        .unwrap();
+        let key = col("k", &with_nulls.schema()).unwrap();
+        let parts = Router::new(vec![key], 2).route(&with_nulls).unwrap();
+        let mut rows = 0;
+        for part in parts.iter().flatten() {
+            let unread = part.batch.column(1);
+            assert_eq!(unread.len(), part.batch.num_rows());
+            assert_eq!(unread.null_count(), unread.len());
+            assert_eq!(unread.data_type(), &DataType::Utf8);
+            rows += part.batch.num_rows();
+        }
+        assert_eq!(rows, 5);
+        assert_eq!(parts.iter().flatten().count(), 2, "both cores get rows");
     }
 }

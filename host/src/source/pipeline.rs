@@ -12,6 +12,7 @@
 //! an error. Dropping the [`Pipeline`] closes the outputs: decoders and feeder stop at
 //! their next send, and for a bounded input the drop waits for them.
 
+use std::collections::VecDeque;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::thread::JoinHandle;
@@ -21,7 +22,7 @@ use super::lines::LineChunk;
 use super::ranges::ByteRange;
 use crate::error::{Error, Result};
 
-/// Chunks waiting in each channel (in front of and behind every decoder).
+/// Jobs (chunks or ranges) waiting in each channel, in front of and behind every decoder.
 const QUEUED_PER_DECODER: usize = 2;
 
 /// A byte offset and a line number: where the input stands after a chunk.
@@ -48,17 +49,18 @@ pub(crate) struct Piece {
     pub(crate) end: Position,
 }
 
-/// What a decoder hands back: pieces of a job, and the end of a range job.
+/// What a decoder hands back for one job: one message a job, so each decoder can run a
+/// whole job ahead of the caller.
 enum Step {
-    /// A decoded chunk; `last`: its job is done (a chunk job has one piece).
-    Piece {
-        piece: Piece,
-        last: bool,
-    },
-    /// A range job is done: the byte offset after it and the lines it held (`None`: no
-    /// line starts in the range).
-    RangeDone {
+    /// A decoded chunk.
+    Piece(Piece),
+    /// A decoded range: its chunks (line numbers counted from 1 in the range), the byte
+    /// offset after it and the lines it held (`None`: no line starts in it, or it
+    /// failed), and the error that stopped it after those chunks, if one did.
+    Range {
+        pieces: Vec<Piece>,
         end: Option<(u64, u64)>,
+        failure: Option<Error>,
     },
     End(Option<Position>),
 }
@@ -75,12 +77,15 @@ enum Job {
 pub(crate) struct Pipeline {
     outputs: Vec<Receiver<Result<Step>>>,
     threads: Vec<JoinHandle<()>>,
-    /// Sequence number of the job whose pieces are taken next.
+    /// Sequence number of the next job to take.
     next: usize,
-    /// The input position after the last piece or range taken.
-    position: Position,
-    /// Lines before the range being taken: what its line numbers count on from.
-    lines_before: u64,
+    /// The pieces of the range taken last that are still to hand out, and the error that
+    /// comes after them.
+    pending: VecDeque<Piece>,
+    pending_failure: Option<Error>,
+    /// Where the ranges taken so far end: the byte offset, and the lines before the next
+    /// range (what its line numbers count on from).
+    ranges_end: Position,
     /// The end (or an error) was taken: nothing more comes.
     finished: bool,
     /// Join the threads on drop (a bounded input; stdin's reader may wait on a read).
@@ -127,8 +132,9 @@ impl Pipeline {
             outputs,
             threads,
             next: 0,
-            position: start,
-            lines_before: start.1,
+            pending: VecDeque::new(),
+            pending_failure: None,
+            ranges_end: start,
             finished: false,
             join_on_drop,
         })
@@ -138,40 +144,44 @@ impl Pipeline {
     /// (once), an error of the feeder or a decoder (once), and then always `Done`.
     pub(crate) fn next(&mut self) -> std::result::Result<Piece, PipelineEnd> {
         loop {
+            if let Some(piece) = self.pending.pop_front() {
+                return Ok(piece);
+            }
+            if let Some(e) = self.pending_failure.take() {
+                self.finished = true;
+                return Err(PipelineEnd::Failed(e));
+            }
             if self.finished {
                 return Err(PipelineEnd::Done);
             }
             let slot = self.next % self.outputs.len();
+            self.next += 1;
             let step = self.outputs[slot].recv().unwrap_or_else(|_| {
                 Err(Error::Execution(
                     "a decoder thread of the source stopped unexpectedly".into(),
                 ))
             });
             match step {
-                Ok(Step::Piece { mut piece, last }) => {
-                    if last {
-                        self.next += 1;
-                    } else {
-                        // A range numbers its lines from 1.
-                        piece
-                            .numbers
-                            .iter_mut()
-                            .for_each(|n| *n += self.lines_before);
-                        piece.end.1 += self.lines_before;
+                Ok(Step::Piece(piece)) => return Ok(piece),
+                Ok(Step::Range {
+                    mut pieces,
+                    end,
+                    failure,
+                }) => {
+                    let base = self.ranges_end.1;
+                    for piece in &mut pieces {
+                        piece.numbers.iter_mut().for_each(|n| *n += base);
+                        piece.end.1 += base;
                     }
-                    self.position = piece.end;
-                    return Ok(piece);
-                }
-                Ok(Step::RangeDone { end }) => {
-                    self.next += 1;
                     if let Some((offset, lines)) = end {
-                        self.lines_before += lines;
-                        self.position = (offset, self.lines_before);
+                        self.ranges_end = (offset, base + lines);
                     }
+                    self.pending = pieces.into();
+                    self.pending_failure = failure;
                 }
                 Ok(Step::End(position)) => {
                     self.finished = true;
-                    return Err(PipelineEnd::End(position.unwrap_or(self.position)));
+                    return Err(PipelineEnd::End(position.unwrap_or(self.ranges_end)));
                 }
                 Err(e) => {
                     self.finished = true;
@@ -233,29 +243,24 @@ fn decode_loop(
     jobs: &Receiver<Job>,
     steps: &SyncSender<Result<Step>>,
 ) {
+    let mut buffer = Vec::new();
     for job in jobs {
         let step = match job {
             Job::Chunk(chunk, end) => {
                 match catch_unwind(AssertUnwindSafe(|| decoder.decode(&chunk))) {
-                    Ok(decoded) => Ok(Step::Piece {
-                        piece: Piece {
-                            numbers: chunk.numbers,
-                            decoded,
-                            end,
-                        },
-                        last: true,
-                    }),
+                    Ok(decoded) => Ok(Step::Piece(Piece {
+                        numbers: chunk.numbers,
+                        decoded,
+                        end,
+                    })),
                     Err(panic) => Err(panicked("decoder", panic.as_ref())),
                 }
             }
             Job::Range(range) => {
-                let sent = catch_unwind(AssertUnwindSafe(|| {
-                    decode_range(decoder, &range, batch_size, steps)
-                }));
-                match sent {
-                    Ok(Ok(true)) => continue,
-                    Ok(Ok(false)) => return,
-                    Ok(Err(e)) => Err(e),
+                match catch_unwind(AssertUnwindSafe(|| {
+                    decode_range(decoder, &range, batch_size, &mut buffer)
+                })) {
+                    Ok(step) => Ok(step),
                     Err(panic) => Err(panicked("decoder", panic.as_ref())),
                 }
             }
@@ -268,30 +273,43 @@ fn decode_loop(
     }
 }
 
-/// Reads, cuts and decodes one range, sending a piece per chunk and then its end.
-/// `Ok(false)`: the caller has gone.
+/// Reads (into `buffer`), cuts and decodes one range into chunks of `batch_size` lines.
 fn decode_range(
     decoder: &mut RowDecoder,
     range: &ByteRange,
     batch_size: usize,
-    steps: &SyncSender<Result<Step>>,
-) -> Result<bool> {
-    let Some(mut lines) = range.lines()? else {
-        return Ok(steps.send(Ok(Step::RangeDone { end: None })).is_ok());
+    buffer: &mut Vec<u8>,
+) -> Step {
+    let mut pieces = Vec::new();
+    let failure = match range.lines(buffer) {
+        Ok(None) => None,
+        Ok(Some(mut lines)) => loop {
+            match lines.next_chunk(batch_size) {
+                Ok(Some(chunk)) => {
+                    let decoded = decoder.decode(&chunk);
+                    pieces.push(Piece {
+                        numbers: chunk.numbers,
+                        decoded,
+                        end: lines.position(),
+                    });
+                }
+                Ok(None) => {
+                    return Step::Range {
+                        pieces,
+                        end: Some(lines.position()),
+                        failure: None,
+                    }
+                }
+                Err(e) => break Some(e),
+            }
+        },
+        Err(e) => Some(e),
     };
-    while let Some(chunk) = lines.next_chunk(batch_size)? {
-        let decoded = decoder.decode(&chunk);
-        let piece = Piece {
-            numbers: chunk.numbers,
-            decoded,
-            end: lines.position(),
-        };
-        if steps.send(Ok(Step::Piece { piece, last: false })).is_err() {
-            return Ok(false);
-        }
+    Step::Range {
+        pieces,
+        end: None,
+        failure,
     }
-    let end = Some(lines.position());
-    Ok(steps.send(Ok(Step::RangeDone { end })).is_ok())
 }
 
 /// The error a panic on a pipeline thread becomes.

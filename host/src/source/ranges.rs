@@ -2,7 +2,7 @@
 //! file source's reading scales with its decoders instead of running on one thread.
 //!
 //! ```text
-//!  file ─▶ [start, end) [end, …) …   nominal ranges of RANGE_BYTES, handed out in order
+//!  file ─▶ [start, end) [end, …) …   nominal ranges (`range_bytes`), handed out in order
 //!  range ─▶ the lines that START in it (a line starts at 0 or right after a '\n'),
 //!           the last one read on past `end` through its newline
 //! ```
@@ -11,7 +11,6 @@
 //! takes the ranges in order adds the lines of every range before.
 
 use std::fs::File;
-use std::io::Cursor;
 use std::os::unix::fs::FileExt;
 use std::sync::Arc;
 
@@ -19,9 +18,15 @@ use super::header::Header;
 use super::lines::{LineChunk, LineReader};
 use crate::error::{Error, Result};
 
-/// Nominal bytes in one range: large enough that the read and the alignment cost little,
-/// small enough that the decoders share the end of a file evenly.
-pub(crate) const RANGE_BYTES: u64 = 4 << 20;
+/// Bytes of the ranges for batches of `batch_size` rows: a few batches at a typical line
+/// length, so the read and the alignment cost little, within 64 KiB – 1 MiB. A decoded
+/// range waits whole for its turn (up to three a decoder), so the bound keeps that memory
+/// small, and small batches get small ranges rather than thousands of batches in one.
+pub(crate) fn range_bytes(batch_size: usize) -> u64 {
+    (batch_size as u64)
+        .saturating_mul(256)
+        .clamp(64 << 10, 1 << 20)
+}
 
 /// How far past a range's end the last line is read at a time.
 const EXTEND_BYTES: usize = 64 << 10;
@@ -98,15 +103,22 @@ impl FileRanges {
 }
 
 impl ByteRange {
-    /// The lines this range owns, as a reader numbering them from 1 whose positions are
-    /// byte offsets in the file; `None` when no line starts in the range.
-    pub(crate) fn lines(&self) -> Result<Option<RangeLines>> {
+    /// The lines this range owns, read into `bytes` (a decoder's buffer, reused from
+    /// range to range so its pages are not faulted in and zeroed again each time), as a
+    /// reader numbering them from 1 whose positions are byte offsets in the file; `None`
+    /// when no line starts in the range.
+    pub(crate) fn lines<'a>(&self, bytes: &'a mut Vec<u8>) -> Result<Option<RangeLines<'a>>> {
         let context = || format!("cannot read {}", self.origin);
         // One byte before the range tells whether a line starts right at `start`.
         let from = self.start.saturating_sub(1);
-        let mut bytes = vec![0; (self.end - from) as usize];
+        // The buffer only grows: bytes beyond what is read are never looked at, so they
+        // need no zeroing from one range to the next.
+        let mut filled = (self.end - from) as usize;
+        if bytes.len() < filled {
+            bytes.resize(filled, 0);
+        }
         self.file
-            .read_exact_at(&mut bytes, from)
+            .read_exact_at(&mut bytes[..filled], from)
             .map_err(|e| Error::io(context(), e))?;
         let first = if self.start == 0 {
             0
@@ -119,22 +131,20 @@ impl ByteRange {
         };
         // The last line owned goes on through its newline, past `end` if need be.
         let mut at = self.end;
-        while bytes.last() != Some(&b'\n') && at < self.len {
+        while bytes[filled - 1] != b'\n' && at < self.len {
             let take = EXTEND_BYTES.min((self.len - at) as usize);
-            let old = bytes.len();
-            bytes.resize(old + take, 0);
-            self.file
-                .read_exact_at(&mut bytes[old..], at)
-                .map_err(|e| Error::io(context(), e))?;
-            if let Some(i) = memchr::memchr(b'\n', &bytes[old..]) {
-                bytes.truncate(old + i + 1);
+            if bytes.len() < filled + take {
+                bytes.resize(filled + take, 0);
             }
+            let more = &mut bytes[filled..filled + take];
+            self.file
+                .read_exact_at(more, at)
+                .map_err(|e| Error::io(context(), e))?;
+            filled += memchr::memchr(b'\n', more).map_or(take, |i| i + 1);
             at += take as u64;
         }
         let offset = from + first as u64;
-        let mut cursor = Cursor::new(bytes);
-        cursor.set_position(first as u64);
-        let mut reader = LineReader::new(cursor, false);
+        let mut reader = LineReader::new(&bytes[first..filled], false);
         reader.start_at(offset, 0);
         Ok(Some(RangeLines {
             reader,
@@ -145,14 +155,14 @@ impl ByteRange {
 }
 
 /// The lines of one range, cut into chunks.
-pub(crate) struct RangeLines {
-    reader: LineReader<Cursor<Vec<u8>>>,
+pub(crate) struct RangeLines<'a> {
+    reader: LineReader<&'a [u8]>,
     /// The header rule while the first chunk of the file is still to come.
     header: Option<Header>,
     origin: Arc<str>,
 }
 
-impl RangeLines {
+impl RangeLines<'_> {
     /// The next chunk of at most `max_rows` lines (a CSV header cut from the file's first
     /// one), or `None` when the range is done.
     pub(crate) fn next_chunk(&mut self, max_rows: usize) -> Result<Option<LineChunk>> {
@@ -202,8 +212,9 @@ mod tests {
         let mut ranges = FileRanges::new(file, "t.csv", offset, None, range_bytes).unwrap();
         let mut chunks = Vec::new();
         let mut position = (offset, 0);
+        let mut buffer = Vec::new();
         while let Some(range) = ranges.next_range() {
-            let Some(mut lines) = range.lines().unwrap() else {
+            let Some(mut lines) = range.lines(&mut buffer).unwrap() else {
                 continue;
             };
             let before = position.1;
@@ -298,7 +309,8 @@ mod tests {
         file.write_all(b"a\nb\nc\n").unwrap();
         let mut ranges = FileRanges::new(file.try_clone().unwrap(), "t.csv", 0, None, 100).unwrap();
         file.set_len(2).unwrap();
-        let err = ranges.next_range().unwrap().lines().err().unwrap();
+        let range = ranges.next_range().unwrap();
+        let err = range.lines(&mut Vec::new()).err().unwrap();
         assert!(err.to_string().contains("t.csv"), "{err}");
     }
 }

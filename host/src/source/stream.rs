@@ -13,7 +13,7 @@ use super::header::Header;
 use super::input_log::{stdin_has_input, InputLog};
 use super::lines::{LineChunk, LineReader};
 use super::pipeline::{Cut, Pipeline, PipelineEnd, Position};
-use super::ranges::{FileRanges, RANGE_BYTES};
+use super::ranges::{range_bytes, FileRanges};
 use super::{Source, SourceBatch};
 use crate::checkpoint::SourcePosition;
 use crate::error::{Error, Result};
@@ -233,7 +233,8 @@ impl LineSource {
         if let (Some(file), None) = (self.file.take(), &self.log) {
             let start = lines.position();
             let header = std::mem::take(&mut self.first_chunk).then(|| self.header.clone());
-            let mut ranges = FileRanges::new(file, &self.origin, start.0, header, RANGE_BYTES)?;
+            let bytes = range_bytes(self.batch_size);
+            let mut ranges = FileRanges::new(file, &self.origin, start.0, header, bytes)?;
             let cut = move || {
                 Ok(match ranges.next_range() {
                     Some(range) => Cut::Range(range),
