@@ -132,16 +132,12 @@ impl GroupTable {
                     }
                     Encoded::Int(ints) => {
                         let key = ints.value(row);
-                        match groups.int_map.get(&key) {
-                            Some(&slot) => slot,
-                            None => {
-                                let slot = allocate(&mut self.free, &mut self.num_slots);
-                                groups.int_map.insert(key, slot);
-                                groups.int_keys.push(key);
-                                groups.slots.push(slot);
-                                slot
-                            }
-                        }
+                        *groups.int_map.entry(key).or_insert_with(|| {
+                            let slot = allocate(&mut self.free, &mut self.num_slots);
+                            groups.int_keys.push(key);
+                            groups.slots.push(slot);
+                            slot
+                        })
                     }
                     Encoded::Rows(rows) => {
                         let key = rows.row(row);
@@ -210,14 +206,16 @@ impl GroupTable {
         }
     }
 
-    /// The key columns of a closed window's groups, in slot order, as `key_types`.
+    /// Appends to `out` the key columns of a window's groups, in slot order, as
+    /// `key_types`.
     pub(crate) fn key_columns(
         &self,
         window: &OpenWindow,
         key_types: &[DataType],
-    ) -> Result<Vec<ArrayRef>> {
-        Ok(match &self.codec {
-            KeyCodec::Unit => Vec::new(),
+        out: &mut Vec<ArrayRef>,
+    ) -> Result<()> {
+        match &self.codec {
+            KeyCodec::Unit => {}
             KeyCodec::Int(data_type) => {
                 let nulls = window.null_index.map(|index| {
                     let mut valid = vec![true; window.int_keys.len()];
@@ -225,19 +223,20 @@ impl GroupTable {
                     NullBuffer::new(BooleanBuffer::from(valid))
                 });
                 let ints = Int64Array::new(window.int_keys.clone().into(), nulls);
-                match data_type {
-                    DataType::Int64 => vec![Arc::new(ints)],
-                    other => vec![cast(&ints, other)?],
-                }
+                out.push(match data_type {
+                    DataType::Int64 => Arc::new(ints),
+                    other => cast(&ints, other)?,
+                });
             }
             KeyCodec::Rows(converter) => {
                 let parser = converter.parser();
                 let columns =
                     converter.convert_rows(window.row_keys.iter().map(|k| parser.parse(k)))?;
                 debug_assert_eq!(columns.len(), key_types.len());
-                columns
+                out.extend(columns);
             }
-        })
+        }
+        Ok(())
     }
 }
 
@@ -298,7 +297,10 @@ mod tests {
         assert_eq!(start, 0);
         assert!(table.pop_closed(0).is_none(), "window 10 is still open");
         assert_eq!(closed.slots, vec![0, 1]);
-        let cols = table.key_columns(&closed, &[DataType::Int64]).unwrap();
+        let mut cols = Vec::new();
+        table
+            .key_columns(&closed, &[DataType::Int64], &mut cols)
+            .unwrap();
         assert_eq!(
             cols[0].as_primitive::<Int64Type>().values().to_vec(),
             vec![1, 2]
@@ -306,7 +308,10 @@ mod tests {
         table.release(closed);
         assert_eq!(table.open_groups(), 2);
         let (_, window_10) = table.pop_closed(10).unwrap();
-        let cols = table.key_columns(&window_10, &[DataType::Int64]).unwrap();
+        let mut cols = Vec::new();
+        table
+            .key_columns(&window_10, &[DataType::Int64], &mut cols)
+            .unwrap();
         assert_eq!(cols[0].as_primitive::<Int64Type>().value(0), 1);
         assert!(cols[0].is_null(1), "the NULL key's group");
         table.release(window_10);
@@ -337,7 +342,10 @@ mod tests {
         assert_eq!(window.slots.len(), 1);
         let (start, window) = table.pop_oldest().unwrap();
         assert_eq!(start, 50);
-        let cols = table.key_columns(&window, &[DataType::Int64]).unwrap();
+        let mut cols = Vec::new();
+        table
+            .key_columns(&window, &[DataType::Int64], &mut cols)
+            .unwrap();
         assert_eq!(cols[0].len(), 2);
         assert_eq!(cols[0].as_primitive::<Int64Type>().value(0), 5);
         assert!(cols[0].is_null(1));
@@ -352,8 +360,9 @@ mod tests {
         table.intern(&[5, 5, 5], &[a, b], &mut slots).unwrap();
         assert_eq!(slots, vec![0, 0, 1]);
         let (_, closed) = table.pop_oldest().unwrap();
-        let cols = table
-            .key_columns(&closed, &[DataType::Utf8, DataType::Int64])
+        let mut cols = Vec::new();
+        table
+            .key_columns(&closed, &[DataType::Utf8, DataType::Int64], &mut cols)
             .unwrap();
         assert_eq!(cols[0].as_string::<i32>().value(0), "x");
         assert!(cols[0].is_null(1));

@@ -259,7 +259,9 @@ impl WindowAggregate {
     pub fn snapshot(&mut self) -> Result<WindowSnapshot> {
         let mut windows = Vec::new();
         for (start, groups) in self.table.open_windows() {
-            let mut columns = self.table.key_columns(groups, &self.key_types)?;
+            let mut columns = Vec::new();
+            self.table
+                .key_columns(groups, &self.key_types, &mut columns)?;
             for call in &mut self.calls {
                 columns.push(Arc::new(call.accumulator.state(&groups.slots)?));
             }
@@ -338,26 +340,37 @@ impl WindowAggregate {
         }
     }
 
+    /// The result batch of a closed window.
     fn evaluate_window(&mut self, start: i64, groups: &OpenWindow) -> Result<RecordBatch> {
+        // The key columns go to the key buffer (empty between batches), reused.
+        let mut keys = std::mem::take(&mut self.keys);
+        keys.clear();
+        let built = self.build_window(start, groups, &mut keys);
+        keys.clear();
+        self.keys = keys;
+        built
+    }
+
+    /// [`evaluate_window`](Self::evaluate_window), with `keys` to put the key columns in.
+    fn build_window(
+        &mut self,
+        start: i64,
+        groups: &OpenWindow,
+        keys: &mut Vec<ArrayRef>,
+    ) -> Result<RecordBatch> {
         let rows = groups.slots.len();
-        let keys = self.table.key_columns(groups, &self.key_types)?;
+        self.table.key_columns(groups, &self.key_types, keys)?;
         let end = self.window.end_of_start(start);
         let mut columns: Vec<ArrayRef> = Vec::with_capacity(self.schema.fields().len());
         for (column, field) in self.group_columns.iter().zip(self.schema.fields()) {
             let array: ArrayRef = match (column, field.data_type()) {
                 // Built in the output's type where it is a millisecond timestamp.
                 (GroupColumn::WindowStart, DataType::Timestamp(TimeUnit::Millisecond, tz)) => {
-                    columns.push(Arc::new(
-                        TimestampMillisecondArray::from_value(start, rows)
-                            .with_timezone_opt(tz.clone()),
-                    ));
+                    columns.push(Arc::new(timestamps(start, rows, tz)));
                     continue;
                 }
                 (GroupColumn::WindowEnd, DataType::Timestamp(TimeUnit::Millisecond, tz)) => {
-                    columns.push(Arc::new(
-                        TimestampMillisecondArray::from_value(end, rows)
-                            .with_timezone_opt(tz.clone()),
-                    ));
+                    columns.push(Arc::new(timestamps(end, rows, tz)));
                     continue;
                 }
                 (GroupColumn::WindowStart, _) => Arc::new(Int64Array::from_value(start, rows)),
@@ -380,6 +393,17 @@ impl WindowAggregate {
             });
         }
         Ok(RecordBatch::try_new(Arc::clone(&self.schema), columns)?)
+    }
+}
+
+/// `rows` copies of the millisecond timestamp `value` in time zone `tz`. Built from a
+/// vector, whose allocation the array takes over (Arrow's own builders allocate 64-byte
+/// aligned buffers, a slower path of the allocator for a few bytes).
+fn timestamps(value: i64, rows: usize, tz: &Option<Arc<str>>) -> TimestampMillisecondArray {
+    let array = TimestampMillisecondArray::new(vec![value; rows].into(), None);
+    match tz {
+        Some(_) => array.with_timezone_opt(tz.clone()),
+        None => array,
     }
 }
 
