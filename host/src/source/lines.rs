@@ -169,6 +169,29 @@ fn is_blank(line: &[u8]) -> bool {
     line.iter().all(u8::is_ascii_whitespace)
 }
 
+/// Up to 60 random lines: blank ones, `\r\n` endings, lines of up to 40 bytes, and
+/// at times a last line without a newline.
+#[cfg(test)]
+pub(crate) fn random_lines(rng: &mut crate::gen::SplitMix64) -> Vec<u8> {
+    let mut input = Vec::new();
+    for _ in 0..rng.next_u64() % 60 {
+        match rng.next_u64() % 6 {
+            0 => input.extend_from_slice(b"\n"),
+            1 => input.extend_from_slice(b"  \r\n"),
+            2 => input.extend_from_slice(b"a,1\r\n"),
+            _ => {
+                let len = rng.next_u64() % 40;
+                input.extend((0..len).map(|i| b'a' + (i % 26) as u8));
+                input.push(b'\n');
+            }
+        }
+    }
+    if rng.next_u64().is_multiple_of(2) {
+        input.extend_from_slice(b"tail-without-newline");
+    }
+    input
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -228,22 +251,7 @@ mod tests {
     fn block_cutting_matches_line_by_line_reading() {
         let mut rng = crate::gen::SplitMix64::new(7);
         for case in 0..200 {
-            let mut input = Vec::new();
-            for _ in 0..rng.next_u64() % 60 {
-                match rng.next_u64() % 6 {
-                    0 => input.extend_from_slice(b"\n"),
-                    1 => input.extend_from_slice(b"  \r\n"),
-                    2 => input.extend_from_slice(b"a,1\r\n"),
-                    _ => {
-                        let len = rng.next_u64() % 40;
-                        input.extend((0..len).map(|i| b'a' + (i % 26) as u8));
-                        input.push(b'\n');
-                    }
-                }
-            }
-            if rng.next_u64().is_multiple_of(2) {
-                input.extend_from_slice(b"tail-without-newline");
-            }
+            let input = random_lines(&mut rng);
             let max_rows = 1 + (rng.next_u64() % 7) as usize;
             let step = 1 + (rng.next_u64() % 50) as usize;
             let mut reader = LineReader {

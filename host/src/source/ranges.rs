@@ -192,6 +192,7 @@ impl RangeLines<'_> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::lines::random_lines;
     use super::*;
     use crate::gen::SplitMix64;
     use std::io::Write;
@@ -238,31 +239,11 @@ mod tests {
         lines
     }
 
-    fn random_input(rng: &mut SplitMix64) -> Vec<u8> {
-        let mut input = Vec::new();
-        for _ in 0..rng.next_u64() % 50 {
-            match rng.next_u64() % 6 {
-                0 => input.extend_from_slice(b"\n"),
-                1 => input.extend_from_slice(b" \r\n"),
-                2 => input.extend_from_slice(b"7,x\r\n"),
-                _ => {
-                    let len = 1 + rng.next_u64() % 30;
-                    input.extend((0..len).map(|i| b'a' + (i % 26) as u8));
-                    input.push(b'\n');
-                }
-            }
-        }
-        if rng.next_u64().is_multiple_of(3) {
-            input.extend_from_slice(b"tail");
-        }
-        input
-    }
-
     #[test]
     fn ranges_hold_every_line_once_in_file_order() {
         let mut rng = SplitMix64::new(11);
         for case in 0..300 {
-            let input = random_input(&mut rng);
+            let input = random_lines(&mut rng);
             let range_bytes = 1 + rng.next_u64() % 40;
             let max_rows = 1 + (rng.next_u64() % 5) as usize;
             let (chunks, end) = by_ranges(&input, 0, range_bytes, max_rows);

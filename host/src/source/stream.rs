@@ -71,28 +71,21 @@ impl LineSource {
                     || format!("cannot open source '{}' file {}", def.name, path.display());
                 let mut file = File::open(path).map_err(|e| Error::io(context(), e))?;
                 let ranges = file.try_clone().map_err(|e| Error::io(context(), e))?;
-                if let SourcePosition::File { offset, line } = position {
+                let (offset, line) = match position {
+                    SourcePosition::File { offset, line } => (*offset, *line),
+                    _ => (0, 0),
+                };
+                if offset > 0 {
                     let len = file.metadata().map_err(|e| Error::io(context(), e))?.len();
-                    if len < *offset {
+                    if len < offset {
                         return Err(Error::Execution(format!(
                                 "source '{}' file {} holds {len} bytes, fewer than the {offset} a checkpoint read: it was changed since",
                                 def.name,
                                 path.display()
                             )));
                     }
-                    file.seek(SeekFrom::Start(*offset))
+                    file.seek(SeekFrom::Start(offset))
                         .map_err(|e| Error::io(context(), e))?;
-                    let mut source = Self::from_reader(
-                        def,
-                        Box::new(file),
-                        path.display().to_string(),
-                        false,
-                        batch_size,
-                    );
-                    source.start_at(*offset, *line);
-                    source.first_chunk = *offset == 0;
-                    source.file = Some(ranges);
-                    return Ok(source);
                 }
                 let mut source = Self::from_reader(
                     def,
@@ -101,6 +94,8 @@ impl LineSource {
                     false,
                     batch_size,
                 );
+                source.start_at(offset, line);
+                source.first_chunk = offset == 0;
                 source.file = Some(ranges);
                 return Ok(source);
             }
