@@ -4,10 +4,10 @@
 //! The work is either chunks of lines the feeder cut itself (stdin, which only one thread
 //! can read) or byte ranges of a file, which each decoder reads and cuts on its own
 //! ([`ByteRange`]), so reading a file scales with the decoders. Job `n` goes to decoder
-//! `n % threads` and its pieces come back from that decoder's output, so order needs no
-//! reordering buffer: each decoder handles its jobs in order, and the caller reads the
-//! decoders' outputs in turn, moving on when a job is done. Every channel is bounded (a
-//! few pieces per decoder), so a slow caller holds the feeder back. End of input and
+//! `n % threads` and comes back whole, as one message, from that decoder's output, so
+//! order needs no reordering buffer: each decoder handles its jobs in order, and the
+//! caller reads the decoders' outputs in turn. Every channel is bounded (a few jobs per
+//! decoder), so a slow caller holds the feeder back. End of input and
 //! errors of the feeding side travel in sequence like jobs; a panic on any thread becomes
 //! an error. Dropping the [`Pipeline`] closes the outputs: decoders and feeder stop at
 //! their next send, and for a bounded input the drop waits for them.
