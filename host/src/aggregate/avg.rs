@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, AsArray, BinaryArray, Float64Array};
+use arrow::buffer::{BooleanBuffer, NullBuffer};
 use arrow::compute::cast;
 use arrow::datatypes::{DataType, Float64Type};
 
@@ -49,14 +50,23 @@ impl GroupAccumulator for AvgAccumulator {
     }
 
     fn evaluate(&mut self, slots: &[u32]) -> Result<ArrayRef> {
-        let values: Float64Array = slots
-            .iter()
-            .map(|&s| {
-                let (sum, count) = std::mem::take(&mut self.slots[s as usize]);
-                (count > 0).then(|| sum / count as f64)
-            })
-            .collect();
-        Ok(Arc::new(values))
+        let mut values = Vec::with_capacity(slots.len());
+        let mut all_seen = true;
+        for &slot in slots {
+            let (sum, count) = self.slots[slot as usize];
+            values.push(if count > 0 { sum / count as f64 } else { 0.0 });
+            all_seen &= count > 0;
+        }
+        // A group that saw no non-NULL value is NULL; most windows have none such.
+        let nulls = (!all_seen).then(|| {
+            NullBuffer::new(BooleanBuffer::from_iter(
+                slots.iter().map(|&s| self.slots[s as usize].1 > 0),
+            ))
+        });
+        for &slot in slots {
+            self.slots[slot as usize] = Default::default();
+        }
+        Ok(Arc::new(Float64Array::new(values.into(), nulls)))
     }
 
     fn state(&mut self, slots: &[u32]) -> Result<BinaryArray> {

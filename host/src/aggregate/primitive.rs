@@ -102,8 +102,14 @@ where
         for &slot in slots {
             self.slots[slot as usize] = (self.identity, false);
         }
-        let array =
-            PrimitiveArray::<T>::new(out.into(), nulls).with_data_type(self.data_type.clone());
+        let array = PrimitiveArray::<T>::new(out.into(), nulls);
+        // Only parameterised types (a timestamp's zone, a decimal's scale) differ from the
+        // array's default type.
+        let array = if self.data_type == T::DATA_TYPE {
+            array
+        } else {
+            array.with_data_type(self.data_type.clone())
+        };
         Ok(Arc::new(array))
     }
 

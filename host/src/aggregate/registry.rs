@@ -173,6 +173,18 @@ mod tests {
         let out = acc.evaluate(&[0, 1]).unwrap();
         let out = out.as_primitive::<Int64Type>();
         assert_eq!((out.value(0), out.value(1)), (1, 4));
+
+        let floats: ArrayRef = Arc::new(Float64Array::from(vec![3.0, 5.0]));
+        let mut avg =
+            native_accumulator("avg", Some(&DataType::Float64), &DataType::Float64).unwrap();
+        avg.update(&[floats], &[0, 0], 1).unwrap();
+        let first = avg.evaluate(&[0]).unwrap();
+        assert_eq!(first.null_count(), 0, "every group saw a value");
+        assert_eq!(first.as_primitive::<Float64Type>().value(0), 4.0);
+        avg.update(&[Arc::new(Float64Array::from(vec![10.0]))], &[0], 1)
+            .unwrap();
+        let second = avg.evaluate(&[0]).unwrap();
+        assert_eq!(second.as_primitive::<Float64Type>().value(0), 10.0);
     }
 
     #[test]
