@@ -3,11 +3,10 @@
 use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, AsArray, BinaryArray, Float64Array};
-use arrow::buffer::{BooleanBuffer, NullBuffer};
 use arrow::compute::cast;
 use arrow::datatypes::{DataType, Float64Type};
 
-use super::{fixed_state, GroupAccumulator};
+use super::{fixed_state, validity, GroupAccumulator};
 use crate::error::Result;
 
 /// Mean of the non-NULL values of each slot; NULL when it saw none.
@@ -50,19 +49,15 @@ impl GroupAccumulator for AvgAccumulator {
     }
 
     fn evaluate(&mut self, slots: &[u32]) -> Result<ArrayRef> {
-        let mut values = Vec::with_capacity(slots.len());
-        let mut all_seen = true;
-        for &slot in slots {
-            let (sum, count) = self.slots[slot as usize];
-            values.push(if count > 0 { sum / count as f64 } else { 0.0 });
-            all_seen &= count > 0;
-        }
-        // A group that saw no non-NULL value is NULL; most windows have none such.
-        let nulls = (!all_seen).then(|| {
-            NullBuffer::new(BooleanBuffer::from_iter(
-                slots.iter().map(|&s| self.slots[s as usize].1 > 0),
-            ))
-        });
+        let values: Vec<f64> = slots
+            .iter()
+            .map(|&s| match self.slots[s as usize] {
+                (sum, count) if count > 0 => sum / count as f64,
+                _ => 0.0,
+            })
+            .collect();
+        // A group that saw no non-NULL value is NULL.
+        let nulls = validity(slots, |s| self.slots[s].1 > 0);
         for &slot in slots {
             self.slots[slot as usize] = Default::default();
         }

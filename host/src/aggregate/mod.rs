@@ -16,6 +16,7 @@ mod state_test;
 pub use registry::{native_accumulator, NATIVE_AGGREGATES};
 
 use arrow::array::{Array, ArrayRef, BinaryArray};
+use arrow::buffer::{BooleanBuffer, NullBuffer};
 
 use crate::error::Result;
 
@@ -39,6 +40,16 @@ pub trait GroupAccumulator: Send + std::fmt::Debug {
 
     /// Approximate bytes of state held.
     fn size(&self) -> usize;
+}
+
+/// The validity of the results of `slots`: `None` (every one valid) where every slot saw a
+/// value, as most do, else one bit per slot, from `seen`.
+pub(crate) fn validity(slots: &[u32], seen: impl Fn(usize) -> bool) -> Option<NullBuffer> {
+    if slots.iter().all(|&s| seen(s as usize)) {
+        return None;
+    }
+    let bits = BooleanBuffer::from_iter(slots.iter().map(|&s| seen(s as usize)));
+    Some(NullBuffer::new(bits))
 }
 
 /// Reads a fixed-size state value; `None` for a NULL (empty) state.

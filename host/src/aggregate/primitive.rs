@@ -4,11 +4,11 @@ use std::fmt;
 use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, AsArray, BinaryArray, PrimitiveArray};
-use arrow::buffer::{BooleanBuffer, Buffer, NullBuffer, ScalarBuffer};
+use arrow::buffer::{Buffer, ScalarBuffer};
 use arrow::compute::cast;
 use arrow::datatypes::{ArrowPrimitiveType, DataType, ToByteSlice};
 
-use super::GroupAccumulator;
+use super::{validity, GroupAccumulator};
 use crate::error::Result;
 
 /// Folds every non-NULL value of a slot with `fold`; a slot that saw no value is NULL.
@@ -86,19 +86,9 @@ where
     }
 
     fn evaluate(&mut self, slots: &[u32]) -> Result<ArrayRef> {
-        let mut out = Vec::with_capacity(slots.len());
-        let mut all_seen = true;
-        for &slot in slots {
-            let (value, seen) = self.slots[slot as usize];
-            out.push(value);
-            all_seen &= seen;
-        }
-        // A group that saw no non-NULL value is NULL; most windows have none such.
-        let nulls = (!all_seen).then(|| {
-            NullBuffer::new(BooleanBuffer::from_iter(
-                slots.iter().map(|&s| self.slots[s as usize].1),
-            ))
-        });
+        let out: Vec<T::Native> = slots.iter().map(|&s| self.slots[s as usize].0).collect();
+        // A group that saw no non-NULL value is NULL.
+        let nulls = validity(slots, |s| self.slots[s].1);
         for &slot in slots {
             self.slots[slot as usize] = (self.identity, false);
         }

@@ -1,6 +1,6 @@
 //! Cuts a byte stream into chunks of whole lines, remembering each line's number.
 
-use std::io::{BufRead, BufReader, Cursor, Read};
+use std::io::{BufRead, BufReader, Read};
 
 /// Up to `max_rows` non-blank lines and their 1-based line numbers.
 #[derive(Debug, Default)]
@@ -35,13 +35,6 @@ pub(crate) trait Buffered: BufRead {
 impl<R: Read> Buffered for BufReader<R> {
     fn buffered(&self) -> &[u8] {
         self.buffer()
-    }
-}
-
-impl Buffered for Cursor<Vec<u8>> {
-    fn buffered(&self) -> &[u8] {
-        let bytes = self.get_ref();
-        &bytes[(self.position() as usize).min(bytes.len())..]
     }
 }
 

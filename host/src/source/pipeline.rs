@@ -337,7 +337,10 @@ mod tests {
 
     /// A cut over `text` in chunks of `rows` lines.
     fn cutter(text: String, rows: usize) -> impl FnMut() -> Result<Cut> + Send {
-        let mut lines = LineReader::new(std::io::Cursor::new(text.into_bytes()), false);
+        let mut lines = LineReader::new(
+            std::io::BufReader::new(std::io::Cursor::new(text.into_bytes())),
+            false,
+        );
         move || match lines.next_chunk(rows) {
             Ok(Some(chunk)) => Ok(Cut::Chunk(chunk, lines.position())),
             Ok(None) => Ok(Cut::End(Some(lines.position()))),
