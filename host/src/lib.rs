@@ -8,6 +8,8 @@
 //! Start with [`Engine`]; the `laminar` command-line tool is a thin client of it.
 
 pub mod aggregate;
+#[cfg(feature = "mimalloc")]
+pub mod allocator;
 pub mod checkpoint;
 pub mod cli;
 pub mod engine;

@@ -3,7 +3,7 @@
 /// The process's allocator (the `mimalloc` feature, on by default).
 #[cfg(feature = "mimalloc")]
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: laminar::allocator::Allocator = laminar::allocator::Allocator;
 
 fn main() -> std::process::ExitCode {
     laminar::cli::main()

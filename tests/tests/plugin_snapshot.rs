@@ -118,7 +118,8 @@ fn restored_plugin_state_continues_where_the_snapshot_left_off() {
     for batch in &batches[half..] {
         second.update(batch).expect("update");
     }
-    let results = second.finish().expect("finish");
+    let mut results = Vec::new();
+    second.finish(&mut results).expect("finish");
 
     let expected = batch_sql(
         bids.all.clone(),

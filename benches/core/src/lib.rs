@@ -11,7 +11,7 @@ use criterion::Criterion;
 /// allocator.
 #[cfg(feature = "mimalloc")]
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: laminar::allocator::Allocator = laminar::allocator::Allocator;
 
 /// Criterion settings for the micro benches: modest sampling, so a whole run takes a minute
 /// or two; command-line options (`--measurement-time` …) override them.

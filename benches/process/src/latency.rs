@@ -1,7 +1,8 @@
 //! Emission latency on a live stream: events are written to `laminar run`'s stdin at a
-//! steady rate (bursts every millisecond), and for each 10 ms window the bench measures
-//! the time from writing the event that moves the watermark past the window's end to
-//! reading that window's first row from the process's stdout.
+//! steady rate (bursts every millisecond, the writer asleep between them), and for each
+//! 10 ms window the bench measures the time from writing the event that moves the
+//! watermark past the window's end to reading that window's first row from the process's
+//! stdout.
 //!
 //! Event `i` has key `i % 64` and event time `i / 100` ms with no watermark delay, so at
 //! 100 000 events/s event time runs at wall-clock speed, 100 windows close per second,
@@ -81,9 +82,7 @@ impl Bench {
         while next < total {
             let tick = next / per_tick;
             let due = started + Duration::from_micros(tick * 1_000_000 / (rate / per_tick).max(1));
-            while Instant::now() < due {
-                std::hint::spin_loop();
-            }
+            wait_until(due);
             text.clear();
             for i in next..(next + per_tick).min(total) {
                 text.push_str(&format!("{},{},1.0\n", i / EVENTS_PER_MS, i % 64));
@@ -128,6 +127,21 @@ impl Bench {
             p99: at(0.99),
             max: at(1.0),
         }
+    }
+}
+
+/// Waits until `due`: asleep until shortly before it, then spinning, so the writer keeps
+/// its pace without taking a whole core from the process it measures (on a 2-core
+/// machine a writer spinning all the time left `laminar`'s threads one core).
+fn wait_until(due: Instant) {
+    /// How long before `due` sleeping stops (a sleep may overshoot by about this much).
+    const SPIN: Duration = Duration::from_micros(150);
+    let now = Instant::now();
+    if let Some(ahead) = due.checked_duration_since(now + SPIN) {
+        std::thread::sleep(ahead);
+    }
+    while Instant::now() < due {
+        std::hint::spin_loop();
     }
 }
 

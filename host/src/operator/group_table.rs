@@ -57,10 +57,12 @@ pub(crate) struct OpenWindow {
 #[derive(Debug)]
 pub(crate) struct GroupTable {
     codec: KeyCodec,
-    /// Open windows by start, ascending.
-    open: VecDeque<(i64, OpenWindow)>,
-    /// Cleared windows to reuse.
-    spare: Vec<OpenWindow>,
+    /// Open windows by start, ascending. Boxed, so opening, closing and reusing one
+    /// moves a pointer, not its maps.
+    open: VecDeque<(i64, Box<OpenWindow>)>,
+    /// Cleared windows to reuse, boxed as they are in `open` (taking one is a pointer move).
+    #[allow(clippy::vec_box)]
+    spare: Vec<Box<OpenWindow>>,
     free: Vec<u32>,
     num_slots: usize,
 }
@@ -179,7 +181,7 @@ impl GroupTable {
     }
 
     /// Removes and returns the oldest open window if it starts at or before `last_start`.
-    pub(crate) fn pop_closed(&mut self, last_start: i64) -> Option<(i64, OpenWindow)> {
+    pub(crate) fn pop_closed(&mut self, last_start: i64) -> Option<(i64, Box<OpenWindow>)> {
         match self.open.front() {
             Some((start, _)) if *start <= last_start => self.open.pop_front(),
             _ => None,
@@ -187,18 +189,18 @@ impl GroupTable {
     }
 
     /// Removes and returns the oldest open window.
-    pub(crate) fn pop_oldest(&mut self) -> Option<(i64, OpenWindow)> {
+    pub(crate) fn pop_oldest(&mut self) -> Option<(i64, Box<OpenWindow>)> {
         self.open.pop_front()
     }
 
     /// The open windows, oldest first.
     pub(crate) fn open_windows(&self) -> impl Iterator<Item = (i64, &OpenWindow)> {
-        self.open.iter().map(|(start, window)| (*start, window))
+        self.open.iter().map(|(start, window)| (*start, &**window))
     }
 
     /// Takes back a closed window: its slots are free again, and its emptied maps are
     /// kept for a window still to open.
-    pub(crate) fn release(&mut self, mut window: OpenWindow) {
+    pub(crate) fn release(&mut self, mut window: Box<OpenWindow>) {
         self.free.extend_from_slice(&window.slots);
         if self.spare.len() < SPARE_WINDOWS {
             window.clear();

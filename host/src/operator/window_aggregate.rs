@@ -219,11 +219,9 @@ impl WindowAggregate {
         Ok(())
     }
 
-    /// Emits every window whose end is at or before `watermark`, oldest first.
-    pub fn advance(&mut self, watermark: i64) -> Result<Vec<RecordBatch>> {
-        let mut out = Vec::new();
-        self.emit(Some(watermark), |_, batch| out.push(batch))?;
-        Ok(out)
+    /// Appends to `out` every window whose end is at or before `watermark`, oldest first.
+    pub fn advance(&mut self, watermark: i64, out: &mut Vec<RecordBatch>) -> Result<()> {
+        self.emit(Some(watermark), |_, batch| out.push(batch))
     }
 
     /// [`advance`](Self::advance), with each window's start beside its rows.
@@ -233,11 +231,9 @@ impl WindowAggregate {
         Ok(out)
     }
 
-    /// Emits every open window (end of bounded input).
-    pub fn finish(&mut self) -> Result<Vec<RecordBatch>> {
-        let mut out = Vec::new();
-        self.emit(None, |_, batch| out.push(batch))?;
-        Ok(out)
+    /// Appends to `out` every open window, oldest first (end of bounded input).
+    pub fn finish(&mut self, out: &mut Vec<RecordBatch>) -> Result<()> {
+        self.emit(None, |_, batch| out.push(batch))
     }
 
     /// [`finish`](Self::finish), with each window's start beside its rows.

@@ -122,10 +122,7 @@ impl Aggregation {
     /// cores, those of rounds every core has answered; the rest follow).
     pub(crate) fn advance(&mut self, watermark: i64, out: &mut Vec<RecordBatch>) -> Result<()> {
         match self {
-            Self::Inline(aggregate) => {
-                out.extend(aggregate.advance(watermark)?);
-                Ok(())
-            }
+            Self::Inline(aggregate) => aggregate.advance(watermark, out),
             Self::Cores(reactor) => reactor.advance(watermark, out),
         }
     }
@@ -141,10 +138,7 @@ impl Aggregation {
     /// End of input: adds every remaining window to `out`.
     pub(crate) fn finish(&mut self, out: &mut Vec<RecordBatch>) -> Result<()> {
         match self {
-            Self::Inline(aggregate) => {
-                out.extend(aggregate.finish()?);
-                Ok(())
-            }
+            Self::Inline(aggregate) => aggregate.finish(out),
             Self::Cores(reactor) => reactor.finish(out),
         }
     }
