@@ -1,12 +1,14 @@
 //! Decodes chunks of CSV or JSON lines into Arrow batches with arrow-csv / arrow-json, and
 //! pins a decoding failure to the exact line.
 
+use arrow::array::AsArray;
 use arrow::compute::concat_batches;
-use arrow::datatypes::SchemaRef;
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use arrow::error::ArrowError;
 use arrow::record_batch::RecordBatch;
 
 use super::lines::LineChunk;
+use super::timestamps;
 use crate::sql::FormatKind;
 
 /// A line that could not be decoded.
@@ -265,6 +267,12 @@ struct LineDecoder {
     format: FormatDecoder,
     /// Records the decoder takes before it must be flushed.
     batch_size: usize,
+    /// CSV timestamp columns without a time zone, which arrow-csv decodes as text and
+    /// [`timestamps`] converts: (position in the decoded batch, index in the source's
+    /// schema, unit).
+    timestamps: Vec<(usize, usize, TimeUnit)>,
+    /// The decoded batch's schema (the source's, projected) once they are converted.
+    decoded_schema: SchemaRef,
 }
 
 enum FormatDecoder {
@@ -287,9 +295,28 @@ impl LineDecoder {
     fn new(row_decoder: &RowDecoder, lines: usize) -> Result<Self, ArrowError> {
         let batch_size = lines + 1;
         let projection = row_decoder.projection.clone();
+        let schema = &row_decoder.schema;
+        let decoded: Vec<usize> = match &projection {
+            Some(columns) => columns.clone(),
+            None => (0..schema.fields().len()).collect(),
+        };
+        let decoded_schema = match &projection {
+            Some(columns) => std::sync::Arc::new(schema.project(columns)?),
+            None => schema.clone(),
+        };
+        let mut timestamps = Vec::new();
         let format = match row_decoder.format {
             FormatKind::Csv => {
-                let mut builder = arrow::csv::ReaderBuilder::new(row_decoder.schema.clone())
+                // Timestamps without a zone are read as text, and parsed by `timestamps`.
+                let mut text_schema = schema.as_ref().clone();
+                for (position, &index) in decoded.iter().enumerate() {
+                    if let DataType::Timestamp(unit, None) = schema.field(index).data_type() {
+                        timestamps.push((position, index, *unit));
+                        let field = schema.field(index).clone().with_data_type(DataType::Utf8);
+                        text_schema = replace_field(&text_schema, index, field);
+                    }
+                }
+                let mut builder = arrow::csv::ReaderBuilder::new(std::sync::Arc::new(text_schema))
                     .with_header(false)
                     .with_delimiter(row_decoder.delimiter)
                     .with_batch_size(batch_size);
@@ -300,18 +327,19 @@ impl LineDecoder {
             }
             FormatKind::Json => {
                 // Fields outside the decoded schema are skipped unread.
-                let schema = match &projection {
-                    Some(columns) => std::sync::Arc::new(row_decoder.schema.project(columns)?),
-                    None => row_decoder.schema.clone(),
-                };
                 FormatDecoder::Json(Box::new(
-                    arrow::json::ReaderBuilder::new(schema)
+                    arrow::json::ReaderBuilder::new(decoded_schema.clone())
                         .with_batch_size(batch_size)
                         .build_decoder()?,
                 ))
             }
         };
-        Ok(Self { format, batch_size })
+        Ok(Self {
+            format,
+            batch_size,
+            timestamps,
+            decoded_schema,
+        })
     }
 
     /// Complete records buffered so far (arrow-json counts a partly decoded one too).
@@ -355,10 +383,40 @@ impl LineDecoder {
             FormatDecoder::Json(d) => d.flush()?,
         };
         // No rows: an empty batch, which `RowDecoder::widen` gives the source's schema.
-        Ok(batch.unwrap_or_else(|| {
-            RecordBatch::new_empty(std::sync::Arc::new(arrow::datatypes::Schema::empty()))
-        }))
+        let Some(batch) = batch else {
+            return Ok(RecordBatch::new_empty(std::sync::Arc::new(
+                arrow::datatypes::Schema::empty(),
+            )));
+        };
+        if self.timestamps.is_empty() {
+            return Ok(batch);
+        }
+        let mut columns = batch.columns().to_vec();
+        for &(position, index, unit) in &self.timestamps {
+            let text = columns[position].as_string_opt::<i32>().ok_or_else(|| {
+                ArrowError::SchemaError("a timestamp column was not decoded as text".into())
+            })?;
+            columns[position] = timestamps::parse_column(text, unit, index)?;
+        }
+        RecordBatch::try_new(self.decoded_schema.clone(), columns)
     }
+}
+
+/// `schema` with its field at `index` replaced by `field`.
+fn replace_field(schema: &Schema, index: usize, field: Field) -> Schema {
+    let fields: Vec<Field> = schema
+        .fields()
+        .iter()
+        .enumerate()
+        .map(|(i, f)| {
+            if i == index {
+                field.clone()
+            } else {
+                f.as_ref().clone()
+            }
+        })
+        .collect();
+    Schema::new_with_metadata(fields, schema.metadata().clone())
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@ mod memory;
 mod pipeline;
 mod ranges;
 mod stream;
+mod timestamps;
 
 pub use input_log::InputLog;
 pub use memory::MemorySource;
