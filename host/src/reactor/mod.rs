@@ -23,7 +23,6 @@ mod merge;
 mod pin;
 mod route;
 mod stateless;
-mod wait;
 mod worker;
 
 pub(crate) use stateless::StatelessCores;
@@ -273,7 +272,7 @@ impl Reactor {
 
     fn settle(&mut self, out: &mut Vec<RecordBatch>) -> Result<()> {
         while self.merger.outstanding() {
-            let report = wait::recv_soon(&self.reports).map_err(|_| self.stopped())?;
+            let report = self.reports.recv().map_err(|_| self.stopped())?;
             if self.take(report, out)?.is_some() {
                 return Err(unexpected("a snapshot"));
             }
@@ -297,7 +296,7 @@ impl Reactor {
         let mut by_start: BTreeMap<i64, Vec<RecordBatch>> = BTreeMap::new();
         let mut out = Vec::new();
         for _ in 0..self.queues.len() {
-            let report = wait::recv_soon(&self.reports).map_err(|_| self.stopped())?;
+            let report = self.reports.recv().map_err(|_| self.stopped())?;
             let Some(snapshot) = self.take(report, &mut out)? else {
                 return Err(unexpected("windows during a barrier"));
             };

@@ -109,7 +109,7 @@ impl StatelessCores {
     pub(crate) fn settle(&mut self, out: &mut Vec<RecordBatch>) -> Result<()> {
         self.release(out)?;
         while self.next_out < self.next_in {
-            let (n, result) = super::wait::recv_soon(&self.results).map_err(|_| self.stopped())?;
+            let (n, result) = self.results.recv().map_err(|_| self.stopped())?;
             self.waiting.insert(n, result);
             self.release(out)?;
         }
