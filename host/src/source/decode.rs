@@ -308,14 +308,20 @@ impl LineDecoder {
         let format = match row_decoder.format {
             FormatKind::Csv => {
                 // Timestamps without a zone are read as text, and parsed by `timestamps`.
-                let mut text_schema = schema.as_ref().clone();
                 for (position, &index) in decoded.iter().enumerate() {
                     if let DataType::Timestamp(unit, None) = schema.field(index).data_type() {
                         timestamps.push((position, index, *unit));
-                        let field = schema.field(index).clone().with_data_type(DataType::Utf8);
-                        text_schema = replace_field(&text_schema, index, field);
                     }
                 }
+                let fields: Vec<Field> = (schema.fields().iter().enumerate())
+                    .map(
+                        |(index, field)| match timestamps.iter().any(|t| t.1 == index) {
+                            true => field.as_ref().clone().with_data_type(DataType::Utf8),
+                            false => field.as_ref().clone(),
+                        },
+                    )
+                    .collect();
+                let text_schema = Schema::new_with_metadata(fields, schema.metadata().clone());
                 let mut builder = arrow::csv::ReaderBuilder::new(std::sync::Arc::new(text_schema))
                     .with_header(false)
                     .with_delimiter(row_decoder.delimiter)
@@ -400,23 +406,6 @@ impl LineDecoder {
         }
         RecordBatch::try_new(self.decoded_schema.clone(), columns)
     }
-}
-
-/// `schema` with its field at `index` replaced by `field`.
-fn replace_field(schema: &Schema, index: usize, field: Field) -> Schema {
-    let fields: Vec<Field> = schema
-        .fields()
-        .iter()
-        .enumerate()
-        .map(|(i, f)| {
-            if i == index {
-                field.clone()
-            } else {
-                f.as_ref().clone()
-            }
-        })
-        .collect();
-    Schema::new_with_metadata(fields, schema.metadata().clone())
 }
 
 #[cfg(test)]
