@@ -472,6 +472,43 @@ mod tests {
     }
 
     #[test]
+    fn csv_timestamps_decode_in_every_projection_and_a_bad_one_names_its_column() {
+        use arrow::array::Array;
+        use arrow::datatypes::{TimeUnit, TimestampMillisecondType, TimestampSecondType};
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("ts", DataType::Timestamp(TimeUnit::Millisecond, None), true),
+            Field::new("a", DataType::Int64, true),
+            Field::new("day", DataType::Timestamp(TimeUnit::Second, None), true),
+        ]));
+        let text = "1970-01-01T00:00:01.5,1,1970-01-02\n,2,1970-01-01 00:01:00\n";
+        for projection in [vec![], vec![0, 2], vec![2], vec![0, 1]] {
+            let mut d = RowDecoder::new(FormatKind::Csv, schema.clone(), b',');
+            d.set_projection(&projection);
+            let Decoded { batch, bad, .. } = d.decode(&chunk(text));
+            assert!(bad.is_empty(), "{bad:?}");
+            assert_eq!(batch.schema(), schema, "projection {projection:?}");
+            let reads = |c: usize| projection.is_empty() || projection.contains(&c);
+            if reads(0) {
+                let ts = batch.column(0).as_primitive::<TimestampMillisecondType>();
+                assert_eq!(ts.value(0), 1_500);
+                assert!(ts.is_null(1), "an empty field is NULL");
+            }
+            if reads(2) {
+                let day = batch.column(2).as_primitive::<TimestampSecondType>();
+                assert_eq!((day.value(0), day.value(1)), (86_400, 60));
+            }
+        }
+        let mut d = RowDecoder::new(FormatKind::Csv, schema, b',');
+        let Decoded { batch, kept, bad } = d.decode(&chunk(
+            "1970-01-01T00:00:01,1,1970-01-02\n1970-13-01T00:00:00,2,\n",
+        ));
+        assert_eq!((batch.num_rows(), kept), (1, vec![0]));
+        assert_eq!(bad.len(), 1);
+        assert_eq!(bad[0].index, 1);
+        assert!(bad[0].message.contains("column 'ts'"), "{}", bad[0].message);
+    }
+
+    #[test]
     fn a_projection_decodes_only_its_columns_and_keeps_the_schema() {
         for (format, text) in [
             (FormatKind::Csv, "1,x\n2,y\n"),
