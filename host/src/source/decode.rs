@@ -296,10 +296,6 @@ impl LineDecoder {
         let batch_size = lines + 1;
         let projection = row_decoder.projection.clone();
         let schema = &row_decoder.schema;
-        let decoded: Vec<usize> = match &projection {
-            Some(columns) => columns.clone(),
-            None => (0..schema.fields().len()).collect(),
-        };
         let decoded_schema = match &projection {
             Some(columns) => std::sync::Arc::new(schema.project(columns)?),
             None => schema.clone(),
@@ -308,6 +304,10 @@ impl LineDecoder {
         let format = match row_decoder.format {
             FormatKind::Csv => {
                 // Timestamps without a zone are read as text, and parsed by `timestamps`.
+                let decoded: Vec<usize> = match &projection {
+                    Some(columns) => columns.clone(),
+                    None => (0..schema.fields().len()).collect(),
+                };
                 for (position, &index) in decoded.iter().enumerate() {
                     if let DataType::Timestamp(unit, None) = schema.field(index).data_type() {
                         timestamps.push((position, index, *unit));

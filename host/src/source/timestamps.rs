@@ -23,9 +23,10 @@ use arrow::datatypes::{
 use arrow::error::ArrowError;
 use chrono::Utc;
 
-/// Converts a text column (NULL for an empty field, as arrow-csv decodes it) of column `column` (its index in the
-/// source's schema, for the error) to timestamps of `unit` without a time zone. The error
-/// is the one arrow-csv gives for the first value that does not parse.
+/// Converts a text column (NULL for an empty field, as arrow-csv decodes it) of column
+/// `column` (its index in the source's schema, for the error) to timestamps of `unit`
+/// without a time zone. The error is the one arrow-csv gives for the first value that does
+/// not parse.
 pub(crate) fn parse_column(
     text: &StringArray,
     unit: TimeUnit,
@@ -58,10 +59,16 @@ fn convert<T: ArrowTimestampType>(
 }
 
 /// The timestamp `text` in `unit`, as arrow-csv reads it for a column without a time zone.
-pub(crate) fn parse(text: &str, unit: TimeUnit) -> Result<i64, ArrowError> {
-    if let Some(value) = iso(text.as_bytes()).and_then(|(s, ns)| in_unit(s, ns, unit)) {
-        return Ok(value);
+fn parse(text: &str, unit: TimeUnit) -> Result<i64, ArrowError> {
+    match iso(text.as_bytes()).and_then(|(s, ns)| in_unit(s, ns, unit)) {
+        Some(value) => Ok(value),
+        None => arrow_timestamp(text, unit),
     }
+}
+
+/// `text` in `unit` by arrow's own parser, as arrow-csv calls it: every form it knows, and
+/// its error for any other.
+fn arrow_timestamp(text: &str, unit: TimeUnit) -> Result<i64, ArrowError> {
     let date = string_to_datetime(&Utc, text)?;
     match unit {
         TimeUnit::Second => Ok(date.timestamp()),
@@ -161,15 +168,9 @@ mod tests {
     use super::*;
     use crate::gen::SplitMix64;
 
-    /// arrow's own reading of `text`, the oracle.
+    /// arrow's own reading of `text`, the oracle for the fast path.
     fn arrow_reading(text: &str, unit: TimeUnit) -> Option<i64> {
-        let date = string_to_datetime(&Utc, text).ok()?;
-        match unit {
-            TimeUnit::Second => Some(date.timestamp()),
-            TimeUnit::Millisecond => Some(date.timestamp_millis()),
-            TimeUnit::Microsecond => Some(date.timestamp_micros()),
-            TimeUnit::Nanosecond => date.timestamp_nanos_opt(),
-        }
+        arrow_timestamp(text, unit).ok()
     }
 
     const UNITS: [TimeUnit; 4] = [
