@@ -16,8 +16,10 @@
 //!    watermark past a window's end to that window's first row on stdout, p50 and p99
 //!    (target p99 < 1 ms).
 //!
+//! `--suite latency` runs figure 7 alone (at `--cores 1` and each N of `--cores-list`).
+//!
 //! ```text
-//! cargo build --release -p laminar && cargo run --release -p laminar-process-bench -- --events 10000000 [--suite durability|cores|all]
+//! cargo build --release -p laminar && cargo run --release -p laminar-process-bench -- --events 10000000 [--suite durability|cores|latency|all]
 //! ```
 
 mod cores;
@@ -67,10 +69,14 @@ fn main() {
             laminar.display()
         ));
     }
-    if !["all", "durability", "cores"].contains(&suite.as_str()) {
-        usage("--suite durability|cores|all");
+    if !["all", "durability", "cores", "latency"].contains(&suite.as_str()) {
+        usage("--suite durability|cores|latency|all");
     }
     let bench = Bench::new(laminar, work, events);
+    if suite == "latency" {
+        latency(&bench, &cores_list);
+        return;
+    }
     println!("data: {} events in {}", events, bench.bids().display());
     if suite != "cores" {
         durability(&bench, events, repeats);
@@ -115,6 +121,11 @@ fn cores(bench: &Bench, events: u64, repeats: usize, cores_list: &[usize]) {
             Err(why) => println!("{name}: not measured ({why})"),
         }
     }
+    latency(bench, cores_list);
+}
+
+/// Figure 7, at one core and each count of `cores_list`.
+fn latency(bench: &Bench, cores_list: &[usize]) {
     for n in std::iter::once(1).chain(cores_list.iter().copied()) {
         let latency = bench.latency_run(100_000, 6, n);
         println!(
@@ -174,7 +185,7 @@ fn report(what: &str, events: u64, time: Duration) {
 
 fn usage(problem: &str) -> ! {
     eprintln!(
-        "process-bench: {problem}\nusage: process-bench [--events N] [--runs N] [--laminar PATH] [--work-dir DIR] [--suite durability|cores|all] [--cores-list 2,4,8]"
+        "process-bench: {problem}\nusage: process-bench [--events N] [--runs N] [--laminar PATH] [--work-dir DIR] [--suite durability|cores|latency|all] [--cores-list 2,4,8]"
     );
     std::process::exit(2)
 }

@@ -11,10 +11,18 @@
 //! errors of the feeding side travel in sequence like jobs; a panic on any thread becomes
 //! an error. Dropping the [`Pipeline`] closes the outputs: decoders and feeder stop at
 //! their next send, and for a bounded input the drop waits for them.
+//!
+//! A live input that the feeder has caught up with (a chunk of fewer lines than a batch:
+//! nothing more was there to read) while the caller has taken every job before it is
+//! decoded by the feeder itself and put straight into its decoder's output, which is
+//! empty then, so order holds: the rows of a trickling stream cross one thread fewer on
+//! their way to the query (less latency), and a backlog still goes to the decoders.
 
 use std::collections::VecDeque;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use super::decode::{Decoded, RowDecoder};
@@ -79,6 +87,11 @@ pub(crate) struct Pipeline {
     threads: Vec<JoinHandle<()>>,
     /// Sequence number of the next job to take.
     next: usize,
+    /// Jobs taken so far, shared with the feeder (see [`Feeder::caught_up`]).
+    taken: Arc<AtomicUsize>,
+    /// Chunks the feeder decoded itself (read by the tests).
+    #[cfg_attr(not(test), allow(dead_code))]
+    decoded_by_feeder: Arc<AtomicUsize>,
     /// The pieces of the range taken last that are still to hand out, and the error that
     /// comes after them.
     pending: VecDeque<Piece>,
@@ -108,36 +121,53 @@ impl Pipeline {
         C: FnMut() -> Result<Cut> + Send + 'static,
     {
         let decoders = decoders.max(1);
-        let mut inputs = Vec::with_capacity(decoders);
+        let mut feeder = Feeder {
+            inputs: Vec::with_capacity(decoders),
+            outputs: Vec::with_capacity(decoders),
+            decoder: decoder.clone(),
+            batch_size,
+            taken: Arc::new(AtomicUsize::new(0)),
+            decoded: Arc::new(AtomicUsize::new(0)),
+        };
+        let (taken, decoded_by_feeder) = (Arc::clone(&feeder.taken), Arc::clone(&feeder.decoded));
         let mut outputs = Vec::with_capacity(decoders);
         let mut threads = Vec::with_capacity(decoders + 1);
         for index in 0..decoders {
             let (job_tx, job_rx) = sync_channel::<Job>(QUEUED_PER_DECODER);
             let (step_tx, step_rx) = sync_channel::<Result<Step>>(QUEUED_PER_DECODER);
+            feeder.inputs.push(job_tx);
+            feeder.outputs.push(step_tx.clone());
             let mut decoder = decoder.clone();
             let thread = std::thread::Builder::new()
                 .name(format!("laminar-decode-{index}"))
                 .spawn(move || decode_loop(&mut decoder, batch_size, &job_rx, &step_tx))
                 .map_err(|e| Error::io("cannot start a decoder thread", e))?;
-            inputs.push(job_tx);
             outputs.push(step_rx);
             threads.push(thread);
         }
         let reader = std::thread::Builder::new()
             .name("laminar-read".into())
-            .spawn(move || read_loop(&mut cut, &inputs))
+            .spawn(move || feeder.run(&mut cut))
             .map_err(|e| Error::io("cannot start the reader thread", e))?;
         threads.push(reader);
         Ok(Self {
             outputs,
             threads,
             next: 0,
+            taken,
+            decoded_by_feeder,
             pending: VecDeque::new(),
             pending_failure: None,
             ranges_end: start,
             finished: false,
             join_on_drop,
         })
+    }
+
+    /// How many chunks the feeder decoded itself (a live input it had caught up with).
+    #[cfg(test)]
+    pub(crate) fn decoded_by_feeder(&self) -> usize {
+        self.decoded_by_feeder.load(Ordering::Relaxed)
     }
 
     /// The next decoded chunk in input order, or why there is none: the end of the input
@@ -161,6 +191,7 @@ impl Pipeline {
                     "a decoder thread of the source stopped unexpectedly".into(),
                 ))
             });
+            self.taken.store(self.next, Ordering::Release);
             match step {
                 Ok(Step::Piece(piece)) => return Ok(piece),
                 Ok(Step::Range {
@@ -215,24 +246,56 @@ impl Drop for Pipeline {
     }
 }
 
-/// The feeding thread: cuts chunks (or hands out ranges) and deals them out to the
-/// decoders in turn.
-fn read_loop<C>(cut: &mut C, inputs: &[SyncSender<Job>])
-where
-    C: FnMut() -> Result<Cut>,
-{
-    for sequence in 0.. {
-        let job = match catch_unwind(AssertUnwindSafe(&mut *cut)) {
-            Ok(Ok(Cut::Chunk(chunk, end))) => Job::Chunk(chunk, end),
-            Ok(Ok(Cut::Range(range))) => Job::Range(range),
-            Ok(Ok(Cut::End(position))) => Job::End(position),
-            Ok(Err(e)) => Job::Fail(e),
-            Err(panic) => Job::Fail(panicked("reader", panic.as_ref())),
-        };
-        let last = matches!(job, Job::Fail(_) | Job::End(_));
-        if inputs[sequence % inputs.len()].send(job).is_err() || last {
-            return;
+/// The feeding thread's side: the decoders' inputs, and what it needs to decode a chunk
+/// itself and put it in its decoder's output.
+struct Feeder {
+    inputs: Vec<SyncSender<Job>>,
+    outputs: Vec<SyncSender<Result<Step>>>,
+    decoder: RowDecoder,
+    batch_size: usize,
+    /// Jobs the caller has taken.
+    taken: Arc<AtomicUsize>,
+    /// Chunks decoded here.
+    decoded: Arc<AtomicUsize>,
+}
+
+impl Feeder {
+    /// Cuts chunks (or hands out ranges) and deals them out to the decoders in turn.
+    fn run<C>(&mut self, cut: &mut C)
+    where
+        C: FnMut() -> Result<Cut>,
+    {
+        for sequence in 0.. {
+            let job = match catch_unwind(AssertUnwindSafe(&mut *cut)) {
+                Ok(Ok(Cut::Chunk(chunk, end))) if self.caught_up(sequence, &chunk) => {
+                    // Decoder `sequence % n` has handed over all its jobs: its output is
+                    // empty, and this step goes where the caller looks for it next.
+                    let step = decode_chunk(&mut self.decoder, chunk, end);
+                    self.decoded.fetch_add(1, Ordering::Relaxed);
+                    let slot = sequence % self.outputs.len();
+                    if self.outputs[slot].send(step).is_err() {
+                        return;
+                    }
+                    continue;
+                }
+                Ok(Ok(Cut::Chunk(chunk, end))) => Job::Chunk(chunk, end),
+                Ok(Ok(Cut::Range(range))) => Job::Range(range),
+                Ok(Ok(Cut::End(position))) => Job::End(position),
+                Ok(Err(e)) => Job::Fail(e),
+                Err(panic) => Job::Fail(panicked("reader", panic.as_ref())),
+            };
+            let last = matches!(job, Job::Fail(_) | Job::End(_));
+            if self.inputs[sequence % self.inputs.len()].send(job).is_err() || last {
+                return;
+            }
         }
+    }
+
+    /// Whether job `sequence`, `chunk`, is a live input's latest lines (fewer than a
+    /// batch: the input had no more) and the caller has taken every job before it, so
+    /// decoding it here is quicker than handing it on and every decoder is idle.
+    fn caught_up(&self, sequence: usize, chunk: &LineChunk) -> bool {
+        chunk.len() < self.batch_size && self.taken.load(Ordering::Acquire) == sequence
     }
 }
 
@@ -246,16 +309,7 @@ fn decode_loop(
     let mut buffer = Vec::new();
     for job in jobs {
         let step = match job {
-            Job::Chunk(chunk, end) => {
-                match catch_unwind(AssertUnwindSafe(|| decoder.decode(&chunk))) {
-                    Ok(decoded) => Ok(Step::Piece(Piece {
-                        numbers: chunk.numbers,
-                        decoded,
-                        end,
-                    })),
-                    Err(panic) => Err(panicked("decoder", panic.as_ref())),
-                }
-            }
+            Job::Chunk(chunk, end) => decode_chunk(decoder, chunk, end),
             Job::Range(range) => {
                 match catch_unwind(AssertUnwindSafe(|| {
                     decode_range(decoder, &range, batch_size, &mut buffer)
@@ -270,6 +324,18 @@ fn decode_loop(
         if steps.send(step).is_err() {
             return;
         }
+    }
+}
+
+/// Decodes one chunk of lines ending at `end`.
+fn decode_chunk(decoder: &mut RowDecoder, chunk: LineChunk, end: Position) -> Result<Step> {
+    match catch_unwind(AssertUnwindSafe(|| decoder.decode(&chunk))) {
+        Ok(decoded) => Ok(Step::Piece(Piece {
+            numbers: chunk.numbers,
+            decoded,
+            end,
+        })),
+        Err(panic) => Err(panicked("decoder", panic.as_ref())),
     }
 }
 
@@ -387,6 +453,73 @@ mod tests {
                 assert!(matches!(pipeline.next(), Err(PipelineEnd::Done)));
             }
         }
+    }
+
+    /// A live input: one line at a time, each a little after the last, so every chunk is
+    /// shorter than a batch and the caller is often waiting for it.
+    fn trickle(lines: i64, rows: usize) -> impl FnMut() -> Result<Cut> + Send {
+        let mut next = 0;
+        move || {
+            if next == lines {
+                return Ok(Cut::End(Some((0, next as u64))));
+            }
+            if next % 3 == 0 {
+                std::thread::sleep(std::time::Duration::from_micros(200));
+            }
+            next += 1;
+            let mut chunk = LineReader::new(format!("{next}\n").as_bytes(), false)
+                .next_chunk(rows)
+                .map_err(|e| Error::io("read", e))?
+                .ok_or_else(|| Error::Execution("no line".into()))?;
+            chunk.numbers = vec![next as u64];
+            Ok(Cut::Chunk(chunk, (0, next as u64)))
+        }
+    }
+
+    #[test]
+    fn a_live_input_decoded_by_the_feeder_keeps_its_order() {
+        for threads in [1, 2, 3] {
+            let mut pipeline =
+                Pipeline::spawn(trickle(300, 64), &decoder(), threads, 64, (0, 0), true).unwrap();
+            let mut seen = Vec::new();
+            loop {
+                match pipeline.next() {
+                    Ok(piece) => {
+                        assert_eq!(piece.numbers, vec![piece.end.1]);
+                        seen.extend(values(&piece));
+                        // A slow caller now and then: the feeder gets ahead and hands
+                        // chunks to the decoders again.
+                        if seen.len() % 50 == 0 {
+                            std::thread::sleep(std::time::Duration::from_millis(3));
+                        }
+                    }
+                    Err(PipelineEnd::End(position)) => {
+                        assert_eq!(position, (0, 300));
+                        break;
+                    }
+                    Err(_) => panic!("the pipeline failed"),
+                }
+            }
+            assert_eq!(seen, (1..=300).collect::<Vec<_>>(), "{threads} threads");
+            let by_feeder = pipeline.decoded_by_feeder();
+            assert!(
+                (1..300).contains(&by_feeder),
+                "{threads} threads: the feeder decoded {by_feeder} of 300 chunks"
+            );
+        }
+    }
+
+    #[test]
+    fn full_chunks_go_to_the_decoders() {
+        let text: String = (0..640).map(|i| format!("{i}\n")).collect();
+        let mut pipeline =
+            Pipeline::spawn(cutter(text, 64), &decoder(), 2, 64, (0, 0), true).unwrap();
+        let mut rows = 0;
+        while let Ok(piece) = pipeline.next() {
+            rows += piece.numbers.len();
+        }
+        assert_eq!(rows, 640);
+        assert_eq!(pipeline.decoded_by_feeder(), 0);
     }
 
     #[test]
