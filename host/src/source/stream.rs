@@ -157,8 +157,9 @@ impl LineSource {
     /// read and decode on the thread that calls `next_batch`). A file is read by the
     /// decoders themselves, each a byte range at a time; stdin by the feeding thread,
     /// which cuts it into chunks (and decodes a live chunk itself when it has caught up
-    /// with the input and the caller with it). Rows, line numbers, bad-row handling, counters and
-    /// [`Source::position`] are the same at any count (batches may end at a range's end).
+    /// with the input and the caller with it). Rows, line numbers, bad-row handling,
+    /// counters and [`Source::position`] are the same at any count (batches may end at a
+    /// range's end).
     /// A source with a write-ahead log ([`with_log`](Self::with_log)) appends each chunk
     /// to it on the feeding thread, in input order, before the chunk is decoded.
     pub fn with_decode_threads(mut self, threads: usize) -> Self {
