@@ -1,12 +1,12 @@
 //! Exactly-once recovery after `kill -9`: the real binary runs a windowed query into a
-//! file sink with `--state-dir`, is killed again and again — after random delays and at
-//! named crash points (checkpoint writing, WAL sync, sink writes, completion) — and
-//! restarted with the same command each time. When the input ends, the sink file must
-//! hold exactly the rows of a run that was never killed (as multisets) and the run
-//! summary the same counters. Covers a file source, a query with the Wasm `median`
-//! plugin, and stdin, where the test resends the input after the line the restarted run
-//! reports. Restarts alternate between decoding on worker threads and on the query
-//! thread (`--cores 1`).
+//! file sink with `--state-dir`, is killed again and again — once its output reaches
+//! rising shares of the uninterrupted run's (after a further random delay) and at named
+//! crash points (checkpoint writing, WAL sync, sink writes, completion) — and restarted
+//! with the same command each time. When the input ends, the sink file must hold exactly
+//! the rows of a run that was never killed (as multisets) and the run summary the same
+//! counters. Covers a file source, a query with the Wasm `median` plugin, and stdin, where
+//! the test resends the input after the line the restarted run reports. Restarts
+//! alternate between decoding on worker threads and on the query thread (`--cores 1`).
 
 use crate::common;
 
@@ -17,16 +17,24 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use laminar::gen::{write_bids, BidsConfig, SplitMix64};
+use laminar::sink::partial_path;
 use laminar::sql::FormatKind;
 
 /// How a run is stopped.
 #[derive(Debug, Clone)]
 enum Crash {
-    /// `kill -9` after this long.
-    After(Duration),
+    /// `kill -9` once the run's sink file holds this share of the uninterrupted
+    /// run's output, and a further `then` later. Kills follow the run's progress rather
+    /// than the clock, so that on a fast machine a run still cannot reach the end of its
+    /// input before every planned kill has hit it.
+    Past { share: f64, then: Duration },
     /// The binary aborts itself at this crash point (`LAMINAR_CRASH_AT`).
     At(&'static str),
 }
+
+/// The longest a kill waits after its share is written: it lands anywhere between two
+/// checkpoints (150 ms apart), yet a run cannot get far past its share.
+const KILL_DELAY_MS: u64 = 150;
 
 /// Named points reached while the input is read, each with the hit that crashes
 /// (`name:N`).
@@ -49,6 +57,9 @@ struct Scenario {
     dir: tempfile::TempDir,
     script: PathBuf,
     out: PathBuf,
+    /// The size of the uninterrupted run's sink file, once [`reference`](Self::reference)
+    /// has run.
+    reference_bytes: u64,
 }
 
 impl Scenario {
@@ -68,7 +79,12 @@ impl Scenario {
             ),
         )
         .expect("script");
-        Self { dir, script, out }
+        Self {
+            dir,
+            script,
+            out,
+            reference_bytes: 0,
+        }
     }
 
     fn command(&self, state_dir: Option<&Path>) -> Command {
@@ -85,8 +101,9 @@ impl Scenario {
         cmd
     }
 
-    /// The uninterrupted run: sorted sink rows and the summary's counters.
-    fn reference(&self, stdin: Option<&Path>) -> (Vec<String>, String) {
+    /// The uninterrupted run: sorted sink rows and the summary's counters; notes the sink
+    /// file's size.
+    fn reference(&mut self, stdin: Option<&Path>) -> (Vec<String>, String) {
         let mut cmd = self.command(None);
         if let Some(input) = stdin {
             cmd.stdin(std::fs::File::open(input).expect("input"));
@@ -94,6 +111,7 @@ impl Scenario {
         let out = cmd.output().expect("reference run");
         let err = common::stderr(&out);
         assert!(out.status.success(), "{err}");
+        self.reference_bytes = std::fs::metadata(&self.out).expect("sink file").len();
         (sorted_lines(&self.out), counters(&err))
     }
 }
@@ -115,12 +133,17 @@ fn sorted_lines(path: &Path) -> Vec<String> {
     lines
 }
 
-/// A schedule of crashes: random delays with the named points mixed in, then the points
-/// at the end of the input.
-fn schedule(seed: u64, kills: usize, points: &[&'static str], max_delay_ms: u64) -> Vec<Crash> {
+/// A schedule of crashes: kills at rising shares of the output (up to 80 %, each with a
+/// random jitter and a random delay of up to [`KILL_DELAY_MS`] after it) with the named
+/// points mixed in, then the points at the end of the input.
+fn schedule(seed: u64, kills: usize, points: &[&'static str]) -> Vec<Crash> {
     let mut rng = SplitMix64::new(seed);
+    let step = 0.8 / kills as f64;
     let mut crashes: Vec<Crash> = (0..kills)
-        .map(|_| Crash::After(Duration::from_millis(150 + rng.below(max_delay_ms))))
+        .map(|i| Crash::Past {
+            share: step * (i as f64 + rng.below(1_000) as f64 / 1_000.0),
+            then: Duration::from_millis(rng.below(KILL_DELAY_MS)),
+        })
         .collect();
     for (i, point) in points.iter().enumerate() {
         let at = (i * 3 + 1).min(crashes.len());
@@ -130,15 +153,30 @@ fn schedule(seed: u64, kills: usize, points: &[&'static str], max_delay_ms: u64)
     crashes
 }
 
-/// Waits for `child` to end by itself within `delay`, or kills it with SIGKILL.
-/// Returns whether it was killed.
-fn kill_after(child: &mut Child, delay: Duration) -> bool {
-    let deadline = Instant::now() + delay;
-    while Instant::now() < deadline {
+/// Kills `child` with SIGKILL once the sink file `written` holds `bytes`, `then` later;
+/// returns false when the child ended by itself first. The file's size counts only once it has changed
+/// since the start: until then it may be what the last run left, before this run cut it
+/// back to its checkpointed length.
+fn kill_past(child: &mut Child, written: &Path, bytes: u64, then: Duration) -> bool {
+    let size = || std::fs::metadata(written).ok().map(|m| m.len());
+    let left_by_last_run = size();
+    let mut deadline = None;
+    loop {
         if child.try_wait().expect("try_wait").is_some() {
             return false;
         }
-        std::thread::sleep(Duration::from_millis(5));
+        let now = Instant::now();
+        match deadline {
+            Some(at) if now >= at => break,
+            Some(_) => {}
+            None => {
+                let written = size();
+                if written != left_by_last_run && written.unwrap_or(0) >= bytes {
+                    deadline = Some(now + then);
+                }
+            }
+        }
+        std::thread::sleep(Duration::from_millis(2));
     }
     child.kill().is_ok() && {
         let _ = child.wait();
@@ -154,6 +192,12 @@ fn run_with_crashes(
     stdin: Option<&Path>,
 ) -> (usize, String) {
     let state = scenario.dir.path().join("state");
+    // The file the sink writes before the run completes: a bounded run's partial file,
+    // renamed into place at the end; a live (stdin) run writes its destination itself.
+    let written = match stdin {
+        Some(_) => scenario.out.clone(),
+        None => partial_path(&scenario.out),
+    };
     let mut crashed = 0;
     let mut plan = crashes.iter();
     for attempt in 0.. {
@@ -205,7 +249,10 @@ fn run_with_crashes(
         // Closes stdin of a run that did not ask for input.
         drop(child.stdin.take());
         let killed = match crash {
-            Some(Crash::After(delay)) => kill_after(&mut child, *delay),
+            Some(Crash::Past { share, then }) => {
+                let bytes = (*share * scenario.reference_bytes as f64) as u64;
+                kill_past(&mut child, &written, bytes, *then)
+            }
             _ => false,
         };
         let status = child.wait().expect("wait");
@@ -254,7 +301,7 @@ const WINDOWED: &str =
 fn a_file_run_killed_two_dozen_times_writes_exactly_the_uninterrupted_output() {
     let input_dir = tempfile::tempdir().expect("tempdir");
     let input = bids_file(input_dir.path(), 1_000_000, 5);
-    let scenario = Scenario::new(
+    let mut scenario = Scenario::new(
         &format!("connector = 'file', path = '{}'", input.display()),
         WINDOWED,
     );
@@ -262,7 +309,7 @@ fn a_file_run_killed_two_dozen_times_writes_exactly_the_uninterrupted_output() {
     assert!(expected.len() > 10_000);
     std::fs::remove_file(&scenario.out).expect("remove reference output");
 
-    let crashes = schedule(11, 17, POINTS, 700);
+    let crashes = schedule(11, 17, POINTS);
     let (crashed, got_counters) = run_with_crashes(&scenario, &crashes, None);
     assert!(
         crashed >= 20,
@@ -281,7 +328,7 @@ fn a_query_with_the_wasm_median_survives_kills() {
         "SELECT auction, window_start, COUNT(*) AS n, median(price) AS mid, SUM(price) AS volume
         FROM TUMBLE(TABLE bids, DESCRIPTOR(ts), INTERVAL '10' SECOND)
         GROUP BY window_start, window_end, auction;";
-    let scenario = Scenario::new(
+    let mut scenario = Scenario::new(
         &format!("connector = 'file', path = '{}'", input.display()),
         query,
     );
@@ -297,7 +344,7 @@ fn a_query_with_the_wasm_median_survives_kills() {
     let (expected, expected_counters) = scenario.reference(None);
     std::fs::remove_file(&scenario.out).expect("remove reference output");
 
-    let crashes = schedule(12, 6, &POINTS[..4], 600);
+    let crashes = schedule(12, 6, &POINTS[..4]);
     let (crashed, got_counters) = run_with_crashes(&scenario, &crashes, None);
     assert!(crashed >= 6, "only {crashed} crashes hit a running process");
     assert_eq!(got_counters, expected_counters);
@@ -308,13 +355,13 @@ fn a_query_with_the_wasm_median_survives_kills() {
 fn a_stdin_run_resent_from_the_reported_line_loses_and_repeats_nothing() {
     let input_dir = tempfile::tempdir().expect("tempdir");
     let input = bids_file(input_dir.path(), 1_000_000, 13);
-    let scenario = Scenario::new("connector = 'stdin'", WINDOWED);
+    let mut scenario = Scenario::new("connector = 'stdin'", WINDOWED);
     let (expected, expected_counters) = scenario.reference(Some(&input));
     std::fs::remove_file(&scenario.out).expect("remove reference output");
 
     let mut points = WAL_POINTS.to_vec();
     points.extend_from_slice(&POINTS[..3]);
-    let crashes = schedule(14, 8, &points, 250);
+    let crashes = schedule(14, 8, &points);
     let (crashed, got_counters) = run_with_crashes(&scenario, &crashes, Some(&input));
     assert!(crashed >= 8, "only {crashed} crashes hit a running process");
     assert_eq!(got_counters, expected_counters);
