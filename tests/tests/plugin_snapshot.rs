@@ -9,7 +9,7 @@ use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, Timestamp
 use datafusion::physical_expr::expressions::col;
 use laminar::aggregate::native_accumulator;
 use laminar::gen::BidsConfig;
-use laminar::operator::{AggregateCall, GroupColumn, WindowAggregate};
+use laminar::operator::{AggregateCall, GroupColumn, Operand, WindowAggregate};
 use laminar::plugin::{plugin_accumulator, Plugin};
 use laminar::window::TumblingWindow;
 use laminar_tests::{assert_rows_match, batch_sql, guest, plugin_options, sorted_rows, Bids};
@@ -47,7 +47,7 @@ fn input(bids: &Bids) -> (SchemaRef, Vec<RecordBatch>) {
 /// `SELECT window_start, auction, median(price), SUM(price) … GROUP BY window, auction`,
 /// with median from the Wasm plugin and SUM native.
 fn operator(schema: &Schema, median: &Arc<Plugin>) -> WindowAggregate {
-    let price = || vec![col("price", schema).expect("price")];
+    let price = || vec![Operand::new(col("price", schema).expect("price"))];
     let calls = vec![
         AggregateCall {
             args: price(),

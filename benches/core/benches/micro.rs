@@ -15,7 +15,7 @@ use criterion::{criterion_main, Criterion, Throughput};
 use datafusion_physical_expr::expressions::col;
 use laminar::aggregate::native_accumulator;
 use laminar::gen::SplitMix64;
-use laminar::operator::{AggregateCall, GroupColumn, WindowAggregate};
+use laminar::operator::{AggregateCall, GroupColumn, Operand, WindowAggregate};
 use laminar::window::TumblingWindow;
 
 /// Event times in the window-assignment bench.
@@ -106,7 +106,7 @@ fn window_emit(c: &mut Criterion) {
     ]));
     let column = |name: &str| col(name, &input).expect("the column exists");
     let call = |name: &str, returns: DataType| AggregateCall {
-        args: vec![column("price")],
+        args: vec![Operand::new(column("price"))],
         accumulator: native_accumulator(name, Some(&DataType::Float64), &returns)
             .expect("native aggregate"),
     };

@@ -2,10 +2,12 @@
 
 mod filter;
 mod group_table;
+mod operand;
 mod project;
 mod window_aggregate;
 
 pub use filter::FilterOperator;
+pub use operand::Operand;
 pub use project::ProjectOperator;
 pub use window_aggregate::{AggregateCall, GroupColumn, WindowAggregate, WindowSnapshot};
 

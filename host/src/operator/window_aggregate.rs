@@ -18,11 +18,10 @@ use arrow::datatypes::{
     DataType, Field, Int64Type, Schema, SchemaRef, TimeUnit, TimestampMillisecondType,
 };
 use arrow::record_batch::{RecordBatch, RecordBatchOptions};
-use datafusion_physical_expr::expressions::Column;
 use datafusion_physical_expr::PhysicalExpr;
 
-use super::execution_error;
 use super::group_table::{GroupTable, OpenWindow};
+use super::operand::Operand;
 use crate::aggregate::GroupAccumulator;
 use crate::error::{Error, Result};
 use crate::window::TumblingWindow;
@@ -38,11 +37,11 @@ pub enum GroupColumn {
     Key(usize),
 }
 
-/// One aggregate function call: its argument expressions and its accumulator.
+/// One aggregate function call: its arguments and its accumulator.
 #[derive(Debug)]
 pub struct AggregateCall {
-    /// Argument expressions, evaluated over the input batch.
-    pub args: Vec<Arc<dyn PhysicalExpr>>,
+    /// Arguments, evaluated over the input batch.
+    pub args: Vec<Operand>,
     /// The state of every group.
     pub accumulator: Box<dyn GroupAccumulator>,
 }
@@ -63,17 +62,12 @@ pub struct WindowAggregate {
     // PROPERTIES
     window: TumblingWindow,
     /// Evaluates to the window start (or end, see `window_expr_is_end`) of each row.
-    window_expr: Arc<dyn PhysicalExpr>,
+    window_expr: Operand,
     window_expr_is_end: bool,
     group_columns: Vec<GroupColumn>,
-    key_exprs: Vec<Arc<dyn PhysicalExpr>>,
+    keys: Vec<Operand>,
     key_types: Vec<DataType>,
     schema: SchemaRef,
-    /// Where `window_expr`, a key, or an argument of a call is a plain column: its index
-    /// (read straight from the batch, without evaluating an expression).
-    window_column: Option<usize>,
-    key_columns: Vec<Option<usize>>,
-    arg_columns: Vec<Vec<Option<usize>>>,
     // STATES
     calls: Vec<AggregateCall>,
     table: GroupTable,
@@ -81,8 +75,8 @@ pub struct WindowAggregate {
     starts: Vec<i64>,
     slots: Vec<u32>,
     /// The key and the argument columns of one batch, reused from batch to batch.
-    keys: Vec<ArrayRef>,
-    args: Vec<ArrayRef>,
+    key_values: Vec<ArrayRef>,
+    arg_values: Vec<ArrayRef>,
 }
 
 impl WindowAggregate {
@@ -104,19 +98,12 @@ impl WindowAggregate {
                 "internal: window aggregate output schema does not match its columns",
             ));
         }
-        let arg_columns = calls
-            .iter()
-            .map(|call| call.args.iter().map(column_index).collect())
-            .collect();
         Ok(Self {
             window,
-            window_column: column_index(&window_expr),
-            key_columns: key_exprs.iter().map(column_index).collect(),
-            arg_columns,
-            window_expr,
+            window_expr: Operand::new(window_expr),
             window_expr_is_end,
             group_columns,
-            key_exprs,
+            keys: key_exprs.into_iter().map(Operand::new).collect(),
             table: GroupTable::new(&key_types)?,
             key_types,
             schema,
@@ -124,8 +111,8 @@ impl WindowAggregate {
             windows_emitted: 0,
             starts: Vec::new(),
             slots: Vec::new(),
-            keys: Vec::new(),
-            args: Vec::new(),
+            key_values: Vec::new(),
+            arg_values: Vec::new(),
         })
     }
 
@@ -144,38 +131,38 @@ impl WindowAggregate {
         self.table.open_groups()
     }
 
-    /// The GROUP BY key expressions (the window bounds aside), in order: what the reactor
-    /// routes rows by before [`update_keyed`](Self::update_keyed).
-    pub fn key_exprs(&self) -> &[Arc<dyn PhysicalExpr>] {
-        &self.key_exprs
+    /// The GROUP BY keys (the window bounds aside), in order: what the reactor routes rows
+    /// by before [`update_keyed`](Self::update_keyed).
+    pub fn keys(&self) -> &[Operand] {
+        &self.keys
     }
 
     /// Adds a batch of (non-late) rows to their windows.
     pub fn update(&mut self, batch: &RecordBatch) -> Result<()> {
-        let mut keys = std::mem::take(&mut self.keys);
+        let mut keys = std::mem::take(&mut self.key_values);
         keys.clear();
-        for (expr, column) in self.key_exprs.iter().zip(&self.key_columns) {
-            keys.push(evaluate_input(expr, *column, batch)?);
+        for key in &self.keys {
+            keys.push(key.evaluate(batch)?);
         }
         let updated = self.update_keyed(batch, &keys);
         keys.clear();
-        self.keys = keys;
+        self.key_values = keys;
         updated
     }
 
     /// Adds a batch of (non-late) rows whose key expressions are already evaluated: `keys`
-    /// holds one array per [`key_exprs`](Self::key_exprs) entry, one value per row.
+    /// holds one array per [`keys`](Self::keys) entry, one value per row.
     pub fn update_keyed(&mut self, batch: &RecordBatch, keys: &[ArrayRef]) -> Result<()> {
         let rows = batch.num_rows();
         if rows == 0 {
             return Ok(());
         }
-        if keys.len() != self.key_exprs.len() || keys.iter().any(|k| k.len() != rows) {
+        if keys.len() != self.keys.len() || keys.iter().any(|k| k.len() != rows) {
             return Err(Error::Execution(
                 "internal: key columns do not match the batch".into(),
             ));
         }
-        let window_values = evaluate_input(&self.window_expr, self.window_column, batch)?;
+        let window_values = self.window_expr.evaluate(batch)?;
         if window_values.null_count() > 0 {
             return Err(Error::Execution("window column is NULL".into()));
         }
@@ -207,15 +194,15 @@ impl WindowAggregate {
         }
         self.table.intern(&self.starts, keys, &mut self.slots)?;
         let num_slots = self.table.num_slots();
-        for (call, columns) in self.calls.iter_mut().zip(&self.arg_columns) {
-            self.args.clear();
-            for (expr, column) in call.args.iter().zip(columns) {
-                self.args.push(evaluate_input(expr, *column, batch)?);
+        for call in &mut self.calls {
+            self.arg_values.clear();
+            for arg in &call.args {
+                self.arg_values.push(arg.evaluate(batch)?);
             }
             call.accumulator
-                .update(&self.args, &self.slots, num_slots)?;
+                .update(&self.arg_values, &self.slots, num_slots)?;
         }
-        self.args.clear();
+        self.arg_values.clear();
         Ok(())
     }
 
@@ -339,11 +326,11 @@ impl WindowAggregate {
     /// The result batch of a closed window.
     fn evaluate_window(&mut self, start: i64, groups: &OpenWindow) -> Result<RecordBatch> {
         // The key columns go to the key buffer (empty between batches), reused.
-        let mut keys = std::mem::take(&mut self.keys);
+        let mut keys = std::mem::take(&mut self.key_values);
         keys.clear();
         let built = self.build_window(start, groups, &mut keys);
         keys.clear();
-        self.keys = keys;
+        self.key_values = keys;
         built
     }
 
@@ -401,28 +388,4 @@ fn timestamps(value: i64, rows: usize, tz: &Option<Arc<str>>) -> TimestampMillis
         Some(_) => array.with_timezone_opt(tz.clone()),
         None => array,
     }
-}
-
-/// The index of the column `expr` reads, where it is nothing but a column.
-fn column_index(expr: &Arc<dyn PhysicalExpr>) -> Option<usize> {
-    expr.downcast_ref::<Column>().map(Column::index)
-}
-
-/// `expr` over every row of `batch`: the column itself where `column` says it is one.
-fn evaluate_input(
-    expr: &Arc<dyn PhysicalExpr>,
-    column: Option<usize>,
-    batch: &RecordBatch,
-) -> Result<ArrayRef> {
-    match column {
-        Some(index) if index < batch.num_columns() => Ok(Arc::clone(batch.column(index))),
-        _ => evaluate(expr, batch),
-    }
-}
-
-/// Evaluates `expr` over every row of `batch`.
-fn evaluate(expr: &Arc<dyn PhysicalExpr>, batch: &RecordBatch) -> Result<ArrayRef> {
-    expr.evaluate(batch)
-        .and_then(|v| v.into_array(batch.num_rows()))
-        .map_err(execution_error)
 }

@@ -20,7 +20,7 @@ use datafusion_physical_expr::{create_physical_expr, PhysicalExpr};
 use crate::aggregate::{native_accumulator, GroupAccumulator};
 use crate::error::{Error, Result};
 use crate::operator::{
-    AggregateCall, FilterOperator, GroupColumn, Operator, ProjectOperator, WindowAggregate,
+    AggregateCall, FilterOperator, GroupColumn, Operand, Operator, ProjectOperator, WindowAggregate,
 };
 use crate::plugin::{Plugin, PluginAccumulator, PluginUdaf};
 use crate::sql::{SourceDef, WindowClause, WINDOW_END, WINDOW_START};
@@ -239,7 +239,7 @@ pub(crate) fn compile(
                     let args = params
                         .args
                         .iter()
-                        .map(|a| physical(a, input))
+                        .map(|a| physical(a, input).map(Operand::new))
                         .collect::<Result<Vec<_>>>()?;
                     calls.push(AggregateCall { args, accumulator });
                 }

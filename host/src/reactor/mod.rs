@@ -194,9 +194,9 @@ impl Reactor {
     /// returns the reactor and, for a warning, why cores could not be pinned.
     fn start(aggregates: Vec<WindowAggregate>, pin: bool) -> Result<(Self, Vec<String>)> {
         let cores = aggregates.len();
-        let key_exprs = aggregates
+        let keys = aggregates
             .first()
-            .map(|a| a.key_exprs().to_vec())
+            .map(|a| a.keys().to_vec())
             .unwrap_or_default();
         let key_count = aggregates.first().map_or(0, WindowAggregate::key_count);
         let (report_tx, reports) = channel();
@@ -217,7 +217,7 @@ impl Reactor {
             queues,
             reports,
             threads,
-            router: Router::new(key_exprs, cores),
+            router: Router::new(keys, cores),
             merger: Merger::new(cores, 0),
             key_count,
             last_watermark: None,

@@ -10,10 +10,9 @@ use arrow::array::{new_null_array, Array, ArrayRef, UInt32Array};
 use arrow::compute::take;
 use arrow::record_batch::{RecordBatch, RecordBatchOptions};
 use datafusion_common::hash_utils::{create_hashes, RandomState};
-use datafusion_physical_expr::PhysicalExpr;
-use std::sync::Arc;
 
-use crate::error::{Error, Result};
+use crate::error::Result;
+use crate::operator::Operand;
 
 /// The seed of the routing hash.
 const ROUTING_SEED: u64 = 0x006c_616d_696e_6172;
@@ -30,18 +29,18 @@ pub(crate) struct Routed {
 /// Splits batches by the hash of their GROUP BY keys.
 #[derive(Debug)]
 pub(crate) struct Router {
-    key_exprs: Vec<Arc<dyn PhysicalExpr>>,
+    keys: Vec<Operand>,
     cores: usize,
     hashes: Vec<u64>,
     rows_of: Vec<Vec<u32>>,
 }
 
 impl Router {
-    /// A router over `cores` cores (at least one) for rows keyed by `key_exprs`.
-    pub(crate) fn new(key_exprs: Vec<Arc<dyn PhysicalExpr>>, cores: usize) -> Self {
+    /// A router over `cores` cores (at least one) for rows keyed by `keys`.
+    pub(crate) fn new(keys: Vec<Operand>, cores: usize) -> Self {
         let cores = cores.max(1);
         Self {
-            key_exprs,
+            keys,
             cores,
             hashes: Vec::new(),
             rows_of: vec![Vec::new(); cores],
@@ -50,15 +49,10 @@ impl Router {
 
     /// The rows of `batch` for each core (`None` where a core gets none), in their order.
     pub(crate) fn route(&mut self, batch: &RecordBatch) -> Result<Vec<Option<Routed>>> {
-        let rows = batch.num_rows();
         let keys = self
-            .key_exprs
+            .keys
             .iter()
-            .map(|e| {
-                e.evaluate(batch)
-                    .and_then(|v| v.into_array(rows))
-                    .map_err(|e| Error::Execution(e.to_string()))
-            })
+            .map(|key| key.evaluate(batch))
             .collect::<Result<Vec<_>>>()?;
         self.split(batch, keys)
     }
@@ -154,6 +148,7 @@ mod tests {
     use arrow::array::{Array, AsArray, Int64Array, StringArray};
     use arrow::datatypes::{DataType, Field, Int64Type, Schema};
     use datafusion_physical_expr::expressions::col;
+    use std::sync::Arc;
 
     fn batch(keys: &[Option<&str>]) -> RecordBatch {
         let schema = Arc::new(Schema::new(vec![
@@ -185,7 +180,7 @@ mod tests {
             .collect();
         let input = batch(&keys);
         let key = col("k", &input.schema()).unwrap();
-        let mut router = Router::new(vec![key], 3);
+        let mut router = Router::new(vec![Operand::new(key)], 3);
         let routed = router.route(&input).unwrap();
         let mut seen = Vec::new();
         let mut core_of_key = std::collections::HashMap::new();
@@ -247,7 +242,9 @@ mod tests {
         )
         .unwrap();
         let key = col("k", &with_nulls.schema()).unwrap();
-        let parts = Router::new(vec![key], 2).route(&with_nulls).unwrap();
+        let parts = Router::new(vec![Operand::new(key)], 2)
+            .route(&with_nulls)
+            .unwrap();
         let mut rows = 0;
         for part in parts.iter().flatten() {
             let unread = part.batch.column(1);
