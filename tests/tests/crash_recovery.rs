@@ -23,10 +23,10 @@ use laminar::sql::FormatKind;
 /// How a run is stopped.
 #[derive(Debug, Clone)]
 enum Crash {
-    /// `kill -9` once the run's sink file holds this share of the uninterrupted
-    /// run's output, and a further `then` later. Kills follow the run's progress rather
-    /// than the clock, so that on a fast machine a run still cannot reach the end of its
-    /// input before every planned kill has hit it.
+    /// `kill -9` once the run's sink file holds this share of the uninterrupted run's
+    /// output, and a further `then` later. Kills follow the run's progress rather than the
+    /// clock, so that on a fast machine a run still cannot reach the end of its input
+    /// before every planned kill has hit it.
     Past { share: f64, then: Duration },
     /// The binary aborts itself at this crash point (`LAMINAR_CRASH_AT`).
     At(&'static str),
