@@ -161,8 +161,9 @@ impl RowDecoder {
     }
 
     /// Decodes lines `lines` of the chunk with one decoder, fed line by line so that a line
-    /// holding anything but one whole record is noticed. `Ok(None)`: some line is not one
-    /// record.
+    /// holding anything but one whole record is noticed, or, for CSV lines that cannot
+    /// hold anything else (no quotes, no lone carriage returns), all at once.
+    /// `Ok(None)`: some line is not one record.
     /// The decoder is the one of the previous chunk when it has room; it is kept for the
     /// next chunk only after a clean flush (a failed one may leave state behind).
     fn decode_lines(
@@ -174,9 +175,18 @@ impl RowDecoder {
             Some(spare) if spare.batch_size > lines.len() => spare,
             _ => LineDecoder::new(self, lines.len())?,
         };
-        for index in lines {
-            if decoder.feed(chunk.line(index))? != 1 {
+        let text = chunk.lines(lines.clone());
+        if self.format == FormatKind::Csv && one_csv_record_per_line(text) {
+            // Every line is one record: the lines go to the decoder at once, and only the
+            // count of records is checked.
+            if decoder.feed(text)? != lines.len() {
                 return Ok(None);
+            }
+        } else {
+            for index in lines {
+                if decoder.feed(chunk.line(index))? != 1 {
+                    return Ok(None);
+                }
             }
         }
         let batch = decoder.flush()?;
@@ -408,6 +418,17 @@ impl LineDecoder {
     }
 }
 
+/// Whether CSV text of whole lines holds exactly one record per line, whatever its fields:
+/// without a quote no record can span lines, and without a carriage return that does not
+/// end a line (`\r\n`) no line can end a record early. Scanned with `memchr`, so the
+/// check costs far less than decoding.
+fn one_csv_record_per_line(text: &[u8]) -> bool {
+    if memchr::memchr(b'"', text).is_some() {
+        return false;
+    }
+    memchr::memchr_iter(b'\r', text).all(|at| text.get(at + 1) == Some(&b'\n'))
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::lines::LineReader;
@@ -427,6 +448,36 @@ mod tests {
             Field::new("a", DataType::Int64, true),
             Field::new("b", DataType::Utf8, true),
         ]))
+    }
+
+    #[test]
+    fn only_quote_free_csv_without_lone_carriage_returns_is_one_record_per_line() {
+        assert!(one_csv_record_per_line(b"1,a\n2,b\n"));
+        assert!(one_csv_record_per_line(b"1,a\r\n2,b\r\n"));
+        assert!(one_csv_record_per_line(b""));
+        assert!(!one_csv_record_per_line(b"1,\"a\n2\",b\n"));
+        assert!(!one_csv_record_per_line(b"1,a\r2,b\n"));
+        assert!(!one_csv_record_per_line(b"1,a\r"));
+    }
+
+    #[test]
+    fn quote_free_lines_with_a_bad_one_decode_at_once_and_the_bad_line_is_found() {
+        let mut decoder = RowDecoder::new(FormatKind::Csv, schema(), b',');
+        let text: String = (0..50)
+            .map(|i| match i {
+                17 => "17\n".to_string(),
+                _ => format!("{i},x\n"),
+            })
+            .collect();
+        let decoded = decoder.decode(&chunk(&text));
+        assert_eq!(decoded.batch.num_rows(), 49);
+        assert_eq!(decoded.bad.len(), 1);
+        assert_eq!(decoded.bad[0].index, 17);
+        let all: Vec<usize> = (0..50).filter(|&i| i != 17).collect();
+        assert_eq!(decoded.kept, all);
+        // A clean chunk after it decodes whole with the same decoder.
+        let decoded = decoder.decode(&chunk("1,a\n2,b\n"));
+        assert_eq!((decoded.batch.num_rows(), decoded.bad.len()), (2, 0));
     }
 
     #[test]

@@ -21,8 +21,21 @@ impl LineChunk {
 
     /// The bytes of line `i` (with its newline).
     pub(crate) fn line(&self, i: usize) -> &[u8] {
-        let end = self.starts.get(i + 1).copied().unwrap_or(self.bytes.len());
-        &self.bytes[self.starts[i]..end]
+        self.lines(i..i + 1)
+    }
+
+    /// The bytes of the lines `lines`, one after another (a chunk holds its lines back to
+    /// back); empty for an empty range.
+    pub(crate) fn lines(&self, lines: std::ops::Range<usize>) -> &[u8] {
+        if lines.is_empty() {
+            return &[];
+        }
+        let end = self
+            .starts
+            .get(lines.end)
+            .copied()
+            .unwrap_or(self.bytes.len());
+        &self.bytes[self.starts[lines.start]..end]
     }
 }
 
