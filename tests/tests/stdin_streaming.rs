@@ -1,15 +1,30 @@
 //! With an unbounded source (stdin), a window's row is printed as soon as the watermark
-//! passes its end, while stdin is still open.
+//! passes its end, while stdin is still open, and not before, on one core and on several
+//! (where a watermark that crosses no window end sends the cores no emission round).
 
 use crate::common;
 
 use std::io::{BufRead, BufReader, Write};
-use std::process::Stdio;
-use std::sync::mpsc;
+use std::process::{ChildStdin, Stdio};
+use std::sync::mpsc::{self, Receiver};
 use std::time::Duration;
 
 #[test]
-fn windows_are_printed_before_stdin_closes() {
+fn windows_are_printed_before_stdin_closes_on_one_core() {
+    windows_are_printed_before_stdin_closes(1);
+}
+
+#[test]
+fn windows_are_printed_before_stdin_closes_on_two_cores() {
+    windows_are_printed_before_stdin_closes(2);
+}
+
+#[test]
+fn windows_are_printed_before_stdin_closes_on_three_cores() {
+    windows_are_printed_before_stdin_closes(3);
+}
+
+fn windows_are_printed_before_stdin_closes(cores: usize) {
     let dir = tempfile::tempdir().expect("tempdir");
     let script = dir.path().join("q.sql");
     std::fs::write(
@@ -23,6 +38,7 @@ fn windows_are_printed_before_stdin_closes() {
     .expect("script");
     let mut child = common::laminar()
         .args(["run", script.to_str().expect("path"), "--output", "csv"])
+        .args(["--cores", &cores.to_string()])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -38,31 +54,49 @@ fn windows_are_printed_before_stdin_closes() {
             }
         }
     });
-    writeln!(stdin, "1000,home\n2000,home\n3000,cart").expect("write");
-    stdin.flush().expect("flush");
-    assert!(
-        rx.recv_timeout(Duration::from_millis(500)).is_err(),
-        "nothing may be emitted before the watermark passes the window end"
-    );
+    send(&mut stdin, "1000,home\n2000,home\n3000,cart");
+    nothing_yet(&rx, "before the watermark passes the first window's end");
     // Watermark = 11.5 s - 1 s = 10.5 s >= 10 s: the first window closes.
-    writeln!(stdin, "11500,home").expect("write");
-    stdin.flush().expect("flush");
-    let mut lines = Vec::new();
-    while lines.len() < 3 {
-        lines.push(
-            rx.recv_timeout(Duration::from_secs(20))
-                .expect("window row while stdin is open"),
-        );
-    }
-    lines[1..].sort();
-    assert_eq!(lines[0], "page,window_start,n");
+    send(&mut stdin, "11500,home");
+    let mut first = lines(&rx, 3);
+    first[1..].sort();
+    assert_eq!(first[0], "page,window_start,n");
     assert_eq!(
-        &lines[1..],
+        &first[1..],
         ["cart,1970-01-01T00:00:00,1", "home,1970-01-01T00:00:00,2"]
     );
+    // Watermark 14 s: past no other window end.
+    send(&mut stdin, "15000,home");
+    nothing_yet(
+        &rx,
+        "while the watermark (14 s) is inside the second window",
+    );
+    // Watermark 21 s: the second window ([10 s, 20 s)) closes while stdin is open.
+    send(&mut stdin, "22000,cart");
+    assert_eq!(lines(&rx, 1), ["home,1970-01-01T00:00:10,2"]);
     drop(stdin);
     let rest: Vec<String> = rx.iter().collect();
-    assert_eq!(rest, ["home,1970-01-01T00:00:10,1"]);
+    assert_eq!(rest, ["cart,1970-01-01T00:00:20,1"]);
     let status = child.wait().expect("wait");
     assert!(status.success());
+}
+
+fn send(stdin: &mut ChildStdin, lines: &str) {
+    writeln!(stdin, "{lines}").expect("write");
+    stdin.flush().expect("flush");
+}
+
+fn nothing_yet(rx: &Receiver<String>, when: &str) {
+    if let Ok(line) = rx.recv_timeout(Duration::from_millis(400)) {
+        panic!("nothing may be emitted {when}, got {line:?}");
+    }
+}
+
+fn lines(rx: &Receiver<String>, count: usize) -> Vec<String> {
+    (0..count)
+        .map(|_| {
+            rx.recv_timeout(Duration::from_secs(20))
+                .expect("window row while stdin is open")
+        })
+        .collect()
 }

@@ -32,6 +32,9 @@ pub(crate) struct Latency {
     pub(crate) p99: Duration,
     /// Largest.
     pub(crate) max: Duration,
+    /// Share of the machine's CPU time the hypervisor gave to others during the run
+    /// (steal time, from `/proc/stat`), where the system reports it.
+    pub(crate) steal: Option<f64>,
 }
 
 impl Bench {
@@ -72,6 +75,7 @@ impl Bench {
             }
         });
 
+        let cpu_before = CpuTimes::now();
         let mut stdin = child.stdin.take().unwrap_or_else(|| fail("no stdin"));
         let total = rate * seconds;
         let per_tick = (rate / 1000).max(1);
@@ -97,6 +101,9 @@ impl Bench {
         drop(stdin);
         let status = child.wait().unwrap_or_else(|e| fail(&e.to_string()));
         let _ = reader.join();
+        let steal = cpu_before
+            .zip(CpuTimes::now())
+            .and_then(|(before, after)| after.steal_share_since(&before));
         if !status.success() {
             fail("the latency run failed");
         }
@@ -126,7 +133,43 @@ impl Bench {
             p50: at(0.5),
             p99: at(0.99),
             max: at(1.0),
+            steal,
         }
+    }
+}
+
+/// The machine's CPU time so far, in clock ticks, from the first line of `/proc/stat`.
+struct CpuTimes {
+    /// All states together.
+    total: u64,
+    /// Time a virtual machine's CPUs were ready but the hypervisor ran something else.
+    steal: u64,
+}
+
+impl CpuTimes {
+    /// The current times, or `None` where `/proc/stat` is missing or has no steal field.
+    fn now() -> Option<Self> {
+        let stat = std::fs::read_to_string("/proc/stat").ok()?;
+        let fields: Vec<u64> = stat
+            .lines()
+            .next()?
+            .strip_prefix("cpu ")?
+            .split_whitespace()
+            .map(|f| f.parse().ok())
+            .collect::<Option<_>>()?;
+        // user nice system idle iowait irq softirq steal guest guest_nice; guest time is
+        // already counted in user and nice.
+        Some(Self {
+            total: fields.iter().take(8).sum(),
+            steal: *fields.get(7)?,
+        })
+    }
+
+    /// The share of CPU time stolen between `before` and now.
+    fn steal_share_since(&self, before: &Self) -> Option<f64> {
+        let total = self.total.checked_sub(before.total)?;
+        let steal = self.steal.checked_sub(before.steal)?;
+        (total > 0).then(|| steal as f64 / total as f64)
     }
 }
 

@@ -128,8 +128,11 @@ fn cores(bench: &Bench, events: u64, repeats: usize, cores_list: &[usize]) {
 fn latency(bench: &Bench, cores_list: &[usize]) {
     for n in std::iter::once(1).chain(cores_list.iter().copied()) {
         let latency = bench.latency_run(100_000, 6, n);
+        let steal = latency.steal.map_or(String::new(), |share| {
+            format!(", steal {:.1} % of CPU time", share * 100.0)
+        });
         println!(
-            "latency, stdin at 100000 events/s, --cores {n}: p50 {:.3} ms, p99 {:.3} ms, max {:.3} ms over {} windows (target p99 < 1 ms)",
+            "latency, stdin at 100000 events/s, --cores {n}: p50 {:.3} ms, p99 {:.3} ms, max {:.3} ms over {} windows{steal} (target p99 < 1 ms)",
             latency.p50.as_secs_f64() * 1e3,
             latency.p99.as_secs_f64() * 1e3,
             latency.max.as_secs_f64() * 1e3,

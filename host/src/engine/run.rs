@@ -52,10 +52,7 @@ pub(crate) fn run_query(
                 for op in &mut query.before {
                     batch = op.process(batch)?;
                 }
-                aggregation.update(&batch)?;
-                if let Some(wm) = stage.watermark() {
-                    aggregation.advance(wm, &mut outputs)?;
-                }
+                aggregation.process(&batch, stage.watermark(), &mut outputs)?;
             }
             (Work::Stateless(cores), _) => cores.submit(batch, &mut outputs)?,
             _ => {

@@ -116,6 +116,11 @@ impl WindowAggregate {
         })
     }
 
+    /// The tumbling window the rows are grouped into.
+    pub fn window(&self) -> TumblingWindow {
+        self.window
+    }
+
     /// The output schema.
     pub fn schema(&self) -> SchemaRef {
         Arc::clone(&self.schema)
@@ -307,7 +312,7 @@ impl WindowAggregate {
         watermark: Option<i64>,
         mut emit: impl FnMut(i64, RecordBatch),
     ) -> Result<()> {
-        let last_start = watermark.map(|w| w.saturating_sub(self.window.size_ms()));
+        let last_start = watermark.map(|w| self.window.last_closed_start(w));
         loop {
             let closed = match last_start {
                 Some(last_start) => self.table.pop_closed(last_start),

@@ -4,14 +4,16 @@
 //! ```text
 //!  query thread: source ─▶ event time (watermark, late rows) ─▶ filter/project
 //!      ─▶ Router: keys evaluated once, hash % N ─▶ bounded queue per core ─▶ core i:
-//!         Data | Watermark(epoch) | Barrier | Restore | End       window aggregate
+//!         Batch(rows, round?) | Barrier | Restore | End          window aggregate
 //!      ◀─ Merger: round `epoch` once every core reported it, windows in window order ─┘
 //! ```
 //! A group's rows reach one core, in arrival order, so every result (a float SUM too) is
-//! the same at any core count. Watermarks are broadcast as numbered rounds; each core
-//! answers every round with the windows it closed (possibly none), and the merger releases
-//! a round only when all cores have answered, so windows leave in order and each is
-//! counted once. A checkpoint barrier first waits for every round sent, then collects each
+//! the same at any core count. A watermark that moves past a window end is broadcast as
+//! a numbered round, in the same message as the batch's rows (one wake-up a core a
+//! batch); each core answers every round with the windows it closed (possibly none), and
+//! the merger releases a round only when all cores have answered, so windows leave in
+//! order and each is counted once. A watermark that crosses no window end closes nothing:
+//! it sends no round, and nobody waits for one. A checkpoint barrier first waits for every round sent, then collects each
 //! core's open groups into one snapshot; a restore routes a snapshot's groups with the
 //! same hash, so a checkpoint taken at one core count resumes at any other.
 //!
@@ -36,9 +38,10 @@ use arrow::record_batch::RecordBatch;
 
 use crate::error::{Error, Result};
 use crate::operator::{WindowAggregate, WindowSnapshot};
+use crate::window::TumblingWindow;
 use merge::Merger;
 use route::Router;
-use worker::{run_core, Message, Report};
+use worker::{run_core, Message, Report, Round};
 
 /// Messages queued per core before the query thread waits.
 const QUEUED_PER_CORE: usize = 4;
@@ -110,20 +113,24 @@ impl Aggregation {
         Ok((Self::Cores(Box::new(reactor)), unpinned))
     }
 
-    /// Adds a batch of on-time rows.
-    pub(crate) fn update(&mut self, batch: &RecordBatch) -> Result<()> {
+    /// Adds a batch of on-time rows; then, with the watermark after the batch, adds to
+    /// `out` the windows that are ready (on the cores, those of rounds every core has
+    /// answered; the rest follow).
+    pub(crate) fn process(
+        &mut self,
+        batch: &RecordBatch,
+        watermark: Option<i64>,
+        out: &mut Vec<RecordBatch>,
+    ) -> Result<()> {
         match self {
-            Self::Inline(aggregate) => aggregate.update(batch),
-            Self::Cores(reactor) => reactor.update(batch),
-        }
-    }
-
-    /// The watermark is now `watermark`: adds to `out` the windows that are ready (on the
-    /// cores, those of rounds every core has answered; the rest follow).
-    pub(crate) fn advance(&mut self, watermark: i64, out: &mut Vec<RecordBatch>) -> Result<()> {
-        match self {
-            Self::Inline(aggregate) => aggregate.advance(watermark, out),
-            Self::Cores(reactor) => reactor.advance(watermark, out),
+            Self::Inline(aggregate) => {
+                aggregate.update(batch)?;
+                match watermark {
+                    Some(watermark) => aggregate.advance(watermark, out),
+                    None => Ok(()),
+                }
+            }
+            Self::Cores(reactor) => reactor.process(batch, watermark, out),
         }
     }
 
@@ -186,7 +193,9 @@ pub(crate) struct Reactor {
     router: Router,
     merger: Merger,
     key_count: usize,
-    last_watermark: Option<i64>,
+    window: TumblingWindow,
+    /// The watermark of the last round sent.
+    last_round: Option<i64>,
 }
 
 impl Reactor {
@@ -199,6 +208,10 @@ impl Reactor {
             .map(|a| a.keys().to_vec())
             .unwrap_or_default();
         let key_count = aggregates.first().map_or(0, WindowAggregate::key_count);
+        let window = aggregates
+            .first()
+            .map(WindowAggregate::window)
+            .ok_or_else(|| unexpected("no cores"))?;
         let (report_tx, reports) = channel();
         let mut queues = Vec::with_capacity(cores);
         let mut threads = Vec::with_capacity(cores);
@@ -220,7 +233,8 @@ impl Reactor {
             router: Router::new(keys, cores),
             merger: Merger::new(cores, 0),
             key_count,
-            last_watermark: None,
+            window,
+            last_round: None,
         };
         let mut unpinned = Vec::new();
         for _ in 0..cores {
@@ -236,21 +250,31 @@ impl Reactor {
         Ok((reactor, unpinned))
     }
 
-    fn update(&mut self, batch: &RecordBatch) -> Result<()> {
+    /// Sends each core its rows of `batch` and, when the watermark closes windows the
+    /// last round left open, a new round, in one message; then takes the reports in.
+    fn process(
+        &mut self,
+        batch: &RecordBatch,
+        watermark: Option<i64>,
+        out: &mut Vec<RecordBatch>,
+    ) -> Result<()> {
         let parts = self.router.route(batch)?;
-        for (core, part) in parts.into_iter().enumerate() {
-            if let Some(routed) = part {
-                self.send(core, Message::Data(routed))?;
+        let round = watermark
+            .filter(|&wm| {
+                self.last_round
+                    .is_none_or(|last| self.window.closes_more(last, wm))
+            })
+            .map(|watermark| {
+                self.last_round = Some(watermark);
+                Round {
+                    epoch: self.merger.open_round(),
+                    watermark,
+                }
+            });
+        for (core, rows) in parts.into_iter().enumerate() {
+            if rows.is_some() || round.is_some() {
+                self.send(core, Message::Batch { rows, round })?;
             }
-        }
-        Ok(())
-    }
-
-    fn advance(&mut self, watermark: i64, out: &mut Vec<RecordBatch>) -> Result<()> {
-        if self.last_watermark.is_none_or(|last| watermark > last) {
-            self.last_watermark = Some(watermark);
-            let epoch = self.merger.open_round();
-            self.broadcast(|| Message::Watermark { epoch, watermark })?;
         }
         self.poll(out)
     }

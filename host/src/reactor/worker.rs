@@ -2,8 +2,8 @@
 //! through its bounded queue in order.
 //!
 //! ```text
-//!  queue ─▶ Data(rows, keys)  ─▶ aggregate.update_keyed
-//!        ─▶ Watermark(epoch)  ─▶ aggregate.advance ─▶ Report::Emitted(epoch, windows)
+//!  queue ─▶ Batch(rows, keys)  ─▶ aggregate.update_keyed
+//!            (+ round(epoch))  ─▶ aggregate.advance ─▶ Report::Emitted(epoch, windows)
 //!        ─▶ Barrier           ─▶ aggregate.snapshot ─▶ Report::Snapshot
 //!        ─▶ Restore(snapshot) ─▶ aggregate.restore
 //!        ─▶ End(epoch)        ─▶ aggregate.finish ─▶ Report::Emitted(epoch, windows), exit
@@ -22,14 +22,14 @@ use crate::operator::{WindowAggregate, WindowSnapshot};
 
 /// What the coordinator sends a core, in order.
 pub(crate) enum Message {
-    /// Rows of this core's groups.
-    Data(Routed),
-    /// The watermark reached `watermark`: emit what closed, as epoch `epoch`.
-    Watermark {
-        /// Sequence number of this emission round.
-        epoch: u64,
-        /// The watermark (epoch ms).
-        watermark: i64,
+    /// One input batch: this core's rows of it (if any), then, if the batch moved the
+    /// watermark past a window end, an emission round. One message, so a core wakes once
+    /// a batch.
+    Batch {
+        /// Rows of this core's groups.
+        rows: Option<Routed>,
+        /// The round to answer after the rows.
+        round: Option<Round>,
     },
     /// Report the open state (a checkpoint barrier).
     Barrier,
@@ -40,6 +40,16 @@ pub(crate) enum Message {
         /// Sequence number of the last emission round.
         epoch: u64,
     },
+}
+
+/// An emission round: the watermark reached `watermark`, so emit what closed, as epoch
+/// `epoch`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Round {
+    /// Sequence number of the round.
+    pub(crate) epoch: u64,
+    /// The watermark (epoch ms).
+    pub(crate) watermark: i64,
 }
 
 /// What a core sends back.
@@ -96,14 +106,18 @@ fn serve(
     // A closed queue means the coordinator has gone (it failed): nothing to report.
     while let Ok(message) = queue.recv() {
         let report = match message {
-            Message::Data(routed) => {
-                aggregate.update_keyed(&routed.batch, &routed.keys)?;
-                continue;
+            Message::Batch { rows, round } => {
+                if let Some(routed) = rows {
+                    aggregate.update_keyed(&routed.batch, &routed.keys)?;
+                }
+                let Some(Round { epoch, watermark }) = round else {
+                    continue;
+                };
+                Report::Emitted {
+                    epoch,
+                    windows: aggregate.advance_windows(watermark)?,
+                }
             }
-            Message::Watermark { epoch, watermark } => Report::Emitted {
-                epoch,
-                windows: aggregate.advance_windows(watermark)?,
-            },
             Message::Barrier => Report::Snapshot(aggregate.snapshot()?),
             Message::Restore(snapshot) => {
                 aggregate.restore(&snapshot)?;

@@ -41,6 +41,23 @@ impl TumblingWindow {
     pub fn end_of_start(&self, start: i64) -> i64 {
         start.saturating_add(self.size_ms)
     }
+
+    /// The latest window start a watermark of `watermark` closes: a window closes once its
+    /// end is at or before the watermark.
+    #[inline]
+    pub fn last_closed_start(&self, watermark: i64) -> i64 {
+        watermark.saturating_sub(self.size_ms)
+    }
+
+    /// Whether the watermark moving from `before` to `after` closes windows that `before`
+    /// left open: some window start lies in `(last_closed_start(before),
+    /// last_closed_start(after)]`. When it does not, no window can close (a row of a
+    /// window `before` closed is late).
+    #[inline]
+    pub fn closes_more(&self, before: i64, after: i64) -> bool {
+        self.last_closed_start(after).div_euclid(self.size_ms)
+            > self.last_closed_start(before).div_euclid(self.size_ms)
+    }
 }
 
 #[cfg(test)]
@@ -69,7 +86,36 @@ mod tests {
         assert_eq!(w.start_of(i64::MAX), None);
     }
 
+    #[test]
+    fn a_watermark_closes_more_only_across_a_window_end() {
+        let w = TumblingWindow::new(10).unwrap();
+        assert!(w.closes_more(9, 10));
+        assert!(!w.closes_more(10, 19));
+        assert!(w.closes_more(10, 20));
+        assert!(!w.closes_more(20, 20));
+        assert!(!w.closes_more(25, 21));
+        assert!(w.closes_more(-11, -10));
+        assert!(!w.closes_more(i64::MIN, i64::MIN + 5));
+    }
+
     proptest! {
+        /// Against a reference model: some window start `s` (a multiple of the size) has
+        /// its end `s + size` in `(before, after]`.
+        #[test]
+        fn closes_more_iff_a_window_ends_in_between(
+            before in -(1i64 << 40)..(1i64 << 40),
+            step in 0i64..100_000,
+            size in 1i64..50_000,
+        ) {
+            let w = TumblingWindow::new(size).unwrap();
+            let after = before + step;
+            let (b, a, s) = (i128::from(before), i128::from(after), i128::from(size));
+            // The first window end after `before`.
+            let next_end = (b.div_euclid(s) + 1) * s;
+            prop_assert_eq!(w.closes_more(before, after), next_end <= a);
+        }
+
+
         /// Against a reference model in 128-bit arithmetic: the window contains `t`,
         /// starts on a multiple of the size and is the only such window.
         #[test]
