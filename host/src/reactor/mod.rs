@@ -13,9 +13,10 @@
 //! batch); each core answers every round with the windows it closed (possibly none), and
 //! the merger releases a round only when all cores have answered, so windows leave in
 //! order and each is counted once. A watermark that crosses no window end closes nothing:
-//! it sends no round, and nobody waits for one. A checkpoint barrier first waits for every round sent, then collects each
-//! core's open groups into one snapshot; a restore routes a snapshot's groups with the
-//! same hash, so a checkpoint taken at one core count resumes at any other.
+//! it sends no round, and nobody waits for one. A checkpoint barrier first waits for every
+//! round sent, then collects each core's open groups into one snapshot; a restore routes a
+//! snapshot's groups with the same hash, so a checkpoint taken at one core count resumes
+//! at any other.
 //!
 //! The queues are bounded: a slow core holds the query thread back, and it the source.
 //! A query without an aggregate runs its filters and projections on the cores instead

@@ -3,10 +3,10 @@
 //!
 //! ```text
 //!  queue ─▶ Batch(rows, keys)  ─▶ aggregate.update_keyed
-//!            (+ round(epoch))  ─▶ aggregate.advance ─▶ Report::Emitted(epoch, windows)
-//!        ─▶ Barrier           ─▶ aggregate.snapshot ─▶ Report::Snapshot
-//!        ─▶ Restore(snapshot) ─▶ aggregate.restore
-//!        ─▶ End(epoch)        ─▶ aggregate.finish ─▶ Report::Emitted(epoch, windows), exit
+//!             + round(epoch)   ─▶ aggregate.advance ─▶ Report::Emitted(epoch, windows)
+//!        ─▶ Barrier            ─▶ aggregate.snapshot ─▶ Report::Snapshot
+//!        ─▶ Restore(snapshot)  ─▶ aggregate.restore
+//!        ─▶ End(epoch)         ─▶ aggregate.finish ─▶ Report::Emitted(epoch, windows), exit
 //! ```
 //! An error or a panic is reported once and ends the thread; the coordinator then fails
 //! the run with it.
