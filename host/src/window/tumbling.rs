@@ -115,7 +115,6 @@ mod tests {
             prop_assert_eq!(w.closes_more(before, after), next_end <= a);
         }
 
-
         /// Against a reference model in 128-bit arithmetic: the window contains `t`,
         /// starts on a multiple of the size and is the only such window.
         #[test]
