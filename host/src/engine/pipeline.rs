@@ -144,11 +144,14 @@ impl Engine {
                         .with_log(log, bad_rows),
                 )
             }
-            (_, None) => {
-                Box::new(LineSource::open(def, batch_size)?.with_decode_threads(decode_threads))
-            }
+            (_, None) => Box::new(
+                LineSource::open(def, batch_size)?
+                    .with_projection(read_columns)
+                    .with_decode_threads(decode_threads),
+            ),
             (Connector::File(_), Some(_)) => {
                 let mut source = LineSource::open_at(def, batch_size, &position)?
+                    .with_projection(read_columns)
                     .with_decode_threads(decode_threads);
                 source.set_bad_rows(bad_rows);
                 Box::new(source)

@@ -41,25 +41,39 @@ pub(crate) fn run_query(
     let mut outputs = Vec::new();
     while let Some(input) = source.next_batch()? {
         summary.events_read += input.batch.num_rows() as u64;
-        let mut batch = match &mut query.event_time {
-            Some(stage) => stage
-                .process(&input)
-                .map_err(|e| locate(e, source.origin()))?,
-            None => input.batch,
-        };
-        match (&mut work, &query.event_time) {
-            (Work::Aggregate(aggregation), Some(stage)) => {
-                for op in &mut query.before {
-                    batch = op.process(batch)?;
-                }
-                aggregation.process(&batch, stage.watermark(), &mut outputs)?;
+        match (&mut work, &mut query.event_time) {
+            // Rows routed straight to the cores: the router copies each core's on-time
+            // rows out of the whole batch, in one copy rather than two.
+            (Work::Aggregate(aggregation), Some(stage))
+                if query.before.is_empty() && aggregation.on_cores() =>
+            {
+                let (batch, on_time) = stage
+                    .process_all(&input)
+                    .map_err(|e| locate(e, source.origin()))?;
+                aggregation.process(&batch, on_time.as_deref(), stage.watermark(), &mut outputs)?;
             }
-            (Work::Stateless(cores), _) => cores.submit(batch, &mut outputs)?,
-            _ => {
-                for op in &mut query.before {
-                    batch = op.process(batch)?;
+            (work, event_time) => {
+                let mut batch = match event_time {
+                    Some(stage) => stage
+                        .process(&input)
+                        .map_err(|e| locate(e, source.origin()))?,
+                    None => input.batch,
+                };
+                match (work, &*event_time) {
+                    (Work::Aggregate(aggregation), Some(stage)) => {
+                        for op in &mut query.before {
+                            batch = op.process(batch)?;
+                        }
+                        aggregation.process(&batch, None, stage.watermark(), &mut outputs)?;
+                    }
+                    (Work::Stateless(cores), _) => cores.submit(batch, &mut outputs)?,
+                    _ => {
+                        for op in &mut query.before {
+                            batch = op.process(batch)?;
+                        }
+                        outputs.push(batch);
+                    }
                 }
-                outputs.push(batch);
             }
         }
         if source.is_unbounded() {

@@ -31,6 +31,11 @@ impl Operand {
         &self.expr
     }
 
+    /// Whether the operand is nothing but a column (its evaluation cannot fail on a row).
+    pub fn is_column(&self) -> bool {
+        self.column.is_some()
+    }
+
     /// Its value for every row of `batch`: the batch's own column where the operand is
     /// one, without evaluating anything.
     pub fn evaluate(&self, batch: &RecordBatch) -> Result<ArrayRef> {

@@ -18,6 +18,7 @@ use arrow::datatypes::{
     DataType, Field, Int64Type, Schema, SchemaRef, TimeUnit, TimestampMillisecondType,
 };
 use arrow::record_batch::{RecordBatch, RecordBatchOptions};
+use datafusion_physical_expr::utils::collect_columns;
 use datafusion_physical_expr::PhysicalExpr;
 
 use super::group_table::{GroupTable, OpenWindow};
@@ -140,6 +141,19 @@ impl WindowAggregate {
     /// by before [`update_keyed`](Self::update_keyed).
     pub fn keys(&self) -> &[Operand] {
         &self.keys
+    }
+
+    /// The input columns [`update_keyed`](Self::update_keyed) reads besides the keys it is
+    /// handed: those of the window bound and of the aggregates' arguments, ascending.
+    pub fn columns_read(&self) -> Vec<usize> {
+        let mut columns: Vec<usize> = std::iter::once(&self.window_expr)
+            .chain(self.calls.iter().flat_map(|call| call.args.iter()))
+            .flat_map(|operand| collect_columns(operand.expr()))
+            .map(|column| column.index())
+            .collect();
+        columns.sort_unstable();
+        columns.dedup();
+        columns
     }
 
     /// Adds a batch of (non-late) rows to their windows.

@@ -34,7 +34,8 @@ use std::collections::BTreeMap;
 use std::sync::mpsc::{channel, sync_channel, Receiver, SyncSender, TryRecvError};
 use std::thread::JoinHandle;
 
-use arrow::compute::concat_batches;
+use arrow::array::UInt32Array;
+use arrow::compute::{concat_batches, take_record_batch};
 use arrow::record_batch::RecordBatch;
 
 use crate::error::{Error, Result};
@@ -114,24 +115,37 @@ impl Aggregation {
         Ok((Self::Cores(Box::new(reactor)), unpinned))
     }
 
-    /// Adds a batch of on-time rows; then, with the watermark after the batch, adds to
-    /// `out` the windows that are ready (on the cores, those of rounds every core has
-    /// answered; the rest follow).
+    /// Whether the aggregate runs on the cores (its rows are copied out for them anyway).
+    pub(crate) fn on_cores(&self) -> bool {
+        matches!(self, Self::Cores(_))
+    }
+
+    /// Adds a batch of on-time rows (all of them, or the rows `selected`, ascending, where
+    /// it is given); then, with the watermark after the batch, adds to `out` the windows
+    /// that are ready (on the cores, those of rounds every core has answered; the rest
+    /// follow).
     pub(crate) fn process(
         &mut self,
         batch: &RecordBatch,
+        selected: Option<&[u32]>,
         watermark: Option<i64>,
         out: &mut Vec<RecordBatch>,
     ) -> Result<()> {
         match self {
             Self::Inline(aggregate) => {
-                aggregate.update(batch)?;
+                match selected {
+                    Some(rows) => aggregate.update(&take_record_batch(
+                        batch,
+                        &UInt32Array::from(rows.to_vec()),
+                    )?)?,
+                    None => aggregate.update(batch)?,
+                }
                 match watermark {
                     Some(watermark) => aggregate.advance(watermark, out),
                     None => Ok(()),
                 }
             }
-            Self::Cores(reactor) => reactor.process(batch, watermark, out),
+            Self::Cores(reactor) => reactor.process(batch, selected, watermark, out),
         }
     }
 
@@ -209,6 +223,10 @@ impl Reactor {
             .map(|a| a.keys().to_vec())
             .unwrap_or_default();
         let key_count = aggregates.first().map_or(0, WindowAggregate::key_count);
+        let read = aggregates
+            .first()
+            .map(WindowAggregate::columns_read)
+            .unwrap_or_default();
         let window = aggregates
             .first()
             .map(WindowAggregate::window)
@@ -231,7 +249,7 @@ impl Reactor {
             queues,
             reports,
             threads,
-            router: Router::new(keys, cores),
+            router: Router::new(keys, read, cores),
             merger: Merger::new(cores, 0),
             key_count,
             window,
@@ -251,15 +269,17 @@ impl Reactor {
         Ok((reactor, unpinned))
     }
 
-    /// Sends each core its rows of `batch` and, when the watermark closes windows the
-    /// last round left open, a new round, in one message; then takes the reports in.
+    /// Sends each core its rows of `batch` (those `selected`, where given) and, when the
+    /// watermark closes windows the last round left open, a new round, in one message;
+    /// then takes the reports in.
     fn process(
         &mut self,
         batch: &RecordBatch,
+        selected: Option<&[u32]>,
         watermark: Option<i64>,
         out: &mut Vec<RecordBatch>,
     ) -> Result<()> {
-        let parts = self.router.route(batch)?;
+        let parts = self.router.route(batch, selected)?;
         let round = watermark
             .filter(|&wm| {
                 self.last_round

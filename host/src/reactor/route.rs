@@ -6,8 +6,11 @@
 //! fixed seed), so a group always lands on the same core, in a run and after a restart
 //! with the same core count; a checkpoint's groups are routed by the same function.
 
+use std::sync::Arc;
+
 use arrow::array::{new_null_array, Array, ArrayRef, UInt32Array};
-use arrow::compute::take;
+use arrow::compute::{take, take_record_batch};
+use arrow::datatypes::DataType;
 use arrow::record_batch::{RecordBatch, RecordBatchOptions};
 use datafusion_common::hash_utils::{create_hashes, RandomState};
 
@@ -30,63 +33,102 @@ pub(crate) struct Routed {
 #[derive(Debug)]
 pub(crate) struct Router {
     keys: Vec<Operand>,
+    /// The columns the cores read besides the keys (sorted); the others are not copied.
+    read: Vec<usize>,
     cores: usize,
     hashes: Vec<u64>,
     rows_of: Vec<Vec<u32>>,
+    nulls: NullColumns,
 }
 
 impl Router {
-    /// A router over `cores` cores (at least one) for rows keyed by `keys`.
-    pub(crate) fn new(keys: Vec<Operand>, cores: usize) -> Self {
+    /// A router over `cores` cores (at least one) for rows keyed by `keys`, whose cores
+    /// read the columns `read` of each batch besides the keys.
+    pub(crate) fn new(keys: Vec<Operand>, mut read: Vec<usize>, cores: usize) -> Self {
         let cores = cores.max(1);
+        read.sort_unstable();
+        read.dedup();
         Self {
             keys,
+            read,
             cores,
             hashes: Vec::new(),
             rows_of: vec![Vec::new(); cores],
+            nulls: NullColumns::default(),
         }
     }
 
-    /// The rows of `batch` for each core (`None` where a core gets none), in their order.
-    pub(crate) fn route(&mut self, batch: &RecordBatch) -> Result<Vec<Option<Routed>>> {
+    /// The rows of `batch` for each core (`None` where a core gets none), in their order:
+    /// every row, or only the rows `selected` (ascending) where it is given. A column the
+    /// cores do not read is NULL in what they get.
+    pub(crate) fn route(
+        &mut self,
+        batch: &RecordBatch,
+        selected: Option<&[u32]>,
+    ) -> Result<Vec<Option<Routed>>> {
+        if let Some(rows) = selected {
+            // A key expression may fail on a row that is not selected (a late row's CAST):
+            // evaluate it over the selected rows alone.
+            if !self.keys.iter().all(Operand::is_column) {
+                let batch = take_record_batch(batch, &UInt32Array::from(rows.to_vec()))?;
+                return self.route(&batch, None);
+            }
+        }
         let keys = self
             .keys
             .iter()
             .map(|key| key.evaluate(batch))
             .collect::<Result<Vec<_>>>()?;
-        self.split(batch, keys)
+        let read = std::mem::take(&mut self.read);
+        let parts = self.partition(batch, keys, selected, Some(&read));
+        self.read = read;
+        parts
     }
 
-    /// Splits rows whose key columns are `keys` (a snapshot's groups, on restore).
+    /// Splits rows whose key columns are `keys` (a snapshot's groups, on restore), every
+    /// column copied.
     pub(crate) fn split(
         &mut self,
         batch: &RecordBatch,
         keys: Vec<ArrayRef>,
     ) -> Result<Vec<Option<Routed>>> {
-        let rows = batch.num_rows();
+        self.partition(batch, keys, None, None)
+    }
+
+    fn partition(
+        &mut self,
+        batch: &RecordBatch,
+        keys: Vec<ArrayRef>,
+        selected: Option<&[u32]>,
+        read: Option<&[usize]>,
+    ) -> Result<Vec<Option<Routed>>> {
+        let rows = selected.map_or(batch.num_rows(), <[u32]>::len);
+        let mut out: Vec<Option<Routed>> = (0..self.cores).map(|_| None).collect();
         if rows == 0 {
-            return Ok((0..self.cores).map(|_| None).collect());
+            return Ok(out);
         }
-        let core_of = |hash: u64| (hash % self.cores as u64) as usize;
+        let cores = self.cores as u64;
+        let core_of = |hash: u64| (hash % cores) as usize;
         // No key columns: one group per window, so every row goes to one core.
         let only = if keys.is_empty() || self.cores == 1 {
             Some(0)
         } else {
             self.hashes.clear();
-            self.hashes.resize(rows, 0);
+            self.hashes.resize(batch.num_rows(), 0);
             create_hashes(
                 &keys,
                 &RandomState::with_seed(ROUTING_SEED),
                 &mut self.hashes,
             )?;
-            let first = core_of(self.hashes[0]);
-            self.hashes
-                .iter()
-                .all(|&h| core_of(h) == first)
-                .then_some(first)
+            let hashes = &self.hashes;
+            let first = core_of(hashes[first_row(selected)]);
+            let mut same = true;
+            for_each_row(selected, batch.num_rows(), |row| {
+                same &= core_of(hashes[row as usize]) == first;
+            });
+            same.then_some(first)
         };
-        if let Some(core) = only {
-            let mut out: Vec<Option<Routed>> = (0..self.cores).map(|_| None).collect();
+        if let (Some(core), None) = (only, selected) {
             out[core] = Some(Routed {
                 batch: batch.clone(),
                 keys,
@@ -96,39 +138,101 @@ impl Router {
         for rows in &mut self.rows_of {
             rows.clear();
         }
-        for (row, &hash) in self.hashes.iter().enumerate() {
-            self.rows_of[core_of(hash)].push(row as u32);
+        match only {
+            Some(core) => self.rows_of[core].extend_from_slice(selected.unwrap_or_default()),
+            None => {
+                let (hashes, rows_of) = (&self.hashes, &mut self.rows_of);
+                for_each_row(selected, batch.num_rows(), |row| {
+                    rows_of[core_of(hashes[row as usize])].push(row);
+                });
+            }
         }
-        let mut out = Vec::with_capacity(self.cores);
-        for rows in &self.rows_of {
+        for (core, rows) in self.rows_of.iter().enumerate() {
             if rows.is_empty() {
-                out.push(None);
                 continue;
             }
             let indices = UInt32Array::from(rows.clone());
-            let keys = keys
+            let taken_keys = keys
                 .iter()
                 .map(|k| take(k.as_ref(), &indices, None))
                 .collect::<std::result::Result<Vec<_>, _>>()?;
-            out.push(Some(Routed {
-                batch: take_rows(batch, &indices)?,
-                keys,
-            }));
+            out[core] = Some(Routed {
+                batch: take_rows(batch, &indices, &keys, &taken_keys, read, &mut self.nulls)?,
+                keys: taken_keys,
+            });
         }
         Ok(out)
     }
 }
 
-/// The rows of `batch` at `indices`. A column that is all NULL (one the source does not
-/// decode because the query never reads it) becomes a NULL column of the new length
-/// without looking at each row.
-fn take_rows(batch: &RecordBatch, indices: &UInt32Array) -> Result<RecordBatch> {
+/// NULL columns kept from part to part, each handed out as a slice of the length asked
+/// for (no copy) rather than built and zeroed again for every part.
+#[derive(Debug, Default)]
+struct NullColumns {
+    by_column: Vec<Option<ArrayRef>>,
+}
+
+impl NullColumns {
+    /// `len` NULLs of `data_type`, for column `column` of a batch.
+    fn get(&mut self, column: usize, data_type: &DataType, len: usize) -> ArrayRef {
+        if self.by_column.len() <= column {
+            self.by_column.resize(column + 1, None);
+        }
+        let slot = &mut self.by_column[column];
+        match slot {
+            Some(nulls) if nulls.len() >= len && nulls.data_type() == data_type => {
+                nulls.slice(0, len)
+            }
+            _ => {
+                let nulls = new_null_array(data_type, len);
+                *slot = Some(Arc::clone(&nulls));
+                nulls
+            }
+        }
+    }
+}
+
+/// The first row of a batch of (at least one) rows, or of its `selected` rows.
+fn first_row(selected: Option<&[u32]>) -> usize {
+    selected
+        .and_then(|rows| rows.first())
+        .map_or(0, |&row| row as usize)
+}
+
+/// Calls `f` with each of the `rows` of a batch in order, or each of its `selected` rows.
+fn for_each_row(selected: Option<&[u32]>, rows: usize, mut f: impl FnMut(u32)) {
+    match selected {
+        Some(selected) => selected.iter().for_each(|&row| f(row)),
+        None => (0..rows as u32).for_each(f),
+    }
+}
+
+/// The rows of `batch` at `indices`. A column that is one of the key columns `keys` (a
+/// GROUP BY of a plain column, or of the window bounds) is the rows already taken of it,
+/// `taken_keys`, rather than a second copy. A column that is all NULL (one the source does
+/// not decode because the query never reads it), or that is not among the columns `read`
+/// (when given) and may hold NULLs, becomes a NULL column of the new length without
+/// looking at each row.
+fn take_rows(
+    batch: &RecordBatch,
+    indices: &UInt32Array,
+    keys: &[ArrayRef],
+    taken_keys: &[ArrayRef],
+    read: Option<&[usize]>,
+    nulls: &mut NullColumns,
+) -> Result<RecordBatch> {
+    let schema = batch.schema();
     let columns = batch
         .columns()
         .iter()
-        .map(|column| {
-            if column.null_count() == column.len() {
-                Ok(new_null_array(column.data_type(), indices.len()))
+        .enumerate()
+        .map(|(index, column)| {
+            let unread = read.is_some_and(|read| read.binary_search(&index).is_err())
+                && schema.field(index).is_nullable();
+            if let Some(key) = keys.iter().position(|key| Arc::ptr_eq(key, column)) {
+                Ok(Arc::clone(&taken_keys[key]))
+            } else if unread || column.null_count() == column.len() {
+                Ok(nulls.get(index, column.data_type(), indices.len()))
             } else {
                 take(column.as_ref(), indices, None)
             }
@@ -136,9 +240,7 @@ fn take_rows(batch: &RecordBatch, indices: &UInt32Array) -> Result<RecordBatch> 
         .collect::<std::result::Result<Vec<_>, _>>()?;
     let options = RecordBatchOptions::new().with_row_count(Some(indices.len()));
     Ok(RecordBatch::try_new_with_options(
-        batch.schema(),
-        columns,
-        &options,
+        schema, columns, &options,
     )?)
 }
 
@@ -153,7 +255,7 @@ mod tests {
     fn batch(keys: &[Option<&str>]) -> RecordBatch {
         let schema = Arc::new(Schema::new(vec![
             Field::new("k", DataType::Utf8, true),
-            Field::new("i", DataType::Int64, false),
+            Field::new("i", DataType::Int64, true),
         ]));
         RecordBatch::try_new(
             schema,
@@ -180,14 +282,18 @@ mod tests {
             .collect();
         let input = batch(&keys);
         let key = col("k", &input.schema()).unwrap();
-        let mut router = Router::new(vec![Operand::new(key)], 3);
-        let routed = router.route(&input).unwrap();
+        let mut router = Router::new(vec![Operand::new(key)], vec![1], 3);
+        let routed = router.route(&input, None).unwrap();
         let mut seen = Vec::new();
         let mut core_of_key = std::collections::HashMap::new();
         for (core, part) in routed.iter().enumerate() {
             let Some(part) = part else { continue };
             let rows = part.batch.column(1).as_primitive::<Int64Type>();
             assert!(rows.values().windows(2).all(|w| w[0] < w[1]), "order kept");
+            assert!(
+                Arc::ptr_eq(&part.keys[0], part.batch.column(0)),
+                "a key that is a column is copied once"
+            );
             let routed_keys = part.keys[0].as_string::<i32>();
             for (i, row) in rows.values().iter().enumerate() {
                 seen.push(*row);
@@ -207,7 +313,9 @@ mod tests {
                 > 1
         );
         // The same keys in another batch go to the same cores.
-        let again = router.route(&batch(&[Some("a"), None, Some("f")])).unwrap();
+        let again = router
+            .route(&batch(&[Some("a"), None, Some("f")]), None)
+            .unwrap();
         for (core, part) in again.iter().enumerate() {
             let Some(part) = part else { continue };
             let routed_keys = part.keys[0].as_string::<i32>();
@@ -221,7 +329,9 @@ mod tests {
     #[test]
     fn rows_without_keys_all_go_to_the_first_core() {
         let input = batch(&[Some("a"), Some("b")]);
-        let routed = Router::new(vec![], 4).route(&input).unwrap();
+        let routed = Router::new(vec![], vec![0, 1], 4)
+            .route(&input, None)
+            .unwrap();
         assert_eq!(routed[0].as_ref().map(|r| r.batch.num_rows()), Some(2));
         assert!(routed[1..].iter().all(Option::is_none));
     }
@@ -242,8 +352,8 @@ mod tests {
         )
         .unwrap();
         let key = col("k", &with_nulls.schema()).unwrap();
-        let parts = Router::new(vec![Operand::new(key)], 2)
-            .route(&with_nulls)
+        let parts = Router::new(vec![Operand::new(key)], vec![1], 2)
+            .route(&with_nulls, None)
             .unwrap();
         let mut rows = 0;
         for part in parts.iter().flatten() {
@@ -255,5 +365,56 @@ mod tests {
         }
         assert_eq!(rows, 5);
         assert_eq!(parts.iter().flatten().count(), 2, "both cores get rows");
+    }
+
+    #[test]
+    fn only_the_selected_rows_are_routed_and_unread_columns_are_not_copied() {
+        let keys: Vec<Option<&str>> = (0..50).map(|i| Some(["a", "b", "c", "d"][i % 4])).collect();
+        let input = batch(&keys);
+        let key = col("k", &input.schema()).unwrap();
+        let selected: Vec<u32> = (0..50).filter(|i| i % 3 != 0).collect();
+        for read in [vec![1], vec![]] {
+            let mut router = Router::new(vec![Operand::new(key.clone())], read.clone(), 2);
+            let parts = router.route(&input, Some(&selected)).unwrap();
+            let mut seen = Vec::new();
+            for part in parts.iter().flatten() {
+                let rows = part.batch.column(1);
+                if read.is_empty() {
+                    assert_eq!(rows.null_count(), rows.len(), "an unread column is NULL");
+                    seen.extend(
+                        part.keys[0]
+                            .as_string::<i32>()
+                            .iter()
+                            .map(|k| k.unwrap().to_owned()),
+                    );
+                    continue;
+                }
+                let rows = rows.as_primitive::<Int64Type>();
+                assert!(rows.values().windows(2).all(|w| w[0] < w[1]), "order kept");
+                for (i, row) in rows.values().iter().enumerate() {
+                    assert_eq!(
+                        part.keys[0].as_string::<i32>().value(i),
+                        keys[*row as usize].unwrap()
+                    );
+                    seen.push(row.to_string());
+                }
+            }
+            assert_eq!(seen.len(), selected.len(), "every selected row, once");
+            if !read.is_empty() {
+                let mut seen: Vec<u32> = seen.iter().map(|r| r.parse().unwrap()).collect();
+                seen.sort_unstable();
+                assert_eq!(seen, selected);
+            }
+        }
+        // Rows that all go to one core are still only the selected ones.
+        let one = batch(&[Some("a"); 10]);
+        let mut router = Router::new(vec![Operand::new(key)], vec![1], 2);
+        let parts = router.route(&one, Some(&[2, 5])).unwrap();
+        let part = parts.iter().flatten().next().unwrap();
+        assert_eq!(
+            part.batch.column(1).as_primitive::<Int64Type>().values(),
+            &[2, 5]
+        );
+        assert_eq!(parts.iter().flatten().count(), 1);
     }
 }

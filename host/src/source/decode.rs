@@ -8,6 +8,7 @@ use arrow::error::ArrowError;
 use arrow::record_batch::RecordBatch;
 
 use super::lines::LineChunk;
+use super::plain_csv::PlainCsv;
 use super::timestamps;
 use crate::sql::FormatKind;
 
@@ -47,6 +48,8 @@ pub(crate) struct RowDecoder {
     projection: Option<Vec<usize>>,
     /// The decoder of the last chunk, flushed and ready for the next one.
     spare: Option<LineDecoder>,
+    /// The fast decoder of quote-free CSV lines, where the columns decoded allow one.
+    plain: Option<PlainCsv>,
 }
 
 impl Clone for RowDecoder {
@@ -54,18 +57,24 @@ impl Clone for RowDecoder {
     fn clone(&self) -> Self {
         let mut clone = Self::new(self.format, self.schema.clone(), self.delimiter);
         clone.projection = self.projection.clone();
+        clone.plain = self.plain.clone();
         clone
     }
 }
 
 impl RowDecoder {
     pub(crate) fn new(format: FormatKind, schema: SchemaRef, delimiter: u8) -> Self {
+        let plain = match format {
+            FormatKind::Csv => PlainCsv::new(&schema, None, delimiter),
+            FormatKind::Json => None,
+        };
         Self {
             format,
             schema,
             delimiter,
             projection: None,
             spare: None,
+            plain,
         }
     }
 
@@ -82,6 +91,9 @@ impl RowDecoder {
         self.projection =
             (!columns.is_empty() && columns.len() < self.schema.fields().len()).then_some(columns);
         self.spare = None;
+        if self.format == FormatKind::Csv {
+            self.plain = PlainCsv::new(&self.schema, self.projection.as_deref(), self.delimiter);
+        }
     }
 
     /// The decoded columns back in the source's schema, NULL where not decoded.
@@ -171,12 +183,18 @@ impl RowDecoder {
         chunk: &LineChunk,
         lines: std::ops::Range<usize>,
     ) -> Result<Option<RecordBatch>, ArrowError> {
+        let text = chunk.lines(lines.clone());
+        let one_record_per_line = self.format == FormatKind::Csv && one_csv_record_per_line(text);
+        if let (true, Some(plain)) = (one_record_per_line, &self.plain) {
+            if let Some(batch) = plain.decode(text, lines.len()) {
+                return Ok(Some(self.widen(batch)?));
+            }
+        }
         let mut decoder = match self.spare.take() {
             Some(spare) if spare.batch_size > lines.len() => spare,
             _ => LineDecoder::new(self, lines.len())?,
         };
-        let text = chunk.lines(lines.clone());
-        if self.format == FormatKind::Csv && one_csv_record_per_line(text) {
+        if one_record_per_line {
             // Every line is one record: the lines go to the decoder at once, and only the
             // count of records is checked.
             if decoder.feed(text)? != lines.len() {
@@ -192,6 +210,18 @@ impl RowDecoder {
         let batch = decoder.flush()?;
         self.spare = Some(decoder);
         Ok(Some(self.widen(batch)?))
+    }
+
+    /// What arrow-csv alone makes of `text` (whole lines): the batch, where every line
+    /// decodes (the oracle of the fast decoder's tests).
+    #[cfg(test)]
+    pub(crate) fn decode_with_arrow(&mut self, text: &[u8]) -> Option<RecordBatch> {
+        self.plain = None;
+        let chunk = super::lines::LineReader::new(text, false)
+            .next_chunk(usize::MAX)
+            .ok()??;
+        let decoded = self.decode(&chunk);
+        decoded.bad.is_empty().then_some(decoded.batch)
     }
 
     /// Decodes one line that must hold exactly one record.

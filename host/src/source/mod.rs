@@ -6,6 +6,7 @@ mod input_log;
 mod lines;
 mod memory;
 mod pipeline;
+mod plain_csv;
 mod ranges;
 mod stream;
 mod timestamps;

@@ -306,13 +306,12 @@ fn decode_loop(
     jobs: &Receiver<Job>,
     steps: &SyncSender<Result<Step>>,
 ) {
-    let mut buffer = Vec::new();
     for job in jobs {
         let step = match job {
             Job::Chunk(chunk, end) => decode_chunk(decoder, chunk, end),
             Job::Range(range) => {
                 match catch_unwind(AssertUnwindSafe(|| {
-                    decode_range(decoder, &range, batch_size, &mut buffer)
+                    decode_range(decoder, &range, batch_size)
                 })) {
                     Ok(step) => Ok(step),
                     Err(panic) => Err(panicked("decoder", panic.as_ref())),
@@ -339,15 +338,10 @@ fn decode_chunk(decoder: &mut RowDecoder, chunk: LineChunk, end: Position) -> Re
     }
 }
 
-/// Reads (into `buffer`), cuts and decodes one range into chunks of `batch_size` lines.
-fn decode_range(
-    decoder: &mut RowDecoder,
-    range: &ByteRange,
-    batch_size: usize,
-    buffer: &mut Vec<u8>,
-) -> Step {
+/// Reads, cuts and decodes one range into chunks of `batch_size` lines.
+fn decode_range(decoder: &mut RowDecoder, range: &ByteRange, batch_size: usize) -> Step {
     let mut pieces = Vec::new();
-    let failure = match range.lines(buffer) {
+    let failure = match range.lines() {
         Ok(None) => None,
         Ok(Some(mut lines)) => loop {
             match lines.next_chunk(batch_size) {

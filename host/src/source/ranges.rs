@@ -11,6 +11,7 @@
 //! takes the ranges in order adds the lines of every range before.
 
 use std::fs::File;
+use std::io::{BufReader, Read};
 use std::os::unix::fs::FileExt;
 use std::sync::Arc;
 
@@ -103,48 +104,36 @@ impl FileRanges {
 }
 
 impl ByteRange {
-    /// The lines this range owns, read into `bytes` (a decoder's buffer, reused from
-    /// range to range so its pages are not faulted in and zeroed again each time), as a
-    /// reader numbering them from 1 whose positions are byte offsets in the file; `None`
-    /// when no line starts in the range.
-    pub(crate) fn lines<'a>(&self, bytes: &'a mut Vec<u8>) -> Result<Option<RangeLines<'a>>> {
+    /// The lines this range owns, as a reader numbering them from 1 whose positions are
+    /// byte offsets in the file; `None` when no line starts in the range.
+    ///
+    /// The range is read a block of [`BLOCK_BYTES`] at a time, not whole: a block stays in
+    /// the decoder core's cache between the read that fills it and the cut that copies
+    /// its lines out, where a whole range (up to a megabyte) would have been evicted by
+    /// the time it is cut.
+    pub(crate) fn lines(&self) -> Result<Option<RangeLines>> {
         let context = || format!("cannot read {}", self.origin);
-        // One byte before the range tells whether a line starts right at `start`.
-        let from = self.start.saturating_sub(1);
-        // The buffer only grows: bytes beyond what is read are never looked at, so they
-        // need no zeroing from one range to the next.
-        let mut filled = (self.end - from) as usize;
-        if bytes.len() < filled {
-            bytes.resize(filled, 0);
-        }
-        self.file
-            .read_exact_at(&mut bytes[..filled], from)
-            .map_err(|e| Error::io(context(), e))?;
-        let first = if self.start == 0 {
+        let mut read = RangeRead {
+            file: Arc::clone(&self.file),
+            at: self.start.saturating_sub(1),
+            end: self.end,
+            len: self.len,
+            done: false,
+        };
+        let offset = if self.start == 0 {
             0
         } else {
-            // A line starts at p in start..end when byte p - 1 is a newline.
-            match memchr::memchr(b'\n', &bytes[..(self.end - self.start) as usize]) {
-                Some(i) => i + 1,
+            // A line starts at p in start..end when byte p - 1 is a newline: look for the
+            // first newline in (start - 1)..(end - 1).
+            match read
+                .skip_to_line_start(self.end - 1)
+                .map_err(|e| Error::io(context(), e))?
+            {
+                Some(offset) => offset,
                 None => return Ok(None),
             }
         };
-        // The last line owned goes on through its newline, past `end` if need be.
-        let mut at = self.end;
-        while bytes[filled - 1] != b'\n' && at < self.len {
-            let take = EXTEND_BYTES.min((self.len - at) as usize);
-            if bytes.len() < filled + take {
-                bytes.resize(filled + take, 0);
-            }
-            let more = &mut bytes[filled..filled + take];
-            self.file
-                .read_exact_at(more, at)
-                .map_err(|e| Error::io(context(), e))?;
-            filled += memchr::memchr(b'\n', more).map_or(take, |i| i + 1);
-            at += take as u64;
-        }
-        let offset = from + first as u64;
-        let mut reader = LineReader::new(&bytes[first..filled], false);
+        let mut reader = LineReader::new(BufReader::with_capacity(BLOCK_BYTES, read), false);
         reader.start_at(offset, 0);
         Ok(Some(RangeLines {
             reader,
@@ -154,15 +143,94 @@ impl ByteRange {
     }
 }
 
+/// Bytes read from the file at a time.
+const BLOCK_BYTES: usize = 64 << 10;
+
+/// The bytes a range owns, read a block at a time: from a line start through `end`, and
+/// on past `end` through the newline of the last line that starts before it (or to the
+/// file's length as the source opened it).
+struct RangeRead {
+    file: Arc<File>,
+    /// The next byte to read.
+    at: u64,
+    end: u64,
+    len: u64,
+    /// The last owned line's newline is read.
+    done: bool,
+}
+
+impl RangeRead {
+    /// Skips to just past the first newline before `limit`; that offset, or `None` (and
+    /// the reader spent) when there is none.
+    fn skip_to_line_start(&mut self, limit: u64) -> std::io::Result<Option<u64>> {
+        // Lines are short: a small block finds the newline without reading ahead much.
+        let mut block = [0; 4096];
+        while self.at < limit {
+            let take = block.len().min((limit - self.at) as usize);
+            let read = self.read_at_least_one(&mut block[..take])?;
+            if let Some(i) = memchr::memchr(b'\n', &block[..read]) {
+                self.at += i as u64 + 1;
+                return Ok(Some(self.at));
+            }
+            self.at += read as u64;
+        }
+        self.done = true;
+        Ok(None)
+    }
+
+    /// Reads from `at` into `buf` (not empty); a file that ends before the length it had
+    /// when it was opened is an error (it was cut short while being read).
+    fn read_at_least_one(&self, buf: &mut [u8]) -> std::io::Result<usize> {
+        loop {
+            match self.file.read_at(buf, self.at) {
+                Ok(0) => return Err(std::io::ErrorKind::UnexpectedEof.into()),
+                Ok(read) => return Ok(read),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}
+
+impl Read for RangeRead {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.done || self.at >= self.len || buf.is_empty() {
+            return Ok(0);
+        }
+        if self.at < self.end {
+            let take = buf.len().min((self.end - self.at) as usize);
+            let read = self.read_at_least_one(&mut buf[..take])?;
+            self.at += read as u64;
+            // A range that ends right after a newline owns no line past its end.
+            if self.at == self.end && buf[read - 1] == b'\n' {
+                self.done = true;
+            }
+            return Ok(read);
+        }
+        // Past the end: through the next newline, which ends the last owned line.
+        let take = buf
+            .len()
+            .min(EXTEND_BYTES)
+            .min((self.len - self.at) as usize);
+        let mut read = self.read_at_least_one(&mut buf[..take])?;
+        if let Some(i) = memchr::memchr(b'\n', &buf[..read]) {
+            read = i + 1;
+            self.done = true;
+        }
+        self.at += read as u64;
+        Ok(read)
+    }
+}
+
 /// The lines of one range, cut into chunks.
-pub(crate) struct RangeLines<'a> {
-    reader: LineReader<&'a [u8]>,
+pub(crate) struct RangeLines {
+    reader: LineReader<BufReader<RangeRead>>,
     /// The header rule while the first chunk of the file is still to come.
     header: Option<Header>,
     origin: Arc<str>,
 }
 
-impl RangeLines<'_> {
+impl RangeLines {
     /// The next chunk of at most `max_rows` lines (a CSV header cut from the file's first
     /// one), or `None` when the range is done.
     pub(crate) fn next_chunk(&mut self, max_rows: usize) -> Result<Option<LineChunk>> {
@@ -213,9 +281,8 @@ mod tests {
         let mut ranges = FileRanges::new(file, "t.csv", offset, None, range_bytes).unwrap();
         let mut chunks = Vec::new();
         let mut position = (offset, 0);
-        let mut buffer = Vec::new();
         while let Some(range) = ranges.next_range() {
-            let Some(mut lines) = range.lines(&mut buffer).unwrap() else {
+            let Some(mut lines) = range.lines().unwrap() else {
                 continue;
             };
             let before = position.1;
@@ -291,7 +358,12 @@ mod tests {
         let mut ranges = FileRanges::new(file.try_clone().unwrap(), "t.csv", 0, None, 100).unwrap();
         file.set_len(2).unwrap();
         let range = ranges.next_range().unwrap();
-        let err = range.lines(&mut Vec::new()).err().unwrap();
+        // The range is read as it is cut: the error comes with the first chunk.
+        let err = match range.lines() {
+            Ok(Some(mut lines)) => lines.next_chunk(10).err().unwrap(),
+            Ok(None) => panic!("the range starts at a line"),
+            Err(err) => err,
+        };
         assert!(err.to_string().contains("t.csv"), "{err}");
     }
 }

@@ -96,6 +96,30 @@ impl EventTimeStage {
 
     /// Classifies every row of `input`, returning the on-time rows with window columns.
     pub fn process(&mut self, input: &SourceBatch) -> Result<RecordBatch> {
+        self.classify(input, false)?;
+        let kept = if self.keep.len() == input.batch.num_rows() {
+            input.batch.clone()
+        } else {
+            keep_rows(input, &self.keep)?.batch
+        };
+        self.with_windows(&kept)
+    }
+
+    /// Classifies every row of `input` like [`process`](Self::process), but returns every
+    /// row, with window columns, and which rows are on time (ascending; `None`: all), for
+    /// a consumer that copies rows out anyway (the reactor's router) to copy only those.
+    /// The window columns of a row that is not on time hold its window, or 0 for a row
+    /// without one.
+    pub fn process_all(&mut self, input: &SourceBatch) -> Result<(RecordBatch, Option<Vec<u32>>)> {
+        self.classify(input, true)?;
+        let on_time = (self.keep.len() != input.batch.num_rows()).then(|| self.keep.clone());
+        Ok((self.with_windows(&input.batch)?, on_time))
+    }
+
+    /// Fills `keep` with the on-time rows of `input` and `starts` with the window start of
+    /// each (of every row when `every_row`), counting late and bad rows and advancing the
+    /// watermark.
+    fn classify(&mut self, input: &SourceBatch, every_row: bool) -> Result<()> {
         let times = event_time_millis(input.batch.column(self.column))?;
         self.keep.clear();
         self.starts.clear();
@@ -128,27 +152,33 @@ impl EventTimeStage {
                     });
                 }
                 self.bad_rows += 1;
+                if every_row {
+                    self.starts.push(0);
+                }
                 continue;
             };
             if self.watermark.is_late(self.window.end_of_start(start)) {
                 self.late_events += 1;
+                if every_row {
+                    self.starts.push(start);
+                }
             } else {
                 self.keep.push(row as u32);
                 self.starts.push(start);
             }
             self.watermark.observe(t);
         }
-        let kept = if self.keep.len() == input.batch.num_rows() {
-            input.batch.clone()
-        } else {
-            keep_rows(input, &self.keep)?.batch
-        };
+        Ok(())
+    }
+
+    /// `rows` with the window columns of `starts` appended.
+    fn with_windows(&mut self, rows: &RecordBatch) -> Result<RecordBatch> {
         let size = self.window.size_ms();
         // Hand the buffer to Arrow instead of copying it; it is refilled per batch anyway.
         let starts = std::mem::take(&mut self.starts);
         let ends = TimestampMillisecondArray::from_iter_values(starts.iter().map(|s| s + size));
         let starts = TimestampMillisecondArray::from(starts);
-        let mut columns: Vec<ArrayRef> = kept.columns().to_vec();
+        let mut columns: Vec<ArrayRef> = rows.columns().to_vec();
         columns.push(Arc::new(starts));
         columns.push(Arc::new(ends));
         Ok(RecordBatch::try_new(self.schema.clone(), columns)?)
