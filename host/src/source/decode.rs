@@ -186,7 +186,7 @@ impl RowDecoder {
         let text = chunk.lines(lines.clone());
         let one_record_per_line = self.format == FormatKind::Csv && one_csv_record_per_line(text);
         if let (true, Some(plain)) = (one_record_per_line, &self.plain) {
-            if let Some(batch) = plain.decode(text, lines.len()) {
+            if let Some(batch) = plain.decode(chunk, lines.clone()) {
                 return Ok(Some(self.widen(batch)?));
             }
         }

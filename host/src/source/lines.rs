@@ -67,6 +67,9 @@ pub(crate) struct LineReader<R> {
     /// rather than blocking until the chunk is full.
     eager: bool,
     done: bool,
+    /// The bytes and lines of the last chunk: room reserved for the next, so that a chunk
+    /// is not copied again each time its buffers double.
+    last_chunk: (usize, usize),
 }
 
 impl<R: Buffered> LineReader<R> {
@@ -78,6 +81,7 @@ impl<R: Buffered> LineReader<R> {
             consumed: 0,
             eager,
             done: false,
+            last_chunk: (0, 0),
         }
     }
 
@@ -104,7 +108,12 @@ impl<R: Buffered> LineReader<R> {
     /// and each run of non-blank lines is copied into the chunk at once; only a line that
     /// crosses the end of the buffer is read on its own.
     pub(crate) fn next_chunk(&mut self, max_rows: usize) -> std::io::Result<Option<LineChunk>> {
-        let mut chunk = LineChunk::default();
+        let (bytes, lines) = self.last_chunk;
+        let mut chunk = LineChunk {
+            bytes: Vec::with_capacity(bytes),
+            starts: Vec::with_capacity(lines),
+            numbers: Vec::with_capacity(lines),
+        };
         while !self.done && chunk.len() < max_rows {
             let block = self.reader.fill_buf()?;
             if block.is_empty() {
@@ -143,6 +152,7 @@ impl<R: Buffered> LineReader<R> {
                 break;
             }
         }
+        self.last_chunk = (chunk.bytes.len(), chunk.len());
         Ok((chunk.len() > 0).then_some(chunk))
     }
 
@@ -260,13 +270,8 @@ mod tests {
             let input = random_lines(&mut rng);
             let max_rows = 1 + (rng.next_u64() % 7) as usize;
             let step = 1 + (rng.next_u64() % 50) as usize;
-            let mut reader = LineReader {
-                reader: BufReader::with_capacity(16, Trickle(&input, step)),
-                line_number: 0,
-                consumed: 0,
-                eager: false,
-                done: false,
-            };
+            let mut reader =
+                LineReader::new(BufReader::with_capacity(16, Trickle(&input, step)), false);
             let mut got = Vec::new();
             while let Some(chunk) = reader.next_chunk(max_rows).unwrap() {
                 got.push((chunk.bytes, chunk.starts, chunk.numbers));

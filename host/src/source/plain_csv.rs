@@ -13,6 +13,7 @@
 //! value that does not parse, text that is not UTF-8), makes [`PlainCsv::decode`] give up
 //! on the chunk, and arrow-csv decodes it, with its errors and its bad-line search.
 
+use std::ops::Range;
 use std::sync::Arc;
 
 use arrow::array::{ArrayRef, PrimitiveBuilder, StringBuilder};
@@ -25,7 +26,8 @@ use arrow::datatypes::{
 };
 use arrow::record_batch::RecordBatch;
 
-use super::timestamps::{self, LastDate};
+use super::lines::LineChunk;
+use super::timestamps::{self, LastMinute};
 
 /// The fast decoder of one schema and projection.
 #[derive(Debug, Clone)]
@@ -69,40 +71,51 @@ impl PlainCsv {
         })
     }
 
-    /// The records of `text`, `lines` whole lines each ending in a newline, free of
-    /// quotes and of carriage returns not right before a newline; `None` when some line
-    /// is not a record arrow-csv reads without an error.
-    pub(crate) fn decode(&self, text: &[u8], lines: usize) -> Option<RecordBatch> {
+    /// The records of lines `lines` of `chunk`, which are free of quotes and of carriage
+    /// returns not right before a newline; `None` when some line is not a record
+    /// arrow-csv reads without an error.
+    pub(crate) fn decode(&self, chunk: &LineChunk, lines: Range<usize>) -> Option<RecordBatch> {
         // arrow-csv checks the UTF-8 of every field, decoded or not.
-        let text = std::str::from_utf8(text).ok()?;
+        let text = std::str::from_utf8(chunk.lines(lines.clone())).ok()?;
+        let base = *chunk.starts.get(lines.start)?;
         let mut builders = self
             .decoded
             .iter()
-            .map(|(_, data_type)| builder(data_type, lines))
+            .map(|(_, data_type)| builder(data_type, lines.len()))
             .collect::<Option<Vec<_>>>()?;
-        let mut rows = 0;
-        let mut line_start = 0;
-        for newline in memchr::memchr_iter(b'\n', text.as_bytes()) {
-            let line = text.get(line_start..newline)?;
-            line_start = newline + 1;
+        // Every delimiter of the chunk, found in one pass (lines are too short for a search
+        // per line to pay for its setup), taken line by line.
+        let mut delimiters = memchr::memchr_iter(self.delimiter, text.as_bytes()).peekable();
+        for index in lines.clone() {
+            let start = chunk.starts.get(index)? - base;
+            let end = match chunk.starts.get(index + 1) {
+                Some(next) if index + 1 < lines.end => next - base,
+                _ => text.len(),
+            };
+            // Each line ends in its newline, after a carriage return or not.
+            let line = text.get(start..end)?;
+            let line = line.strip_suffix('\n').unwrap_or(line);
             let line = line.strip_suffix('\r').unwrap_or(line);
-            self.fields(line, &mut builders)?;
-            rows += 1;
-        }
-        if rows != lines || line_start != text.len() {
-            return None;
+            let ends = std::iter::from_fn(|| delimiters.next_if(|&at| at < start + line.len()))
+                .map(|at| at - start)
+                .chain(std::iter::once(line.len()));
+            self.fields(line, ends, &mut builders)?;
         }
         let columns: Vec<ArrayRef> = builders.iter_mut().map(|b| b.finish()).collect();
         RecordBatch::try_new(Arc::clone(&self.decoded_schema), columns).ok()
     }
 
-    /// Cuts one record into its fields and adds the decoded ones to `builders`.
-    fn fields(&self, line: &str, builders: &mut [Box<dyn FieldBuilder>]) -> Option<()> {
-        let bytes = line.as_bytes();
+    /// Adds the decoded fields of one record to `builders`; `ends` are where its fields
+    /// end in `line` (each delimiter, then the line's end).
+    fn fields(
+        &self,
+        line: &str,
+        ends: impl Iterator<Item = usize>,
+        builders: &mut [Box<dyn FieldBuilder>],
+    ) -> Option<()> {
         let mut next = 0;
         let mut field = 0;
         let mut start = 0;
-        let ends = memchr::memchr_iter(self.delimiter, bytes).chain(std::iter::once(bytes.len()));
         for end in ends {
             if field >= self.width {
                 return None;
@@ -139,7 +152,7 @@ fn builder(data_type: &DataType, rows: usize) -> Option<Box<dyn FieldBuilder>> {
     fn timestamp<T: ArrowTimestampType>(rows: usize) -> Box<dyn FieldBuilder> {
         Box::new(Timestamp::<T> {
             values: PrimitiveBuilder::with_capacity(rows),
-            last_date: None,
+            last_minute: None,
         })
     }
     Some(match data_type {
@@ -207,7 +220,7 @@ impl FieldBuilder for Text {
 /// Timestamps without a time zone, read as [`timestamps`] reads arrow-csv's text.
 struct Timestamp<T: ArrowTimestampType> {
     values: PrimitiveBuilder<T>,
-    last_date: LastDate,
+    last_minute: LastMinute,
 }
 
 impl<T: ArrowTimestampType> FieldBuilder for Timestamp<T> {
@@ -215,7 +228,7 @@ impl<T: ArrowTimestampType> FieldBuilder for Timestamp<T> {
         if text.is_empty() {
             self.values.append_null();
         } else {
-            let value = timestamps::parse(text, T::UNIT, &mut self.last_date).ok()?;
+            let value = timestamps::parse(text, T::UNIT, &mut self.last_minute).ok()?;
             self.values.append_value(value);
         }
         Some(())
@@ -230,6 +243,7 @@ impl<T: ArrowTimestampType> FieldBuilder for Timestamp<T> {
 mod tests {
     use super::*;
     use crate::gen::SplitMix64;
+    use arrow::array::AsArray;
     use arrow::datatypes::Field;
 
     fn schema() -> Schema {
@@ -254,6 +268,19 @@ mod tests {
             decoder.set_projection(columns);
         }
         decoder.decode_with_arrow(text.as_bytes())
+    }
+
+    /// The lines of `text` as the source cuts them.
+    fn chunk(text: &[u8]) -> LineChunk {
+        super::super::lines::LineReader::new(text, false)
+            .next_chunk(usize::MAX)
+            .expect("reads")
+            .unwrap_or_default()
+    }
+
+    fn decode(plain: &PlainCsv, text: &[u8]) -> Option<RecordBatch> {
+        let chunk = chunk(text);
+        plain.decode(&chunk, 0..chunk.len())
     }
 
     fn random_field(rng: &mut SplitMix64, column: usize) -> String {
@@ -316,7 +343,7 @@ mod tests {
             for projection in projections {
                 let plain = PlainCsv::new(&schema, projection, b',').expect("types it decodes");
                 let want = arrow_csv(&schema, projection, &text);
-                let Some(got) = plain.decode(text.as_bytes(), lines) else {
+                let Some(got) = decode(&plain, text.as_bytes()) else {
                     continue;
                 };
                 decoded += 1;
@@ -337,7 +364,7 @@ mod tests {
         let plain = PlainCsv::new(&schema, Some(&[1]), b',').expect("decodes");
         let good = "2024-01-01T00:00:00,1,a,1.5,2\n";
         assert_eq!(
-            plain.decode(good.as_bytes(), 1).map(|b| b.num_rows()),
+            decode(&plain, good.as_bytes()).map(|b| b.num_rows()),
             Some(1)
         );
         for bad in [
@@ -353,12 +380,18 @@ mod tests {
                 let at = bytes.len() - 10;
                 bytes.splice(at..at + 3, [0xff, b'a', b'a']);
             }
-            assert!(plain.decode(&bytes, 2).is_none(), "{bad}");
+            assert!(decode(&plain, &bytes).is_none(), "{bad}");
         }
-        assert!(
-            plain.decode(good.as_bytes(), 2).is_none(),
-            "fewer lines than said"
-        );
+        // Lines taken from the middle of a chunk.
+        let text = format!("{good}2024-01-01T00:00:00,2,a,1.5,2\n2024-01-01T00:00:00,3,a,1.5,2");
+        let chunk = chunk(text.as_bytes());
+        let middle = plain.decode(&chunk, 1..3).expect("decodes");
+        let values = middle
+            .column(0)
+            .as_primitive::<Int64Type>()
+            .values()
+            .to_vec();
+        assert_eq!(values, [2, 3]);
     }
 
     #[test]

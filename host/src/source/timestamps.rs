@@ -3,6 +3,7 @@
 //!
 //! ```text
 //!  "2024-01-01T00:00:01.250" ─▶ fixed-position digits ─▶ days from civil date ─▶ ms
+//!   (a minute the row before had: its seconds since the epoch kept, only "01.250" read)
 //!  anything else ("…Z", "+02:00", a date alone, a leap second, junk) ─▶ string_to_datetime
 //! ```
 //! arrow-csv parses every timestamp with `string_to_datetime`, which handles time zones,
@@ -46,10 +47,10 @@ fn convert<T: ArrowTimestampType>(
 ) -> Result<ArrayRef, ArrowError> {
     // arrow-csv made every empty field NULL: those keep a 0 under the same NULL bits.
     let mut values = Vec::with_capacity(text.len());
-    let mut last_date = None;
+    let mut last_minute = None;
     for row in 0..text.len() {
         values.push(match text.is_valid(row) {
-            true => parse(text.value(row), T::UNIT, &mut last_date).map_err(|e| {
+            true => parse(text.value(row), T::UNIT, &mut last_minute).map_err(|e| {
                 ArrowError::ParseError(format!("Error parsing column {column} at line {row}: {e}"))
             })?,
             false => 0,
@@ -59,17 +60,18 @@ fn convert<T: ArrowTimestampType>(
     Ok(Arc::new(parsed))
 }
 
-/// The text of the last `YYYY-MM-DD` date read and its day number: consecutive timestamps
-/// almost always share their date, which is then neither parsed nor checked again.
-pub(crate) type LastDate = Option<([u8; 10], i64)>;
+/// The text of the last `YYYY-MM-DD[T ]hh:mm` read and its seconds since the epoch:
+/// consecutive timestamps almost always share their minute, whose date and time are then
+/// neither parsed nor checked again.
+pub(crate) type LastMinute = Option<([u8; 16], i64)>;
 
 /// The timestamp `text` in `unit`, as arrow-csv reads it for a column without a time zone.
 pub(crate) fn parse(
     text: &str,
     unit: TimeUnit,
-    last_date: &mut LastDate,
+    last_minute: &mut LastMinute,
 ) -> Result<i64, ArrowError> {
-    match iso(text.as_bytes(), last_date).and_then(|(s, ns)| in_unit(s, ns, unit)) {
+    match iso(text.as_bytes(), last_minute).and_then(|(s, ns)| in_unit(s, ns, unit)) {
         Some(value) => Ok(value),
         None => arrow_timestamp(text, unit),
     }
@@ -93,24 +95,23 @@ fn arrow_timestamp(text: &str, unit: TimeUnit) -> Result<i64, ArrowError> {
 }
 
 /// Seconds since the epoch and the nanoseconds of `YYYY-MM-DD[T ]hh:mm:ss[.f{1,9}]`, where
-/// the text is exactly that and a valid date and time; `None` otherwise. A date that is
-/// `last_date`'s is not read again; a new valid one becomes `last_date`.
-fn iso(text: &[u8], last_date: &mut LastDate) -> Option<(i64, u32)> {
-    let (date, time) = text.split_at_checked(10)?;
-    let days = match last_date {
-        Some((seen, days)) if seen.as_slice() == date => *days,
+/// the text is exactly that and a valid date and time; `None` otherwise. A minute that is
+/// `last_minute`'s is not read again; a new valid one becomes `last_minute`.
+fn iso(text: &[u8], last_minute: &mut LastMinute) -> Option<(i64, u32)> {
+    let (minute, rest) = text.split_at_checked(16)?;
+    let minute_start = match last_minute {
+        Some((seen, seconds)) if seen.as_slice() == minute => *seconds,
         _ => {
-            let days = civil_days(date)?;
-            *last_date = Some((date.try_into().ok()?, days));
-            days
+            let seconds = minute_seconds(minute)?;
+            *last_minute = Some((minute.try_into().ok()?, seconds));
+            seconds
         }
     };
-    let [b'T' | b' ', h1, h2, b':', n1, n2, b':', s1, s2, rest @ ..] = time else {
+    let [b':', s1, s2, rest @ ..] = rest else {
         return None;
     };
-    let (hour, minute) = (two_digits(*h1, *h2)?, two_digits(*n1, *n2)?);
     let second = two_digits(*s1, *s2)?;
-    if hour > 23 || minute > 59 || second > 59 {
+    if second > 59 {
         return None;
     }
     let nanos = match rest {
@@ -124,22 +125,29 @@ fn iso(text: &[u8], last_date: &mut LastDate) -> Option<(i64, u32)> {
         }
         _ => return None,
     };
-    let seconds =
-        days * 86_400 + i64::from(hour) * 3_600 + i64::from(minute) * 60 + i64::from(second);
-    Some((seconds, nanos))
+    Some((minute_start + i64::from(second), nanos))
 }
 
-/// Days since the epoch of `YYYY-MM-DD`, where it is exactly that and a valid date.
-fn civil_days(date: &[u8]) -> Option<i64> {
-    let [y1, y2, y3, y4, b'-', m1, m2, b'-', d1, d2] = date else {
+/// Seconds since the epoch of `YYYY-MM-DD[T ]hh:mm`, where it is exactly that and a valid
+/// date and time.
+fn minute_seconds(text: &[u8]) -> Option<i64> {
+    let [y1, y2, y3, y4, b'-', m1, m2, b'-', d1, d2, b'T' | b' ', h1, h2, b':', n1, n2] = text
+    else {
         return None;
     };
     let year = two_digits(*y1, *y2)? * 100 + two_digits(*y3, *y4)?;
     let (month, day) = (two_digits(*m1, *m2)?, two_digits(*d1, *d2)?);
-    if !(1..=12).contains(&month) || day == 0 || day > days_in_month(year, month) {
+    let (hour, minute) = (two_digits(*h1, *h2)?, two_digits(*n1, *n2)?);
+    if !(1..=12).contains(&month)
+        || day == 0
+        || day > days_in_month(year, month)
+        || hour > 23
+        || minute > 59
+    {
         return None;
     }
-    Some(days_from_civil(i64::from(year), month, day))
+    let days = days_from_civil(i64::from(year), month, day);
+    Some(days * 86_400 + i64::from(hour) * 3_600 + i64::from(minute) * 60)
 }
 
 /// The number two ASCII digits write.
@@ -204,7 +212,7 @@ mod tests {
     #[test]
     fn random_timestamps_read_as_arrow_reads_them() {
         let mut rng = SplitMix64::new(11);
-        let mut last_date = None;
+        let mut last_minute = None;
         for _ in 0..20_000 {
             let mut pick = |n: u64| rng.next_u64() % n;
             let year = pick(10_000);
@@ -226,7 +234,7 @@ mod tests {
             );
             for unit in UNITS {
                 assert_eq!(
-                    parse(&text, unit, &mut last_date).ok(),
+                    parse(&text, unit, &mut last_minute).ok(),
                     arrow_reading(&text, unit),
                     "{text} in {unit:?}"
                 );
@@ -265,7 +273,7 @@ mod tests {
     }
 
     #[test]
-    fn a_repeated_date_is_read_from_the_last_one_and_its_times_still_checked() {
+    fn a_repeated_minute_is_read_from_the_last_one_and_its_seconds_still_checked() {
         let texts = [
             "2024-02-29T23:59:59.999",
             "2024-02-29 00:00:00",
@@ -273,6 +281,11 @@ mod tests {
             "2024-02-29T12:00",
             "2024-02-29T12:00:00Z",
             "2024-02-29T12:30:00.5",
+            "2024-02-29T12:30:61",
+            "2024-02-29T12:30:59.123456789",
+            "2024-02-29T12:30:59.1234567890",
+            "2024-02-29T12:30:5",
+            "2024-02-29 12:30:59",
             "2023-02-29T12:00:00",
             "2024-03-01T00:00:00",
         ];
@@ -280,10 +293,10 @@ mod tests {
         for first in texts {
             for text in texts {
                 for unit in UNITS {
-                    let mut last_date = None;
-                    let _ = parse(first, unit, &mut last_date);
+                    let mut last_minute = None;
+                    let _ = parse(first, unit, &mut last_minute);
                     assert_eq!(
-                        parse(text, unit, &mut last_date).ok(),
+                        parse(text, unit, &mut last_minute).ok(),
                         arrow_reading(text, unit),
                         "{text} after {first}"
                     );
