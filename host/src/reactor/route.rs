@@ -79,10 +79,7 @@ impl Router {
             .iter()
             .map(|key| key.evaluate(batch))
             .collect::<Result<Vec<_>>>()?;
-        let read = std::mem::take(&mut self.read);
-        let parts = self.partition(batch, keys, selected, Some(&read));
-        self.read = read;
-        parts
+        self.partition(batch, keys, selected, false)
     }
 
     /// Splits rows whose key columns are `keys` (a snapshot's groups, on restore), every
@@ -92,15 +89,17 @@ impl Router {
         batch: &RecordBatch,
         keys: Vec<ArrayRef>,
     ) -> Result<Vec<Option<Routed>>> {
-        self.partition(batch, keys, None, None)
+        self.partition(batch, keys, None, true)
     }
 
+    /// The rows of `batch` (those `selected`, where given) for each core, keyed by `keys`;
+    /// `every_column`: copy the columns the cores do not read too.
     fn partition(
         &mut self,
         batch: &RecordBatch,
         keys: Vec<ArrayRef>,
         selected: Option<&[u32]>,
-        read: Option<&[usize]>,
+        every_column: bool,
     ) -> Result<Vec<Option<Routed>>> {
         let rows = selected.map_or(batch.num_rows(), <[u32]>::len);
         let mut out: Vec<Option<Routed>> = (0..self.cores).map(|_| None).collect();
@@ -156,6 +155,7 @@ impl Router {
                 .iter()
                 .map(|k| take(k.as_ref(), &indices, None))
                 .collect::<std::result::Result<Vec<_>, _>>()?;
+            let read = (!every_column).then_some(self.read.as_slice());
             out[core] = Some(Routed {
                 batch: take_rows(batch, &indices, &keys, &taken_keys, read, &mut self.nulls)?,
                 keys: taken_keys,
