@@ -4,7 +4,7 @@
 //! ```text
 //!  query thread: source ─▶ event time (watermark, late rows) ─▶ filter/project
 //!      ─▶ Router: keys evaluated once, hash % N ─▶ bounded queue per core ─▶ core i:
-//!         Batch(rows, round?) | Barrier | Restore | End          window aggregate
+//!         Batch(rows…, round?) | Barrier | Restore | End          window aggregate
 //!      ◀─ Merger: round `epoch` once every core reported it, windows in window order ─┘
 //! ```
 //! A group's rows reach one core, in arrival order, so every result (a float SUM too) is
@@ -12,7 +12,9 @@
 //! a numbered round, in the same message as the batch's rows (one wake-up a core a
 //! batch); each core answers every round with the windows it closed (possibly none), and
 //! the merger releases a round only when all cores have answered, so windows leave in
-//! order and each is counted once. A watermark that crosses no window end closes nothing:
+//! order and each is counted once. Between rounds, a core's rows are held on the query
+//! thread up to [`HANDOFF_ROWS`] and handed over together, so a core wakes once for
+//! several batches. A watermark that crosses no window end closes nothing:
 //! it sends no round, and nobody waits for one. A checkpoint barrier first waits for every
 //! round sent, then collects each core's open groups into one snapshot; a restore routes a
 //! snapshot's groups with the same hash, so a checkpoint taken at one core count resumes
@@ -47,6 +49,12 @@ use worker::{run_core, Message, Report, Round};
 
 /// Messages queued per core before the query thread waits.
 const QUEUED_PER_CORE: usize = 4;
+
+/// Rows the query thread holds for a core before it hands them over without a round: a
+/// core is woken once for several batches' rows, not once a batch (a wake-up, and the
+/// switch away from the thread that was running there, cost more than a small part's
+/// aggregation). A round (a window to close), a barrier and the end hand over at once.
+const HANDOFF_ROWS: usize = 16 * 1024;
 
 /// Where a query's work after the event-time stage runs.
 #[derive(Debug)]
@@ -211,6 +219,8 @@ pub(crate) struct Reactor {
     window: TumblingWindow,
     /// The watermark of the last round sent.
     last_round: Option<i64>,
+    /// Each core's rows not handed over yet, oldest first, and how many rows they hold.
+    held: Vec<(Vec<route::Routed>, usize)>,
 }
 
 impl Reactor {
@@ -254,6 +264,7 @@ impl Reactor {
             key_count,
             window,
             last_round: None,
+            held: (0..cores).map(|_| (Vec::new(), 0)).collect(),
         };
         let mut unpinned = Vec::new();
         for _ in 0..cores {
@@ -269,9 +280,10 @@ impl Reactor {
         Ok((reactor, unpinned))
     }
 
-    /// Sends each core its rows of `batch` (those `selected`, where given) and, when the
-    /// watermark closes windows the last round left open, a new round, in one message;
-    /// then takes the reports in.
+    /// Adds each core's rows of `batch` (those `selected`, where given) to what is held
+    /// for it; when the watermark closes windows the last round left open, hands every core
+    /// its rows and a new round, in one message, and else each core whose held rows reach
+    /// [`HANDOFF_ROWS`] its rows; then takes the reports in.
     fn process(
         &mut self,
         batch: &RecordBatch,
@@ -292,12 +304,33 @@ impl Reactor {
                     watermark,
                 }
             });
-        for (core, rows) in parts.into_iter().enumerate() {
-            if rows.is_some() || round.is_some() {
-                self.send(core, Message::Batch { rows, round })?;
+        for (core, part) in parts.into_iter().enumerate() {
+            if let Some(part) = part {
+                let (rows, count) = &mut self.held[core];
+                *count += part.batch.num_rows();
+                rows.push(part);
+            }
+            if round.is_some() || self.held[core].1 >= HANDOFF_ROWS {
+                self.hand_over(core, round)?;
             }
         }
         self.poll(out)
+    }
+
+    /// Sends core `core` the rows held for it and `round`.
+    fn hand_over(&mut self, core: usize, round: Option<Round>) -> Result<()> {
+        let (rows, _) = std::mem::take(&mut self.held[core]);
+        self.send(core, Message::Batch { rows, round })
+    }
+
+    /// Hands every core the rows held for it (before a barrier or the end).
+    fn hand_over_all(&mut self) -> Result<()> {
+        for core in 0..self.held.len() {
+            if !self.held[core].0.is_empty() {
+                self.hand_over(core, None)?;
+            }
+        }
+        Ok(())
     }
 
     /// Takes the reports that are already in, without waiting.
@@ -326,6 +359,7 @@ impl Reactor {
     }
 
     fn finish(&mut self, out: &mut Vec<RecordBatch>) -> Result<()> {
+        self.hand_over_all()?;
         let epoch = self.merger.open_round();
         self.broadcast(|| Message::End { epoch })?;
         self.settle(out)?;
@@ -337,6 +371,7 @@ impl Reactor {
         if self.merger.outstanding() {
             return Err(unexpected("a snapshot before every round was merged"));
         }
+        self.hand_over_all()?;
         self.broadcast(|| Message::Barrier)?;
         let mut by_start: BTreeMap<i64, Vec<RecordBatch>> = BTreeMap::new();
         let mut out = Vec::new();

@@ -2,7 +2,7 @@
 //! through its bounded queue in order.
 //!
 //! ```text
-//!  queue ─▶ Batch(rows, keys)  ─▶ aggregate.update_keyed
+//!  queue ─▶ Batch([rows, keys]) ─▶ aggregate.update_keyed, part by part
 //!             + round(epoch)   ─▶ aggregate.advance ─▶ Report::Emitted(epoch, windows)
 //!        ─▶ Barrier            ─▶ aggregate.snapshot ─▶ Report::Snapshot
 //!        ─▶ Restore(snapshot)  ─▶ aggregate.restore
@@ -22,12 +22,12 @@ use crate::operator::{WindowAggregate, WindowSnapshot};
 
 /// What the coordinator sends a core, in order.
 pub(crate) enum Message {
-    /// One input batch: this core's rows of it (if any), then, if the batch moved the
-    /// watermark past a window end, an emission round. One message, so a core wakes once
-    /// a batch.
+    /// This core's rows of the input batches since its last message, in arrival order,
+    /// then, if the last of those batches moved the watermark past a window end, an
+    /// emission round. One message for several batches, so a core wakes once for them.
     Batch {
-        /// Rows of this core's groups.
-        rows: Option<Routed>,
+        /// Rows of this core's groups, oldest first.
+        rows: Vec<Routed>,
         /// The round to answer after the rows.
         round: Option<Round>,
     },
@@ -107,7 +107,7 @@ fn serve(
     while let Ok(message) = queue.recv() {
         let report = match message {
             Message::Batch { rows, round } => {
-                if let Some(routed) = rows {
+                for routed in rows {
                     aggregate.update_keyed(&routed.batch, &routed.keys)?;
                 }
                 let Some(Round { epoch, watermark }) = round else {

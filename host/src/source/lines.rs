@@ -108,12 +108,26 @@ impl<R: Buffered> LineReader<R> {
     /// and each run of non-blank lines is copied into the chunk at once; only a line that
     /// crosses the end of the buffer is read on its own.
     pub(crate) fn next_chunk(&mut self, max_rows: usize) -> std::io::Result<Option<LineChunk>> {
+        let mut chunk = LineChunk::default();
+        Ok(self.next_chunk_into(max_rows, &mut chunk)?.then_some(chunk))
+    }
+
+    /// [`next_chunk`](Self::next_chunk) into `chunk`, whose buffers are cleared and
+    /// reused: a thread that decodes its chunks itself keeps one chunk's memory, already
+    /// mapped and in its cache, instead of a fresh one a chunk. `false` (and `chunk`
+    /// empty): the end of input.
+    pub(crate) fn next_chunk_into(
+        &mut self,
+        max_rows: usize,
+        chunk: &mut LineChunk,
+    ) -> std::io::Result<bool> {
         let (bytes, lines) = self.last_chunk;
-        let mut chunk = LineChunk {
-            bytes: Vec::with_capacity(bytes),
-            starts: Vec::with_capacity(lines),
-            numbers: Vec::with_capacity(lines),
-        };
+        chunk.bytes.clear();
+        chunk.starts.clear();
+        chunk.numbers.clear();
+        chunk.bytes.reserve(bytes);
+        chunk.starts.reserve(lines);
+        chunk.numbers.reserve(lines);
         while !self.done && chunk.len() < max_rows {
             let block = self.reader.fill_buf()?;
             if block.is_empty() {
@@ -143,7 +157,7 @@ impl<R: Buffered> LineReader<R> {
             self.consumed += used as u64;
             if used == 0 {
                 // A line longer than what is buffered: read it on its own.
-                self.read_one_line(&mut chunk)?;
+                self.read_one_line(chunk)?;
             }
             if chunk.len() == max_rows {
                 break;
@@ -153,7 +167,7 @@ impl<R: Buffered> LineReader<R> {
             }
         }
         self.last_chunk = (chunk.bytes.len(), chunk.len());
-        Ok((chunk.len() > 0).then_some(chunk))
+        Ok(chunk.len() > 0)
     }
 
     /// Reads one line (through its newline, or to the end of input) into `chunk`,

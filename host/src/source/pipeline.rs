@@ -306,12 +306,15 @@ fn decode_loop(
     jobs: &Receiver<Job>,
     steps: &SyncSender<Result<Step>>,
 ) {
+    // The chunk every range is cut into, one after another: its memory stays this
+    // thread's, mapped and warm, rather than a fresh buffer each chunk.
+    let mut chunk = LineChunk::default();
     for job in jobs {
         let step = match job {
             Job::Chunk(chunk, end) => decode_chunk(decoder, chunk, end),
             Job::Range(range) => {
                 match catch_unwind(AssertUnwindSafe(|| {
-                    decode_range(decoder, &range, batch_size)
+                    decode_range(decoder, &range, batch_size, &mut chunk)
                 })) {
                     Ok(step) => Ok(step),
                     Err(panic) => Err(panicked("decoder", panic.as_ref())),
@@ -338,22 +341,28 @@ fn decode_chunk(decoder: &mut RowDecoder, chunk: LineChunk, end: Position) -> Re
     }
 }
 
-/// Reads, cuts and decodes one range into chunks of `batch_size` lines.
-fn decode_range(decoder: &mut RowDecoder, range: &ByteRange, batch_size: usize) -> Step {
+/// Reads, cuts (into `chunk`, one chunk after another) and decodes one range into
+/// chunks of `batch_size` lines.
+fn decode_range(
+    decoder: &mut RowDecoder,
+    range: &ByteRange,
+    batch_size: usize,
+    chunk: &mut LineChunk,
+) -> Step {
     let mut pieces = Vec::new();
     let failure = match range.lines() {
         Ok(None) => None,
         Ok(Some(mut lines)) => loop {
-            match lines.next_chunk(batch_size) {
-                Ok(Some(chunk)) => {
-                    let decoded = decoder.decode(&chunk);
+            match lines.next_chunk_into(batch_size, chunk) {
+                Ok(true) => {
+                    let decoded = decoder.decode(chunk);
                     pieces.push(Piece {
-                        numbers: chunk.numbers,
+                        numbers: std::mem::take(&mut chunk.numbers),
                         decoded,
                         end: lines.position(),
                     });
                 }
-                Ok(None) => {
+                Ok(false) => {
                     return Step::Range {
                         pieces,
                         end: Some(lines.position()),

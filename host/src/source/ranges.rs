@@ -233,21 +233,33 @@ pub(crate) struct RangeLines {
 impl RangeLines {
     /// The next chunk of at most `max_rows` lines (a CSV header cut from the file's first
     /// one), or `None` when the range is done.
+    #[cfg(test)]
     pub(crate) fn next_chunk(&mut self, max_rows: usize) -> Result<Option<LineChunk>> {
+        let mut chunk = LineChunk::default();
+        Ok(self.next_chunk_into(max_rows, &mut chunk)?.then_some(chunk))
+    }
+
+    /// [`next_chunk`](Self::next_chunk) into `chunk`, reusing its buffers; `false` when
+    /// the range is done.
+    pub(crate) fn next_chunk_into(
+        &mut self,
+        max_rows: usize,
+        chunk: &mut LineChunk,
+    ) -> Result<bool> {
         loop {
-            let Some(mut chunk) = self
+            if !self
                 .reader
-                .next_chunk(max_rows)
+                .next_chunk_into(max_rows, chunk)
                 .map_err(|e| Error::io(format!("cannot read {}", self.origin), e))?
-            else {
-                return Ok(None);
-            };
+            {
+                return Ok(false);
+            }
             if let Some(header) = self.header.take() {
-                if !header.strip(&mut chunk)? {
+                if !header.strip(chunk)? {
                     continue;
                 }
             }
-            return Ok(Some(chunk));
+            return Ok(true);
         }
     }
 
