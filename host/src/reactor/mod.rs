@@ -9,16 +9,16 @@
 //! ```
 //! A group's rows reach one core, in arrival order, so every result (a float SUM too) is
 //! the same at any core count. A watermark that moves past a window end is broadcast as
-//! a numbered round, in the same message as the batch's rows (one wake-up a core a
-//! batch); each core answers every round with the windows it closed (possibly none), and
-//! the merger releases a round only when all cores have answered, so windows leave in
-//! order and each is counted once. Between rounds, a core's rows are held on the query
-//! thread up to [`HANDOFF_ROWS`] and handed over together, so a core wakes once for
-//! several batches. A watermark that crosses no window end closes nothing:
-//! it sends no round, and nobody waits for one. A checkpoint barrier first waits for every
-//! round sent, then collects each core's open groups into one snapshot; a restore routes a
-//! snapshot's groups with the same hash, so a checkpoint taken at one core count resumes
-//! at any other.
+//! a numbered round, in the same message as the rows held for each core (one wake-up a
+//! core a round); each core answers every round with the windows it closed (possibly
+//! none), and the merger releases a round only when all cores have answered, so windows
+//! leave in order and each is counted once. Between rounds, a core's rows are held on the
+//! query thread up to [`HANDOFF_ROWS`] and handed over together, so a core wakes once for
+//! several batches. A watermark that crosses no window end closes nothing: it sends no
+//! round, and nobody waits for one. A checkpoint barrier first hands over the rows held
+//! and waits for every round sent, then collects each core's open groups into one
+//! snapshot; a restore routes a snapshot's groups with the same hash, so a checkpoint
+//! taken at one core count resumes at any other.
 //!
 //! The queues are bounded: a slow core holds the query thread back, and it the source.
 //! A query without an aggregate runs its filters and projections on the cores instead

@@ -231,16 +231,8 @@ pub(crate) struct RangeLines {
 }
 
 impl RangeLines {
-    /// The next chunk of at most `max_rows` lines (a CSV header cut from the file's first
-    /// one), or `None` when the range is done.
-    #[cfg(test)]
-    pub(crate) fn next_chunk(&mut self, max_rows: usize) -> Result<Option<LineChunk>> {
-        let mut chunk = LineChunk::default();
-        Ok(self.next_chunk_into(max_rows, &mut chunk)?.then_some(chunk))
-    }
-
-    /// [`next_chunk`](Self::next_chunk) into `chunk`, reusing its buffers; `false` when
-    /// the range is done.
+    /// Fills `chunk` (its buffers cleared and reused) with the next at most `max_rows`
+    /// lines, a CSV header cut from the file's first one; `false` when the range is done.
     pub(crate) fn next_chunk_into(
         &mut self,
         max_rows: usize,
@@ -293,14 +285,16 @@ mod tests {
         let mut ranges = FileRanges::new(file, "t.csv", offset, None, range_bytes).unwrap();
         let mut chunks = Vec::new();
         let mut position = (offset, 0);
+        // One chunk for every range, as a decoder thread cuts them.
+        let mut chunk = LineChunk::default();
         while let Some(range) = ranges.next_range() {
             let Some(mut lines) = range.lines().unwrap() else {
                 continue;
             };
             let before = position.1;
-            while let Some(chunk) = lines.next_chunk(max_rows).unwrap() {
+            while lines.next_chunk_into(max_rows, &mut chunk).unwrap() {
                 let numbers = chunk.numbers.iter().map(|n| n + before).collect();
-                chunks.push((chunk.bytes, numbers));
+                chunks.push((chunk.bytes.clone(), numbers));
             }
             let (end, lines) = lines.position();
             position = (end, before + lines);
@@ -372,7 +366,10 @@ mod tests {
         let range = ranges.next_range().unwrap();
         // The range is read as it is cut: the error comes with the first chunk.
         let err = match range.lines() {
-            Ok(Some(mut lines)) => lines.next_chunk(10).err().unwrap(),
+            Ok(Some(mut lines)) => lines
+                .next_chunk_into(10, &mut LineChunk::default())
+                .err()
+                .unwrap(),
             Ok(None) => panic!("the range starts at a line"),
             Err(err) => err,
         };
