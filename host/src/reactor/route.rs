@@ -1,5 +1,5 @@
 //! Routing: which core owns each row. The GROUP BY key expressions are evaluated once per
-//! row here, hashed, and the row goes to core `hash % cores` with its evaluated keys, so
+//! row here, hashed, and the row goes to the core the hash picks with its evaluated keys, so
 //! the window aggregate on that core does not evaluate them again.
 //!
 //! The hash is a fixed function of the key values (DataFusion's `create_hashes` with a
@@ -37,7 +37,8 @@ pub(crate) struct Router {
     read: Vec<usize>,
     cores: usize,
     hashes: Vec<u64>,
-    rows_of: Vec<Vec<u32>>,
+    /// The rows of the batch being routed, core by core (see [`RowsByCore`]).
+    by_core: RowsByCore,
     nulls: NullColumns,
 }
 
@@ -53,7 +54,7 @@ impl Router {
             read,
             cores,
             hashes: Vec::new(),
-            rows_of: vec![Vec::new(); cores],
+            by_core: RowsByCore::default(),
             nulls: NullColumns::default(),
         }
     }
@@ -106,10 +107,11 @@ impl Router {
         if rows == 0 {
             return Ok(out);
         }
-        let cores = self.cores as u64;
-        let core_of = |hash: u64| (hash % cores) as usize;
-        // No key columns: one group per window, so every row goes to one core.
-        let only = if keys.is_empty() || self.cores == 1 {
+        // The core that gets every row, if one does.
+        let whole = if keys.is_empty() || self.cores == 1 {
+            // No key columns: one group per window, so every row goes to one core.
+            self.by_core
+                .all_to_first(selected, batch.num_rows(), self.cores);
             Some(0)
         } else {
             self.hashes.clear();
@@ -119,44 +121,29 @@ impl Router {
                 &RandomState::with_seed(ROUTING_SEED),
                 &mut self.hashes,
             )?;
-            let hashes = &self.hashes;
-            let first = core_of(hashes[first_row(selected)]);
-            let mut same = true;
-            for_each_row(selected, batch.num_rows(), |row| {
-                same &= core_of(hashes[row as usize]) == first;
-            });
-            same.then_some(first)
+            self.by_core.split(&self.hashes, selected, self.cores);
+            (0..self.cores).find(|&core| self.by_core.rows(core).len() == rows)
         };
-        if let (Some(core), None) = (only, selected) {
+        if let (Some(core), None) = (whole, selected) {
+            // Every row of the batch is this core's: the batch as it is, no copy.
             out[core] = Some(Routed {
                 batch: batch.clone(),
                 keys,
             });
             return Ok(out);
         }
-        for rows in &mut self.rows_of {
-            rows.clear();
-        }
-        match only {
-            Some(core) => self.rows_of[core].extend_from_slice(selected.unwrap_or_default()),
-            None => {
-                let (hashes, rows_of) = (&self.hashes, &mut self.rows_of);
-                for_each_row(selected, batch.num_rows(), |row| {
-                    rows_of[core_of(hashes[row as usize])].push(row);
-                });
-            }
-        }
-        for (core, rows) in self.rows_of.iter().enumerate() {
+        for (core, part) in out.iter_mut().enumerate() {
+            let rows = self.by_core.rows(core);
             if rows.is_empty() {
                 continue;
             }
-            let indices = UInt32Array::from(rows.clone());
+            let indices = UInt32Array::from(rows.to_vec());
             let taken_keys = keys
                 .iter()
                 .map(|k| take(k.as_ref(), &indices, None))
                 .collect::<std::result::Result<Vec<_>, _>>()?;
             let read = (!every_column).then_some(self.read.as_slice());
-            out[core] = Some(Routed {
+            *part = Some(Routed {
                 batch: take_rows(batch, &indices, &keys, &taken_keys, read, &mut self.nulls)?,
                 keys: taken_keys,
             });
@@ -192,19 +179,91 @@ impl NullColumns {
     }
 }
 
-/// The first row of a batch of (at least one) rows, or of its `selected` rows.
-fn first_row(selected: Option<&[u32]>) -> usize {
-    selected
-        .and_then(|rows| rows.first())
-        .map_or(0, |&row| row as usize)
+/// Row numbers grouped by core, each core's in their order: a counting sort of the rows by
+/// core, so placing a row is a store at a known slot (no growing vector per core, whose
+/// length each push would load and store again).
+#[derive(Debug, Default)]
+struct RowsByCore {
+    /// The core of each routed row, in row order.
+    core_of_row: Vec<u32>,
+    /// Where each core's rows start in `rows`, and (last) their end.
+    starts: Vec<usize>,
+    /// The next free slot of each core while the rows are placed.
+    next: Vec<usize>,
+    /// The rows, core by core.
+    rows: Vec<u32>,
 }
 
-/// Calls `f` with each of the `rows` of a batch in order, or each of its `selected` rows.
-fn for_each_row(selected: Option<&[u32]>, rows: usize, mut f: impl FnMut(u32)) {
-    match selected {
-        Some(selected) => selected.iter().for_each(|&row| f(row)),
-        None => (0..rows as u32).for_each(f),
+impl RowsByCore {
+    /// The rows of core `core`, ascending.
+    fn rows(&self, core: usize) -> &[u32] {
+        &self.rows[self.starts[core]..self.starts[core + 1]]
     }
+
+    /// Every row (or every one `selected`) of a batch of `num_rows` to the first core.
+    fn all_to_first(&mut self, selected: Option<&[u32]>, num_rows: usize, cores: usize) {
+        self.rows.clear();
+        match selected {
+            Some(selected) => self.rows.extend_from_slice(selected),
+            None => self.rows.extend(0..num_rows as u32),
+        }
+        self.starts.clear();
+        self.starts.push(0);
+        self.starts.resize(cores + 1, self.rows.len());
+    }
+
+    /// Each row of a batch whose keys hash to `hashes` (every row, or those `selected`)
+    /// to the core its hash picks.
+    fn split(&mut self, hashes: &[u64], selected: Option<&[u32]>, cores: usize) {
+        self.core_of_row.clear();
+        match selected {
+            Some(selected) => self.core_of_row.extend(
+                selected
+                    .iter()
+                    .map(|&row| core_of(hashes[row as usize], cores) as u32),
+            ),
+            None => self
+                .core_of_row
+                .extend(hashes.iter().map(|&hash| core_of(hash, cores) as u32)),
+        }
+        self.starts.clear();
+        self.starts.resize(cores + 1, 0);
+        let starts = &mut self.starts[..];
+        for &core in &self.core_of_row {
+            starts[core as usize + 1] += 1;
+        }
+        for core in 0..cores {
+            starts[core + 1] += starts[core];
+        }
+        self.next.clear();
+        self.next.extend_from_slice(&self.starts[..cores]);
+        self.rows.clear();
+        self.rows.resize(self.core_of_row.len(), 0);
+        // Plain slices, so their addresses stay in registers across the stores.
+        let (core_of_row, rows, next) = (
+            &self.core_of_row[..],
+            &mut self.rows[..],
+            &mut self.next[..],
+        );
+        let mut place = |index: usize, row: u32| {
+            let core = core_of_row[index] as usize;
+            rows[next[core]] = row;
+            next[core] += 1;
+        };
+        match selected {
+            Some(selected) => selected
+                .iter()
+                .enumerate()
+                .for_each(|(index, &row)| place(index, row)),
+            None => (0..self.core_of_row.len()).for_each(|row| place(row, row as u32)),
+        }
+    }
+}
+
+/// The core of a row whose key hashes to `hash`: the hash scaled to `0..cores` by a
+/// multiply and a shift (its high bits pick the core), not a division a row.
+fn core_of(hash: u64, cores: usize) -> usize {
+    ((u128::from(hash) * cores as u128) >> 64) as usize
 }
 
 /// The rows of `batch` at `indices`. A column that is one of the key columns `keys` (a
