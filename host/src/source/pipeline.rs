@@ -2,15 +2,17 @@
 //! decodes it, and the caller takes the decoded chunks back strictly in input order.
 //!
 //! The work is either chunks of lines the feeder cut itself (stdin, which only one thread
-//! can read) or byte ranges of a file, which each decoder reads and cuts on its own
-//! ([`ByteRange`]), so reading a file scales with the decoders. Job `n` goes to decoder
-//! `n % threads` and comes back whole, as one message, from that decoder's output, so
-//! order needs no reordering buffer: each decoder handles its jobs in order, and the
-//! caller reads the decoders' outputs in turn. Every channel is bounded (a few jobs per
-//! decoder), so a slow caller holds the feeder back. End of input and
-//! errors of the feeding side travel in sequence like jobs; a panic on any thread becomes
-//! an error. Dropping the [`Pipeline`] closes the outputs: decoders and feeder stop at
-//! their next send, and for a bounded input the drop waits for them.
+//! can read) or byte ranges of a file ([`FileRanges`]), which each decoder reads and cuts
+//! on its own, so reading a file scales with the decoders; a file needs no feeder at all,
+//! since range `n` is decoder `n % threads`'s and each computes its own. Job `n` comes back
+//! whole, as one message, from decoder `n % threads`'s output, so order needs no
+//! reordering buffer: each decoder handles its jobs in order, and the caller reads the
+//! decoders' outputs in turn. Every channel is bounded (a few jobs per decoder), so a slow
+//! caller holds the decoders and the feeder back. End of input and errors of the feeding
+//! side travel in sequence like jobs (the end of a file comes from the decoder whose turn
+//! follows the last range); a panic on any thread becomes an error. Dropping the
+//! [`Pipeline`] closes the outputs: decoders and feeder stop at their next send, and for a
+//! bounded input the drop waits for them.
 //!
 //! A live input that the feeder has caught up with (a chunk of fewer lines than a batch:
 //! nothing more was there to read) while the caller has taken every job before it is
@@ -27,7 +29,7 @@ use std::thread::JoinHandle;
 
 use super::decode::{Decoded, RowDecoder};
 use super::lines::LineChunk;
-use super::ranges::ByteRange;
+use super::ranges::FileRanges;
 use crate::error::{Error, Result};
 
 /// Jobs (chunks or ranges) waiting in each channel, in front of and behind every decoder.
@@ -37,14 +39,12 @@ const QUEUED_PER_DECODER: usize = 2;
 pub(crate) type Position = (u64, u64);
 
 /// What the feeding side produces each time it is asked: a chunk and the position just
-/// after it, a file range for a decoder to read, or the end of the input.
+/// after it, or the end of the input.
 pub(crate) enum Cut {
     /// The next chunk of lines.
     Chunk(LineChunk, Position),
-    /// The next range of a file; its lines are numbered on from the ranges before it.
-    Range(ByteRange),
-    /// The input has ended, at this position (`None`: where the last range ended).
-    End(Option<Position>),
+    /// The input has ended, at this position.
+    End(Position),
 }
 
 /// A decoded chunk, in input order.
@@ -70,15 +70,15 @@ enum Step {
         end: Option<(u64, u64)>,
         failure: Option<Error>,
     },
+    /// The end of the input, at this position (`None`: where the last range ended).
     End(Option<Position>),
 }
 
 /// What the feeder hands a decoder.
 enum Job {
     Chunk(LineChunk, Position),
-    Range(ByteRange),
     Fail(Error),
-    End(Option<Position>),
+    End(Position),
 }
 
 /// The running pipeline: the feeding thread, the decoders, and the next job to take.
@@ -140,7 +140,7 @@ impl Pipeline {
             let mut decoder = decoder.clone();
             let thread = std::thread::Builder::new()
                 .name(format!("laminar-decode-{index}"))
-                .spawn(move || decode_loop(&mut decoder, batch_size, &job_rx, &step_tx))
+                .spawn(move || decode_loop(&mut decoder, &job_rx, &step_tx))
                 .map_err(|e| Error::io("cannot start a decoder thread", e))?;
             outputs.push(step_rx);
             threads.push(thread);
@@ -150,7 +150,59 @@ impl Pipeline {
             .spawn(move || feeder.run(&mut cut))
             .map_err(|e| Error::io("cannot start the reader thread", e))?;
         threads.push(reader);
-        Ok(Self {
+        Ok(Self::taking(
+            outputs,
+            threads,
+            start,
+            join_on_drop,
+            taken,
+            decoded_by_feeder,
+        ))
+    }
+
+    /// Starts `decoders` (at least one) threads that read, cut and decode the ranges of a
+    /// file themselves, with no feeding thread: range `n` is decoder `n % decoders`'s, and
+    /// the decoder whose turn follows the last range reports the end. The input starts at
+    /// `start`.
+    pub(crate) fn spawn_ranges(
+        ranges: FileRanges,
+        decoder: &RowDecoder,
+        decoders: usize,
+        batch_size: usize,
+        start: Position,
+    ) -> Result<Self> {
+        let decoders = decoders.max(1);
+        let ranges = Arc::new(ranges);
+        let mut outputs = Vec::with_capacity(decoders);
+        let mut threads = Vec::with_capacity(decoders);
+        for index in 0..decoders {
+            let (step_tx, step_rx) = sync_channel::<Result<Step>>(QUEUED_PER_DECODER);
+            let (mut decoder, ranges) = (decoder.clone(), Arc::clone(&ranges));
+            let turn = Turn {
+                first: index as u64,
+                every: decoders as u64,
+            };
+            let thread = std::thread::Builder::new()
+                .name(format!("laminar-decode-{index}"))
+                .spawn(move || range_loop(&mut decoder, &ranges, turn, batch_size, &step_tx))
+                .map_err(|e| Error::io("cannot start a decoder thread", e))?;
+            outputs.push(step_rx);
+            threads.push(thread);
+        }
+        let none = || Arc::new(AtomicUsize::new(0));
+        Ok(Self::taking(outputs, threads, start, true, none(), none()))
+    }
+
+    /// The caller's side of the pipeline whose decoders write `outputs`.
+    fn taking(
+        outputs: Vec<Receiver<Result<Step>>>,
+        threads: Vec<JoinHandle<()>>,
+        start: Position,
+        join_on_drop: bool,
+        taken: Arc<AtomicUsize>,
+        decoded_by_feeder: Arc<AtomicUsize>,
+    ) -> Self {
+        Self {
             outputs,
             threads,
             next: 0,
@@ -161,7 +213,7 @@ impl Pipeline {
             ranges_end: start,
             finished: false,
             join_on_drop,
-        })
+        }
     }
 
     /// How many chunks the feeder decoded itself (a live input it had caught up with).
@@ -260,7 +312,7 @@ struct Feeder {
 }
 
 impl Feeder {
-    /// Cuts chunks (or hands out ranges) and deals them out to the decoders in turn.
+    /// Cuts chunks and deals them out to the decoders in turn.
     fn run<C>(&mut self, cut: &mut C)
     where
         C: FnMut() -> Result<Cut>,
@@ -279,7 +331,6 @@ impl Feeder {
                     continue;
                 }
                 Ok(Ok(Cut::Chunk(chunk, end))) => Job::Chunk(chunk, end),
-                Ok(Ok(Cut::Range(range))) => Job::Range(range),
                 Ok(Ok(Cut::End(position))) => Job::End(position),
                 Ok(Err(e)) => Job::Fail(e),
                 Err(panic) => Job::Fail(panicked("reader", panic.as_ref())),
@@ -300,32 +351,56 @@ impl Feeder {
 }
 
 /// A decoder thread: decodes the jobs it is handed, in order, until the input closes.
-fn decode_loop(
-    decoder: &mut RowDecoder,
-    batch_size: usize,
-    jobs: &Receiver<Job>,
-    steps: &SyncSender<Result<Step>>,
-) {
-    // The chunk every range is cut into, one after another: its memory stays this
-    // thread's, mapped and warm, rather than a fresh buffer each chunk.
-    let mut chunk = LineChunk::default();
+fn decode_loop(decoder: &mut RowDecoder, jobs: &Receiver<Job>, steps: &SyncSender<Result<Step>>) {
     for job in jobs {
         let step = match job {
             Job::Chunk(chunk, end) => decode_chunk(decoder, chunk, end),
-            Job::Range(range) => {
-                match catch_unwind(AssertUnwindSafe(|| {
-                    decode_range(decoder, &range, batch_size, &mut chunk)
-                })) {
-                    Ok(step) => Ok(step),
-                    Err(panic) => Err(panicked("decoder", panic.as_ref())),
-                }
-            }
-            Job::End(position) => Ok(Step::End(position)),
+            Job::End(position) => Ok(Step::End(Some(position))),
             Job::Fail(e) => Err(e),
         };
         if steps.send(step).is_err() {
             return;
         }
+    }
+}
+
+/// Which ranges of a file are one decoder's: `first`, `first + every`, ….
+#[derive(Debug, Clone, Copy)]
+struct Turn {
+    first: u64,
+    every: u64,
+}
+
+/// A decoder thread of a file: reads, cuts and decodes its ranges of `ranges` in order,
+/// then reports the end if its turn follows the last range, and stops.
+fn range_loop(
+    decoder: &mut RowDecoder,
+    ranges: &FileRanges,
+    turn: Turn,
+    batch_size: usize,
+    steps: &SyncSender<Result<Step>>,
+) {
+    // The chunk every range is cut into, one after another: its memory stays this
+    // thread's, mapped and warm, rather than a fresh buffer each chunk.
+    let mut chunk = LineChunk::default();
+    let count = ranges.count();
+    let mut n = turn.first;
+    loop {
+        let step = match ranges.range(n) {
+            Some(range) => match catch_unwind(AssertUnwindSafe(|| {
+                decode_range(decoder, &range, batch_size, &mut chunk)
+            })) {
+                Ok(step) => Ok(step),
+                Err(panic) => Err(panicked("decoder", panic.as_ref())),
+            },
+            None if n == count => Ok(Step::End(None)),
+            None => return,
+        };
+        let last = !matches!(step, Ok(Step::Range { .. }));
+        if steps.send(step).is_err() || last {
+            return;
+        }
+        n += turn.every;
     }
 }
 
@@ -345,7 +420,7 @@ fn decode_chunk(decoder: &mut RowDecoder, chunk: LineChunk, end: Position) -> Re
 /// chunks of `batch_size` lines.
 fn decode_range(
     decoder: &mut RowDecoder,
-    range: &ByteRange,
+    range: &super::ranges::ByteRange,
     batch_size: usize,
     chunk: &mut LineChunk,
 ) -> Step {
@@ -412,7 +487,7 @@ mod tests {
         );
         move || match lines.next_chunk(rows) {
             Ok(Some(chunk)) => Ok(Cut::Chunk(chunk, lines.position())),
-            Ok(None) => Ok(Cut::End(Some(lines.position()))),
+            Ok(None) => Ok(Cut::End(lines.position())),
             Err(e) => Err(Error::io("read", e)),
         }
     }
@@ -464,7 +539,7 @@ mod tests {
         let mut next = 0;
         move || {
             if next == lines {
-                return Ok(Cut::End(Some((0, next as u64))));
+                return Ok(Cut::End((0, next as u64)));
             }
             if next % 3 == 0 {
                 std::thread::sleep(std::time::Duration::from_micros(200));
@@ -544,7 +619,7 @@ mod tests {
         let skip = "0\n1\n2\n\n";
         for threads in [1, 2, 3] {
             for (range_bytes, rows) in [(1, 1), (10, 3), (100, 8192), (1 << 20, 64)] {
-                let mut ranges = FileRanges::new(
+                let ranges = FileRanges::new(
                     file.reopen().unwrap(),
                     "t",
                     skip.len() as u64,
@@ -552,15 +627,9 @@ mod tests {
                     range_bytes,
                 )
                 .unwrap();
-                let cut = move || {
-                    Ok(match ranges.next_range() {
-                        Some(range) => Cut::Range(range),
-                        None => Cut::End(None),
-                    })
-                };
+                let start = (skip.len() as u64, 4);
                 let mut pipeline =
-                    Pipeline::spawn(cut, &decoder(), threads, rows, (skip.len() as u64, 4), true)
-                        .unwrap();
+                    Pipeline::spawn_ranges(ranges, &decoder(), threads, rows, start).unwrap();
                 let (mut seen, mut lines) = (Vec::new(), Vec::new());
                 let end = loop {
                     match pipeline.next() {

@@ -2,7 +2,7 @@
 //! file source's reading scales with its decoders instead of running on one thread.
 //!
 //! ```text
-//!  file ─▶ [start, end) [end, …) …   nominal ranges (`range_bytes`), handed out in order
+//!  file ─▶ [start, end) [end, …) …   nominal ranges (`range_bytes`), range n the n-th
 //!  range ─▶ the lines that START in it (a line starts at 0 or right after a '\n'),
 //!           the last one read on past `end` through its newline
 //! ```
@@ -46,11 +46,13 @@ pub(crate) struct ByteRange {
     header: Option<Header>,
 }
 
-/// Hands out a file's ranges in order, from where the source starts reading.
+/// A file's ranges, from where the source starts reading: range `n` is the `n`-th
+/// `range_bytes` from there, so each decoder can take its own without asking anyone.
 pub(crate) struct FileRanges {
     file: Arc<File>,
     origin: Arc<str>,
-    next: u64,
+    /// Where range 0 starts.
+    start: u64,
     len: u64,
     range_bytes: u64,
     /// The CSV header rule, for the first range (reading from the start of the file).
@@ -77,28 +79,33 @@ impl FileRanges {
         Ok(Self {
             file: Arc::new(file),
             origin: origin.into(),
-            next: offset,
+            start: offset,
             len,
             range_bytes: range_bytes.max(1),
             header,
         })
     }
 
-    /// The next range, or `None` once the whole file is handed out.
-    pub(crate) fn next_range(&mut self) -> Option<ByteRange> {
-        if self.next >= self.len {
-            return None;
-        }
-        let start = self.next;
-        let end = start.saturating_add(self.range_bytes).min(self.len);
-        self.next = end;
+    /// How many ranges there are.
+    pub(crate) fn count(&self) -> u64 {
+        self.len
+            .saturating_sub(self.start)
+            .div_ceil(self.range_bytes)
+    }
+
+    /// Range `n`, or `None` past the last one ([`count`](Self::count)).
+    pub(crate) fn range(&self, n: u64) -> Option<ByteRange> {
+        let start = n
+            .checked_mul(self.range_bytes)
+            .and_then(|offset| offset.checked_add(self.start))
+            .filter(|&start| start < self.len)?;
         Some(ByteRange {
             file: Arc::clone(&self.file),
             origin: Arc::clone(&self.origin),
             start,
-            end,
+            end: start.saturating_add(self.range_bytes).min(self.len),
             len: self.len,
-            header: self.header.take(),
+            header: if n == 0 { self.header.clone() } else { None },
         })
     }
 }
@@ -282,13 +289,13 @@ mod tests {
     ) -> (Vec<Numbered>, (u64, u64)) {
         let mut file = tempfile::tempfile().unwrap();
         file.write_all(input).unwrap();
-        let mut ranges = FileRanges::new(file, "t.csv", offset, None, range_bytes).unwrap();
+        let ranges = FileRanges::new(file, "t.csv", offset, None, range_bytes).unwrap();
         let mut chunks = Vec::new();
         let mut position = (offset, 0);
         // One chunk for every range, as a decoder thread cuts them.
         let mut chunk = LineChunk::default();
-        while let Some(range) = ranges.next_range() {
-            let Some(mut lines) = range.lines().unwrap() else {
+        for n in 0..ranges.count() {
+            let Some(mut lines) = ranges.range(n).unwrap().lines().unwrap() else {
                 continue;
             };
             let before = position.1;
@@ -361,9 +368,9 @@ mod tests {
     fn a_file_cut_short_while_read_is_an_error() {
         let mut file = tempfile::tempfile().unwrap();
         file.write_all(b"a\nb\nc\n").unwrap();
-        let mut ranges = FileRanges::new(file.try_clone().unwrap(), "t.csv", 0, None, 100).unwrap();
+        let ranges = FileRanges::new(file.try_clone().unwrap(), "t.csv", 0, None, 100).unwrap();
         file.set_len(2).unwrap();
-        let range = ranges.next_range().unwrap();
+        let range = ranges.range(0).unwrap();
         // The range is read as it is cut: the error comes with the first chunk.
         let err = match range.lines() {
             Ok(Some(mut lines)) => lines

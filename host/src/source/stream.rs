@@ -231,21 +231,14 @@ impl LineSource {
             let start = lines.position();
             let header = std::mem::take(&mut self.first_chunk).then(|| self.header.clone());
             let bytes = range_bytes(self.batch_size);
-            let mut ranges = FileRanges::new(file, &self.origin, start.0, header, bytes)?;
-            let cut = move || {
-                Ok(match ranges.next_range() {
-                    Some(range) => Cut::Range(range),
-                    None => Cut::End(None),
-                })
-            };
+            let ranges = FileRanges::new(file, &self.origin, start.0, header, bytes)?;
             self.position = start;
-            let pipeline = Pipeline::spawn(
-                cut,
+            let pipeline = Pipeline::spawn_ranges(
+                ranges,
                 &self.decoder,
                 self.decode_threads,
                 self.batch_size,
                 start,
-                true,
             )?;
             self.pipeline = Some(pipeline);
             return Ok(());
@@ -264,7 +257,7 @@ impl LineSource {
                 return Ok(
                     match next_chunk(&mut lines, &header, &mut first, batch_size, &origin)? {
                         Some(chunk) => Cut::Chunk(chunk, lines.position()),
-                        None => Cut::End(Some(lines.position())),
+                        None => Cut::End(lines.position()),
                     },
                 );
             };
@@ -283,7 +276,7 @@ impl LineSource {
                         log.append(&chunk, idle)?;
                         Cut::Chunk(chunk, log.cursor())
                     }
-                    None => Cut::End(Some(locked(log).cursor())),
+                    None => Cut::End(locked(log).cursor()),
                 },
             )
         };
