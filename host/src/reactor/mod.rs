@@ -3,7 +3,7 @@
 //!
 //! ```text
 //!  query thread: source ─▶ event time (watermark, late rows) ─▶ filter/project
-//!      ─▶ Router: keys evaluated once, hash % N ─▶ bounded queue per core ─▶ core i:
+//!      ─▶ Router: keys evaluated once, hashed ─▶ bounded queue per core ─▶ core i:
 //!         Batch(rows…, round?) | Barrier | Restore | End          window aggregate
 //!      ◀─ Merger: round `epoch` once every core reported it, windows in window order ─┘
 //! ```

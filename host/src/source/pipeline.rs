@@ -138,10 +138,8 @@ impl Pipeline {
             feeder.inputs.push(job_tx);
             feeder.outputs.push(step_tx.clone());
             let mut decoder = decoder.clone();
-            let thread = std::thread::Builder::new()
-                .name(format!("laminar-decode-{index}"))
-                .spawn(move || decode_loop(&mut decoder, &job_rx, &step_tx))
-                .map_err(|e| Error::io("cannot start a decoder thread", e))?;
+            let thread =
+                spawn_decoder(index, move || decode_loop(&mut decoder, &job_rx, &step_tx))?;
             outputs.push(step_rx);
             threads.push(thread);
         }
@@ -182,10 +180,9 @@ impl Pipeline {
                 first: index as u64,
                 every: decoders as u64,
             };
-            let thread = std::thread::Builder::new()
-                .name(format!("laminar-decode-{index}"))
-                .spawn(move || range_loop(&mut decoder, &ranges, turn, batch_size, &step_tx))
-                .map_err(|e| Error::io("cannot start a decoder thread", e))?;
+            let thread = spawn_decoder(index, move || {
+                range_loop(&mut decoder, &ranges, turn, batch_size, &step_tx)
+            })?;
             outputs.push(step_rx);
             threads.push(thread);
         }
@@ -348,6 +345,14 @@ impl Feeder {
     fn caught_up(&self, sequence: usize, chunk: &LineChunk) -> bool {
         chunk.len() < self.batch_size && self.taken.load(Ordering::Acquire) == sequence
     }
+}
+
+/// Starts decoder thread `index`, running `work`.
+fn spawn_decoder(index: usize, work: impl FnOnce() + Send + 'static) -> Result<JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name(format!("laminar-decode-{index}"))
+        .spawn(work)
+        .map_err(|e| Error::io("cannot start a decoder thread", e))
 }
 
 /// A decoder thread: decodes the jobs it is handed, in order, until the input closes.

@@ -153,10 +153,9 @@ impl LineSource {
         self
     }
 
-    /// Decodes on `threads` decoder threads beside a feeding thread (0, the default:
-    /// read and decode on the thread that calls `next_batch`). A file is read by the
-    /// decoders themselves, each a byte range at a time; stdin by the feeding thread,
-    /// which cuts it into chunks (and decodes a live chunk itself when it has caught up
+    /// Decodes on `threads` decoder threads (0, the default: read and decode on the
+    /// thread that calls `next_batch`). A file is read by the decoders themselves, each
+    /// its own byte ranges; stdin by a feeding thread, which cuts it into chunks (and decodes a live chunk itself when it has caught up
     /// with the input and the caller with it). Rows, line numbers, bad-row handling,
     /// counters and [`Source::position`] are the same at any count (batches may end at a
     /// range's end).
