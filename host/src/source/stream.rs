@@ -196,7 +196,7 @@ impl LineSource {
 impl LineSource {
     /// Fails or counts the bad lines of a decoded chunk as the source says, and numbers
     /// its rows.
-    fn finish(&mut self, numbers: &[u64], decoded: Decoded) -> Result<SourceBatch> {
+    fn finish(&mut self, numbers: Vec<u64>, decoded: Decoded) -> Result<SourceBatch> {
         let Decoded { batch, kept, bad } = decoded;
         if let Some(first) = bad.first() {
             if self.on_error == OnError::Fail {
@@ -211,14 +211,19 @@ impl LineSource {
             }
             self.bad_rows += bad.len() as u64;
         }
-        let lines = kept.iter().map(|&i| numbers[i]).collect();
+        // Every line kept (the usual case): its numbers are the rows' numbers as they are.
+        let lines = if kept.len() == numbers.len() {
+            numbers
+        } else {
+            kept.iter().map(|&i| numbers[i]).collect()
+        };
         Ok(SourceBatch { batch, lines })
     }
 
     /// Decodes a chunk on this thread.
-    fn decode(&mut self, chunk: &LineChunk) -> Result<SourceBatch> {
-        let decoded = self.decoder.decode(chunk);
-        self.finish(&chunk.numbers, decoded)
+    fn decode(&mut self, chunk: LineChunk) -> Result<SourceBatch> {
+        let decoded = self.decoder.decode(&chunk);
+        self.finish(chunk.numbers, decoded)
     }
 
     /// Starts the decoder threads, handing them the input.
@@ -298,7 +303,7 @@ impl LineSource {
         };
         match pipeline.next() {
             Ok(piece) => {
-                let batch = self.finish(&piece.numbers, piece.decoded)?;
+                let batch = self.finish(piece.numbers, piece.decoded)?;
                 self.position = piece.end;
                 Ok(Some(batch))
             }
@@ -349,7 +354,7 @@ impl Source for LineSource {
             .and_then(|log| locked(log).next_replayed())
         {
             self.first_chunk = false;
-            return self.decode(&chunk).map(Some);
+            return self.decode(chunk).map(Some);
         }
         let Some(lines) = &mut self.lines else {
             return Ok(None);
@@ -369,7 +374,7 @@ impl Source for LineSource {
             let idle = lines.nothing_buffered() && !stdin_has_input();
             locked(log).append(&chunk, idle)?;
         }
-        self.decode(&chunk).map(Some)
+        self.decode(chunk).map(Some)
     }
 
     fn schema(&self) -> SchemaRef {
