@@ -2,17 +2,17 @@
 //! decodes it, and the caller takes the decoded chunks back strictly in input order.
 //!
 //! The work is either chunks of lines the feeder cut itself (stdin, which only one thread
-//! can read) or byte ranges of a file ([`FileRanges`]), which each decoder reads and cuts
-//! on its own, so reading a file scales with the decoders; a file needs no feeder at all,
-//! since range `n` is decoder `n % threads`'s and each computes its own. Job `n` comes back
-//! whole, as one message, from decoder `n % threads`'s output, so order needs no
-//! reordering buffer: each decoder handles its jobs in order, and the caller reads the
-//! decoders' outputs in turn. Every channel is bounded (a few jobs per decoder), so a slow
-//! caller holds the decoders and the feeder back. End of input and errors of the feeding
-//! side travel in sequence like jobs (the end of a file comes from the decoder whose turn
-//! follows the last range); a panic on any thread becomes an error. Dropping the
-//! [`Pipeline`] closes the outputs: decoders and feeder stop at their next send, and for a
-//! bounded input the drop waits for them.
+//! can read) or byte ranges of a file ([`FileRanges`](super::ranges::FileRanges), in
+//! `files`), which each decoder reads and cuts on its own, so reading a file scales with
+//! the decoders; a file needs no feeder at all, since range `n` is decoder `n % threads`'s
+//! and each computes its own. Job `n` comes back whole, as one message, from decoder
+//! `n % threads`'s output, so order needs no reordering buffer: each decoder handles its
+//! jobs in order, and the caller reads the decoders' outputs in turn. Every channel is
+//! bounded (a few jobs per decoder), so a slow caller holds the decoders and the feeder
+//! back. End of input and errors of the feeding side travel in sequence like jobs (the end
+//! of a file comes from the decoder whose turn follows the last range); a panic on any
+//! thread becomes an error. Dropping the [`Pipeline`] closes the outputs: decoders and
+//! feeder stop at their next send, and for a bounded input the drop waits for them.
 //!
 //! A live input that the feeder has caught up with (a chunk of fewer lines than a batch:
 //! nothing more was there to read) while the caller has taken every job before it is
@@ -29,8 +29,9 @@ use std::thread::JoinHandle;
 
 use super::decode::{Decoded, RowDecoder};
 use super::lines::LineChunk;
-use super::ranges::FileRanges;
 use crate::error::{Error, Result};
+
+mod files;
 
 /// Jobs (chunks or ranges) waiting in each channel, in front of and behind every decoder.
 const QUEUED_PER_DECODER: usize = 2;
@@ -156,38 +157,6 @@ impl Pipeline {
             taken,
             decoded_by_feeder,
         ))
-    }
-
-    /// Starts `decoders` (at least one) threads that read, cut and decode the ranges of a
-    /// file themselves, with no feeding thread: range `n` is decoder `n % decoders`'s, and
-    /// the decoder whose turn follows the last range reports the end. The input starts at
-    /// `start`.
-    pub(crate) fn spawn_ranges(
-        ranges: FileRanges,
-        decoder: &RowDecoder,
-        decoders: usize,
-        batch_size: usize,
-        start: Position,
-    ) -> Result<Self> {
-        let decoders = decoders.max(1);
-        let ranges = Arc::new(ranges);
-        let mut outputs = Vec::with_capacity(decoders);
-        let mut threads = Vec::with_capacity(decoders);
-        for index in 0..decoders {
-            let (step_tx, step_rx) = sync_channel::<Result<Step>>(QUEUED_PER_DECODER);
-            let (mut decoder, ranges) = (decoder.clone(), Arc::clone(&ranges));
-            let turn = Turn {
-                first: index as u64,
-                every: decoders as u64,
-            };
-            let thread = spawn_decoder(index, move || {
-                range_loop(&mut decoder, &ranges, turn, batch_size, &step_tx)
-            })?;
-            outputs.push(step_rx);
-            threads.push(thread);
-        }
-        let none = || Arc::new(AtomicUsize::new(0));
-        Ok(Self::taking(outputs, threads, start, true, none(), none()))
     }
 
     /// The caller's side of the pipeline whose decoders write `outputs`.
@@ -369,46 +338,6 @@ fn decode_loop(decoder: &mut RowDecoder, jobs: &Receiver<Job>, steps: &SyncSende
     }
 }
 
-/// Which ranges of a file are one decoder's: `first`, `first + every`, ….
-#[derive(Debug, Clone, Copy)]
-struct Turn {
-    first: u64,
-    every: u64,
-}
-
-/// A decoder thread of a file: reads, cuts and decodes its ranges of `ranges` in order,
-/// then reports the end if its turn follows the last range, and stops.
-fn range_loop(
-    decoder: &mut RowDecoder,
-    ranges: &FileRanges,
-    turn: Turn,
-    batch_size: usize,
-    steps: &SyncSender<Result<Step>>,
-) {
-    // The chunk every range is cut into, one after another: its memory stays this
-    // thread's, mapped and warm, rather than a fresh buffer each chunk.
-    let mut chunk = LineChunk::default();
-    let count = ranges.count();
-    let mut n = turn.first;
-    loop {
-        let step = match ranges.range(n) {
-            Some(range) => match catch_unwind(AssertUnwindSafe(|| {
-                decode_range(decoder, &range, batch_size, &mut chunk)
-            })) {
-                Ok(step) => Ok(step),
-                Err(panic) => Err(panicked("decoder", panic.as_ref())),
-            },
-            None if n == count => Ok(Step::End(None)),
-            None => return,
-        };
-        let last = !matches!(step, Ok(Step::Range { .. }));
-        if steps.send(step).is_err() || last {
-            return;
-        }
-        n += turn.every;
-    }
-}
-
 /// Decodes one chunk of lines ending at `end`.
 fn decode_chunk(decoder: &mut RowDecoder, chunk: LineChunk, end: Position) -> Result<Step> {
     match catch_unwind(AssertUnwindSafe(|| decoder.decode(&chunk))) {
@@ -418,46 +347,6 @@ fn decode_chunk(decoder: &mut RowDecoder, chunk: LineChunk, end: Position) -> Re
             end,
         })),
         Err(panic) => Err(panicked("decoder", panic.as_ref())),
-    }
-}
-
-/// Reads, cuts (into `chunk`, one chunk after another) and decodes one range into
-/// chunks of `batch_size` lines.
-fn decode_range(
-    decoder: &mut RowDecoder,
-    range: &super::ranges::ByteRange,
-    batch_size: usize,
-    chunk: &mut LineChunk,
-) -> Step {
-    let mut pieces = Vec::new();
-    let failure = match range.lines() {
-        Ok(None) => None,
-        Ok(Some(mut lines)) => loop {
-            match lines.next_chunk_into(batch_size, chunk) {
-                Ok(true) => {
-                    let decoded = decoder.decode(chunk);
-                    pieces.push(Piece {
-                        numbers: std::mem::take(&mut chunk.numbers),
-                        decoded,
-                        end: lines.position(),
-                    });
-                }
-                Ok(false) => {
-                    return Step::Range {
-                        pieces,
-                        end: Some(lines.position()),
-                        failure: None,
-                    }
-                }
-                Err(e) => break Some(e),
-            }
-        },
-        Err(e) => Some(e),
-    };
-    Step::Range {
-        pieces,
-        end: None,
-        failure,
     }
 }
 
@@ -479,7 +368,7 @@ mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::Arc;
 
-    fn decoder() -> RowDecoder {
+    pub(super) fn decoder() -> RowDecoder {
         let schema = Arc::new(Schema::new(vec![Field::new("v", DataType::Int64, true)]));
         RowDecoder::new(FormatKind::Csv, schema, b',')
     }
@@ -497,7 +386,7 @@ mod tests {
         }
     }
 
-    fn values(piece: &Piece) -> Vec<i64> {
+    pub(super) fn values(piece: &Piece) -> Vec<i64> {
         let column = piece.decoded.batch.column(0);
         let ints = column.as_any().downcast_ref::<Int64Array>().unwrap();
         (0..ints.len()).map(|i| ints.value(i)).collect()
@@ -603,59 +492,6 @@ mod tests {
         }
         assert_eq!(rows, 640);
         assert_eq!(pipeline.decoded_by_feeder(), 0);
-    }
-
-    #[test]
-    fn file_ranges_come_back_in_file_order_with_their_line_numbers() {
-        use super::super::ranges::FileRanges;
-        use std::io::Write;
-        // Blank lines and a resumed start: numbers are the file's line numbers.
-        let text: String = (0..3000)
-            .map(|i| {
-                if i % 7 == 3 {
-                    "\n".to_string()
-                } else {
-                    format!("{i}\n")
-                }
-            })
-            .collect();
-        let mut file = tempfile::NamedTempFile::new().unwrap();
-        file.write_all(text.as_bytes()).unwrap();
-        let skip = "0\n1\n2\n\n";
-        for threads in [1, 2, 3] {
-            for (range_bytes, rows) in [(1, 1), (10, 3), (100, 8192), (1 << 20, 64)] {
-                let ranges = FileRanges::new(
-                    file.reopen().unwrap(),
-                    "t",
-                    skip.len() as u64,
-                    None,
-                    range_bytes,
-                )
-                .unwrap();
-                let start = (skip.len() as u64, 4);
-                let mut pipeline =
-                    Pipeline::spawn_ranges(ranges, &decoder(), threads, rows, start).unwrap();
-                let (mut seen, mut lines) = (Vec::new(), Vec::new());
-                let end = loop {
-                    match pipeline.next() {
-                        Ok(piece) => {
-                            assert!(piece.numbers.len() <= rows);
-                            // Blank lines after the last row are behind the position too.
-                            assert!(piece.end.1 >= *piece.numbers.last().unwrap());
-                            seen.extend(values(&piece));
-                            lines.extend(piece.numbers);
-                        }
-                        Err(PipelineEnd::End(position)) => break position,
-                        Err(_) => panic!("the pipeline failed"),
-                    }
-                };
-                let kept: Vec<i64> = (4..3000).filter(|i| i % 7 != 3).collect();
-                let numbers: Vec<u64> = kept.iter().map(|&i| i as u64 + 1).collect();
-                assert_eq!(seen, kept, "{threads} threads, {range_bytes}-byte ranges");
-                assert_eq!(lines, numbers);
-                assert_eq!(end, (text.len() as u64, 3000));
-            }
-        }
     }
 
     #[test]
