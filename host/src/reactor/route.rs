@@ -109,9 +109,11 @@ impl Router {
         }
         // The core that gets every row, if one does.
         let whole = if keys.is_empty() || self.cores == 1 {
-            // No key columns: one group per window, so every row goes to one core.
-            self.by_core
-                .all_to_first(selected, batch.num_rows(), self.cores);
+            // No key columns: one group per window, so every row goes to one core (a whole
+            // batch goes as it is, below).
+            if let Some(selected) = selected {
+                self.by_core.all_to_first(selected, self.cores);
+            }
             Some(0)
         } else {
             self.hashes.clear();
@@ -200,13 +202,10 @@ impl RowsByCore {
         &self.rows[self.starts[core]..self.starts[core + 1]]
     }
 
-    /// Every row (or every one `selected`) of a batch of `num_rows` to the first core.
-    fn all_to_first(&mut self, selected: Option<&[u32]>, num_rows: usize, cores: usize) {
+    /// The rows `selected` all to the first core.
+    fn all_to_first(&mut self, selected: &[u32], cores: usize) {
         self.rows.clear();
-        match selected {
-            Some(selected) => self.rows.extend_from_slice(selected),
-            None => self.rows.extend(0..num_rows as u32),
-        }
+        self.rows.extend_from_slice(selected);
         self.starts.clear();
         self.starts.push(0);
         self.starts.resize(cores + 1, self.rows.len());
