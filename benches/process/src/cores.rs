@@ -1,13 +1,14 @@
 //! The thread-per-core figures: the windowed query over the CSV file at `--cores 1` and
-//! at more cores, and the same aggregation in DuckDB and Polars (Python packages from
-//! PyPI, installed on first use under the work dir, two threads each) over the same file,
-//! all whole processes timed in the same bench run.
+//! at more cores, N independent `--cores 1` runs at once (the machine's own ceiling for
+//! N cores), and the same aggregation in DuckDB and Polars (Python packages from PyPI,
+//! installed on first use under the work dir, two threads each) over the same file, all
+//! whole processes timed in the same bench run.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use crate::runs::{fail, timed, Bench};
+use crate::runs::{fail, timed, timed_together, Bench};
 
 /// The PyPI packages of the comparison, pinned.
 const PYTHON_PACKAGES: &[&str] = &["duckdb==2.0.0", "polars==2.1.0"];
@@ -46,6 +47,10 @@ pub(crate) struct CoreFigures {
     pub(crate) one: Duration,
     /// Best time at `--cores N` for each N asked.
     pub(crate) many: Vec<(usize, Duration)>,
+    /// Best time of N independent `--cores 1` runs started at once, for each N asked: the
+    /// most throughput N cores of this machine give this work with nothing shared, the
+    /// ceiling of the speed-up at `--cores N`.
+    pub(crate) together: Vec<(usize, Duration)>,
     /// Best DuckDB and Polars times, when Python and the packages are available (or why
     /// not).
     pub(crate) duckdb: Result<Duration, String>,
@@ -65,8 +70,27 @@ impl Bench {
         timed(&mut cmd)
     }
 
-    /// Laminar at 1 and at each of `cores`, DuckDB and Polars at `threads` threads,
-    /// interleaved, best of `repeats`.
+    /// `copies` independent runs of the windowed query at `--cores 1`, each into its own
+    /// sink file, started at once; the time until the last one ended.
+    pub(crate) fn together_run(&self, copies: usize) -> Duration {
+        let source = format!("connector = 'file', path = '{}'", self.bids().display());
+        let mut cmds: Vec<Command> = (0..copies)
+            .map(|copy| {
+                let script = self.script_into(
+                    &format!("together-{copy}.sql"),
+                    &source,
+                    &format!("together-{copy}.csv"),
+                );
+                let mut cmd = self.command(&script, false, "10s");
+                cmd.args(["--cores", "1"]);
+                cmd
+            })
+            .collect();
+        timed_together(&mut cmds)
+    }
+
+    /// Laminar at 1 and at each of `cores` (and as many independent `--cores 1` runs at
+    /// once), DuckDB and Polars at `threads` threads, interleaved, best of `repeats`.
     pub(crate) fn core_figures(
         &self,
         cores: &[usize],
@@ -77,6 +101,7 @@ impl Bench {
         let mut figures = CoreFigures {
             one: Duration::MAX,
             many: cores.iter().map(|&n| (n, Duration::MAX)).collect(),
+            together: cores.iter().map(|&n| (n, Duration::MAX)).collect(),
             duckdb: python.clone().map(|_| Duration::MAX),
             polars: python.clone().map(|_| Duration::MAX),
         };
@@ -84,6 +109,9 @@ impl Bench {
             figures.one = figures.one.min(self.cores_run(1));
             for (n, best) in &mut figures.many {
                 *best = (*best).min(self.cores_run(*n));
+            }
+            for (n, best) in &mut figures.together {
+                *best = (*best).min(self.together_run(*n));
             }
             if let Ok(site) = &python {
                 if let Ok(best) = &mut figures.duckdb {

@@ -69,6 +69,11 @@ impl Bench {
     /// Writes the windowed query over a `bids` source `WITH (source_with, format = 'csv')`
     /// into a CSV file sink, as script `name`.
     pub(crate) fn script(&self, name: &str, source_with: &str) -> PathBuf {
+        self.script_into(name, source_with, "out.csv")
+    }
+
+    /// [`script`](Self::script), into the sink file `sink` of the working directory.
+    pub(crate) fn script_into(&self, name: &str, source_with: &str, sink: &str) -> PathBuf {
         let path = self.work.join(name);
         let sql = format!(
             "CREATE SOURCE bids (ts TIMESTAMP, auction BIGINT, bidder BIGINT, price DOUBLE,
@@ -76,7 +81,7 @@ impl Bench {
              WITH ({source_with}, format = 'csv');
              CREATE SINK out WITH (connector = 'file', path = '{}', format = 'csv');
              INSERT INTO out {QUERY}",
-            self.work.join("out.csv").display()
+            self.work.join(sink).display()
         );
         std::fs::write(&path, sql).unwrap_or_else(|e| fail(&format!("{}: {e}", path.display())));
         path
@@ -239,13 +244,27 @@ pub(crate) fn best_of(
 
 /// Runs `cmd` to its end (failing the bench if it fails); its wall time.
 pub(crate) fn timed(cmd: &mut Command) -> Duration {
+    timed_together(std::slice::from_mut(cmd))
+}
+
+/// Starts every command of `cmds` at once and waits for all of them (failing the bench if
+/// one fails); the wall time until the last one ended.
+pub(crate) fn timed_together(cmds: &mut [Command]) -> Duration {
     let started = Instant::now();
-    let status = cmd.status().unwrap_or_else(|e| fail(&e.to_string()));
-    let took = started.elapsed();
-    if !status.success() {
-        fail(&format!("{cmd:?} failed"));
+    let children: Vec<_> = cmds
+        .iter_mut()
+        .map(|cmd| {
+            cmd.spawn()
+                .unwrap_or_else(|e| fail(&format!("{cmd:?}: {e}")))
+        })
+        .collect();
+    for (mut child, cmd) in children.into_iter().zip(cmds.iter()) {
+        let status = child.wait().unwrap_or_else(|e| fail(&e.to_string()));
+        if !status.success() {
+            fail(&format!("{cmd:?} failed"));
+        }
     }
-    took
+    started.elapsed()
 }
 
 /// Waits until the WAL in `dir` stops growing once it holds about `expected` bytes of

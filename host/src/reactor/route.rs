@@ -8,13 +8,13 @@
 
 use std::sync::Arc;
 
-use arrow::array::{new_null_array, Array, ArrayRef, UInt32Array};
+use arrow::array::{Array, ArrayRef, UInt32Array};
 use arrow::compute::{take, take_record_batch};
-use arrow::datatypes::DataType;
 use arrow::record_batch::{RecordBatch, RecordBatchOptions};
 use datafusion_common::hash_utils::{create_hashes, RandomState};
 
 use crate::error::Result;
+use crate::nulls::NullColumns;
 use crate::operator::Operand;
 
 /// The seed of the routing hash.
@@ -154,33 +154,6 @@ impl Router {
     }
 }
 
-/// NULL columns kept from part to part, each handed out as a slice of the length asked
-/// for (no copy) rather than built and zeroed again for every part.
-#[derive(Debug, Default)]
-struct NullColumns {
-    by_column: Vec<Option<ArrayRef>>,
-}
-
-impl NullColumns {
-    /// `len` NULLs of `data_type`, for column `column` of a batch.
-    fn get(&mut self, column: usize, data_type: &DataType, len: usize) -> ArrayRef {
-        if self.by_column.len() <= column {
-            self.by_column.resize(column + 1, None);
-        }
-        let slot = &mut self.by_column[column];
-        match slot {
-            Some(nulls) if nulls.len() >= len && nulls.data_type() == data_type => {
-                nulls.slice(0, len)
-            }
-            _ => {
-                let nulls = new_null_array(data_type, len);
-                *slot = Some(Arc::clone(&nulls));
-                nulls
-            }
-        }
-    }
-}
-
 /// Row numbers grouped by core, each core's in their order: a counting sort of the rows by
 /// core, so placing a row is a store at a known slot (no growing vector per core, whose
 /// length each push would load and store again).
@@ -225,6 +198,10 @@ impl RowsByCore {
                 .core_of_row
                 .extend(hashes.iter().map(|&hash| core_of(hash, cores) as u32)),
         }
+        if cores <= PASSES_UP_TO {
+            self.split_by_passes(selected, cores);
+            return;
+        }
         self.starts.clear();
         self.starts.resize(cores + 1, 0);
         let starts = &mut self.starts[..];
@@ -256,6 +233,46 @@ impl RowsByCore {
                 .for_each(|(index, &row)| place(index, row)),
             None => (0..self.core_of_row.len()).for_each(|row| place(row, row as u32)),
         }
+    }
+}
+
+/// Core counts up to which [`RowsByCore::split`] places the rows with one pass over them a
+/// core rather than a counting sort.
+const PASSES_UP_TO: usize = 4;
+
+impl RowsByCore {
+    /// Places the rows of `core_of_row` (those `selected`, where given) core by core, one
+    /// pass a core: every row is written at the core's next slot and the slot moves on
+    /// only for the core's own rows, so the position stays in a register and nothing
+    /// branches on the row (a counting sort instead loads and stores a per-core counter
+    /// for every row, one after another).
+    fn split_by_passes(&mut self, selected: Option<&[u32]>, cores: usize) {
+        let count = self.core_of_row.len();
+        self.starts.clear();
+        self.rows.clear();
+        // One slot past the end: the last pass writes there once every row is placed.
+        self.rows.resize(count + 1, 0);
+        let (core_of_row, rows) = (&self.core_of_row[..], &mut self.rows[..]);
+        let mut at = 0;
+        for core in 0..cores as u32 {
+            self.starts.push(at);
+            match selected {
+                Some(selected) => {
+                    for (&owner, &row) in core_of_row.iter().zip(selected) {
+                        rows[at] = row;
+                        at += usize::from(owner == core);
+                    }
+                }
+                None => {
+                    for (row, &owner) in core_of_row.iter().enumerate() {
+                        rows[at] = row as u32;
+                        at += usize::from(owner == core);
+                    }
+                }
+            }
+        }
+        self.starts.push(at);
+        self.rows.truncate(count);
     }
 }
 
@@ -305,7 +322,7 @@ fn take_rows(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use arrow::array::{Array, AsArray, Int64Array, StringArray};
+    use arrow::array::{new_null_array, Array, AsArray, Int64Array, StringArray};
     use arrow::datatypes::{DataType, Field, Int64Type, Schema};
     use datafusion_physical_expr::expressions::col;
     use std::sync::Arc;
@@ -474,5 +491,31 @@ mod tests {
             &[2, 5]
         );
         assert_eq!(parts.iter().flatten().count(), 1);
+    }
+
+    #[test]
+    fn rows_are_placed_by_core_in_order_at_every_core_count_with_or_without_a_selection() {
+        // Both placements (a pass a core up to PASSES_UP_TO cores, a counting sort above)
+        // against a plain filter of the rows by their core.
+        let hashes: Vec<u64> = (0..500u64)
+            .map(|i| i.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ (i << 17))
+            .collect();
+        let selected: Vec<u32> = (0..500).filter(|i| i % 3 != 1).collect();
+        for cores in 1..=PASSES_UP_TO + 5 {
+            for selection in [None, Some(&selected[..]), Some(&selected[..0])] {
+                let mut by_core = RowsByCore::default();
+                by_core.split(&hashes, selection, cores);
+                let rows: Vec<u32> = selection.map_or_else(|| (0..500).collect(), <[u32]>::to_vec);
+                for core in 0..cores {
+                    let want: Vec<u32> = rows
+                        .iter()
+                        .copied()
+                        .filter(|&row| core_of(hashes[row as usize], cores) == core)
+                        .collect();
+                    assert_eq!(by_core.rows(core), &want[..], "{cores} cores, core {core}");
+                }
+                assert_eq!(by_core.rows.len(), rows.len());
+            }
+        }
     }
 }

@@ -10,6 +10,7 @@ use arrow::record_batch::RecordBatch;
 use super::lines::LineChunk;
 use super::plain_csv::PlainCsv;
 use super::timestamps;
+use crate::nulls::NullColumns;
 use crate::sql::FormatKind;
 
 /// A line that could not be decoded.
@@ -50,6 +51,8 @@ pub(crate) struct RowDecoder {
     spare: Option<LineDecoder>,
     /// The fast decoder of quote-free CSV lines, where the columns decoded allow one.
     plain: Option<PlainCsv>,
+    /// The all-NULL columns that stand in for those not decoded.
+    nulls: NullColumns,
 }
 
 impl Clone for RowDecoder {
@@ -75,6 +78,7 @@ impl RowDecoder {
             projection: None,
             spare: None,
             plain,
+            nulls: NullColumns::default(),
         }
     }
 
@@ -97,7 +101,7 @@ impl RowDecoder {
     }
 
     /// The decoded columns back in the source's schema, NULL where not decoded.
-    fn widen(&self, batch: RecordBatch) -> Result<RecordBatch, ArrowError> {
+    fn widen(&mut self, batch: RecordBatch) -> Result<RecordBatch, ArrowError> {
         if batch.num_rows() == 0 {
             return Ok(RecordBatch::new_empty(self.schema.clone()));
         }
@@ -115,7 +119,7 @@ impl RowDecoder {
                 Ok(_) => decoded.next().cloned().ok_or_else(|| {
                     ArrowError::SchemaError("decoded fewer columns than projected".into())
                 }),
-                Err(_) => Ok(arrow::array::new_null_array(field.data_type(), rows)),
+                Err(_) => Ok(self.nulls.get(i, field.data_type(), rows)),
             })
             .collect::<Result<Vec<_>, _>>()?;
         let options = arrow::record_batch::RecordBatchOptions::new().with_row_count(Some(rows));
@@ -225,7 +229,7 @@ impl RowDecoder {
     }
 
     /// Decodes one line that must hold exactly one record.
-    fn decode_one(&self, line: &[u8]) -> Result<RecordBatch, String> {
+    fn decode_one(&mut self, line: &[u8]) -> Result<RecordBatch, String> {
         let mut decoder = LineDecoder::new(self, 1).map_err(|e| self.describe(&e))?;
         let records = decoder.feed(line).map_err(|e| self.describe(&e))?;
         if records != 1 {

@@ -21,8 +21,9 @@ use crate::error::{Error, Result};
 
 /// Bytes of the ranges for batches of `batch_size` rows: a few batches at a typical line
 /// length, so the read and the alignment cost little, within 64 KiB – 1 MiB. A decoded
-/// range waits whole for its turn (up to three a decoder), so the bound keeps that memory
-/// small, and small batches get small ranges rather than thousands of batches in one.
+/// range waits whole for its turn (up to 16 of them over all decoders, see the pipeline's
+/// `queued_ranges`), so the bound keeps that memory small, and small batches get small
+/// ranges rather than thousands of batches in one.
 pub(crate) fn range_bytes(batch_size: usize) -> u64 {
     (batch_size as u64)
         .saturating_mul(256)

@@ -8,6 +8,10 @@ use std::sync::mpsc::{sync_channel, SyncSender};
 use std::sync::Arc;
 
 use super::{panicked, spawn_decoder, Piece, Pipeline, Position, Step, QUEUED_PER_DECODER};
+
+/// Decoded ranges all decoders together hold ready for the caller (at least
+/// [`QUEUED_PER_DECODER`] each).
+const QUEUED_RANGES: usize = 16;
 use crate::error::Result;
 use crate::source::decode::RowDecoder;
 use crate::source::lines::LineChunk;
@@ -30,7 +34,7 @@ impl Pipeline {
         let mut outputs = Vec::with_capacity(decoders);
         let mut threads = Vec::with_capacity(decoders);
         for index in 0..decoders {
-            let (step_tx, step_rx) = sync_channel::<Result<Step>>(QUEUED_PER_DECODER);
+            let (step_tx, step_rx) = sync_channel::<Result<Step>>(queued_ranges(decoders));
             let (mut decoder, ranges) = (decoder.clone(), Arc::clone(&ranges));
             let turn = Turn {
                 first: index as u64,
@@ -45,6 +49,16 @@ impl Pipeline {
         let none = || Arc::new(AtomicUsize::new(0));
         Ok(Self::taking(outputs, threads, start, true, none(), none()))
     }
+}
+
+/// Decoded ranges each of `decoders` decoders may hold ready before it waits: a share of
+/// [`QUEUED_RANGES`]. The caller takes them strictly in turn while the decoders run at
+/// their own pace (a range decodes faster or slower, a decoder shares its CPU now and
+/// then), so the slack lets a decoder that is ahead keep decoding instead of leaving its
+/// CPU idle; with few decoders each gets more of it, and the memory stays the same at
+/// any count.
+fn queued_ranges(decoders: usize) -> usize {
+    (QUEUED_RANGES / decoders.max(1)).max(QUEUED_PER_DECODER)
 }
 
 /// Which ranges of a file are one decoder's: `first`, `first + every`, ….
