@@ -9,7 +9,7 @@ use arrow::datatypes::DataType;
 
 /// NULL columns kept from batch to batch, one a column index, each handed out as a slice
 /// of the length asked for (no copy) rather than built and zeroed again for every batch.
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Default)]
 pub(crate) struct NullColumns {
     by_column: Vec<Option<ArrayRef>>,
 }

@@ -154,9 +154,13 @@ impl Router {
     }
 }
 
-/// Row numbers grouped by core, each core's in their order: a counting sort of the rows by
-/// core, so placing a row is a store at a known slot (no growing vector per core, whose
-/// length each push would load and store again).
+/// Core counts up to which [`RowsByCore::split`] places the rows with one pass over them a
+/// core rather than a counting sort.
+const PASSES_UP_TO: usize = 4;
+
+/// Row numbers grouped by core, each core's in their order, in one reused buffer: a pass a
+/// core for a few cores, a counting sort for more (no growing vector per core, whose length
+/// each push would load and store again).
 #[derive(Debug, Default)]
 struct RowsByCore {
     /// The core of each routed row, in row order.
@@ -234,13 +238,7 @@ impl RowsByCore {
             None => (0..self.core_of_row.len()).for_each(|row| place(row, row as u32)),
         }
     }
-}
 
-/// Core counts up to which [`RowsByCore::split`] places the rows with one pass over them a
-/// core rather than a counting sort.
-const PASSES_UP_TO: usize = 4;
-
-impl RowsByCore {
     /// Places the rows of `core_of_row` (those `selected`, where given) core by core, one
     /// pass a core: every row is written at the core's next slot and the slot moves on
     /// only for the core's own rows, so the position stays in a register and nothing
