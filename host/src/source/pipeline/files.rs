@@ -8,14 +8,14 @@ use std::sync::mpsc::{sync_channel, SyncSender};
 use std::sync::Arc;
 
 use super::{panicked, spawn_decoder, Piece, Pipeline, Position, Step, QUEUED_PER_DECODER};
-
-/// Decoded ranges all decoders together hold ready for the caller (at least
-/// [`QUEUED_PER_DECODER`] each).
-const QUEUED_RANGES: usize = 16;
 use crate::error::Result;
 use crate::source::decode::RowDecoder;
 use crate::source::lines::LineChunk;
 use crate::source::ranges::{ByteRange, FileRanges};
+
+/// Decoded ranges all decoders together hold ready for the caller (at least
+/// [`QUEUED_PER_DECODER`] each).
+const QUEUED_RANGES: usize = 16;
 
 impl Pipeline {
     /// Starts `decoders` (at least one) threads that read, cut and decode the ranges of a
