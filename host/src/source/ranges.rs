@@ -47,8 +47,19 @@ pub(crate) struct ByteRange {
     header: Option<Header>,
 }
 
+/// Ranges at the end of a file that are [`TAPER`] times smaller than the rest. Decoders
+/// take their ranges in turn and may run up to a pipeline's queue of them ahead of each
+/// other (16 ranges over all decoders), so a decoder that got less CPU can have that many
+/// still to decode when the others are done, with their CPUs idle. Small last ranges keep
+/// that gap a few milliseconds: twice the queue of them.
+const TAPERED_RANGES: u64 = 32;
+
+/// How much smaller the [`TAPERED_RANGES`] are.
+const TAPER: u64 = 8;
+
 /// A file's ranges, from where the source starts reading: range `n` is the `n`-th
-/// `range_bytes` from there, so each decoder can take its own without asking anyone.
+/// `range_bytes` from there, and the last [`TAPERED_RANGES`] (or a few more) are
+/// smaller, so each decoder can find its own without asking anyone.
 pub(crate) struct FileRanges {
     file: Arc<File>,
     origin: Arc<str>,
@@ -56,6 +67,9 @@ pub(crate) struct FileRanges {
     start: u64,
     len: u64,
     range_bytes: u64,
+    /// Where the small ranges at the end start, and their size.
+    taper_start: u64,
+    taper_bytes: u64,
     /// The CSV header rule, for the first range (reading from the start of the file).
     header: Option<Header>,
 }
@@ -77,34 +91,58 @@ impl FileRanges {
             .metadata()
             .map_err(|e| Error::io(format!("cannot read {origin}"), e))?
             .len();
+        let range_bytes = range_bytes.max(1);
+        let taper_bytes = (range_bytes / TAPER).max(1);
+        // Whole full-size ranges up to the last TAPERED_RANGES small ones (or a few more).
+        let full = len
+            .saturating_sub(offset)
+            .saturating_sub(taper_bytes.saturating_mul(TAPERED_RANGES))
+            / range_bytes;
+        let taper_start = offset.saturating_add(full.saturating_mul(range_bytes));
         Ok(Self {
             file: Arc::new(file),
             origin: origin.into(),
             start: offset,
             len,
-            range_bytes: range_bytes.max(1),
+            range_bytes,
+            taper_start,
+            taper_bytes,
             header,
         })
     }
 
+    /// How many full-size ranges there are, before the small ones.
+    fn full_ranges(&self) -> u64 {
+        (self.taper_start - self.start) / self.range_bytes
+    }
+
     /// How many ranges there are.
     pub(crate) fn count(&self) -> u64 {
-        self.len
-            .saturating_sub(self.start)
-            .div_ceil(self.range_bytes)
+        let small = self
+            .len
+            .saturating_sub(self.taper_start)
+            .div_ceil(self.taper_bytes);
+        self.full_ranges() + small
     }
 
     /// Range `n`, or `None` past the last one ([`count`](Self::count)).
     pub(crate) fn range(&self, n: u64) -> Option<ByteRange> {
-        let start = n
-            .checked_mul(self.range_bytes)
-            .and_then(|offset| offset.checked_add(self.start))
-            .filter(|&start| start < self.len)?;
+        let full = self.full_ranges();
+        let (start, end) = if n < full {
+            let start = self.start + n * self.range_bytes;
+            (start, start + self.range_bytes)
+        } else {
+            let start = (n - full)
+                .checked_mul(self.taper_bytes)
+                .and_then(|offset| offset.checked_add(self.taper_start))
+                .filter(|&start| start < self.len)?;
+            (start, start.saturating_add(self.taper_bytes).min(self.len))
+        };
         Some(ByteRange {
             file: Arc::clone(&self.file),
             origin: Arc::clone(&self.origin),
             start,
-            end: start.saturating_add(self.range_bytes).min(self.len),
+            end,
             len: self.len,
             header: if n == 0 { self.header.clone() } else { None },
         })
@@ -339,6 +377,27 @@ mod tests {
             assert_eq!(got, want, "case {case}: {range_bytes}-byte ranges");
             let lines = input.split_inclusive(|&b| b == b'\n').count() as u64;
             assert_eq!(end, (input.len() as u64, lines), "case {case}");
+        }
+    }
+
+    #[test]
+    fn ranges_tile_the_file_and_the_last_ones_are_small() {
+        for (len, offset, range_bytes) in [(10_000, 0, 100), (10_000, 7, 100), (300, 0, 100)] {
+            let mut file = tempfile::tempfile().unwrap();
+            file.write_all(&vec![b'\n'; len]).unwrap();
+            let ranges = FileRanges::new(file, "t.csv", offset, None, range_bytes).unwrap();
+            let bounds: Vec<(u64, u64)> = (0..ranges.count())
+                .map(|n| ranges.range(n).map(|r| (r.start, r.end)).unwrap())
+                .collect();
+            assert!(ranges.range(ranges.count()).is_none());
+            assert_eq!(bounds.first().map(|b| b.0), Some(offset));
+            assert_eq!(bounds.last().map(|b| b.1), Some(len as u64));
+            assert!(bounds.windows(2).all(|w| w[0].1 == w[1].0 && w[0].0 < w[0].1));
+            let small = bounds.iter().filter(|(s, e)| e - s <= range_bytes / TAPER).count();
+            let full = bounds.len() - small;
+            assert!(bounds[..full].iter().all(|(s, e)| e - s == range_bytes));
+            let tapered = TAPERED_RANGES as usize;
+            assert!((tapered.min(bounds.len())..=tapered + TAPER as usize).contains(&small));
         }
     }
 
