@@ -392,8 +392,13 @@ mod tests {
             assert!(ranges.range(ranges.count()).is_none());
             assert_eq!(bounds.first().map(|b| b.0), Some(offset));
             assert_eq!(bounds.last().map(|b| b.1), Some(len as u64));
-            assert!(bounds.windows(2).all(|w| w[0].1 == w[1].0 && w[0].0 < w[0].1));
-            let small = bounds.iter().filter(|(s, e)| e - s <= range_bytes / TAPER).count();
+            assert!(bounds
+                .windows(2)
+                .all(|w| w[0].1 == w[1].0 && w[0].0 < w[0].1));
+            let small = bounds
+                .iter()
+                .filter(|(s, e)| e - s <= range_bytes / TAPER)
+                .count();
             let full = bounds.len() - small;
             assert!(bounds[..full].iter().all(|(s, e)| e - s == range_bytes));
             let tapered = TAPERED_RANGES as usize;
