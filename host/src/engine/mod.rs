@@ -222,7 +222,7 @@ impl Engine {
                 .map_err(|e| e.at(location));
         }
         let def = self.sources[&compiled.source].clone();
-        let mut source = self.open_source(&def, &compiled.read_columns, None)?;
+        let mut source = self.open_source(&def, &compiled, None)?;
         let mut sink = match &statement.sink {
             None => output(&compiled.schema)?,
             Some(name) => self
@@ -286,11 +286,7 @@ impl Engine {
         let resumed = checkpointer.recover(&mut compiled, &mut |text| {
             notices(&format!("warning: {text}"))
         })?;
-        let mut source = self.open_source(
-            &def,
-            &compiled.read_columns,
-            Some((&checkpointer, &resumed)),
-        )?;
+        let mut source = self.open_source(&def, &compiled, Some((&checkpointer, &resumed)))?;
         let mut sink = match &statement.sink {
             None => output(&compiled.schema)?,
             Some(name) => self.open_sink(name, source.is_unbounded(), true)?,

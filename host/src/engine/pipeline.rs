@@ -13,6 +13,7 @@ use crate::reactor::{Aggregation, StatelessCores, Work};
 use crate::sink::{partial_path, FileSink, OutputFormat, Replace, Sink, WriterSink};
 use crate::source::{InputLog, LineSource, MemorySource, Source};
 use crate::sql::{Connector, FormatKind, QueryStatement, SourceDef};
+use crate::time::EventTimeStage;
 
 impl Engine {
     /// Plans a query statement against what the script declared so far.
@@ -99,14 +100,18 @@ impl Engine {
         })
     }
 
-    /// Opens the source `def`; a durable run passes its checkpointer and what recovery
-    /// brought back, and the source resumes from the checkpoint's position.
+    /// Opens the source `def` of `query`, decoding the columns the query reads and
+    /// running its event-time local pass where the rows are decoded; a durable run passes
+    /// its checkpointer and what recovery brought back, and the source resumes from the
+    /// checkpoint's position.
     pub(super) fn open_source(
         &mut self,
         def: &SourceDef,
-        read_columns: &[usize],
+        query: &CompiledQuery,
         durable: Option<(&Checkpointer, &Resumed)>,
     ) -> Result<Box<dyn Source>> {
+        let read_columns = &query.read_columns;
+        let event_time = query.event_time.as_ref().map(EventTimeStage::rule);
         let batch_size = self.config.batch_size;
         let decode_threads = self.config.decode_threads;
         let position = durable
@@ -140,6 +145,7 @@ impl Engine {
                 Box::new(
                     LineSource::open(def, batch_size)?
                         .with_projection(read_columns)
+                        .with_event_time(event_time)
                         .with_decode_threads(decode_threads)
                         .with_log(log, bad_rows),
                 )
@@ -147,11 +153,13 @@ impl Engine {
             (_, None) => Box::new(
                 LineSource::open(def, batch_size)?
                     .with_projection(read_columns)
+                    .with_event_time(event_time)
                     .with_decode_threads(decode_threads),
             ),
             (Connector::File(_), Some(_)) => {
                 let mut source = LineSource::open_at(def, batch_size, &position)?
                     .with_projection(read_columns)
+                    .with_event_time(event_time)
                     .with_decode_threads(decode_threads);
                 source.set_bad_rows(bad_rows);
                 Box::new(source)

@@ -39,7 +39,7 @@ pub(crate) fn run_query(
         ..RunSummary::default()
     };
     let mut outputs = Vec::new();
-    while let Some(input) = source.next_batch()? {
+    while let Some(mut input) = source.next_batch()? {
         summary.events_read += input.batch.num_rows() as u64;
         match (&mut work, &mut query.event_time) {
             // Rows routed straight to the cores: the router copies each core's on-time
@@ -48,14 +48,14 @@ pub(crate) fn run_query(
                 if query.before.is_empty() && aggregation.on_cores() =>
             {
                 let (batch, on_time) = stage
-                    .process_all(&input)
+                    .process_all(&mut input)
                     .map_err(|e| locate(e, source.origin()))?;
                 aggregation.process(&batch, on_time.as_deref(), stage.watermark(), &mut outputs)?;
             }
             (work, event_time) => {
                 let mut batch = match event_time {
                     Some(stage) => stage
-                        .process(&input)
+                        .process(&mut input)
                         .map_err(|e| locate(e, source.origin()))?,
                     None => input.batch,
                 };

@@ -12,6 +12,7 @@ use super::plain_csv::PlainCsv;
 use super::timestamps;
 use crate::nulls::NullColumns;
 use crate::sql::FormatKind;
+use crate::time::{EventTimeRule, LocalTimes};
 
 /// A line that could not be decoded.
 #[derive(Debug)]
@@ -31,6 +32,8 @@ pub(crate) struct Decoded {
     pub(crate) kept: Vec<usize>,
     /// Lines that could not be decoded.
     pub(crate) bad: Vec<BadLine>,
+    /// The event-time local pass over `batch`, where the decoder has a rule for it.
+    pub(crate) times: Option<LocalTimes>,
 }
 
 /// Decodes rows of one format into batches of one schema. Each thread decodes with its
@@ -53,6 +56,9 @@ pub(crate) struct RowDecoder {
     plain: Option<PlainCsv>,
     /// The all-NULL columns that stand in for those not decoded.
     nulls: NullColumns,
+    /// The query's event time, whose local pass runs on every decoded chunk: on the
+    /// decoder threads of a pipeline, off the query thread.
+    event_time: Option<EventTimeRule>,
 }
 
 impl Clone for RowDecoder {
@@ -61,6 +67,7 @@ impl Clone for RowDecoder {
         let mut clone = Self::new(self.format, self.schema.clone(), self.delimiter);
         clone.projection = self.projection.clone();
         clone.plain = self.plain.clone();
+        clone.event_time = self.event_time.clone();
         clone
     }
 }
@@ -79,7 +86,13 @@ impl RowDecoder {
             spare: None,
             plain,
             nulls: NullColumns::default(),
+            event_time: None,
         }
+    }
+
+    /// Runs `rule`'s local pass on every chunk decoded from now on.
+    pub(crate) fn set_event_time(&mut self, rule: EventTimeRule) {
+        self.event_time = Some(rule);
     }
 
     /// Decodes only the columns at `columns` (indices into the schema); the rest are
@@ -133,13 +146,27 @@ impl RowDecoder {
     /// halves until every bad line stands alone, so a chunk with one bad line costs about
     /// two decodes of the chunk, not one decoder per line; the good lines still come back,
     /// in order, with their indices.
+    ///
+    /// With an event-time rule, its local pass runs on the rows that decoded; a pass that
+    /// fails (the column is not a time) is left to the query, which reports it.
     pub(crate) fn decode(&mut self, chunk: &LineChunk) -> Decoded {
+        let (batch, kept, bad) = self.decode_rows(chunk);
+        let times = self
+            .event_time
+            .as_ref()
+            .and_then(|rule| rule.local(&batch).ok());
+        Decoded {
+            batch,
+            kept,
+            bad,
+            times,
+        }
+    }
+
+    /// The rows of `chunk` that decode, the index of each, and the bad lines.
+    fn decode_rows(&mut self, chunk: &LineChunk) -> (RecordBatch, Vec<usize>, Vec<BadLine>) {
         if let Ok(Some(batch)) = self.decode_lines(chunk, 0..chunk.len()) {
-            return Decoded {
-                batch,
-                kept: (0..chunk.len()).collect(),
-                bad: Vec::new(),
-            };
+            return (batch, (0..chunk.len()).collect(), Vec::new());
         }
         let mut good = Vec::new();
         let mut kept = Vec::new();
@@ -173,7 +200,7 @@ impl RowDecoder {
         }
         let batch = concat_batches(&self.schema, &good)
             .unwrap_or_else(|_| RecordBatch::new_empty(self.schema.clone()));
-        Decoded { batch, kept, bad }
+        (batch, kept, bad)
     }
 
     /// Decodes lines `lines` of the chunk with one decoder, fed line by line so that a line
@@ -517,7 +544,9 @@ mod tests {
     #[test]
     fn csv_bad_lines_are_located() {
         let mut d = RowDecoder::new(FormatKind::Csv, schema(), b',');
-        let Decoded { batch, kept, bad } = d.decode(&chunk("1,x\nzz,y\n3\n4,w\n"));
+        let Decoded {
+            batch, kept, bad, ..
+        } = d.decode(&chunk("1,x\nzz,y\n3\n4,w\n"));
         assert_eq!(batch.num_rows(), 2);
         assert_eq!(kept, vec![0, 3]);
         assert_eq!(bad.len(), 2);
@@ -543,7 +572,9 @@ mod tests {
                 false => format!("{i},v{i}\n"),
             })
             .collect();
-        let Decoded { batch, kept, bad } = d.decode(&chunk(&text));
+        let Decoded {
+            batch, kept, bad, ..
+        } = d.decode(&chunk(&text));
         let want: Vec<usize> = (0..1000).filter(|i| !bad_at.contains(i)).collect();
         assert_eq!(kept, want);
         assert_eq!(bad.iter().map(|b| b.index).collect::<Vec<_>>(), bad_at);
@@ -584,7 +615,9 @@ mod tests {
             }
         }
         let mut d = RowDecoder::new(FormatKind::Csv, schema, b',');
-        let Decoded { batch, kept, bad } = d.decode(&chunk(
+        let Decoded {
+            batch, kept, bad, ..
+        } = d.decode(&chunk(
             "1970-01-01T00:00:01,1,1970-01-02\n1970-13-01T00:00:00,2,\n",
         ));
         assert_eq!((batch.num_rows(), kept), (1, vec![0]));
@@ -633,7 +666,9 @@ mod tests {
     #[test]
     fn a_csv_line_with_two_records_is_a_bad_line_not_a_lost_row() {
         let mut d = RowDecoder::new(FormatKind::Csv, schema(), b',');
-        let Decoded { batch, kept, bad } = d.decode(&chunk("1,x\r2,y\n3,z\n4,w\n"));
+        let Decoded {
+            batch, kept, bad, ..
+        } = d.decode(&chunk("1,x\r2,y\n3,z\n4,w\n"));
         assert_eq!(kept, vec![1, 2]);
         assert_eq!(batch.num_rows(), 2);
         assert_eq!(bad.len(), 1);

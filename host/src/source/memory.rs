@@ -51,7 +51,11 @@ impl Source for MemorySource {
             };
             let lines = (self.next_row..self.next_row + batch.num_rows() as u64).collect();
             self.next_row += batch.num_rows() as u64;
-            return Ok(Some(SourceBatch { batch, lines }));
+            return Ok(Some(SourceBatch {
+                batch,
+                lines,
+                times: None,
+            }));
         }
         Ok(None)
     }

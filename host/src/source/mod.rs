@@ -13,7 +13,6 @@ mod timestamps;
 
 pub use input_log::InputLog;
 pub use memory::MemorySource;
-pub(crate) use stream::keep_rows;
 pub use stream::LineSource;
 
 use arrow::datatypes::SchemaRef;
@@ -21,6 +20,7 @@ use arrow::record_batch::RecordBatch;
 
 use crate::checkpoint::SourcePosition;
 use crate::error::Result;
+use crate::time::LocalTimes;
 
 /// A decoded batch and the input line (or row number) of each of its rows.
 #[derive(Debug, Clone)]
@@ -29,6 +29,9 @@ pub struct SourceBatch {
     pub batch: RecordBatch,
     /// 1-based line (or row) number of every row, for error messages.
     pub lines: Vec<u64>,
+    /// The event-time local pass over the rows, where the source ran it on the thread
+    /// that decoded them (`None`: the query's event-time stage runs it).
+    pub times: Option<LocalTimes>,
 }
 
 /// A stream of decoded batches in arrival order.

@@ -4,8 +4,6 @@ use std::fs::File;
 use std::io::{BufReader, Read, Seek, SeekFrom};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use arrow::array::UInt32Array;
-use arrow::compute::take_record_batch;
 use arrow::datatypes::SchemaRef;
 
 use super::decode::{Decoded, RowDecoder};
@@ -18,6 +16,7 @@ use super::{Source, SourceBatch};
 use crate::checkpoint::SourcePosition;
 use crate::error::{Error, Result};
 use crate::sql::{Connector, OnError, SourceDef};
+use crate::time::EventTimeRule;
 
 /// Bytes read from the input at a time on the calling thread or stdin's reading thread.
 const READ_BUFFER: usize = 1 << 20;
@@ -153,6 +152,17 @@ impl LineSource {
         self
     }
 
+    /// Runs the event-time local pass of `rule` (a query's, see
+    /// [`EventTimeStage::rule`](crate::time::EventTimeStage::rule)) on every batch where
+    /// it is decoded, on the decoder threads when there are some; `None` leaves it to the
+    /// query's event-time stage.
+    pub fn with_event_time(mut self, rule: Option<EventTimeRule>) -> Self {
+        if let Some(rule) = rule {
+            self.decoder.set_event_time(rule);
+        }
+        self
+    }
+
     /// Decodes on `threads` decoder threads (0, the default: read and decode on the
     /// thread that calls `next_batch`). A file is read by the decoders themselves, each
     /// its own byte ranges; stdin by a feeding thread, which cuts it into chunks (and decodes a live chunk itself when it has caught up
@@ -197,7 +207,12 @@ impl LineSource {
     /// Fails or counts the bad lines of a decoded chunk as the source says, and numbers
     /// its rows.
     fn finish(&mut self, numbers: Vec<u64>, decoded: Decoded) -> Result<SourceBatch> {
-        let Decoded { batch, kept, bad } = decoded;
+        let Decoded {
+            batch,
+            kept,
+            bad,
+            times,
+        } = decoded;
         if let Some(first) = bad.first() {
             if self.on_error == OnError::Fail {
                 return Err(Error::BadRow {
@@ -217,7 +232,11 @@ impl LineSource {
         } else {
             kept.iter().map(|&i| numbers[i]).collect()
         };
-        Ok(SourceBatch { batch, lines })
+        Ok(SourceBatch {
+            batch,
+            lines,
+            times,
+        })
     }
 
     /// Decodes a chunk on this thread.
@@ -430,15 +449,6 @@ impl Source for LineSource {
 /// calls (every change is one call), so it is used on.
 fn locked(log: &Mutex<InputLog>) -> MutexGuard<'_, InputLog> {
     log.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-/// Keeps the rows of `batch` at `indices` (used when later stages drop rows).
-pub(crate) fn keep_rows(batch: &SourceBatch, indices: &[u32]) -> Result<SourceBatch> {
-    let take = UInt32Array::from(indices.to_vec());
-    Ok(SourceBatch {
-        batch: take_record_batch(&batch.batch, &take)?,
-        lines: indices.iter().map(|&i| batch.lines[i as usize]).collect(),
-    })
 }
 
 #[cfg(test)]

@@ -4,29 +4,30 @@
 
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, TimestampMillisecondArray};
+use arrow::array::{ArrayRef, TimestampMillisecondArray, UInt32Array};
+use arrow::compute::take_record_batch;
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use arrow::record_batch::RecordBatch;
 
-use super::{event_time_millis, WatermarkGenerator};
+use super::{EventTimeRule, LocalTimes, WatermarkGenerator};
 use crate::error::{Error, Result};
-use crate::source::{keep_rows, SourceBatch};
+use crate::source::SourceBatch;
 use crate::sql::{OnError, WINDOW_END, WINDOW_START};
 use crate::window::TumblingWindow;
 
 /// Watermark, lateness and window assignment for one windowed query.
+///
+/// Each batch is classified in two halves (see [`LocalTimes`]): the local pass, which a
+/// source's decoder thread may already have run on it, and the completion here, in
+/// arrival order, with the watermark of every row before the batch.
 #[derive(Debug)]
 pub struct EventTimeStage {
-    column: usize,
-    column_name: String,
-    window: TumblingWindow,
+    rule: EventTimeRule,
     watermark: WatermarkGenerator,
     on_error: OnError,
     schema: SchemaRef,
     late_events: u64,
     bad_rows: u64,
-    keep: Vec<u32>,
-    starts: Vec<i64>,
 }
 
 impl EventTimeStage {
@@ -43,16 +44,17 @@ impl EventTimeStage {
             fields.push(Field::new(name, Self::window_type(), false));
         }
         Self {
-            column,
-            column_name: input.field(column).name().clone(),
-            window,
+            rule: EventTimeRule {
+                column,
+                column_name: input.field(column).name().as_str().into(),
+                window,
+                delay_ms,
+            },
             watermark: WatermarkGenerator::new(delay_ms),
             on_error,
             schema: Arc::new(Schema::new(fields)),
             late_events: 0,
             bad_rows: 0,
-            keep: Vec::new(),
-            starts: Vec::new(),
         }
     }
 
@@ -64,6 +66,11 @@ impl EventTimeStage {
     /// The input schema plus the two window columns.
     pub fn schema(&self) -> SchemaRef {
         self.schema.clone()
+    }
+
+    /// What a source needs to run the local pass on its decoder threads.
+    pub fn rule(&self) -> EventTimeRule {
+        self.rule.clone()
     }
 
     /// Late events dropped so far.
@@ -95,14 +102,14 @@ impl EventTimeStage {
     }
 
     /// Classifies every row of `input`, returning the on-time rows with window columns.
-    pub fn process(&mut self, input: &SourceBatch) -> Result<RecordBatch> {
-        self.classify(input, false)?;
-        let kept = if self.keep.len() == input.batch.num_rows() {
-            input.batch.clone()
-        } else {
-            keep_rows(input, &self.keep)?.batch
+    pub fn process(&mut self, input: &mut SourceBatch) -> Result<RecordBatch> {
+        let local = self.classify(input)?;
+        let Some(kept) = local.kept else {
+            return self.with_windows(&input.batch, local.starts);
         };
-        self.with_windows(&kept)
+        let starts = kept.iter().map(|&row| local.starts[row as usize]).collect();
+        let rows = take_record_batch(&input.batch, &UInt32Array::from(kept))?;
+        self.with_windows(&rows, starts)
     }
 
     /// Classifies every row of `input` like [`process`](Self::process), but returns every
@@ -110,73 +117,45 @@ impl EventTimeStage {
     /// a consumer that copies rows out anyway (the reactor's router) to copy only those.
     /// The window columns of a row that is not on time hold its window, or 0 for a row
     /// without one.
-    pub fn process_all(&mut self, input: &SourceBatch) -> Result<(RecordBatch, Option<Vec<u32>>)> {
-        self.classify(input, true)?;
-        let on_time = (self.keep.len() != input.batch.num_rows()).then(|| self.keep.clone());
-        Ok((self.with_windows(&input.batch)?, on_time))
+    pub fn process_all(
+        &mut self,
+        input: &mut SourceBatch,
+    ) -> Result<(RecordBatch, Option<Vec<u32>>)> {
+        let local = self.classify(input)?;
+        Ok((self.with_windows(&input.batch, local.starts)?, local.kept))
     }
 
-    /// Fills `keep` with the on-time rows of `input` and `starts` with the window start of
-    /// each (of every row when `every_row`), counting late and bad rows and advancing the
+    /// The local pass of `input` (the source's, where it ran one, else run here),
+    /// completed with the watermark before it; counts late and bad rows and advances the
     /// watermark.
-    fn classify(&mut self, input: &SourceBatch, every_row: bool) -> Result<()> {
-        let times = event_time_millis(input.batch.column(self.column))?;
-        self.keep.clear();
-        self.starts.clear();
-        // Rows arrive nearly in event-time order, so most fall into the previous row's
-        // window: reuse it and skip the division.
-        let mut previous: Option<(i64, i64)> = None;
-        for (row, t) in times.iter().enumerate() {
-            let start = match (t, previous) {
-                (Some(t), Some((start, end))) if t >= start && t < end => Some(start),
-                (Some(t), _) => {
-                    let start = self.window.start_of(t);
-                    previous = start.map(|s| (s, self.window.end_of_start(s)));
-                    start
-                }
-                (None, _) => None,
-            };
-            let (Some(t), Some(start)) = (t, start) else {
-                let message = match t {
-                    None => format!("event-time column '{}' is NULL", self.column_name),
-                    Some(t) => format!(
-                        "event time {t} ms in column '{}' is out of range",
-                        self.column_name
-                    ),
-                };
-                if self.on_error == OnError::Fail {
-                    return Err(Error::BadRow {
-                        origin: String::new(),
-                        line: input.lines[row],
-                        message,
-                    });
-                }
-                self.bad_rows += 1;
-                if every_row {
-                    self.starts.push(0);
-                }
-                continue;
-            };
-            if self.watermark.is_late(self.window.end_of_start(start)) {
-                self.late_events += 1;
-                if every_row {
-                    self.starts.push(start);
-                }
-            } else {
-                self.keep.push(row as u32);
-                self.starts.push(start);
+    fn classify(&mut self, input: &mut SourceBatch) -> Result<LocalTimes> {
+        let mut local = match input.times.take() {
+            Some(local) if local.starts.len() == input.batch.num_rows() => local,
+            _ => self.rule.local(&input.batch)?,
+        };
+        if let Some((row, message)) = local.first_bad.take() {
+            if self.on_error == OnError::Fail {
+                return Err(Error::BadRow {
+                    origin: String::new(),
+                    line: input.lines.get(row).copied().unwrap_or_default(),
+                    message,
+                });
             }
-            self.watermark.observe(t);
         }
-        Ok(())
+        local.complete(self.watermark.current(), &self.rule.window);
+        self.late_events += local.late;
+        self.bad_rows += local.bad;
+        if let Some(max) = local.max_time {
+            self.watermark.observe(max);
+        }
+        Ok(local)
     }
 
-    /// `rows` with the window columns of `starts` appended.
-    fn with_windows(&mut self, rows: &RecordBatch) -> Result<RecordBatch> {
-        let size = self.window.size_ms();
-        // Hand the buffer to Arrow instead of copying it; it is refilled per batch anyway.
-        let starts = std::mem::take(&mut self.starts);
+    /// `rows` with the window columns of `starts` (one a row) appended.
+    fn with_windows(&self, rows: &RecordBatch, starts: Vec<i64>) -> Result<RecordBatch> {
+        let size = self.rule.window.size_ms();
         let ends = TimestampMillisecondArray::from_iter_values(starts.iter().map(|s| s + size));
+        // The starts' buffer becomes the column as it is.
         let starts = TimestampMillisecondArray::from(starts);
         let mut columns: Vec<ArrayRef> = rows.columns().to_vec();
         columns.push(Arc::new(starts));
