@@ -1,12 +1,13 @@
 //! A file's pipeline: decoder threads that read, cut and decode the file's byte ranges
-//! themselves, with no feeding thread. Range `n` is decoder `n % N`'s, and the decoder
-//! whose turn follows the last range reports the end.
+//! themselves, with no feeding thread. Each claims the next range when it is free (see
+//! [`RangeClaims`]), and the decoder that claims the one after the last reports the end.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::AtomicUsize;
 use std::sync::mpsc::{sync_channel, SyncSender};
 use std::sync::Arc;
 
+use super::claims::RangeClaims;
 use super::{panicked, spawn_decoder, Piece, Pipeline, Position, Step, QUEUED_PER_DECODER};
 use crate::error::Result;
 use crate::source::decode::RowDecoder;
@@ -19,9 +20,9 @@ const QUEUED_RANGES: usize = 16;
 
 impl Pipeline {
     /// Starts `decoders` (at least one) threads that read, cut and decode the ranges of a
-    /// file themselves, with no feeding thread: range `n` is decoder `n % decoders`'s, and
-    /// the decoder whose turn follows the last range reports the end. The input starts at
-    /// `start`.
+    /// file themselves, with no feeding thread: each claims the next range when it is
+    /// free, and the one that claims the range after the last reports the end. The input
+    /// starts at `start`.
     pub(crate) fn spawn_ranges(
         ranges: FileRanges,
         decoder: &RowDecoder,
@@ -30,30 +31,31 @@ impl Pipeline {
         start: Position,
     ) -> Result<Self> {
         let decoders = decoders.max(1);
+        let claims = Arc::new(RangeClaims::new(ranges.count()));
         let ranges = Arc::new(ranges);
         let mut outputs = Vec::with_capacity(decoders);
         let mut threads = Vec::with_capacity(decoders);
         for index in 0..decoders {
             let (step_tx, step_rx) = sync_channel::<Result<Step>>(queued_ranges(decoders));
             let (mut decoder, ranges) = (decoder.clone(), Arc::clone(&ranges));
-            let turn = Turn {
-                first: index as u64,
-                every: decoders as u64,
-            };
+            let claims = Arc::clone(&claims);
             let thread = spawn_decoder(index, move || {
-                range_loop(&mut decoder, &ranges, turn, batch_size, &step_tx)
+                let claim = || claims.claim(index);
+                range_loop(&mut decoder, &ranges, claim, batch_size, &step_tx)
             })?;
             outputs.push(step_rx);
             threads.push(thread);
         }
         let none = || Arc::new(AtomicUsize::new(0));
-        Ok(Self::taking(outputs, threads, start, true, none(), none()))
+        let mut pipeline = Self::taking(outputs, threads, start, true, none(), none());
+        pipeline.claims = Some(claims);
+        Ok(pipeline)
     }
 }
 
 /// Decoded ranges each of `decoders` decoders may hold ready before it waits: a share of
-/// [`QUEUED_RANGES`]. The caller takes them strictly in turn while the decoders run at
-/// their own pace (a range decodes faster or slower, a decoder shares its CPU now and
+/// [`QUEUED_RANGES`]. The caller takes them strictly in file order while the decoders run
+/// at their own pace (a range decodes faster or slower, a decoder shares its CPU now and
 /// then), so the slack lets a decoder that is ahead keep decoding instead of leaving its
 /// CPU idle; with few decoders each gets more of it, and the memory stays the same at
 /// any count.
@@ -61,19 +63,13 @@ fn queued_ranges(decoders: usize) -> usize {
     (QUEUED_RANGES / decoders.max(1)).max(QUEUED_PER_DECODER)
 }
 
-/// Which ranges of a file are one decoder's: `first`, `first + every`, ….
-#[derive(Debug, Clone, Copy)]
-struct Turn {
-    first: u64,
-    every: u64,
-}
-
-/// A decoder thread of a file: reads, cuts and decodes its ranges of `ranges` in order,
-/// then reports the end if its turn follows the last range, and stops.
+/// A decoder thread of a file: reads, cuts and decodes the ranges of `ranges` it claims
+/// (ascending), sending each whole on `steps`; reports the end if it claims the range
+/// after the last, and stops when nothing is left to claim.
 fn range_loop(
     decoder: &mut RowDecoder,
     ranges: &FileRanges,
-    turn: Turn,
+    claim: impl Fn() -> Option<u64>,
     batch_size: usize,
     steps: &SyncSender<Result<Step>>,
 ) {
@@ -81,8 +77,7 @@ fn range_loop(
     // thread's, mapped and warm, rather than a fresh buffer each chunk.
     let mut chunk = LineChunk::default();
     let count = ranges.count();
-    let mut n = turn.first;
-    loop {
+    while let Some(n) = claim() {
         let step = match ranges.range(n) {
             Some(range) => match catch_unwind(AssertUnwindSafe(|| {
                 decode_range(decoder, &range, batch_size, &mut chunk)
@@ -97,7 +92,6 @@ fn range_loop(
         if steps.send(step).is_err() || last {
             return;
         }
-        n += turn.every;
     }
 }
 

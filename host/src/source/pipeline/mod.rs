@@ -4,10 +4,11 @@
 //! The work is either chunks of lines the feeder cut itself (stdin, which only one thread
 //! can read) or byte ranges of a file ([`FileRanges`](super::ranges::FileRanges), in
 //! `files`), which each decoder reads and cuts on its own, so reading a file scales with
-//! the decoders; a file needs no feeder at all, since range `n` is decoder `n % threads`'s
-//! and each computes its own. Job `n` comes back whole, as one message, from decoder
-//! `n % threads`'s output, so order needs no reordering buffer: each decoder handles its
-//! jobs in order, and the caller reads the decoders' outputs in turn. Every channel is
+//! the decoders; a file needs no feeder at all, since each decoder claims the next range
+//! itself when it is free (`claims`). A job comes back whole, as one message, on the
+//! output of the decoder that has it (stdin's chunk `n`: decoder `n % threads`; a file's
+//! range: its claimer), so order needs no reordering buffer: each decoder handles its
+//! jobs in order, and the caller reads each job from its decoder's output. Every channel is
 //! bounded (a few jobs per decoder), so a slow caller holds the decoders and the feeder
 //! back. End of input and errors of the feeding side travel in sequence like jobs (the end
 //! of a file comes from the decoder whose turn follows the last range); a panic on any
@@ -31,6 +32,7 @@ use super::decode::{Decoded, RowDecoder};
 use super::lines::LineChunk;
 use crate::error::{Error, Result};
 
+mod claims;
 mod files;
 
 /// Jobs (chunks or ranges) waiting in each channel, in front of and behind every decoder.
@@ -86,6 +88,9 @@ enum Job {
 pub(crate) struct Pipeline {
     outputs: Vec<Receiver<Result<Step>>>,
     threads: Vec<JoinHandle<()>>,
+    /// A file's claims, which say whose output holds the next range (`None`: job `n` is
+    /// decoder `n % threads`'s).
+    claims: Option<Arc<claims::RangeClaims>>,
     /// Sequence number of the next job to take.
     next: usize,
     /// Jobs taken so far, shared with the feeder (see [`Feeder::caught_up`]).
@@ -171,6 +176,7 @@ impl Pipeline {
         Self {
             outputs,
             threads,
+            claims: None,
             next: 0,
             taken,
             decoded_by_feeder,
@@ -202,13 +208,23 @@ impl Pipeline {
             if self.finished {
                 return Err(PipelineEnd::Done);
             }
-            let slot = self.next % self.outputs.len();
+            let slot = match &self.claims {
+                None => Some(self.next % self.outputs.len()),
+                Some(claims) => {
+                    let threads = &self.threads;
+                    claims.owner_of_next(|| !threads.iter().all(JoinHandle::is_finished))
+                }
+            };
             self.next += 1;
-            let step = self.outputs[slot].recv().unwrap_or_else(|_| {
+            let stopped = || {
                 Err(Error::Execution(
                     "a decoder thread of the source stopped unexpectedly".into(),
                 ))
-            });
+            };
+            let step = match slot {
+                Some(slot) => self.outputs[slot].recv().unwrap_or_else(|_| stopped()),
+                None => stopped(),
+            };
             self.taken.store(self.next, Ordering::Release);
             match step {
                 Ok(Step::Piece(piece)) => return Ok(piece),
