@@ -1,15 +1,14 @@
 //! Decodes chunks of CSV or JSON lines into Arrow batches with arrow-csv / arrow-json, and
 //! pins a decoding failure to the exact line.
 
-use arrow::array::AsArray;
 use arrow::compute::concat_batches;
-use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use arrow::datatypes::SchemaRef;
 use arrow::error::ArrowError;
 use arrow::record_batch::RecordBatch;
 
+use super::line_decoder::LineDecoder;
 use super::lines::LineChunk;
 use super::plain_csv::PlainCsv;
-use super::timestamps;
 use crate::nulls::NullColumns;
 use crate::sql::FormatKind;
 use crate::time::{EventTimeRule, LocalTimes};
@@ -203,6 +202,18 @@ impl RowDecoder {
         (batch, kept, bad)
     }
 
+    /// A fresh arrow decoder of this decoder's format, schema and projection, with room
+    /// for `lines` lines.
+    fn line_decoder(&self, lines: usize) -> Result<LineDecoder, ArrowError> {
+        LineDecoder::new(
+            self.format,
+            &self.schema,
+            self.delimiter,
+            self.projection.as_deref(),
+            lines,
+        )
+    }
+
     /// Decodes lines `lines` of the chunk with one decoder, fed line by line so that a line
     /// holding anything but one whole record is noticed, or, for CSV lines that cannot
     /// hold anything else (no quotes, no lone carriage returns), all at once.
@@ -222,8 +233,8 @@ impl RowDecoder {
             }
         }
         let mut decoder = match self.spare.take() {
-            Some(spare) if spare.batch_size > lines.len() => spare,
-            _ => LineDecoder::new(self, lines.len())?,
+            Some(spare) if spare.fits(lines.len()) => spare,
+            _ => self.line_decoder(lines.len())?,
         };
         if one_record_per_line {
             // Every line is one record: the lines go to the decoder at once, and only the
@@ -257,7 +268,7 @@ impl RowDecoder {
 
     /// Decodes one line that must hold exactly one record.
     fn decode_one(&mut self, line: &[u8]) -> Result<RecordBatch, String> {
-        let mut decoder = LineDecoder::new(self, 1).map_err(|e| self.describe(&e))?;
+        let mut decoder = self.line_decoder(1).map_err(|e| self.describe(&e))?;
         let records = decoder.feed(line).map_err(|e| self.describe(&e))?;
         if records != 1 {
             return Err(self.not_one_record(records));
@@ -332,153 +343,6 @@ impl RowDecoder {
     }
 }
 
-/// One arrow-csv or arrow-json decoder, fed one line at a time.
-#[derive(Debug)]
-struct LineDecoder {
-    format: FormatDecoder,
-    /// Records the decoder takes before it must be flushed.
-    batch_size: usize,
-    /// CSV timestamp columns without a time zone, which arrow-csv decodes as text and
-    /// [`timestamps`] converts: (position in the decoded batch, index in the source's
-    /// schema, unit).
-    timestamps: Vec<(usize, usize, TimeUnit)>,
-    /// The decoded batch's schema (the source's, projected) once they are converted.
-    decoded_schema: SchemaRef,
-}
-
-enum FormatDecoder {
-    Csv(Box<arrow::csv::reader::Decoder>),
-    Json(Box<arrow::json::reader::Decoder>),
-}
-
-impl std::fmt::Debug for FormatDecoder {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Self::Csv(_) => "Csv",
-            Self::Json(_) => "Json",
-        })
-    }
-}
-
-impl LineDecoder {
-    /// A decoder with room for one record more than `lines`, so that a surplus record
-    /// is seen rather than left undecoded.
-    fn new(row_decoder: &RowDecoder, lines: usize) -> Result<Self, ArrowError> {
-        let batch_size = lines + 1;
-        let projection = row_decoder.projection.clone();
-        let schema = &row_decoder.schema;
-        let decoded_schema = match &projection {
-            Some(columns) => std::sync::Arc::new(schema.project(columns)?),
-            None => schema.clone(),
-        };
-        let mut timestamps = Vec::new();
-        let format = match row_decoder.format {
-            FormatKind::Csv => {
-                // Timestamps without a zone are read as text, and parsed by `timestamps`.
-                let decoded: Vec<usize> = match &projection {
-                    Some(columns) => columns.clone(),
-                    None => (0..schema.fields().len()).collect(),
-                };
-                for (position, &index) in decoded.iter().enumerate() {
-                    if let DataType::Timestamp(unit, None) = schema.field(index).data_type() {
-                        timestamps.push((position, index, *unit));
-                    }
-                }
-                let fields: Vec<Field> = (schema.fields().iter().enumerate())
-                    .map(
-                        |(index, field)| match timestamps.iter().any(|t| t.1 == index) {
-                            true => field.as_ref().clone().with_data_type(DataType::Utf8),
-                            false => field.as_ref().clone(),
-                        },
-                    )
-                    .collect();
-                let text_schema = Schema::new_with_metadata(fields, schema.metadata().clone());
-                let mut builder = arrow::csv::ReaderBuilder::new(std::sync::Arc::new(text_schema))
-                    .with_header(false)
-                    .with_delimiter(row_decoder.delimiter)
-                    .with_batch_size(batch_size);
-                if let Some(columns) = projection {
-                    builder = builder.with_projection(columns);
-                }
-                FormatDecoder::Csv(Box::new(builder.build_decoder()))
-            }
-            FormatKind::Json => {
-                // Fields outside the decoded schema are skipped unread.
-                FormatDecoder::Json(Box::new(
-                    arrow::json::ReaderBuilder::new(decoded_schema.clone())
-                        .with_batch_size(batch_size)
-                        .build_decoder()?,
-                ))
-            }
-        };
-        Ok(Self {
-            format,
-            batch_size,
-            timestamps,
-            decoded_schema,
-        })
-    }
-
-    /// Complete records buffered so far (arrow-json counts a partly decoded one too).
-    fn buffered(&self) -> usize {
-        match &self.format {
-            FormatDecoder::Csv(d) => self.batch_size - d.capacity(),
-            FormatDecoder::Json(d) => d.len(),
-        }
-    }
-
-    /// Feeds one whole line (ending in a newline) and returns how many complete records
-    /// it held; a line that leaves a record unfinished counts as none.
-    fn feed(&mut self, line: &[u8]) -> Result<usize, ArrowError> {
-        let before = self.buffered();
-        let mut offset = 0;
-        while offset < line.len() {
-            let read = match &mut self.format {
-                FormatDecoder::Csv(d) => d.decode(&line[offset..])?,
-                FormatDecoder::Json(d) => d.decode(&line[offset..])?,
-            };
-            if read == 0 {
-                // Full: the lines so far hold more records than there are lines.
-                return Ok(usize::MAX);
-            }
-            offset += read;
-        }
-        // arrow-csv counts a record once its terminator is read, so an unfinished one
-        // (an open quote) adds nothing; arrow-json counts it and says it is partial.
-        if let FormatDecoder::Json(d) = &self.format {
-            if d.has_partial_record() {
-                return Ok(0);
-            }
-        }
-        Ok(self.buffered() - before)
-    }
-
-    /// The decoded rows (possibly none); the decoder is empty again afterwards.
-    fn flush(&mut self) -> Result<RecordBatch, ArrowError> {
-        let batch = match &mut self.format {
-            FormatDecoder::Csv(d) => d.flush()?,
-            FormatDecoder::Json(d) => d.flush()?,
-        };
-        // No rows: an empty batch, which `RowDecoder::widen` gives the source's schema.
-        let Some(batch) = batch else {
-            return Ok(RecordBatch::new_empty(std::sync::Arc::new(
-                arrow::datatypes::Schema::empty(),
-            )));
-        };
-        if self.timestamps.is_empty() {
-            return Ok(batch);
-        }
-        let mut columns = batch.columns().to_vec();
-        for &(position, index, unit) in &self.timestamps {
-            let text = columns[position].as_string_opt::<i32>().ok_or_else(|| {
-                ArrowError::SchemaError("a timestamp column was not decoded as text".into())
-            })?;
-            columns[position] = timestamps::parse_column(text, unit, index)?;
-        }
-        RecordBatch::try_new(self.decoded_schema.clone(), columns)
-    }
-}
-
 /// Whether CSV text of whole lines holds exactly one record per line, whatever its fields:
 /// without a quote no record can span lines, and without a carriage return that does not
 /// end a line (`\r\n`) no line can end a record early. Scanned with `memchr`, so the
@@ -494,6 +358,7 @@ fn one_csv_record_per_line(text: &[u8]) -> bool {
 mod tests {
     use super::super::lines::LineReader;
     use super::*;
+    use arrow::array::AsArray;
     use arrow::datatypes::{DataType, Field, Schema};
     use std::sync::Arc;
 

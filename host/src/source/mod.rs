@@ -3,6 +3,7 @@
 mod decode;
 mod header;
 mod input_log;
+mod line_decoder;
 mod lines;
 mod memory;
 mod pipeline;
