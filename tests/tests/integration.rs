@@ -13,6 +13,7 @@ mod bounded_memory;
 mod checkpoint_faults;
 mod cli_errors;
 mod crash_recovery;
+mod crash_storage;
 mod newcomer;
 mod oracle_files;
 mod oracle_windows;

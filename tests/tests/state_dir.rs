@@ -168,3 +168,195 @@ fn inspect_names_a_corrupt_checkpoint_and_recovery_falls_back_to_the_one_before(
     assert_eq!(sorted(&dir.path().join("out.csv")), expected);
     assert!(inspect(dir.path()).contains("completed:"));
 }
+
+/// The script of `script`, with one piece replaced: what a user might change between
+/// runs.
+fn variant(dir: &Path, from: &str, to: &str) -> std::path::PathBuf {
+    let base = script(dir, "SUM(price)");
+    let sql = std::fs::read_to_string(&base).expect("script");
+    assert!(sql.contains(from), "{from}");
+    let path = dir.join("variant.sql");
+    std::fs::write(&path, sql.replace(from, to)).expect("script");
+    path
+}
+
+#[test]
+fn every_change_that_decides_state_or_output_is_refused_naming_what_changed() {
+    let cases = [
+        // The window is rewritten to plain columns in the plan: the query as written
+        // holds it.
+        (
+            "INTERVAL '10' SECOND",
+            "INTERVAL '20' SECOND",
+            "the query differs",
+            "'20' SECOND",
+        ),
+        (
+            "ts - INTERVAL '1' SECOND",
+            "ts - INTERVAL '3' SECOND",
+            "source 'bids' watermark differs",
+            "ts - 3000 ms",
+        ),
+        (
+            "format = 'csv', batch_size",
+            "format = 'csv', on_error = 'skip', batch_size",
+            "source 'bids' on_error differs",
+            "skip",
+        ),
+        (
+            "path = 'out.csv', format = 'csv'",
+            "path = 'out.csv', format = 'json'",
+            "sink 'out' differs",
+            "json",
+        ),
+        (
+            "price DOUBLE",
+            "price BIGINT",
+            "source 'bids' columns differs",
+            "Int64",
+        ),
+    ];
+    for (from, to, what, shown) in cases {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let first = script(dir.path(), "SUM(price)");
+        let crashed = run(dir.path(), &first, Some("before-complete"));
+        assert!(!crashed.status.success(), "{from}");
+        let changed = variant(dir.path(), from, to);
+        let out = run(dir.path(), &changed, None);
+        common::assert_clean_error(&out, &["another query", what, shown]);
+        // Nothing was written from the old state.
+        assert!(!dir.path().join("out.csv").exists(), "{from}");
+    }
+}
+
+#[test]
+fn a_changed_window_is_refused_before_any_checkpoint_with_only_the_wal() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let write = |size: u32| {
+        let path = dir.path().join(format!("q{size}.sql"));
+        std::fs::write(
+            &path,
+            format!(
+                "CREATE SOURCE bids (ts BIGINT, auction BIGINT, price DOUBLE)
+                 WITH (connector = 'stdin', format = 'csv');
+                 SELECT auction, window_start, COUNT(*) AS n
+                 FROM TUMBLE(TABLE bids, DESCRIPTOR(ts), INTERVAL '{size}' SECOND)
+                 GROUP BY auction, window_start, window_end;"
+            ),
+        )
+        .expect("script");
+        path
+    };
+    let (ten, twenty) = (write(10), write(20));
+    // A durable stdin run killed after its first WAL append, long before a checkpoint.
+    let mut cmd = laminar();
+    cmd.current_dir(dir.path())
+        .arg("run")
+        .arg(&ten)
+        .args(["--state-dir", "state", "--checkpoint-interval", "1h"])
+        .env("LAMINAR_CRASH_AT", "wal-after-append")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    let mut child = cmd.spawn().expect("spawn");
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().expect("stdin");
+        let _ = stdin.write_all(b"ts,auction,price\n1000,1,2.5\n2000,1,3.5\n");
+    }
+    let status = child.wait().expect("wait");
+    assert!(!status.success());
+    assert!(dir.path().join("state/query-1/wal").is_dir());
+    assert!(!dir
+        .path()
+        .join("state/query-1/checkpoints")
+        .read_dir()
+        .expect("checkpoints")
+        .any(|e| e.is_ok_and(|e| e.path().extension().is_some_and(|x| x == "ckpt"))));
+    let out = laminar()
+        .current_dir(dir.path())
+        .arg("run")
+        .arg(&twenty)
+        .args(["--state-dir", "state"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run");
+    common::assert_clean_error(&out, &["another query", "the query differs", "'20' SECOND"]);
+}
+
+/// A stdin run under load: many WAL segments between two checkpoints. With the newest
+/// checkpoint damaged, recovery falls back to the one before it, whose input the WAL must
+/// still hold; `state inspect` says so only when it is true.
+#[test]
+fn a_stdin_run_falls_back_to_the_older_checkpoint_after_the_wal_rotated() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut input = String::from("ts,auction,price\n");
+    for i in 0..6000 {
+        input.push_str(&format!("{},{},{}.25\n", i * 40, i % 7, i % 13));
+    }
+    let script = dir.path().join("q.sql");
+    std::fs::write(
+        &script,
+        "CREATE SOURCE bids (ts BIGINT, auction BIGINT, price DOUBLE,
+            WATERMARK FOR ts AS ts - INTERVAL '1' SECOND)
+         WITH (connector = 'stdin', format = 'csv', batch_size = '1000');
+         CREATE SINK out WITH (connector = 'file', path = 'out.csv', format = 'csv');
+         INSERT INTO out SELECT auction, window_start, COUNT(*) AS n, SUM(price) AS v
+         FROM TUMBLE(TABLE bids, DESCRIPTOR(ts), INTERVAL '5' SECOND)
+         GROUP BY auction, window_start, window_end;",
+    )
+    .expect("script");
+    let run_with_stdin = |args: &[&str], crash: Option<&str>, stdin: &[u8]| {
+        let mut cmd = laminar();
+        cmd.current_dir(dir.path())
+            .arg("run")
+            .arg(&script)
+            .args(args);
+        match crash {
+            Some(point) => cmd.env("LAMINAR_CRASH_AT", point),
+            None => cmd.env_remove("LAMINAR_CRASH_AT"),
+        };
+        common::run_with_stdin(&mut cmd, stdin)
+    };
+    let plain = run_with_stdin(&[], None, input.as_bytes());
+    assert!(plain.status.success(), "{}", stderr(&plain));
+    let expected = sorted(&dir.path().join("out.csv"));
+    std::fs::remove_file(dir.path().join("out.csv")).expect("remove");
+
+    let durable = [
+        "--state-dir",
+        "state",
+        "--checkpoint-interval",
+        "1ms",
+        "--wal-segment-bytes",
+        "4096",
+    ];
+    // Every line is in the WAL when the run dies just before it completes.
+    let crashed = run_with_stdin(&durable, Some("before-complete"), input.as_bytes());
+    assert!(!crashed.status.success());
+    let checkpoints = dir.path().join("state/query-1/checkpoints");
+    let mut files: Vec<_> = std::fs::read_dir(&checkpoints)
+        .expect("checkpoints")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "ckpt"))
+        .collect();
+    files.sort();
+    assert_eq!(files.len(), 2, "{files:?}");
+    let newest = files.last().expect("a checkpoint").clone();
+    let mut bytes = std::fs::read(&newest).expect("read");
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0xff;
+    std::fs::write(&newest, bytes).expect("write");
+    let report = inspect(dir.path());
+    assert!(
+        report.contains("recovery: would succeed, from checkpoint"),
+        "{report}"
+    );
+
+    // Every line was logged: the restarted run replays the WAL and needs no more input.
+    let resumed = run_with_stdin(&durable, None, b"");
+    let err = stderr(&resumed);
+    assert!(resumed.status.success(), "{err}");
+    assert!(err.contains("falling back"), "{err}");
+    assert_eq!(sorted(&dir.path().join("out.csv")), expected);
+}

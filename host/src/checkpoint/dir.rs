@@ -26,7 +26,11 @@ use crate::state::StateStore;
 use crate::storage::Storage;
 
 pub(super) const FINGERPRINT_FILE: &str = "fingerprint";
-const FINGERPRINT_KEY: &[u8] = b"fingerprint";
+/// The key of the fingerprint in its file. Laminar 0.1 state dirs of checkpoint format 1
+/// kept another layout under `fingerprint`; they are refused as written by an earlier
+/// Laminar.
+const FINGERPRINT_KEY: &[u8] = b"fingerprint-v2";
+const OLD_FINGERPRINT_KEY: &[u8] = b"fingerprint";
 const DONE_FILE: &str = "done";
 const DONE_KEY: &[u8] = b"counters";
 pub(super) const CHECKPOINTS_DIR: &str = "checkpoints";
@@ -64,8 +68,11 @@ impl QueryDir {
     pub fn open(storage: Arc<dyn Storage>, path: &Path, fingerprint: &Fingerprint) -> Result<Self> {
         let io = |what: &str, e| Error::io(format!("{what} {}", path.display()), e);
         storage
-            .create_dir_all(&path.join(CHECKPOINTS_DIR))
+            .create_dir_all_durable(&path.join(CHECKPOINTS_DIR))
             .map_err(|e| io("cannot create state dir", e))?;
+        // The lock is a property of the running process, not durable state: it is taken
+        // on the file system itself, also when the storage is another one (tests).
+        std::fs::create_dir_all(path).map_err(|e| io("cannot create state dir", e))?;
         let lock =
             File::create(path.join(LOCK_FILE)).map_err(|e| io("cannot lock state dir", e))?;
         match lock.try_lock() {
@@ -256,6 +263,12 @@ fn damaged(file: &Path, why: &str) -> Error {
 pub(super) fn read_fingerprint(storage: &dyn Storage, dir: &Path) -> Result<Fingerprint> {
     let file = dir.join(FINGERPRINT_FILE);
     let store = StateStore::open_file(storage, &file)?;
+    if store.contains_key(OLD_FINGERPRINT_KEY) && !store.contains_key(FINGERPRINT_KEY) {
+        return Err(Error::StateDir {
+            dir: dir.display().to_string(),
+            message: "it was written by an earlier Laminar (state format 1), whose state this one cannot read; use another --state-dir, or remove this one to start over".into(),
+        });
+    }
     store
         .get::<Fingerprint>(FINGERPRINT_KEY)?
         .map(|a: &ArchivedFingerprint| a.into())

@@ -63,11 +63,42 @@ impl QueryReport {
             return Err(e.clone());
         }
         match self.checkpoints.iter().rev().find(|(_, _, m)| m.is_ok()) {
-            Some((file, _, Ok(m))) => Ok(format!("from checkpoint {} ({})", m.id, file.display())),
+            Some((file, _, Ok(m))) => {
+                if let (SourcePosition::Wal { lsn, .. }, Ok(segments)) = (&m.source, &self.wal) {
+                    wal_covers(segments, *lsn).map_err(|missing| {
+                        format!("checkpoint {} ({}) needs {missing}", m.id, file.display())
+                    })?;
+                }
+                Ok(format!("from checkpoint {} ({})", m.id, file.display()))
+            }
             _ if self.checkpoints.is_empty() => Ok("from the start (no checkpoint yet)".into()),
             _ => Err("no checkpoint can be read".into()),
         }
     }
+}
+
+/// Whether the WAL `segments` hold every record after `lsn`, as a replay from a checkpoint
+/// at `lsn` reads them; else which records are missing.
+fn wal_covers(segments: &[SegmentSummary], lsn: u64) -> std::result::Result<(), String> {
+    let Some(first) = segments.first() else {
+        return match lsn {
+            0 => Ok(()),
+            _ => Err(format!(
+                "the WAL records after LSN {lsn}, and the WAL holds none"
+            )),
+        };
+    };
+    let next = segments.last().map_or(first.first_lsn, |s| {
+        s.last_lsn.map_or(s.first_lsn, |l| l + 1)
+    });
+    let from = lsn + 1;
+    if from < first.first_lsn || from > next {
+        return Err(format!(
+            "the WAL records from LSN {from}, but the WAL holds LSNs {}..{next} (exclusive)",
+            first.first_lsn
+        ));
+    }
+    Ok(())
 }
 
 /// Reads the state directory `dir` (as `--state-dir` names it).
@@ -152,11 +183,17 @@ impl fmt::Display for QueryReport {
         match &self.fingerprint {
             None => writeln!(f, "  fingerprint: none yet")?,
             Some(Ok(fp)) => {
-                let plan = fp.query.lines().next().unwrap_or("").trim();
+                let query = fp
+                    .parts
+                    .iter()
+                    .find(|p| p.what == "the query")
+                    .map_or("", |p| p.value.as_str());
                 writeln!(
                     f,
-                    "  fingerprint: Laminar {} (state format {}), plan `{}`",
-                    fp.laminar_version, fp.format, plan
+                    "  fingerprint: Laminar {} (state format {}), query `{}`",
+                    fp.laminar_version,
+                    fp.format,
+                    crate::text::shown(&crate::error::one_line(query), 160)
                 )?;
                 for p in &fp.plugins {
                     writeln!(

@@ -9,7 +9,7 @@
 use rkyv::{Archive, Deserialize, Serialize};
 
 /// Version of the checkpoint layout; a state dir of another version is refused.
-pub const CHECKPOINT_FORMAT: u32 = 1;
+pub const CHECKPOINT_FORMAT: u32 = 2;
 
 /// The state-file key of the manifest.
 pub const MANIFEST_KEY: &[u8] = b"manifest";

@@ -22,7 +22,7 @@ mod window_state;
 
 pub use crash::crash_point;
 pub use dir::{LoadedCheckpoint, QueryDir};
-pub use fingerprint::{Fingerprint, PluginPrint};
+pub use fingerprint::{Fingerprint, FingerprintPart, PluginPrint};
 pub use inspect::{inspect, QueryReport, StateReport};
 pub use manifest::{Counters, Manifest, SourcePosition, CHECKPOINT_FORMAT};
 pub use window_state::{StateColumn, WindowRecord};

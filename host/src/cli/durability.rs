@@ -25,6 +25,11 @@ pub(crate) struct DurabilityArgs {
     /// fsync while more input keeps arriving (it is synced at once when input pauses).
     #[arg(long, value_name = "MS", default_value_t = 5)]
     wal_sync_ms: u64,
+    /// The size at which the write-ahead log starts a new segment file; segments are
+    /// removed once no kept checkpoint needs them.
+    #[arg(long, value_name = "BYTES", default_value_t = 64 << 20,
+          value_parser = clap::value_parser!(u64).range(4096..))]
+    wal_segment_bytes: u64,
 }
 
 impl DurabilityArgs {
@@ -35,7 +40,8 @@ impl DurabilityArgs {
         config.wal = config
             .wal
             .clone()
-            .interval(Duration::from_millis(self.wal_sync_ms));
+            .interval(Duration::from_millis(self.wal_sync_ms))
+            .segment_size(self.wal_segment_bytes);
     }
 }
 

@@ -1,5 +1,6 @@
 //! [`EngineConfig`]: the settings of an engine, and where its notices go.
 
+use std::io::Read;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -40,9 +41,40 @@ pub struct EngineConfig {
     pub checkpoint_interval: Duration,
     /// Group commit of the write-ahead log of durable stdin sources.
     pub wal: WalConfig,
-    /// The storage durable state goes through ([`FsStorage`]; fault-injection tests wrap
-    /// it in a [`crate::storage::FaultyStorage`]).
+    /// The storage durable state and file sinks go through ([`FsStorage`]; fault and
+    /// crash tests use a [`crate::storage::FaultyStorage`] or a
+    /// [`crate::storage::CrashStorage`]).
     pub storage: Arc<dyn Storage>,
+    /// Where `connector = 'stdin'` sources read (default: the process's standard input).
+    pub stdin: StdinReader,
+}
+
+/// Opens the input of `connector = 'stdin'` sources: the process's standard input, or any
+/// reader an embedding program supplies ([`StdinReader::new`]).
+#[derive(Clone)]
+pub struct StdinReader(Arc<dyn Fn() -> Box<dyn Read + Send> + Send + Sync>);
+
+impl StdinReader {
+    /// Each stdin source reads what `open` returns when the source is opened.
+    pub fn new(open: impl Fn() -> Box<dyn Read + Send> + Send + Sync + 'static) -> Self {
+        Self(Arc::new(open))
+    }
+
+    /// The process's standard input.
+    pub fn process() -> Self {
+        Self::new(|| Box::new(std::io::stdin()))
+    }
+
+    /// Opens the input.
+    pub(crate) fn open(&self) -> Box<dyn Read + Send> {
+        (self.0)()
+    }
+}
+
+impl std::fmt::Debug for StdinReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("StdinReader")
+    }
 }
 
 impl Default for EngineConfig {
@@ -57,6 +89,7 @@ impl Default for EngineConfig {
             checkpoint_interval: Duration::from_secs(10),
             wal: WalConfig::default(),
             storage: Arc::new(FsStorage::new()),
+            stdin: StdinReader::process(),
         }
     }
 }

@@ -21,6 +21,7 @@ use crate::plan::CompiledQuery;
 use crate::reactor::Aggregation;
 use crate::sink::Sink;
 use crate::source::Source;
+use crate::sql::{Connector, FormatKind, QueryStatement, SinkDef, SourceDef};
 use crate::storage::Storage;
 
 use super::RunSummary;
@@ -32,6 +33,10 @@ pub(crate) struct Checkpointer {
     interval: Duration,
     last: Instant,
     next_id: u64,
+    /// The source position of the older of the two checkpoints the directory keeps: the
+    /// input before it may be released (the newer one may be damaged, and recovery then
+    /// falls back to this one, which must still find its input).
+    fallback: Option<SourcePosition>,
 }
 
 /// What recovery brought back, applied to a freshly compiled query.
@@ -60,6 +65,7 @@ impl Checkpointer {
             interval,
             last: Instant::now(),
             next_id: 1,
+            fallback: None,
         })
     }
 
@@ -79,6 +85,7 @@ impl Checkpointer {
             return Ok(Resumed::default());
         };
         self.next_id = loaded.manifest.id + 1;
+        self.fallback = Some(loaded.manifest.source);
         let windows = restore(&loaded, query)?;
         Ok(Resumed {
             position: Some(loaded.manifest.source),
@@ -140,7 +147,11 @@ impl Checkpointer {
             groups,
         };
         let bytes = self.dir.write_checkpoint(&manifest, &records)?;
-        source.release_input(&manifest.source)?;
+        // The directory now keeps this checkpoint and the one before it: only the input
+        // before the older one is no longer needed.
+        if let Some(older) = self.fallback.replace(manifest.source) {
+            source.release_input(&older)?;
+        }
         self.next_id += 1;
         self.last = Instant::now();
         let took = started.elapsed();
@@ -220,9 +231,15 @@ fn restore(loaded: &LoadedCheckpoint, query: &mut CompiledQuery) -> Result<Optio
     }
 }
 
-/// The fingerprint of a compiled query: its plan, the definitions it reads and writes,
-/// and its plugins' content hashes and state versions.
-pub(crate) fn fingerprint(query: &CompiledQuery, relations: String) -> Result<Fingerprint> {
+/// The fingerprint of a compiled query: every part that decides its state and output
+/// (the statement as written, which holds its window; its plan; the source's columns,
+/// watermark and options; the sink) and its plugins' content hashes and state versions.
+pub(crate) fn fingerprint(
+    query: &CompiledQuery,
+    statement: &QueryStatement,
+    source: &SourceDef,
+    sink: Option<&SinkDef>,
+) -> Result<Fingerprint> {
     let mut plugins = Vec::new();
     for plugin in &query.plugins {
         let info = plugin.info();
@@ -243,10 +260,74 @@ pub(crate) fn fingerprint(query: &CompiledQuery, relations: String) -> Result<Fi
         });
     }
     Ok(Fingerprint::new(
-        query.plan_text.clone(),
-        relations,
+        fingerprint_parts(query, statement, source, sink),
         plugins,
     ))
+}
+
+/// The named parts of a query's identity. Left out on purpose: `batch_size` (results do
+/// not depend on it) and where stdout goes.
+fn fingerprint_parts(
+    query: &CompiledQuery,
+    statement: &QueryStatement,
+    source: &SourceDef,
+    sink: Option<&SinkDef>,
+) -> Vec<(String, String)> {
+    let mut parts = vec![
+        ("the query".to_string(), statement.query.to_string()),
+        ("the plan".to_string(), query.plan_text.clone()),
+    ];
+    let name = &source.name;
+    let columns = source
+        .schema
+        .fields()
+        .iter()
+        .map(|f| format!("{} {}", f.name(), f.data_type()))
+        .collect::<Vec<_>>()
+        .join(", ");
+    parts.push((format!("source '{name}' columns"), columns));
+    let watermark = match &source.watermark {
+        Some(w) => format!("{} - {} ms", w.column, w.delay_ms),
+        None => "none".to_string(),
+    };
+    parts.push((format!("source '{name}' watermark"), watermark));
+    let options = &source.options;
+    parts.push((
+        format!("source '{name}' connector"),
+        connector_text(&options.connector),
+    ));
+    let header = match options.header {
+        Some(true) => "true",
+        Some(false) => "false",
+        None => "auto",
+    };
+    let format = match options.format {
+        FormatKind::Csv => format!(
+            "csv, header {header}, delimiter {:?}",
+            char::from(options.delimiter)
+        ),
+        FormatKind::Json => "json".to_string(),
+    };
+    parts.push((format!("source '{name}' format"), format));
+    parts.push((
+        format!("source '{name}' on_error"),
+        format!("{:?}", options.on_error).to_lowercase(),
+    ));
+    if let Some(sink) = sink {
+        parts.push((
+            format!("sink '{}'", sink.name),
+            format!("{}, {:?}", connector_text(&sink.connector), sink.format).to_lowercase(),
+        ));
+    }
+    parts
+}
+
+fn connector_text(connector: &Connector) -> String {
+    match connector {
+        Connector::File(path) => format!("file {}", path.display()),
+        Connector::Stdio => "stdio".to_string(),
+        Connector::Memory => "memory".to_string(),
+    }
 }
 
 fn sha256_hex(bytes: &[u8]) -> String {

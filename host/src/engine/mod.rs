@@ -6,7 +6,7 @@ mod pipeline;
 mod run;
 mod summary;
 
-pub use config::{EngineConfig, NoticeHandler};
+pub use config::{EngineConfig, NoticeHandler, StdinReader};
 pub use summary::RunSummary;
 
 use std::collections::{HashMap, HashSet};
@@ -30,7 +30,6 @@ use crate::sql::{
 use crate::time::{EventTimeColumn, WatermarkSpec};
 use config::Notices;
 use durable::Checkpointer;
-use pipeline::finish_commit;
 
 /// Opens the sink that receives a query's rows when it has no `INSERT INTO`.
 pub type OutputFactory<'a> = dyn FnMut(&SchemaRef) -> Result<Box<dyn Sink>> + 'a;
@@ -260,8 +259,7 @@ impl Engine {
             .as_ref()
             .and_then(|s| self.sinks.get(s))
             .cloned();
-        let relations = format!("source: {def:?}; sink: {sink_def:?}");
-        let fingerprint = durable::fingerprint(&compiled, relations)?;
+        let fingerprint = durable::fingerprint(&compiled, statement, &def, sink_def.as_ref())?;
         let mut checkpointer = Checkpointer::open(
             Arc::clone(&self.config.storage),
             dir,
@@ -274,7 +272,7 @@ impl Engine {
                 ..
             }) = &sink_def
             {
-                finish_commit(path)?;
+                crate::sink::finish_commit(self.config.storage.as_ref(), path)?;
             }
             (self.notices.0)(&format!(
                 "this query already ran to completion with state dir {}; its results were written then (remove the state dir to run it again)",

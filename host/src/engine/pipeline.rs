@@ -1,7 +1,6 @@
 //! Building a query's pipeline: planning it, spreading its aggregate over the cores, and
 //! opening its source (at a checkpoint's position, for a durable run) and its sink.
 
-use std::path::Path;
 use std::sync::Arc;
 
 use super::durable::{Checkpointer, Resumed};
@@ -10,7 +9,7 @@ use crate::checkpoint::SourcePosition;
 use crate::error::{Error, Result};
 use crate::plan::CompiledQuery;
 use crate::reactor::{Aggregation, StatelessCores, Work};
-use crate::sink::{partial_path, FileSink, OutputFormat, Replace, Sink, WriterSink};
+use crate::sink::{FileSink, OutputFormat, Replace, Sink, WriterSink};
 use crate::source::{InputLog, LineSource, MemorySource, Source};
 use crate::sql::{Connector, FormatKind, QueryStatement, SourceDef};
 use crate::time::EventTimeStage;
@@ -88,10 +87,11 @@ impl Engine {
                 } else {
                     Replace::OnCommit
                 };
+                let storage = Arc::clone(&self.config.storage);
                 if durable {
-                    Box::new(FileSink::durable(path, replace, format))
+                    Box::new(FileSink::durable(storage, path, replace, format))
                 } else {
-                    Box::new(FileSink::new(path, replace, format))
+                    Box::new(FileSink::new(storage, path, replace, format))
                 }
             }
             Connector::Stdio | Connector::Memory => {
@@ -142,15 +142,35 @@ impl Engine {
                     "resuming after input line {}",
                     log.last_logged_line()
                 ));
+                // A feeding thread reads stdin, so that the run can checkpoint while the
+                // input pauses (a read on the query thread would block it).
                 Box::new(
-                    LineSource::open(def, batch_size)?
-                        .with_projection(read_columns)
-                        .with_event_time(event_time)
-                        .with_decode_threads(decode_threads)
-                        .with_log(log, bad_rows),
+                    LineSource::from_reader(
+                        def,
+                        self.config.stdin.open(),
+                        "stdin".into(),
+                        true,
+                        batch_size,
+                    )
+                    .with_projection(read_columns)
+                    .with_event_time(event_time)
+                    .with_decode_threads(decode_threads.max(1))
+                    .with_log(log, bad_rows),
                 )
             }
-            (_, None) => Box::new(
+            (Connector::Stdio, None) => Box::new(
+                LineSource::from_reader(
+                    def,
+                    self.config.stdin.open(),
+                    "stdin".into(),
+                    true,
+                    batch_size,
+                )
+                .with_projection(read_columns)
+                .with_event_time(event_time)
+                .with_decode_threads(decode_threads),
+            ),
+            (Connector::File(_), None) => Box::new(
                 LineSource::open(def, batch_size)?
                     .with_projection(read_columns)
                     .with_event_time(event_time)
@@ -166,23 +186,4 @@ impl Engine {
             }
         })
     }
-}
-
-/// Completes the commit of a durable run's sink file that a crash interrupted: the run was
-/// marked complete, but its file had not yet been renamed into place.
-pub(super) fn finish_commit(destination: &Path) -> Result<()> {
-    let partial = partial_path(destination);
-    if partial.exists() {
-        std::fs::rename(&partial, destination).map_err(|e| {
-            Error::io(
-                format!(
-                    "cannot rename {} to {}",
-                    partial.display(),
-                    destination.display()
-                ),
-                e,
-            )
-        })?;
-    }
-    Ok(())
 }

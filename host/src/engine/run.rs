@@ -40,6 +40,22 @@ pub(crate) fn run_query(
     };
     let mut outputs = Vec::new();
     while let Some(mut input) = source.next_batch()? {
+        if input.batch.num_rows() == 0 {
+            // A live input paused: a checkpoint that fell due is taken all the same.
+            if let Some(checkpointer) = durable.as_deref_mut() {
+                if checkpointer.due() {
+                    checkpoint(
+                        checkpointer,
+                        &mut query,
+                        &mut work,
+                        source,
+                        sink,
+                        &mut summary,
+                    )?;
+                }
+            }
+            continue;
+        }
         summary.events_read += input.batch.num_rows() as u64;
         match (&mut work, &mut query.event_time) {
             // Rows routed straight to the cores: the router copies each core's on-time
@@ -87,11 +103,10 @@ pub(crate) fn run_query(
         }
         if let Some(checkpointer) = durable.as_deref_mut() {
             if checkpointer.due() {
-                work.settle(&mut outputs)?;
-                write_all(&mut outputs, &mut query.after, sink, &mut summary)?;
-                checkpointer.checkpoint(
-                    &query,
-                    work.aggregation_mut(),
+                checkpoint(
+                    checkpointer,
+                    &mut query,
+                    &mut work,
                     source,
                     sink,
                     &mut summary,
@@ -119,6 +134,21 @@ pub(crate) fn run_query(
     sink.finish()?;
     fill_counts(&query, work.aggregation(), source, &mut summary, started);
     Ok(summary)
+}
+
+/// Settles what the windows closed into the sink, then takes a checkpoint.
+fn checkpoint(
+    checkpointer: &mut Checkpointer,
+    query: &mut CompiledQuery,
+    work: &mut Work,
+    source: &mut dyn Source,
+    sink: &mut dyn Sink,
+    summary: &mut RunSummary,
+) -> Result<()> {
+    let mut outputs = Vec::new();
+    work.settle(&mut outputs)?;
+    write_all(&mut outputs, &mut query.after, sink, summary)?;
+    checkpointer.checkpoint(query, work.aggregation_mut(), source, sink, summary)
 }
 
 fn fill_counts(

@@ -1,17 +1,24 @@
-//! The file a file sink writes: an earlier run's output is never destroyed by a run that
-//! fails. A bounded run writes a temporary file beside the destination and renames it into
-//! place once the run completes; an unbounded one (stdin) opens the destination only when
-//! its first result arrives.
+//! The file a file sink writes, through the [`Storage`] seam: an earlier run's output is
+//! never destroyed by a run that fails. A bounded run writes a temporary file beside the
+//! destination and renames it into place once the run completes; an unbounded one (stdin)
+//! opens the destination only when its first result arrives.
+//!
+//! What is durable when: [`SinkFile::sync`] (a checkpoint) syncs the file's bytes and, the
+//! first time, its name in its directory, so that the length a checkpoint records is
+//! always found again; [`SinkFile::commit`] syncs the file, renames it over the
+//! destination and syncs the directory. A restarted run that finds its run completed but
+//! the rename not done finishes it with [`finish_commit`].
 
-use std::fs::File;
-use std::io::{self, BufWriter, Seek, SeekFrom, Write};
+use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use arrow::record_batch::RecordBatch;
 
 use super::{OutputFormat, Sink, WriterSink};
 use crate::error::{Error, Result};
+use crate::storage::{parent_of, Storage, StorageFile};
 
 /// When the destination file is replaced.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,20 +32,38 @@ pub enum Replace {
     OnFirstWrite,
 }
 
-/// A destination file written through a buffer.
+/// A destination file written through a buffer and a [`Storage`].
 #[derive(Debug)]
 pub struct SinkFile {
+    storage: Arc<dyn Storage>,
     destination: PathBuf,
     replace: Replace,
     /// The file written: the temporary one for [`Replace::OnCommit`].
     path: PathBuf,
-    out: Option<BufWriter<File>>,
+    out: Option<BufWriter<StorageWriter>>,
     /// Bytes in the file: a resumed length plus everything written since.
     len: u64,
     /// Bytes from the start of the file whose writeback to disk has been started (see
     /// [`WRITEBACK_BYTES`]).
     written_back: u64,
+    /// The file's name is durable in its directory.
+    name_synced: bool,
     committed: bool,
+}
+
+/// A [`StorageFile`] as an [`io::Write`], for the sink's buffer.
+#[derive(Debug)]
+struct StorageWriter(Box<dyn StorageFile>);
+
+impl Write for StorageWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.write_all(buf)?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
 }
 
 /// Every this many bytes handed to the kernel, the sink asks it to start writing them to
@@ -51,34 +76,36 @@ const WRITEBACK_BYTES: u64 = 2 << 20;
 impl SinkFile {
     /// A sink file for `destination`. Nothing is created until the first write, and the
     /// destination is not touched before then.
-    pub fn new(destination: &Path, replace: Replace) -> Self {
+    pub fn new(storage: Arc<dyn Storage>, destination: &Path, replace: Replace) -> Self {
         let path = match replace {
             Replace::OnCommit => temporary_beside(destination),
             Replace::OnFirstWrite => destination.to_path_buf(),
         };
-        Self::at(destination, replace, path)
+        Self::at(storage, destination, replace, path)
     }
 
     /// A sink file of a durable run: with [`Replace::OnCommit`] the file written has a
     /// fixed name beside the destination ([`partial_path`]), so that a restarted run finds
     /// it and [`resume`](Self::resume)s it; a crash before the commit leaves the
     /// destination untouched.
-    pub fn durable(destination: &Path, replace: Replace) -> Self {
+    pub fn durable(storage: Arc<dyn Storage>, destination: &Path, replace: Replace) -> Self {
         let path = match replace {
             Replace::OnCommit => partial_path(destination),
             Replace::OnFirstWrite => destination.to_path_buf(),
         };
-        Self::at(destination, replace, path)
+        Self::at(storage, destination, replace, path)
     }
 
-    fn at(destination: &Path, replace: Replace, path: PathBuf) -> Self {
+    fn at(storage: Arc<dyn Storage>, destination: &Path, replace: Replace, path: PathBuf) -> Self {
         Self {
+            storage,
             destination: destination.to_path_buf(),
             replace,
             path,
             out: None,
             len: 0,
             written_back: 0,
+            name_synced: false,
             committed: false,
         }
     }
@@ -91,8 +118,17 @@ impl SinkFile {
             // at the first write.
             return Ok(());
         }
-        let file = std::fs::OpenOptions::new().write(true).open(&self.path)?;
-        let found = file.metadata()?.len();
+        if !self.storage.exists(&self.path)? {
+            return Err(io::Error::new(
+                io::ErrorKind::NotFound,
+                format!(
+                    "{} is missing, though its checkpoint recorded {len} bytes in it: it was removed outside Laminar",
+                    self.path.display()
+                ),
+            ));
+        }
+        let mut file = self.storage.open_append(&self.path)?;
+        let found = file.len()?;
         if found < len {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidData,
@@ -104,15 +140,14 @@ impl SinkFile {
         }
         file.set_len(len)?;
         file.sync_data()?;
-        let mut out = BufWriter::with_capacity(1 << 16, file);
-        out.seek(SeekFrom::End(0))?;
-        self.out = Some(out);
+        self.out = Some(BufWriter::with_capacity(1 << 16, StorageWriter(file)));
         self.len = len;
         self.written_back = len;
+        self.name_synced = true;
         Ok(())
     }
 
-    /// Asks the kernel to start writing to disk what it holds of the file beyond
+    /// Asks the storage to start writing to disk what it holds of the file beyond
     /// `written_back`, once that is [`WRITEBACK_BYTES`] or more; it returns at once and
     /// changes nothing the file holds. Only a hint: a sync still reports every failure.
     fn start_writeback(&mut self) {
@@ -121,31 +156,23 @@ impl SinkFile {
         let Some(len) = in_kernel
             .checked_sub(self.written_back)
             .filter(|&len| len >= WRITEBACK_BYTES)
-            .and_then(std::num::NonZeroU64::new)
         else {
             return;
         };
-        // `DONTNEED` starts the writeback of the range's dirty pages without waiting for
-        // it (and lets the kernel drop what is already clean: the sink never reads the
-        // file back).
-        #[cfg(target_os = "linux")]
-        let _ = rustix::fs::fadvise(
-            out.get_ref(),
-            self.written_back,
-            Some(len),
-            rustix::fs::Advice::DontNeed,
-        );
-        #[cfg(not(target_os = "linux"))]
-        let _ = len;
+        out.get_ref().0.start_writeback(self.written_back, len);
         self.written_back = in_kernel;
     }
 
-    /// Makes everything written so far durable and returns the file's length: what a
-    /// checkpoint records.
+    /// Makes everything written so far durable, the file's name in its directory
+    /// included, and returns the file's length: what a checkpoint records.
     pub fn sync(&mut self) -> io::Result<u64> {
         if let Some(out) = &mut self.out {
             out.flush()?;
-            out.get_ref().sync_data()?;
+            out.get_mut().0.sync_data()?;
+            if !self.name_synced {
+                self.storage.sync_dir(parent_of(&self.path))?;
+                self.name_synced = true;
+            }
         }
         Ok(self.len)
     }
@@ -160,10 +187,10 @@ impl SinkFile {
         &self.path
     }
 
-    fn open(&mut self) -> io::Result<&mut BufWriter<File>> {
+    fn open(&mut self) -> io::Result<&mut BufWriter<StorageWriter>> {
         if self.out.is_none() {
-            let file = File::create(&self.path)?;
-            self.out = Some(BufWriter::with_capacity(1 << 16, file));
+            let file = self.storage.create(&self.path)?;
+            self.out = Some(BufWriter::with_capacity(1 << 16, StorageWriter(file)));
         }
         self.out
             .as_mut()
@@ -171,18 +198,42 @@ impl SinkFile {
     }
 
     /// Makes the output final: flushes and syncs it and, for [`Replace::OnCommit`],
-    /// renames it over the destination (an empty result still replaces it).
+    /// renames it over the destination (an empty result still replaces it); the
+    /// directory is synced either way.
     pub fn commit(&mut self) -> io::Result<()> {
         let out = self.open()?;
         out.flush()?;
-        out.get_ref().sync_data()?;
+        out.get_mut().0.sync_data()?;
         if self.replace == Replace::OnCommit {
-            std::fs::rename(&self.path, &self.destination)?;
-            sync_parent(&self.destination)?;
+            self.storage.rename(&self.path, &self.destination)?;
         }
+        self.storage.sync_dir(parent_of(&self.destination))?;
+        self.name_synced = true;
         self.committed = true;
         Ok(())
     }
+}
+
+/// Completes the commit of a durable run's sink file that a crash interrupted: the run was
+/// marked complete, but its file had not yet been renamed into place (or the rename not
+/// made durable).
+pub fn finish_commit(storage: &dyn Storage, destination: &Path) -> Result<()> {
+    let partial = partial_path(destination);
+    let context = |e| {
+        Error::io(
+            format!(
+                "cannot rename {} to {}",
+                partial.display(),
+                destination.display()
+            ),
+            e,
+        )
+    };
+    if storage.exists(&partial).map_err(context)? {
+        storage.rename(&partial, destination).map_err(context)?;
+    }
+    storage.sync_dir(parent_of(destination)).map_err(context)?;
+    Ok(())
 }
 
 impl Write for SinkFile {
@@ -217,7 +268,7 @@ impl Drop for SinkFile {
             && self.out.take().is_some()
         {
             // The run failed: its partial output goes, the destination stays as it was.
-            let _ = std::fs::remove_file(&self.path);
+            let _ = self.storage.remove_file(&self.path);
         }
     }
 }
@@ -228,14 +279,25 @@ pub struct FileSink {
 }
 
 impl FileSink {
-    /// A sink writing `format` to `destination`, replaced as `replace` says.
-    pub fn new(destination: &Path, replace: Replace, format: OutputFormat) -> Self {
-        Self::over(SinkFile::new(destination, replace), format)
+    /// A sink writing `format` to `destination` through `storage`, replaced as `replace`
+    /// says.
+    pub fn new(
+        storage: Arc<dyn Storage>,
+        destination: &Path,
+        replace: Replace,
+        format: OutputFormat,
+    ) -> Self {
+        Self::over(SinkFile::new(storage, destination, replace), format)
     }
 
     /// The sink of a durable run (see [`SinkFile::durable`]).
-    pub fn durable(destination: &Path, replace: Replace, format: OutputFormat) -> Self {
-        Self::over(SinkFile::durable(destination, replace), format)
+    pub fn durable(
+        storage: Arc<dyn Storage>,
+        destination: &Path,
+        replace: Replace,
+        format: OutputFormat,
+    ) -> Self {
+        Self::over(SinkFile::durable(storage, destination, replace), format)
     }
 
     fn over(file: SinkFile, format: OutputFormat) -> Self {
@@ -318,29 +380,21 @@ fn temporary_beside(destination: &Path) -> PathBuf {
     ))
 }
 
-/// Syncs the directory holding `path`, so that a rename in it is durable.
-pub(crate) fn sync_parent(path: &Path) -> io::Result<()> {
-    let parent = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    #[cfg(unix)]
-    File::open(parent)?.sync_all()?;
-    #[cfg(not(unix))]
-    let _ = parent;
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::storage::FsStorage;
+
+    fn fs() -> Arc<dyn Storage> {
+        Arc::new(FsStorage::new())
+    }
 
     #[test]
     fn the_destination_is_replaced_only_on_commit() {
         let dir = tempfile::tempdir().unwrap();
         let dest = dir.path().join("out.csv");
         std::fs::write(&dest, "precious\n").unwrap();
-        let mut file = SinkFile::new(&dest, Replace::OnCommit);
+        let mut file = SinkFile::new(fs(), &dest, Replace::OnCommit);
         file.write_all(b"new\n").unwrap();
         file.flush().unwrap();
         assert_eq!(std::fs::read_to_string(&dest).unwrap(), "precious\n");
@@ -354,7 +408,7 @@ mod tests {
     fn writeback_is_started_as_the_file_grows_and_the_file_holds_every_byte() {
         let dir = tempfile::tempdir().unwrap();
         let dest = dir.path().join("out.csv");
-        let mut file = SinkFile::new(&dest, Replace::OnCommit);
+        let mut file = SinkFile::new(fs(), &dest, Replace::OnCommit);
         // Lines of odd lengths, so the buffer never ends on a round number.
         let mut want = Vec::new();
         let mut row = 0u64;
@@ -376,7 +430,7 @@ mod tests {
         file.commit().unwrap();
         assert_eq!(std::fs::read(&dest).unwrap(), want);
         // A resumed file starts its count at the length it resumes from.
-        let mut resumed = SinkFile::durable(&dest, Replace::OnFirstWrite);
+        let mut resumed = SinkFile::durable(fs(), &dest, Replace::OnFirstWrite);
         resumed.resume(1000).unwrap();
         assert_eq!(resumed.written_back, 1000);
     }
@@ -386,7 +440,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let dest = dir.path().join("out.csv");
         std::fs::write(&dest, "precious\n").unwrap();
-        let mut file = SinkFile::new(&dest, Replace::OnCommit);
+        let mut file = SinkFile::new(fs(), &dest, Replace::OnCommit);
         file.write_all(b"partial").unwrap();
         drop(file);
         assert_eq!(std::fs::read_to_string(&dest).unwrap(), "precious\n");
@@ -398,7 +452,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let dest = dir.path().join("out.csv");
         std::fs::write(&dest, "precious\n").unwrap();
-        let mut file = SinkFile::new(&dest, Replace::OnFirstWrite);
+        let mut file = SinkFile::new(fs(), &dest, Replace::OnFirstWrite);
         file.flush().unwrap();
         assert_eq!(std::fs::read_to_string(&dest).unwrap(), "precious\n");
         file.write_all(b"live\n").unwrap();

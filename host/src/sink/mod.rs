@@ -5,7 +5,7 @@ mod file;
 mod writer;
 
 pub use collect::CollectSink;
-pub use file::{partial_path, FileSink, Replace, SinkFile};
+pub use file::{finish_commit, partial_path, FileSink, Replace, SinkFile};
 pub use writer::{OutputFormat, WriterSink, TABLE_ROWS};
 
 use arrow::record_batch::RecordBatch;

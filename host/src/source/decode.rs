@@ -7,7 +7,7 @@ use arrow::error::ArrowError;
 use arrow::record_batch::RecordBatch;
 
 use super::line_decoder::LineDecoder;
-use super::lines::LineChunk;
+use super::lines::{too_long_message, LineChunk};
 use super::plain_csv::PlainCsv;
 use crate::nulls::NullColumns;
 use crate::sql::FormatKind;
@@ -181,7 +181,7 @@ impl RowDecoder {
                     }
                     Err(message) => bad.push(BadLine {
                         index: start,
-                        message,
+                        message: too_long_message(chunk.line(start)).unwrap_or(message),
                     }),
                 }
                 continue;
@@ -516,6 +516,57 @@ mod tests {
         assert_eq!(batch.num_rows(), 1);
         assert_eq!(bad.len(), 1);
         assert_eq!(bad[0].index, 1);
+    }
+
+    #[test]
+    fn the_placeholder_of_a_too_long_line_is_a_bad_row_for_every_decoder() {
+        use crate::source::lines::TOO_LONG_LINE;
+        let mut bytes = b"1,x\n".to_vec();
+        bytes.extend_from_slice(TOO_LONG_LINE);
+        bytes.extend_from_slice(b"2,y\n");
+        let strings = Arc::new(Schema::new(vec![Field::new("s", DataType::Utf8, true)]));
+        let two_strings = Arc::new(Schema::new(vec![
+            Field::new("s", DataType::Utf8, true),
+            Field::new("t", DataType::Utf8, true),
+        ]));
+        let json = b"{\"a\":1}\n"
+            .iter()
+            .chain(TOO_LONG_LINE)
+            .chain(b"{\"a\":2}\n");
+        let json: Vec<u8> = json.copied().collect();
+        let single: Vec<u8> = b"x\n"
+            .iter()
+            .chain(TOO_LONG_LINE)
+            .chain(b"y\n")
+            .copied()
+            .collect();
+        let cases: Vec<(RowDecoder, &[u8])> = vec![
+            (RowDecoder::new(FormatKind::Csv, schema(), b','), &bytes),
+            (RowDecoder::new(FormatKind::Csv, strings, b','), &single),
+            (
+                {
+                    let mut d = RowDecoder::new(FormatKind::Csv, two_strings, b',');
+                    d.set_projection(&[1]);
+                    d
+                },
+                &bytes,
+            ),
+            (RowDecoder::new(FormatKind::Json, schema(), b','), &json),
+        ];
+        for (i, (mut decoder, input)) in cases.into_iter().enumerate() {
+            let chunk = LineReader::new(input, false)
+                .next_chunk(10)
+                .unwrap()
+                .unwrap();
+            let decoded = decoder.decode(&chunk);
+            assert_eq!(decoded.kept, vec![0, 2], "case {i}");
+            assert_eq!(decoded.bad.len(), 1, "case {i}");
+            assert!(
+                decoded.bad[0].message.contains("longer than 16 MiB"),
+                "case {i}: {}",
+                decoded.bad[0].message
+            );
+        }
     }
 
     #[test]

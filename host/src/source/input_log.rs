@@ -17,21 +17,26 @@
 //! writes and syncs run on the WAL's own thread ([`BackgroundWal`]), so reading and
 //! decoding go on while the disk flushes.
 
-use std::collections::VecDeque;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use super::lines::LineChunk;
 use crate::checkpoint::SourcePosition;
 use crate::error::{Error, Result};
 use crate::storage::Storage;
-use crate::wal::{BackgroundWal, Lsn, RecordKind, WalConfig, WalError, WalWriter};
+use crate::wal::{
+    BackgroundWal, Lsn, RecordKind, WalConfig, WalError, WalReader, WalRecord, WalWriter,
+};
 
 /// The WAL of one stdin source, and the records a restarted run replays first.
 #[derive(Debug)]
 pub struct InputLog {
     wal: BackgroundWal,
-    /// Records beyond the checkpoint, read at open, handed out before stdin is read.
-    replay: VecDeque<(Lsn, LineChunk)>,
+    /// The WAL's directory, for messages.
+    dir: PathBuf,
+    /// The records beyond the checkpoint, read one at a time (a segment in memory at
+    /// most) and handed out before stdin is read; `None` once replay is done.
+    replay: Option<WalReader>,
     /// The last record handed out (replayed or appended), and its last line.
     lsn: Lsn,
     line: u64,
@@ -59,27 +64,27 @@ impl InputLog {
         };
         let (wal, recovery) =
             WalWriter::open(Arc::clone(&storage), dir, config).map_err(wal_error)?;
-        let mut replay = VecDeque::new();
+        let replay = recovery
+            .read_from(Arc::clone(&storage), lsn + 1)
+            .map_err(wal_error)?;
+        // The last line logged is in the last record: read it alone, not the whole tail.
         let mut logged_line = line;
-        for record in recovery.read_from(storage, lsn + 1).map_err(wal_error)? {
-            let record = record.map_err(wal_error)?;
-            let chunk = match record.kind {
-                RecordKind::InputLines => decode(&record.payload),
-                _ => decode_with_offsets(&record.payload),
-            };
-            let chunk = chunk.ok_or_else(|| {
-                Error::Execution(format!(
-                    "WAL record {} in {} is not a chunk of input lines",
-                    record.lsn,
-                    dir.display()
-                ))
-            })?;
-            logged_line = chunk.numbers.last().copied().unwrap_or(logged_line);
-            replay.push_back((record.lsn, chunk));
+        if recovery.last_lsn() > lsn {
+            let last = recovery
+                .read_from(storage, recovery.last_lsn())
+                .map_err(wal_error)?
+                .next()
+                .transpose()
+                .map_err(wal_error)?;
+            if let Some(record) = last {
+                let chunk = chunk_of(&record, dir)?;
+                logged_line = chunk.numbers.last().copied().unwrap_or(line);
+            }
         }
         Ok(Self {
             wal: BackgroundWal::spawn(wal).map_err(wal_error)?,
-            replay,
+            dir: dir.to_path_buf(),
+            replay: Some(replay),
             lsn,
             line,
             logged_line,
@@ -87,11 +92,18 @@ impl InputLog {
     }
 
     /// The next chunk the WAL holds beyond the checkpoint, or `None` once replay is done.
-    pub(crate) fn next_replayed(&mut self) -> Option<LineChunk> {
-        let (lsn, chunk) = self.replay.pop_front()?;
-        self.lsn = lsn;
+    pub(crate) fn next_replayed(&mut self) -> Result<Option<LineChunk>> {
+        let Some(reader) = &mut self.replay else {
+            return Ok(None);
+        };
+        let Some(record) = reader.next().transpose().map_err(wal_error)? else {
+            self.replay = None;
+            return Ok(None);
+        };
+        let chunk = chunk_of(&record, &self.dir)?;
+        self.lsn = record.lsn;
         self.line = chunk.numbers.last().copied().unwrap_or(self.line);
-        Some(chunk)
+        Ok(Some(chunk))
     }
 
     /// The last input line the log holds: a producer resends the lines after it.
@@ -159,6 +171,21 @@ pub(crate) fn stdin_has_input() -> bool {
     }
     #[cfg(not(unix))]
     false
+}
+
+/// The chunk of input lines a WAL record holds.
+fn chunk_of(record: &WalRecord, dir: &std::path::Path) -> Result<LineChunk> {
+    let chunk = match record.kind {
+        RecordKind::InputLines => decode(&record.payload),
+        _ => decode_with_offsets(&record.payload),
+    };
+    chunk.ok_or_else(|| {
+        Error::Execution(format!(
+            "WAL record {} in {} is not a chunk of input lines",
+            record.lsn,
+            dir.display()
+        ))
+    })
 }
 
 fn wal_error(err: WalError) -> Error {

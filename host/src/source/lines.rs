@@ -1,6 +1,35 @@
 //! Cuts a byte stream into chunks of whole lines, remembering each line's number.
+//!
+//! Memory stays bounded whatever the input: a chunk ends once it holds
+//! [`MAX_CHUNK_BYTES`], and a line longer than [`MAX_LINE_BYTES`] (a binary piped by
+//! mistake, a stream without newlines) is read past without being kept: the chunk holds
+//! [`TOO_LONG_LINE`] in its place, which no decoder accepts, so the line is a bad row
+//! named by its number (skipped and counted under `on_error = 'skip'`).
 
 use std::io::{BufRead, BufReader, Read};
+
+/// The longest line kept as a row, in bytes (its newline included).
+pub(crate) const MAX_LINE_BYTES: usize = 16 << 20;
+
+/// A chunk ends at the first line end after it holds this many bytes, whatever its number
+/// of lines: the unit of decoding and of the write-ahead log stays small.
+pub(crate) const MAX_CHUNK_BYTES: usize = 32 << 20;
+
+/// What a chunk holds in place of a line longer than [`MAX_LINE_BYTES`]: bytes that are
+/// not UTF-8, so that every decoder (CSV or JSON, any columns) refuses the line, and the
+/// decoder names the real cause when it sees them ([`too_long_message`]).
+pub(crate) const TOO_LONG_LINE: &[u8] = b"\xff\xfe laminar: line too long\n";
+
+/// The bad-row message for a line the chunk replaced by [`TOO_LONG_LINE`], if `line` is
+/// that placeholder.
+pub(crate) fn too_long_message(line: &[u8]) -> Option<String> {
+    (line == TOO_LONG_LINE).then(|| {
+        format!(
+            "the line is longer than {} MiB, the most one row may take (is the input a text file with one record per line?)",
+            MAX_LINE_BYTES >> 20
+        )
+    })
+}
 
 /// Up to `max_rows` non-blank lines and their 1-based line numbers.
 #[derive(Debug, Default)]
@@ -148,7 +177,9 @@ impl<R: Buffered> LineReader<R> {
                     chunk.numbers.push(self.line_number);
                 }
                 used = newline + 1;
-                if chunk.len() == max_rows {
+                if chunk.len() == max_rows
+                    || chunk.bytes.len() + (used - run_start) >= MAX_CHUNK_BYTES
+                {
                     break;
                 }
             }
@@ -159,7 +190,7 @@ impl<R: Buffered> LineReader<R> {
                 // A line longer than what is buffered: read it on its own.
                 self.read_one_line(chunk)?;
             }
-            if chunk.len() == max_rows {
+            if chunk.len() == max_rows || chunk.bytes.len() >= MAX_CHUNK_BYTES {
                 break;
             }
             if self.eager && chunk.len() > 0 && self.reader.buffered().is_empty() {
@@ -171,17 +202,47 @@ impl<R: Buffered> LineReader<R> {
     }
 
     /// Reads one line (through its newline, or to the end of input) into `chunk`,
-    /// skipping it if blank; at the end of input sets `done`.
+    /// skipping it if blank, and holding [`TOO_LONG_LINE`] in its place if it is longer
+    /// than [`MAX_LINE_BYTES`] (its bytes are read past a block at a time, never kept);
+    /// at the end of input sets `done`.
     fn read_one_line(&mut self, chunk: &mut LineChunk) -> std::io::Result<()> {
         let start = chunk.bytes.len();
-        let read = self.reader.read_until(b'\n', &mut chunk.bytes)?;
+        let mut read = 0usize;
+        let mut too_long = false;
+        loop {
+            let block = self.reader.fill_buf()?;
+            if block.is_empty() {
+                break;
+            }
+            let (take, ends) = match memchr::memchr(b'\n', block) {
+                Some(i) => (i + 1, true),
+                None => (block.len(), false),
+            };
+            if !too_long {
+                if read + take > MAX_LINE_BYTES {
+                    too_long = true;
+                    chunk.bytes.truncate(start);
+                } else {
+                    chunk.bytes.extend_from_slice(&block[..take]);
+                }
+            }
+            self.reader.consume(take);
+            read += take;
+            if ends {
+                break;
+            }
+        }
         if read == 0 {
             self.done = true;
             return Ok(());
         }
         self.consumed += read as u64;
         self.line_number += 1;
-        if is_blank(&chunk.bytes[start..]) {
+        if too_long {
+            chunk.starts.push(start);
+            chunk.bytes.extend_from_slice(TOO_LONG_LINE);
+            chunk.numbers.push(self.line_number);
+        } else if is_blank(&chunk.bytes[start..]) {
             chunk.bytes.truncate(start);
         } else {
             if chunk.bytes.last() != Some(&b'\n') {
@@ -307,5 +368,57 @@ mod tests {
         let chunk = resumed.next_chunk(5).unwrap().unwrap();
         assert_eq!(chunk.numbers, vec![2, 3]);
         assert_eq!(resumed.position(), (6, 3));
+    }
+
+    #[test]
+    fn a_line_longer_than_the_limit_is_replaced_and_read_past_without_keeping_it() {
+        let mut input = b"a,1\n".to_vec();
+        input.extend(std::iter::repeat_n(b'x', MAX_LINE_BYTES + 10));
+        input.extend_from_slice(b"\nb,2\n");
+        input.extend(std::iter::repeat_n(b'y', MAX_LINE_BYTES + 1));
+        let reader = BufReader::with_capacity(64 << 10, input.as_slice());
+        let mut lines = LineReader::new(reader, false);
+        let chunk = lines.next_chunk(100).unwrap().unwrap();
+        assert_eq!(chunk.numbers, vec![1, 2, 3, 4]);
+        assert_eq!(chunk.line(0), b"a,1\n");
+        assert_eq!(chunk.line(1), TOO_LONG_LINE);
+        assert_eq!(chunk.line(2), b"b,2\n");
+        assert_eq!(chunk.line(3), TOO_LONG_LINE, "the last line has no newline");
+        assert!(chunk.bytes.len() < 100, "{} bytes kept", chunk.bytes.len());
+        assert!(lines.next_chunk(100).unwrap().is_none());
+        assert_eq!(lines.position(), (input.len() as u64, 4));
+        assert!(too_long_message(chunk.line(1)).is_some_and(|m| m.contains("16 MiB")));
+        assert!(too_long_message(chunk.line(0)).is_none());
+        // A line of exactly the limit is kept.
+        let mut exact = std::iter::repeat_n(b'z', MAX_LINE_BYTES - 1).collect::<Vec<u8>>();
+        exact.push(b'\n');
+        let reader = BufReader::with_capacity(64 << 10, exact.as_slice());
+        let chunk = LineReader::new(reader, false)
+            .next_chunk(5)
+            .unwrap()
+            .unwrap();
+        assert_eq!(chunk.line(0).len(), MAX_LINE_BYTES);
+    }
+
+    #[test]
+    fn a_chunk_ends_at_its_byte_limit_whatever_its_row_limit() {
+        let line = [b'q'; 1023]
+            .iter()
+            .copied()
+            .chain([b'\n'])
+            .collect::<Vec<u8>>();
+        let input: Vec<u8> = line.repeat(MAX_CHUNK_BYTES / 1024 * 3);
+        let reader = BufReader::with_capacity(1 << 20, input.as_slice());
+        let mut lines = LineReader::new(reader, false);
+        let mut total = 0;
+        while let Some(chunk) = lines.next_chunk(usize::MAX).unwrap() {
+            assert!(
+                chunk.bytes.len() <= MAX_CHUNK_BYTES + (1 << 20),
+                "{}",
+                chunk.bytes.len()
+            );
+            total += chunk.len();
+        }
+        assert_eq!(total, MAX_CHUNK_BYTES / 1024 * 3);
     }
 }

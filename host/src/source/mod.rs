@@ -37,7 +37,9 @@ pub struct SourceBatch {
 
 /// A stream of decoded batches in arrival order.
 pub trait Source: Send {
-    /// The next batch, or `None` at the end of (bounded) input.
+    /// The next batch, or `None` at the end of (bounded) input. An unbounded source may
+    /// return a batch of no rows when its input has paused (an idle tick), so that the
+    /// caller can do timed work such as a checkpoint.
     fn next_batch(&mut self) -> Result<Option<SourceBatch>>;
     /// The declared schema of every batch.
     fn schema(&self) -> SchemaRef;

@@ -3,8 +3,10 @@
 use std::fs::File;
 use std::io::{BufReader, Read, Seek, SeekFrom};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
 
 use arrow::datatypes::SchemaRef;
+use arrow::record_batch::RecordBatch;
 
 use super::decode::{Decoded, RowDecoder};
 use super::header::Header;
@@ -20,6 +22,10 @@ use crate::time::EventTimeRule;
 
 /// Bytes read from the input at a time on the calling thread or stdin's reading thread.
 const READ_BUFFER: usize = 1 << 20;
+
+/// How long a live input (stdin) may deliver nothing before [`Source::next_batch`]
+/// returns an empty batch, so that a durable run checkpoints while its input pauses.
+const IDLE_TICK: Duration = Duration::from_millis(100);
 
 /// The lines of a source's input, read through a buffer.
 type InputLines = LineReader<BufReader<Box<dyn Read + Send>>>;
@@ -286,7 +292,7 @@ impl LineSource {
             };
             // Durable stdin: the WAL's chunks beyond the checkpoint first, then each chunk
             // read is appended before it goes to a decoder; positions are (LSN, line).
-            let replayed = locked(log).next_replayed();
+            let replayed = locked(log).next_replayed()?;
             if let Some(chunk) = replayed {
                 first = false;
                 return Ok(Cut::Chunk(chunk, locked(log).cursor()));
@@ -303,7 +309,7 @@ impl LineSource {
                 },
             )
         };
-        let pipeline = Pipeline::spawn(
+        let mut pipeline = Pipeline::spawn(
             cut,
             &self.decoder,
             self.decode_threads,
@@ -311,6 +317,9 @@ impl LineSource {
             self.position,
             !self.unbounded,
         )?;
+        if self.unbounded {
+            pipeline = pipeline.with_idle_after(IDLE_TICK);
+        }
         self.pipeline = Some(pipeline);
         Ok(())
     }
@@ -332,6 +341,11 @@ impl LineSource {
             }
             Err(PipelineEnd::Failed(e)) => Err(e),
             Err(PipelineEnd::Done) => Ok(None),
+            Err(PipelineEnd::Idle) => Ok(Some(SourceBatch {
+                batch: RecordBatch::new_empty(self.schema.clone()),
+                lines: Vec::new(),
+                times: None,
+            })),
         }
     }
 }
@@ -367,11 +381,11 @@ impl Source for LineSource {
         if self.pipeline.is_some() {
             return self.next_decoded();
         }
-        if let Some(chunk) = self
-            .log
-            .as_ref()
-            .and_then(|log| locked(log).next_replayed())
-        {
+        let replayed = match &self.log {
+            Some(log) => locked(log).next_replayed()?,
+            None => None,
+        };
+        if let Some(chunk) = replayed {
             self.first_chunk = false;
             return self.decode(chunk).map(Some);
         }

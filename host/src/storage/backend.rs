@@ -63,6 +63,24 @@ pub trait Storage: Send + Sync + fmt::Debug {
     /// Creates the directory `path` and its missing parents.
     fn create_dir_all(&self, path: &Path) -> io::Result<()>;
 
+    /// Creates the directory `path` and its missing parents, and makes their names durable:
+    /// each directory created is synced in its parent, top down. Without that a crash can
+    /// take a new directory away with every synced file in it.
+    fn create_dir_all_durable(&self, path: &Path) -> io::Result<()> {
+        let mut missing = Vec::new();
+        for dir in path.ancestors() {
+            if dir.as_os_str().is_empty() || self.exists(dir)? {
+                break;
+            }
+            missing.push(dir);
+        }
+        self.create_dir_all(path)?;
+        for dir in missing.iter().rev() {
+            self.sync_dir(parent_of(dir))?;
+        }
+        Ok(())
+    }
+
     /// The entries of directory `path` (full paths), sorted by name.
     fn read_dir(&self, path: &Path) -> io::Result<Vec<PathBuf>>;
 
@@ -94,5 +112,20 @@ pub trait StorageFile: Send + fmt::Debug {
     /// Whether the file is empty.
     fn is_empty(&self) -> io::Result<bool> {
         Ok(self.len()? == 0)
+    }
+
+    /// A hint that `len` bytes from `offset` were written and will not be read back: the
+    /// system may start writing them to disk now, so that a later sync waits for less.
+    /// Changes nothing the file holds; the default does nothing.
+    fn start_writeback(&self, offset: u64, len: u64) {
+        let _ = (offset, len);
+    }
+}
+
+/// The directory holding `path` (`.` for a bare file name).
+pub fn parent_of(path: &Path) -> &Path {
+    match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
     }
 }

@@ -188,6 +188,10 @@ impl StorageFile for FaultyFile {
         self.inner.set_len(len)
     }
 
+    fn start_writeback(&self, offset: u64, len: u64) {
+        self.inner.start_writeback(offset, len);
+    }
+
     fn len(&self) -> io::Result<u64> {
         self.inner.len()
     }

@@ -38,6 +38,17 @@ impl StorageFile for FsFile {
         self.0.set_len(len)
     }
 
+    fn start_writeback(&self, offset: u64, len: u64) {
+        // `DONTNEED` starts the writeback of the range's dirty pages without waiting for
+        // it (and lets the kernel drop what is already clean: nothing reads it back).
+        #[cfg(target_os = "linux")]
+        if let Some(len) = std::num::NonZeroU64::new(len) {
+            let _ = rustix::fs::fadvise(&self.0, offset, Some(len), rustix::fs::Advice::DontNeed);
+        }
+        #[cfg(not(target_os = "linux"))]
+        let _ = (offset, len);
+    }
+
     fn len(&self) -> io::Result<u64> {
         Ok(self.0.metadata()?.len())
     }

@@ -3,15 +3,18 @@
 //! `StorageBackend`), so tests can inject disk-full, short writes and fsync failures.
 //!
 //! This module owns the trait, the real file-system implementation ([`FsStorage`]), the
-//! fault-injecting test wrapper ([`FaultyStorage`]) and read-only file mappings
+//! fault-injecting test wrapper ([`FaultyStorage`]), the in-memory file system that
+//! drops what was not synced at a crash ([`CrashStorage`]) and read-only file mappings
 //! ([`MappedFile`], the one place with `unsafe`). It must not know any file format.
 
 mod backend;
+mod crash;
 mod faulty;
 mod fs;
 mod mmap;
 
-pub use backend::{Storage, StorageFile};
+pub use backend::{parent_of, Storage, StorageFile};
+pub use crash::CrashStorage;
 pub use faulty::FaultyStorage;
 pub use fs::FsStorage;
 pub use mmap::MappedFile;

@@ -59,7 +59,7 @@ impl WalWriter {
         config: WalConfig,
     ) -> Result<(Self, Recovery), WalError> {
         let dir = dir.as_ref().to_path_buf();
-        storage.create_dir_all(&dir).map_err(|e| {
+        storage.create_dir_all_durable(&dir).map_err(|e| {
             WalError::io(format!("cannot create WAL directory {}", dir.display()), e)
         })?;
         let recovery = recover(&*storage, &dir)?;

@@ -52,3 +52,24 @@ pub fn assert_clean_error(output: &Output, expected: &[&str]) {
         assert!(lines[0].contains(piece), "missing {piece:?} in: {err}");
     }
 }
+
+/// Runs `cmd` with `input` on its stdin (written from another thread, a broken pipe
+/// ignored) and collects its output.
+pub fn run_with_stdin(cmd: &mut Command, input: &[u8]) -> Output {
+    use std::io::Write;
+    use std::process::Stdio;
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn laminar");
+    let mut stdin = child.stdin.take().expect("stdin");
+    let input = input.to_vec();
+    let writer = std::thread::spawn(move || {
+        let _ = stdin.write_all(&input);
+    });
+    let output = child.wait_with_output().expect("wait for laminar");
+    let _ = writer.join();
+    output
+}

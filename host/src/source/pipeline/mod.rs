@@ -24,9 +24,10 @@
 use std::collections::VecDeque;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender};
 use std::sync::Arc;
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 use super::decode::{Decoded, RowDecoder};
 use super::lines::LineChunk;
@@ -93,6 +94,9 @@ pub(crate) struct Pipeline {
     claims: Option<Arc<claims::RangeClaims>>,
     /// Sequence number of the next job to take.
     next: usize,
+    /// For a live input (stdin): how long [`next`](Self::next) waits for the next chunk
+    /// before it returns [`PipelineEnd::Idle`].
+    idle_after: Option<Duration>,
     /// Jobs taken so far, shared with the feeder (see [`Feeder::caught_up`]).
     taken: Arc<AtomicUsize>,
     /// Chunks the feeder decoded itself (read by the tests).
@@ -178,6 +182,7 @@ impl Pipeline {
             threads,
             claims: None,
             next: 0,
+            idle_after: None,
             taken,
             decoded_by_feeder,
             pending: VecDeque::new(),
@@ -186,6 +191,14 @@ impl Pipeline {
             finished: false,
             join_on_drop,
         }
+    }
+
+    /// Makes [`next`](Self::next) return [`PipelineEnd::Idle`] when a live input has
+    /// delivered nothing for `wait`, so that the caller can do timed work (a checkpoint)
+    /// while the input pauses.
+    pub(crate) fn with_idle_after(mut self, wait: Duration) -> Self {
+        self.idle_after = Some(wait);
+        self
     }
 
     /// How many chunks the feeder decoded itself (a live input it had caught up with).
@@ -215,16 +228,23 @@ impl Pipeline {
                     claims.owner_of_next(|| !threads.iter().all(JoinHandle::is_finished))
                 }
             };
-            self.next += 1;
             let stopped = || {
                 Err(Error::Execution(
                     "a decoder thread of the source stopped unexpectedly".into(),
                 ))
             };
-            let step = match slot {
-                Some(slot) => self.outputs[slot].recv().unwrap_or_else(|_| stopped()),
-                None => stopped(),
+            let step = match (slot, self.idle_after) {
+                (Some(slot), Some(wait)) if self.claims.is_none() => {
+                    match self.outputs[slot].recv_timeout(wait) {
+                        Ok(step) => step,
+                        Err(RecvTimeoutError::Timeout) => return Err(PipelineEnd::Idle),
+                        Err(RecvTimeoutError::Disconnected) => stopped(),
+                    }
+                }
+                (Some(slot), _) => self.outputs[slot].recv().unwrap_or_else(|_| stopped()),
+                (None, _) => stopped(),
             };
+            self.next += 1;
             self.taken.store(self.next, Ordering::Release);
             match step {
                 Ok(Step::Piece(piece)) => return Ok(piece),
@@ -265,6 +285,9 @@ pub(crate) enum PipelineEnd {
     Failed(Error),
     /// The end or an error was already returned.
     Done,
+    /// A live input delivered nothing within the idle wait
+    /// ([`with_idle_after`](Pipeline::with_idle_after)); it may still deliver more.
+    Idle,
 }
 
 impl Drop for Pipeline {
