@@ -14,6 +14,7 @@ mod checkpoint_faults;
 mod cli_errors;
 mod crash_recovery;
 mod crash_storage;
+mod input_limits;
 mod newcomer;
 mod oracle_files;
 mod oracle_windows;

@@ -100,3 +100,71 @@ fn lines(rx: &Receiver<String>, count: usize) -> Vec<String> {
         })
         .collect()
 }
+
+/// A durable stdin run that gets a burst and then waits checkpoints all the same, at
+/// `--cores 1` (stdin read on the query thread before) and 2: the burst need not stay in
+/// the WAL, and a restart does not replay it all.
+#[test]
+fn a_durable_run_checkpoints_while_stdin_pauses() {
+    for cores in ["1", "2"] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let script = dir.path().join("q.sql");
+        std::fs::write(
+            &script,
+            "CREATE SOURCE clicks (ts BIGINT, page VARCHAR, WATERMARK FOR ts AS ts - INTERVAL '1' SECOND)
+               WITH (connector = 'stdin', format = 'csv', header = 'false');
+             SELECT page, window_start, COUNT(*) AS n
+             FROM TUMBLE(TABLE clicks, DESCRIPTOR(ts), INTERVAL '10' SECOND)
+             GROUP BY page, window_start, window_end;",
+        )
+        .expect("script");
+        let mut child = common::laminar()
+            .current_dir(dir.path())
+            .args(["run", "q.sql", "--output", "csv", "--cores", cores])
+            .args(["--state-dir", "state", "--checkpoint-interval", "300ms"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn laminar");
+        let mut stdin = child.stdin.take().expect("stdin");
+        let burst: String = (0..20_000)
+            .map(|i| format!("{},p{}\n", i * 5, i % 9))
+            .collect();
+        stdin.write_all(burst.as_bytes()).expect("burst");
+        stdin.flush().expect("flush");
+        let checkpoints = dir.path().join("state/query-1/checkpoints");
+        let has_checkpoint = || {
+            std::fs::read_dir(&checkpoints).is_ok_and(|entries| {
+                entries
+                    .flatten()
+                    .any(|e| e.path().extension().is_some_and(|x| x == "ckpt"))
+            })
+        };
+        // The burst takes a moment to go through; then the input pauses.
+        let mut waited = Duration::ZERO;
+        while !has_checkpoint() && waited < Duration::from_secs(20) {
+            std::thread::sleep(Duration::from_millis(100));
+            waited += Duration::from_millis(100);
+        }
+        std::thread::sleep(Duration::from_millis(800));
+        let report = common::laminar()
+            .current_dir(dir.path())
+            .args(["state", "inspect", "state"])
+            .output()
+            .expect("inspect");
+        let report = common::stdout(&report);
+        assert!(
+            has_checkpoint(),
+            "--cores {cores}: no checkpoint while stdin pauses: {report}"
+        );
+        // The checkpoint covers the whole burst: the newest one is at its last line.
+        assert!(
+            report.contains("input line 20000)"),
+            "--cores {cores}: the burst is not covered: {report}"
+        );
+        drop(stdin);
+        let out = child.wait_with_output().expect("wait");
+        assert!(out.status.success(), "{}", common::stderr(&out));
+    }
+}
