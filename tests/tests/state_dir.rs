@@ -360,3 +360,78 @@ fn a_stdin_run_falls_back_to_the_older_checkpoint_after_the_wal_rotated() {
     assert!(err.contains("falling back"), "{err}");
     assert_eq!(sorted(&dir.path().join("out.csv")), expected);
 }
+
+/// A run killed mid-way, for the identity tests: its source, sink and state dir.
+fn crashed_mid_way(dir: &Path) -> std::path::PathBuf {
+    let script = script(dir, "SUM(price)");
+    let crashed = run(dir, &script, Some("checkpoint-after-write:2"));
+    assert!(!crashed.status.success(), "{}", stderr(&crashed));
+    script
+}
+
+#[test]
+fn a_source_file_changed_under_a_resumed_run_is_refused_saying_so() {
+    // Edited before the offset the checkpoint read to.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let script = crashed_mid_way(dir.path());
+    let input = dir.path().join("in.csv");
+    let mut bytes = std::fs::read(&input).expect("input");
+    bytes[20] = if bytes[20] == b'7' { b'8' } else { b'7' };
+    std::fs::write(&input, &bytes).expect("edit");
+    let out = run(dir.path(), &script, None);
+    common::assert_clean_error(
+        &out,
+        &[
+            "source 'bids' file",
+            "is not the one the checkpoint read",
+            "remove the state dir",
+        ],
+    );
+
+    // Replaced by another, longer file.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let script = crashed_mid_way(dir.path());
+    let longer: String = std::iter::once("ts,auction,price\n".to_string())
+        .chain((0..900).map(|i| format!("{},{},{}.75\n", i * 100, i % 5, i % 3)))
+        .collect();
+    std::fs::remove_file(dir.path().join("in.csv")).expect("remove");
+    std::fs::write(dir.path().join("in.csv"), longer).expect("replace");
+    let out = run(dir.path(), &script, None);
+    common::assert_clean_error(
+        &out,
+        &["is not the one the checkpoint read", "bytes are not"],
+    );
+
+    // Appended to: the bytes read are the same, and the run goes on.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let script = crashed_mid_way(dir.path());
+    let mut file = std::fs::OpenOptions::new()
+        .append(true)
+        .open(dir.path().join("in.csv"))
+        .expect("open");
+    std::io::Write::write_all(&mut file, b"100000,1,1.5\n").expect("append");
+    let out = run(dir.path(), &script, None);
+    assert!(out.status.success(), "{}", stderr(&out));
+}
+
+#[test]
+fn a_sink_file_changed_under_a_resumed_run_is_refused_not_cut() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let script = crashed_mid_way(dir.path());
+    let partial = laminar::sink::partial_path(&dir.path().join("out.csv"));
+    let len = std::fs::metadata(&partial).expect("partial sink").len() as usize;
+    // A longer file of other bytes: once cut back to the checkpoint's length and appended
+    // to; now refused, and left as it is.
+    let other = "x".repeat(len + 100);
+    std::fs::write(&partial, &other).expect("replace");
+    let out = run(dir.path(), &script, None);
+    common::assert_clean_error(
+        &out,
+        &[
+            "sink file",
+            "is not the file the checkpoint recorded",
+            "remove the state dir",
+        ],
+    );
+    assert_eq!(std::fs::read_to_string(&partial).expect("sink"), other);
+}

@@ -232,7 +232,7 @@ impl fmt::Display for QueryReport {
                     m.open_windows,
                     m.groups,
                     bytes,
-                    m.sink_len.map_or("- (stdout)".to_string(), |l| format!("{l} bytes")),
+                    m.sink_file.map_or("- (stdout)".to_string(), |f| format!("{} bytes", f.len)),
                     m.counters.events_read,
                 )?,
                 Err(e) => writeln!(f, "  checkpoint file {}: CORRUPT: {e}", file.display())?,

@@ -8,6 +8,8 @@
 
 use rkyv::{Archive, Deserialize, Serialize};
 
+use super::identity::FileIdentity;
+
 /// Version of the checkpoint layout; a state dir of another version is refused.
 pub const CHECKPOINT_FORMAT: u32 = 2;
 
@@ -81,8 +83,11 @@ pub struct Manifest {
     pub created_unix_ms: i64,
     /// Where the source stood.
     pub source: SourcePosition,
-    /// The sink file's durable length in bytes (`None` for stdout and memory sinks).
-    pub sink_len: Option<u64>,
+    /// The source file as read up to `source`'s offset (file sources only), to
+    /// recognise it on recovery.
+    pub source_file: Option<FileIdentity>,
+    /// The sink file's durable length and checksum (`None` for stdout and memory sinks).
+    pub sink_file: Option<FileIdentity>,
     /// The run-summary counters.
     pub counters: Counters,
     /// The watermark generator: the largest event time seen.
@@ -132,7 +137,8 @@ impl From<&ArchivedManifest> for Manifest {
             id: a.id.to_native(),
             created_unix_ms: a.created_unix_ms.to_native(),
             source: (&a.source).into(),
-            sink_len: a.sink_len.as_ref().map(|l| l.to_native()),
+            source_file: a.source_file.as_ref().map(Into::into),
+            sink_file: a.sink_file.as_ref().map(Into::into),
             counters: (&a.counters).into(),
             max_event_time: a.max_event_time.as_ref().map(|t| t.to_native()),
             open_windows: a.open_windows.to_native(),
@@ -164,7 +170,13 @@ mod tests {
             id: 3,
             created_unix_ms: 1,
             source: SourcePosition::Wal { lsn: 9, line: 100 },
-            sink_len: Some(42),
+            source_file: None,
+            sink_file: Some(FileIdentity {
+                len: 42,
+                crc32c: 7,
+                device: 0,
+                inode: 0,
+            }),
             counters: Counters {
                 events_read: 7,
                 ..Counters::default()

@@ -16,6 +16,7 @@
 mod crash;
 mod dir;
 mod fingerprint;
+mod identity;
 mod inspect;
 mod manifest;
 mod window_state;
@@ -23,6 +24,8 @@ mod window_state;
 pub use crash::crash_point;
 pub use dir::{LoadedCheckpoint, QueryDir};
 pub use fingerprint::{Fingerprint, FingerprintPart, PluginPrint};
+pub use identity::FileIdentity;
+pub(crate) use identity::{check_prefix, RunningChecksum};
 pub use inspect::{inspect, QueryReport, StateReport};
 pub use manifest::{Counters, Manifest, SourcePosition, CHECKPOINT_FORMAT};
 pub use window_state::{StateColumn, WindowRecord};

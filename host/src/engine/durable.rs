@@ -12,8 +12,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::checkpoint::{
-    crash_point, Counters, Fingerprint, LoadedCheckpoint, Manifest, PluginPrint, QueryDir,
-    SourcePosition, WindowRecord, CHECKPOINT_FORMAT,
+    crash_point, Counters, FileIdentity, Fingerprint, LoadedCheckpoint, Manifest, PluginPrint,
+    QueryDir, SourcePosition, WindowRecord, CHECKPOINT_FORMAT,
 };
 use crate::error::{Error, Result};
 use crate::operator::WindowSnapshot;
@@ -44,8 +44,10 @@ pub(crate) struct Checkpointer {
 pub(crate) struct Resumed {
     /// Where the source reads on from.
     pub(crate) position: Option<SourcePosition>,
-    /// The sink's durable length at the checkpoint.
-    pub(crate) sink_len: Option<u64>,
+    /// The source file as the checkpoint saw it (file sources).
+    pub(crate) source_file: Option<FileIdentity>,
+    /// The sink file's durable length and checksum at the checkpoint.
+    pub(crate) sink_file: Option<FileIdentity>,
     /// The counters at the checkpoint.
     pub(crate) counters: Counters,
     /// The open windows at the checkpoint, for the query's aggregation to restore.
@@ -89,7 +91,8 @@ impl Checkpointer {
         let windows = restore(&loaded, query)?;
         Ok(Resumed {
             position: Some(loaded.manifest.source),
-            sink_len: loaded.manifest.sink_len,
+            source_file: loaded.manifest.source_file,
+            sink_file: loaded.manifest.sink_file,
             counters: loaded.manifest.counters,
             windows,
         })
@@ -114,7 +117,8 @@ impl Checkpointer {
         let started = Instant::now();
         crash_point("checkpoint-start");
         source.sync_input()?;
-        let sink_len = sink.sync()?;
+        let sink_file = sink.sync()?;
+        let source_file = source.file_identity()?;
         crash_point("checkpoint-after-sink-sync");
         let (records, groups) = match aggregation.as_deref_mut() {
             Some(aggregate) => {
@@ -140,7 +144,8 @@ impl Checkpointer {
                 .duration_since(UNIX_EPOCH)
                 .map_or(0, |d| d.as_millis() as i64),
             source: source.position(),
-            sink_len,
+            source_file,
+            sink_file,
             counters: counters_of(query, aggregation.as_deref(), source, summary),
             max_event_time: query.event_time.as_ref().and_then(|s| s.max_event_time()),
             open_windows: records.len() as u32,

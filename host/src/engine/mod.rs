@@ -289,7 +289,7 @@ impl Engine {
             None => output(&compiled.schema)?,
             Some(name) => self.open_sink(name, source.is_unbounded(), true)?,
         };
-        sink.resume(resumed.sink_len)?;
+        sink.resume(resumed.sink_file.as_ref())?;
         let mut work = self.work(&mut compiled, statement)?;
         if let (Some(aggregation), Some(windows)) = (work.aggregation_mut(), &resumed.windows) {
             aggregation.restore(windows)?;

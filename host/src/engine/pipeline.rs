@@ -177,7 +177,8 @@ impl Engine {
                     .with_decode_threads(decode_threads),
             ),
             (Connector::File(_), Some(_)) => {
-                let mut source = LineSource::open_at(def, batch_size, &position)?
+                let identity = durable.and_then(|(_, resumed)| resumed.source_file.as_ref());
+                let mut source = LineSource::open_at(def, batch_size, &position, identity)?
                     .with_projection(read_columns)
                     .with_event_time(event_time)
                     .with_decode_threads(decode_threads);

@@ -17,6 +17,7 @@ use std::sync::Arc;
 use arrow::record_batch::RecordBatch;
 
 use super::{OutputFormat, Sink, WriterSink};
+use crate::checkpoint::{check_prefix, FileIdentity, RunningChecksum};
 use crate::error::{Error, Result};
 use crate::storage::{parent_of, Storage, StorageFile};
 
@@ -49,6 +50,9 @@ pub struct SinkFile {
     /// The file's name is durable in its directory.
     name_synced: bool,
     committed: bool,
+    /// The checksum of every byte of the file, kept up as they are written: a checkpoint
+    /// records it, so that recovery recognises the file.
+    checksum: RunningChecksum,
 }
 
 /// A [`StorageFile`] as an [`io::Write`], for the sink's buffer.
@@ -107,43 +111,50 @@ impl SinkFile {
             written_back: 0,
             name_synced: false,
             committed: false,
+            checksum: RunningChecksum::default(),
         }
     }
 
-    /// Continues the file a crashed run wrote: cuts it back to `len` bytes, its length at
-    /// the checkpoint recovery resumes from, and appends after that.
-    pub fn resume(&mut self, len: u64) -> io::Result<()> {
+    /// Continues the file a crashed run wrote: checks that its first bytes are the ones
+    /// the checkpoint recovery resumes from recorded (`at`), cuts it back to them, and
+    /// appends after that.
+    pub fn resume(&mut self, at: &FileIdentity) -> io::Result<()> {
+        let len = at.len;
         if len == 0 {
             // Nothing was durable yet (the file may never have been created): start afresh
             // at the first write.
             return Ok(());
         }
-        if !self.storage.exists(&self.path)? {
-            return Err(io::Error::new(
-                io::ErrorKind::NotFound,
-                format!(
-                    "{} is missing, though its checkpoint recorded {len} bytes in it: it was removed outside Laminar",
-                    self.path.display()
-                ),
-            ));
-        }
-        let mut file = self.storage.open_append(&self.path)?;
-        let found = file.len()?;
-        if found < len {
-            return Err(io::Error::new(
+        let changed = |what: String| {
+            io::Error::new(
                 io::ErrorKind::InvalidData,
                 format!(
-                    "{} holds {found} bytes, fewer than the {len} its checkpoint recorded: it was changed outside Laminar",
+                    "{} is not the file the checkpoint recorded: {what}; restore it, or remove the state dir to start over",
                     self.path.display()
                 ),
-            ));
+            )
+        };
+        if !self.storage.exists(&self.path)? {
+            return Err(changed(format!(
+                "it is missing, though the checkpoint covers {len} bytes of it"
+            )));
         }
+        let checksum = {
+            let written = self.storage.open_read(&self.path)?;
+            let found = written.len()?;
+            check_prefix(at, (at.device, at.inode), found, |buf, offset| {
+                written.read_at(buf, offset)
+            })
+            .map_err(changed)?
+        };
+        let mut file = self.storage.open_append(&self.path)?;
         file.set_len(len)?;
         file.sync_data()?;
         self.out = Some(BufWriter::with_capacity(1 << 16, StorageWriter(file)));
         self.len = len;
         self.written_back = len;
         self.name_synced = true;
+        self.checksum = checksum;
         Ok(())
     }
 
@@ -164,8 +175,8 @@ impl SinkFile {
     }
 
     /// Makes everything written so far durable, the file's name in its directory
-    /// included, and returns the file's length: what a checkpoint records.
-    pub fn sync(&mut self) -> io::Result<u64> {
+    /// included, and returns the file's length and checksum: what a checkpoint records.
+    pub fn sync(&mut self) -> io::Result<FileIdentity> {
         if let Some(out) = &mut self.out {
             out.flush()?;
             out.get_mut().0.sync_data()?;
@@ -174,7 +185,7 @@ impl SinkFile {
                 self.name_synced = true;
             }
         }
-        Ok(self.len)
+        Ok(self.checksum.identity(0, 0))
     }
 
     /// The destination's path.
@@ -239,6 +250,7 @@ pub fn finish_commit(storage: &dyn Storage, destination: &Path) -> Result<()> {
 impl Write for SinkFile {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let n = self.open()?.write(buf)?;
+        self.checksum.extend(&buf[..n]);
         self.len += n as u64;
         self.start_writeback();
         Ok(n)
@@ -246,6 +258,7 @@ impl Write for SinkFile {
 
     fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
         self.open()?.write_all(buf)?;
+        self.checksum.extend(buf);
         self.len += buf.len() as u64;
         self.start_writeback();
         Ok(())
@@ -338,21 +351,21 @@ impl Sink for FileSink {
         })
     }
 
-    fn sync(&mut self) -> Result<Option<u64>> {
+    fn sync(&mut self) -> Result<Option<FileIdentity>> {
         self.inner.flush()?;
         match self.inner.get_mut().sync() {
-            Ok(len) => Ok(Some(len)),
+            Ok(identity) => Ok(Some(identity)),
             Err(e) => Err(self.io_error("sync", e)),
         }
     }
 
-    fn resume(&mut self, len: Option<u64>) -> Result<()> {
-        let Some(len) = len else { return Ok(()) };
-        if let Err(e) = self.inner.get_mut().resume(len) {
+    fn resume(&mut self, at: Option<&FileIdentity>) -> Result<()> {
+        let Some(at) = at else { return Ok(()) };
+        if let Err(e) = self.inner.get_mut().resume(at) {
             return Err(self.io_error("resume", e));
         }
         // A CSV header is written once, at the start of the file.
-        self.inner.set_started(len > 0);
+        self.inner.set_started(at.len > 0);
         Ok(())
     }
 }
@@ -431,7 +444,9 @@ mod tests {
         assert_eq!(std::fs::read(&dest).unwrap(), want);
         // A resumed file starts its count at the length it resumes from.
         let mut resumed = SinkFile::durable(fs(), &dest, Replace::OnFirstWrite);
-        resumed.resume(1000).unwrap();
+        let mut sum = RunningChecksum::default();
+        sum.extend(&want[..1000]);
+        resumed.resume(&sum.identity(0, 0)).unwrap();
         assert_eq!(resumed.written_back, 1000);
     }
 

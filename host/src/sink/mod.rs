@@ -10,6 +10,7 @@ pub use writer::{OutputFormat, WriterSink, TABLE_ROWS};
 
 use arrow::record_batch::RecordBatch;
 
+use crate::checkpoint::FileIdentity;
 use crate::error::Result;
 
 /// Receives the result batches of one query.
@@ -21,18 +22,19 @@ pub trait Sink: Send {
     /// Called once after the last batch.
     fn finish(&mut self) -> Result<()>;
 
-    /// For a checkpoint: makes everything written so far durable and returns the sink's
-    /// length in bytes, or `None` for a sink that cannot be resumed (stdout, memory), which
-    /// is at-least-once across a crash.
-    fn sync(&mut self) -> Result<Option<u64>> {
+    /// For a checkpoint: makes everything written so far durable and returns the sink
+    /// file's length and checksum, or `None` for a sink that cannot be resumed (stdout,
+    /// memory), which is at-least-once across a crash.
+    fn sync(&mut self) -> Result<Option<FileIdentity>> {
         self.flush()?;
         Ok(None)
     }
 
-    /// For recovery: continues after `len` bytes (the length the checkpoint recorded),
-    /// dropping whatever a crashed run wrote after it. `None`: start afresh.
-    fn resume(&mut self, len: Option<u64>) -> Result<()> {
-        let _ = len;
+    /// For recovery: continues after the bytes the checkpoint recorded (`at`), dropping
+    /// whatever a crashed run wrote after them; a file whose first bytes are not those is
+    /// refused. `None`: start afresh.
+    fn resume(&mut self, at: Option<&FileIdentity>) -> Result<()> {
+        let _ = at;
         Ok(())
     }
 }

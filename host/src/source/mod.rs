@@ -19,6 +19,7 @@ pub use stream::LineSource;
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 
+use crate::checkpoint::FileIdentity;
 use crate::checkpoint::SourcePosition;
 use crate::error::Result;
 use crate::time::LocalTimes;
@@ -58,6 +59,12 @@ pub trait Source: Send {
     /// durable where the source logs it (stdin's write-ahead log).
     fn sync_input(&mut self) -> Result<()> {
         Ok(())
+    }
+
+    /// For a checkpoint at [`position`](Self::position): the identity of the file read
+    /// up to there (file sources; `None` for others), which recovery checks.
+    fn file_identity(&mut self) -> Result<Option<FileIdentity>> {
+        Ok(None)
     }
 
     /// After a checkpoint at `position` was committed: drops logged input before it.

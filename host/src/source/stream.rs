@@ -15,7 +15,7 @@ use super::lines::{LineChunk, LineReader};
 use super::pipeline::{Cut, Pipeline, PipelineEnd, Position};
 use super::ranges::{range_bytes, FileRanges};
 use super::{Source, SourceBatch};
-use crate::checkpoint::SourcePosition;
+use crate::checkpoint::{check_prefix, FileIdentity, RunningChecksum, SourcePosition};
 use crate::error::{Error, Result};
 use crate::sql::{Connector, OnError, SourceDef};
 use crate::time::EventTimeRule;
@@ -56,17 +56,69 @@ pub struct LineSource {
     /// Stdin of a durable run: every chunk goes to the write-ahead log first (on the
     /// reading thread when there is a pipeline; checkpoints sync it from the query thread).
     log: Option<Arc<Mutex<InputLog>>>,
+    /// A file source: the checksum of the bytes read so far, kept up at each checkpoint.
+    read_so_far: Option<ReadChecksum>,
+}
+
+/// The checksum of a source file's bytes before the source's position, for the
+/// checkpoint to record (see [`FileIdentity`]).
+struct ReadChecksum {
+    file: File,
+    checksum: RunningChecksum,
+    device: u64,
+    inode: u64,
+}
+
+impl std::fmt::Debug for ReadChecksum {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReadChecksum")
+            .field("checksum", &self.checksum)
+            .finish()
+    }
+}
+
+/// The device and inode of a file (0 where the system has none).
+fn device_and_inode(meta: &std::fs::Metadata) -> (u64, u64) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        (meta.dev(), meta.ino())
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = meta;
+        (0, 0)
+    }
+}
+
+/// Reads `file` at `offset`.
+fn read_file_at(file: &File, buf: &mut [u8], offset: u64) -> std::io::Result<usize> {
+    #[cfg(unix)]
+    {
+        std::os::unix::fs::FileExt::read_at(file, buf, offset)
+    }
+    #[cfg(windows)]
+    {
+        std::os::windows::fs::FileExt::seek_read(file, buf, offset)
+    }
 }
 
 impl LineSource {
     /// Opens the connector of `def`; `batch_size` applies unless the source sets its own.
     pub fn open(def: &SourceDef, batch_size: usize) -> Result<Self> {
-        Self::open_at(def, batch_size, &SourcePosition::Start)
+        Self::open_at(def, batch_size, &SourcePosition::Start, None)
     }
 
     /// Opens the connector of `def` to read on from `position` (a file's byte offset and
-    /// line; for stdin, see [`with_log`](Self::with_log)).
-    pub fn open_at(def: &SourceDef, batch_size: usize, position: &SourcePosition) -> Result<Self> {
+    /// line; for stdin, see [`with_log`](Self::with_log)). A file is checked against the
+    /// `identity` the checkpoint recorded: one whose bytes before the offset changed is
+    /// refused, saying so.
+    pub fn open_at(
+        def: &SourceDef,
+        batch_size: usize,
+        position: &SourcePosition,
+        identity: Option<&FileIdentity>,
+    ) -> Result<Self> {
         let (reader, origin, unbounded): (Box<dyn Read + Send>, String, bool) = match &def
             .options
             .connector
@@ -80,15 +132,42 @@ impl LineSource {
                     SourcePosition::File { offset, line } => (*offset, *line),
                     _ => (0, 0),
                 };
-                if offset > 0 {
-                    let len = file.metadata().map_err(|e| Error::io(context(), e))?.len();
-                    if len < offset {
-                        return Err(Error::Execution(format!(
-                                "source '{}' file {} holds {len} bytes, fewer than the {offset} a checkpoint read: it was changed since",
-                                def.name,
-                                path.display()
-                            )));
+                let meta = file.metadata().map_err(|e| Error::io(context(), e))?;
+                let (device, inode) = device_and_inode(&meta);
+                let changed = |what: String| {
+                    Error::Execution(format!(
+                        "source '{}' file {} is not the one the checkpoint read: {what}; restore it, or remove the state dir to start over",
+                        def.name,
+                        path.display()
+                    ))
+                };
+                let checksum = match identity {
+                    Some(recorded) if offset > 0 => {
+                        check_prefix(recorded, (device, inode), meta.len(), |buf, at| {
+                            read_file_at(&file, buf, at)
+                        })
+                        .map_err(changed)?
                     }
+                    _ if meta.len() < offset => {
+                        return Err(changed(format!(
+                            "it holds {} bytes, fewer than the {offset} the checkpoint read",
+                            meta.len()
+                        )))
+                    }
+                    _ => {
+                        let mut sum = RunningChecksum::default();
+                        sum.extend_to(offset, |buf, at| read_file_at(&file, buf, at))
+                            .map_err(|e| Error::io(context(), e))?;
+                        sum
+                    }
+                };
+                let read_so_far = ReadChecksum {
+                    file: file.try_clone().map_err(|e| Error::io(context(), e))?,
+                    checksum,
+                    device,
+                    inode,
+                };
+                if offset > 0 {
                     file.seek(SeekFrom::Start(offset))
                         .map_err(|e| Error::io(context(), e))?;
                 }
@@ -102,6 +181,7 @@ impl LineSource {
                 source.start_at(offset, line);
                 source.first_chunk = offset == 0;
                 source.file = Some(ranges);
+                source.read_so_far = Some(read_so_far);
                 return Ok(source);
             }
             Connector::Stdio => (Box::new(std::io::stdin()), "stdin".into(), true),
@@ -148,6 +228,7 @@ impl LineSource {
             first_chunk: true,
             bad_rows: 0,
             log: None,
+            read_so_far: None,
         }
     }
 
@@ -456,6 +537,20 @@ impl Source for LineSource {
             Some(log) => locked(log).release(position),
             None => Ok(()),
         }
+    }
+
+    fn file_identity(&mut self) -> Result<Option<FileIdentity>> {
+        let SourcePosition::File { offset, .. } = self.position() else {
+            return Ok(None);
+        };
+        let Some(read) = &mut self.read_so_far else {
+            return Ok(None);
+        };
+        let file = &read.file;
+        read.checksum
+            .extend_to(offset, |buf, at| read_file_at(file, buf, at))
+            .map_err(|e| Error::io(format!("cannot read {}", self.origin), e))?;
+        Ok(Some(read.checksum.identity(read.device, read.inode)))
     }
 }
 
