@@ -1,0 +1,43 @@
+package export_laminar_udaf_aggregate
+
+import (
+	"runtime"
+	"runtime/debug"
+	"runtime/metrics"
+)
+
+// Garbage collection runs inside the aggregate's calls, never while the host allocates
+// their arguments.
+//
+// The host writes a call's arguments into memory it gets from the module's cabi_realloc,
+// which the bindings serve from the Go heap. A collection that starts there runs Go's
+// scheduler, which calls into WASI (to yield or to wait for the collector's goroutines),
+// and the component model forbids a component to call out while the host is lowering
+// arguments into it: the call traps with "cannot leave component instance". So automatic
+// collection is off, and each call of the accumulator first collects when the heap has
+// grown since the last collection by as much as was live after it (what GOGC=100 does),
+// and by at least minGrowth.
+func init() {
+	debug.SetGCPercent(-1)
+}
+
+const minGrowth = 4 << 20
+
+var (
+	allocated = []metrics.Sample{{Name: "/gc/heap/allocs:bytes"}}
+	live      = []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
+	// The value of /gc/heap/allocs:bytes at which to collect next.
+	collectAt uint64 = minGrowth
+)
+
+// collect runs a collection when the heap has grown enough since the last one.
+func collect() {
+	metrics.Read(allocated)
+	if allocated[0].Value.Uint64() < collectAt {
+		return
+	}
+	runtime.GC()
+	metrics.Read(allocated)
+	metrics.Read(live)
+	collectAt = allocated[0].Value.Uint64() + max(live[0].Value.Uint64(), minGrowth)
+}
