@@ -10,10 +10,12 @@ import (
 // their arguments.
 //
 // The host writes a call's arguments into memory it gets from the module's cabi_realloc,
-// which the bindings serve from the Go heap. A collection that starts there runs Go's
-// scheduler, which calls into WASI (to yield or to wait for the collector's goroutines),
-// and the component model forbids a component to call out while the host is lowering
-// arguments into it: the call traps with "cannot leave component instance". So automatic
+// which the bindings serve from the Go heap. An allocation there may help the collector
+// and finish a cycle (mallocgc → gcAssistAlloc → gcMarkDone → gcMarkTermination), which
+// reads the wall clock (time.now → clock_time_get → wasi:clocks/wall-clock.now), and the
+// component model forbids a component to call out while the host is lowering arguments
+// into it: the call traps with "cannot leave component instance". (The bindings' runtime
+// pauses only the adapter's monotonic clock around its allocations.) So automatic
 // collection is off, and each call of the accumulator first collects when the heap has
 // grown since the last collection by as much as was live after it (what GOGC=100 does),
 // and by at least minGrowth.
