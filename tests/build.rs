@@ -101,6 +101,7 @@ fn main() {
         ("python", &["py_geomean", "py_sum"][..]),
         ("js", &["js_geomean"][..]),
         ("c", &["c_l2norm"][..]),
+        ("go", &["go_geomean"][..]),
     ] {
         let dir = root.join("operators").join(language);
         let script = dir.join("build.sh");

@@ -317,3 +317,29 @@ fn c_l2norm_matches_the_oracle_streaming_and_with_partial_aggregation() {
     let expected = batch_sql(kept, &oracle, Vec::new(), 1);
     assert_rows_match(&sorted_rows(&partial), &sorted_rows(&expected));
 }
+
+#[test]
+fn go_geomean_matches_the_oracle_streaming_and_with_partial_aggregation() {
+    geomean_matches_oracle("go_geomean");
+
+    // Four partitions: the Go state bytes travel between partial and final aggregation.
+    let (_, kept) = small_bids(27);
+    let plugin =
+        Plugin::load(&guest("go_geomean"), None, &plugin_options()).expect("load go_geomean");
+    let partial = batch_sql(
+        kept.clone(),
+        &format!("SELECT auction, {WINDOW} AS ws, geomean(price) FROM kept GROUP BY auction, ws"),
+        vec![PluginUdaf::udaf(plugin)],
+        4,
+    );
+    let expected = batch_sql(
+        kept,
+        &format!(
+            "SELECT auction, {WINDOW} AS ws, exp(avg(ln(price))) FROM kept GROUP BY auction, ws"
+        ),
+        Vec::new(),
+        1,
+    );
+    assert!(expected.iter().map(RecordBatch::num_rows).sum::<usize>() > 20);
+    assert_rows_match(&sorted_rows(&partial), &sorted_rows(&expected));
+}
