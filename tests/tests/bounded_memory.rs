@@ -141,12 +141,19 @@ fn durable_stdin_run(
     let mut stderr = BufReader::new(child.stderr.take().expect("stderr"));
     // A durable stdin run names the line it resumes after before it reads stdin.
     let mut first = String::new();
-    stderr.read_line(&mut first).expect("stderr");
-    let skip: usize = first
-        .trim()
-        .strip_prefix("laminar: resuming after input line ")
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("no resume line: {first}"));
+    let skip: usize = loop {
+        let mut line = String::new();
+        if stderr.read_line(&mut line).expect("stderr") == 0 {
+            panic!("no resume line: {first}");
+        }
+        first.push_str(&line);
+        if let Some(n) = line
+            .trim()
+            .strip_prefix("laminar: resuming after input line ")
+        {
+            break n.parse().expect("line number");
+        }
+    };
     let mut stdin = child.stdin.take().expect("stdin");
     let input = std::sync::Arc::clone(input);
     let writer = std::thread::spawn(move || {

@@ -435,3 +435,25 @@ fn a_sink_file_changed_under_a_resumed_run_is_refused_not_cut() {
     );
     assert_eq!(std::fs::read_to_string(&partial).expect("sink"), other);
 }
+
+#[test]
+fn a_resumed_run_says_where_it_resumed_from_and_how_much_was_read_before() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let script = crashed_mid_way(dir.path());
+    let out = run(dir.path(), &script, None);
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("laminar: resuming from checkpoint ") && err.contains("(byte "),
+        "{err}"
+    );
+    let before: u64 = err
+        .split("; resumed from checkpoint ")
+        .nth(1)
+        .and_then(|rest| rest.split(", which had read ").nth(1))
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no resume in the summary: {err}"));
+    assert!(before > 0 && before < 400, "{err}");
+    assert!(err.contains("400 events read"), "{err}");
+}

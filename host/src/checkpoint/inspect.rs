@@ -269,7 +269,8 @@ impl fmt::Display for QueryReport {
     }
 }
 
-fn position_text(position: &SourcePosition) -> String {
+/// Where a source stood, in words.
+pub fn position_text(position: &SourcePosition) -> String {
     match position {
         SourcePosition::Start => "the start".into(),
         SourcePosition::File { offset, line } => format!("byte {offset} (line {line})"),

@@ -26,6 +26,6 @@ pub use dir::{LoadedCheckpoint, QueryDir};
 pub use fingerprint::{Fingerprint, FingerprintPart, PluginPrint};
 pub use identity::FileIdentity;
 pub(crate) use identity::{check_prefix, RunningChecksum};
-pub use inspect::{inspect, QueryReport, StateReport};
+pub use inspect::{inspect, position_text, QueryReport, StateReport};
 pub use manifest::{Counters, Manifest, SourcePosition, CHECKPOINT_FORMAT};
 pub use window_state::{StateColumn, WindowRecord};

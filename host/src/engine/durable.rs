@@ -42,6 +42,8 @@ pub(crate) struct Checkpointer {
 /// What recovery brought back, applied to a freshly compiled query.
 #[derive(Debug, Default)]
 pub(crate) struct Resumed {
+    /// The checkpoint recovery restored, if any.
+    pub(crate) checkpoint: Option<u64>,
     /// Where the source reads on from.
     pub(crate) position: Option<SourcePosition>,
     /// The source file as the checkpoint saw it (file sources).
@@ -90,6 +92,7 @@ impl Checkpointer {
         self.fallback = Some(loaded.manifest.source);
         let windows = restore(&loaded, query)?;
         Ok(Resumed {
+            checkpoint: Some(loaded.manifest.id),
             position: Some(loaded.manifest.source),
             source_file: loaded.manifest.source_file,
             sink_file: loaded.manifest.sink_file,

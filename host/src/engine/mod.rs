@@ -294,7 +294,13 @@ impl Engine {
         if let (Some(aggregation), Some(windows)) = (work.aggregation_mut(), &resumed.windows) {
             aggregation.restore(windows)?;
         }
-        run::run_query(
+        if let (Some(id), Some(position)) = (resumed.checkpoint, &resumed.position) {
+            (self.notices.0)(&format!(
+                "resuming from checkpoint {id} ({})",
+                crate::checkpoint::position_text(position)
+            ));
+        }
+        let mut summary = run::run_query(
             compiled,
             work,
             source.as_mut(),
@@ -302,7 +308,10 @@ impl Engine {
             progress,
             Some(&mut checkpointer),
             &resumed.counters,
-        )
+        )?;
+        summary.resumed_from = resumed.checkpoint;
+        summary.resumed_events = resumed.counters.events_read;
+        Ok(summary)
     }
 }
 

@@ -28,14 +28,20 @@ pub struct RunSummary {
     pub checkpoint_time: Duration,
     /// Wall-clock time.
     pub elapsed: Duration,
+    /// The checkpoint a resumed run started from.
+    pub resumed_from: Option<u64>,
+    /// Events read before that checkpoint, by the runs before this one (included in
+    /// `events_read`, not in the events per second).
+    pub resumed_events: u64,
 }
 
 impl RunSummary {
-    /// Events read per second of wall-clock time.
+    /// Events read per second of wall-clock time, by this run (not those a resumed run
+    /// found in its checkpoint).
     pub fn events_per_second(&self) -> f64 {
         let secs = self.elapsed.as_secs_f64();
         if secs > 0.0 {
-            self.events_read as f64 / secs
+            self.events_read.saturating_sub(self.resumed_events) as f64 / secs
         } else {
             0.0
         }
@@ -56,6 +62,8 @@ impl RunSummary {
         }
         self.checkpoint_time += other.checkpoint_time;
         self.elapsed += other.elapsed;
+        self.resumed_from = other.resumed_from.or(self.resumed_from);
+        self.resumed_events += other.resumed_events;
     }
 }
 
@@ -72,6 +80,13 @@ impl fmt::Display for RunSummary {
             self.elapsed.as_secs_f64(),
             self.events_per_second()
         )?;
+        if let Some(id) = self.resumed_from {
+            write!(
+                f,
+                "; resumed from checkpoint {id}, which had read {} of the events",
+                self.resumed_events
+            )?;
+        }
         if self.checkpoints > 0 {
             write!(
                 f,

@@ -78,8 +78,8 @@ impl FileRanges {
     /// Ranges of about `range_bytes` of `file`, from byte `offset` (a line start) to the
     /// file's current end. `header`: the first line may be a CSV header to cut.
     ///
-    /// The header is looked for in the first range's first non-blank lines, so a file
-    /// that begins with more than a range of blank lines has its header read as a row.
+    /// The header is looked for in the first range's first non-blank lines: a caller
+    /// whose file may begin with many blank lines starts `offset` after them.
     pub(crate) fn new(
         file: File,
         origin: &str,
@@ -91,6 +91,19 @@ impl FileRanges {
             .metadata()
             .map_err(|e| Error::io(format!("cannot read {origin}"), e))?
             .len();
+        Ok(Self::up_to(file, origin, offset, header, range_bytes, len))
+    }
+
+    /// [`new`](Self::new), over the file's first `len` bytes only (its length when the
+    /// source opened it: what is appended later is for the next run).
+    pub(crate) fn up_to(
+        file: File,
+        origin: &str,
+        offset: u64,
+        header: Option<Header>,
+        range_bytes: u64,
+        len: u64,
+    ) -> Self {
         let range_bytes = range_bytes.max(1);
         let taper_bytes = (range_bytes / TAPER).max(1);
         // Whole full-size ranges up to the last TAPERED_RANGES small ones (or a few more).
@@ -99,7 +112,7 @@ impl FileRanges {
             .saturating_sub(taper_bytes.saturating_mul(TAPERED_RANGES))
             / range_bytes;
         let taper_start = offset.saturating_add(full.saturating_mul(range_bytes));
-        Ok(Self {
+        Self {
             file: Arc::new(file),
             origin: origin.into(),
             start: offset,
@@ -108,7 +121,7 @@ impl FileRanges {
             taper_start,
             taper_bytes,
             header,
-        })
+        }
     }
 
     /// How many full-size ranges there are, before the small ones.

@@ -38,6 +38,9 @@ pub struct LineSource {
     lines: Option<InputLines>,
     /// A file input's handle for a pipeline, whose decoders read byte ranges of it.
     file: Option<File>,
+    /// A file input's length when it was opened: the source reads that much, whatever
+    /// is appended while it runs, at any thread count.
+    file_len: u64,
     /// The decoder threads, once started (at the first batch).
     pipeline: Option<Pipeline>,
     /// Decoder threads to start; 0 decodes on the calling thread.
@@ -88,6 +91,28 @@ fn device_and_inode(meta: &std::fs::Metadata) -> (u64, u64) {
     {
         let _ = meta;
         (0, 0)
+    }
+}
+
+/// The offset and line count after the blank lines at `from` in `file`.
+fn skip_blank_lines(file: &File, from: Position) -> std::io::Result<Position> {
+    let (mut offset, mut line) = from;
+    let mut buf = vec![0; 64 << 10];
+    let mut at = offset;
+    loop {
+        let read = read_file_at(file, &mut buf, at)?;
+        if read == 0 {
+            return Ok((offset, line));
+        }
+        for (i, &byte) in buf[..read].iter().enumerate() {
+            if byte == b'\n' {
+                offset = at + i as u64 + 1;
+                line += 1;
+            } else if !byte.is_ascii_whitespace() {
+                return Ok((offset, line));
+            }
+        }
+        at += read as u64;
     }
 }
 
@@ -171,9 +196,12 @@ impl LineSource {
                     file.seek(SeekFrom::Start(offset))
                         .map_err(|e| Error::io(context(), e))?;
                 }
+                // The file as long as it is now, as the decoder threads' ranges read it:
+                // rows appended while the run goes on are read by the next run, whatever
+                // the thread count.
                 let mut source = Self::from_reader(
                     def,
-                    Box::new(file),
+                    Box::new(file.take(meta.len().saturating_sub(offset))),
                     path.display().to_string(),
                     false,
                     batch_size,
@@ -181,6 +209,7 @@ impl LineSource {
                 source.start_at(offset, line);
                 source.first_chunk = offset == 0;
                 source.file = Some(ranges);
+                source.file_len = meta.len();
                 source.read_so_far = Some(read_so_far);
                 return Ok(source);
             }
@@ -211,6 +240,7 @@ impl LineSource {
                 unbounded,
             )),
             file: None,
+            file_len: 0,
             pipeline: None,
             decode_threads: 0,
             position: (0, 0),
@@ -338,10 +368,18 @@ impl LineSource {
             return Ok(());
         };
         if let (Some(file), None) = (self.file.take(), &self.log) {
-            let start = lines.position();
+            let mut start = lines.position();
             let header = std::mem::take(&mut self.first_chunk).then(|| self.header.clone());
+            if header.is_some() {
+                // The header rule applies to the first line that is not blank: the ranges
+                // start there, so that it is in the first range however many blank lines
+                // come before it.
+                start = skip_blank_lines(&file, start)
+                    .map_err(|e| Error::io(format!("cannot read {}", self.origin), e))?;
+            }
             let bytes = range_bytes(self.batch_size);
-            let ranges = FileRanges::new(file, &self.origin, start.0, header, bytes)?;
+            let ranges =
+                FileRanges::up_to(file, &self.origin, start.0, header, bytes, self.file_len);
             self.position = start;
             let pipeline = Pipeline::spawn_ranges(
                 ranges,
@@ -676,5 +714,59 @@ mod tests {
         );
         // Joins the reader and both decoders (they stop at their next send).
         drop(source);
+    }
+
+    /// Every row of a file source at `threads` decoder threads, as numbers of column a.
+    fn rows_of(def: &SourceDef, threads: usize, append_after_open: &[u8]) -> Vec<i64> {
+        use arrow::array::AsArray;
+        let mut source = LineSource::open(def, 7)
+            .unwrap()
+            .with_decode_threads(threads);
+        if let Connector::File(path) = &def.options.connector {
+            let mut file = std::fs::OpenOptions::new().append(true).open(path).unwrap();
+            std::io::Write::write_all(&mut file, append_after_open).unwrap();
+        }
+        let mut rows = Vec::new();
+        while let Some(batch) = source.next_batch().unwrap() {
+            let column = batch
+                .batch
+                .column(0)
+                .as_primitive::<arrow::datatypes::Int64Type>();
+            rows.extend(column.iter().flatten());
+        }
+        rows
+    }
+
+    fn file_def(path: &std::path::Path) -> SourceDef {
+        let mut def = def(OnError::Fail);
+        def.options.connector = Connector::File(path.to_path_buf());
+        def
+    }
+
+    #[test]
+    fn a_file_is_read_to_its_length_at_open_at_any_thread_count() {
+        for threads in [0, 1, 2] {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("in.csv");
+            std::fs::write(&path, "a,b\n1,x\n2,y\n").unwrap();
+            let rows = rows_of(&file_def(&path), threads, b"3,z\n");
+            assert_eq!(rows, vec![1, 2], "{threads} threads");
+        }
+    }
+
+    #[test]
+    fn a_header_after_many_blank_lines_is_a_header_at_any_thread_count() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("in.csv");
+        let mut text = "\n".repeat(70_000) + "  \n";
+        text.push_str("a,b\n");
+        for i in 0..50 {
+            text.push_str(&format!("{i},s{i}\n"));
+        }
+        std::fs::write(&path, text).unwrap();
+        for threads in [0, 1, 2] {
+            let rows = rows_of(&file_def(&path), threads, b"");
+            assert_eq!(rows, (0..50).collect::<Vec<i64>>(), "{threads} threads");
+        }
     }
 }
