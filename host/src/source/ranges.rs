@@ -80,6 +80,7 @@ impl FileRanges {
     ///
     /// The header is looked for in the first range's first non-blank lines: a caller
     /// whose file may begin with many blank lines starts `offset` after them.
+    #[cfg(test)]
     pub(crate) fn new(
         file: File,
         origin: &str,
