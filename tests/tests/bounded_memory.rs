@@ -18,15 +18,6 @@ const KEYS: u64 = 100;
 /// wasmtime code, the batches in flight and a few open windows of 100 groups.
 const PEAK_RSS_BOUND_MB: u64 = 400;
 
-/// Peak resident set of process `pid` so far (`VmHWM`), in kB.
-fn peak_rss_kb(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-}
-
 #[test]
 #[cfg(target_os = "linux")]
 fn ten_million_events_through_stdin_keep_peak_memory_bounded() {
@@ -69,7 +60,7 @@ fn ten_million_events_through_stdin_keep_peak_memory_bounded() {
     });
     let mut peak_kb = 0;
     while child.try_wait().expect("wait").is_none() {
-        if let Some(kb) = peak_rss_kb(pid) {
+        if let Some(kb) = common::peak_rss_kb(pid) {
             peak_kb = peak_kb.max(kb);
         }
         std::thread::sleep(Duration::from_millis(50));
@@ -172,7 +163,7 @@ fn durable_stdin_run(
     });
     let mut peak_kb = 0;
     while child.try_wait().expect("wait").is_none() {
-        if let Some(kb) = peak_rss_kb(pid) {
+        if let Some(kb) = common::peak_rss_kb(pid) {
             peak_kb = peak_kb.max(kb);
         }
         std::thread::sleep(Duration::from_millis(20));

@@ -25,15 +25,6 @@ fn script(dir: &std::path::Path, on_error: &str) -> std::path::PathBuf {
     path
 }
 
-/// Peak resident set of process `pid` so far (`VmHWM`), in kB.
-fn peak_rss_kb(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-}
-
 /// Runs `script` with `head`, `long_line` bytes of `x` without a newline, then `tail` on
 /// stdin; returns the output and the peak memory in kB.
 fn run(script: &std::path::Path, long_line: usize, tail: &[u8]) -> (std::process::Output, u64) {
@@ -64,7 +55,7 @@ fn run(script: &std::path::Path, long_line: usize, tail: &[u8]) -> (std::process
     });
     let mut peak = 0;
     while child.try_wait().expect("wait").is_none() {
-        peak = peak.max(peak_rss_kb(pid).unwrap_or(0));
+        peak = peak.max(common::peak_rss_kb(pid).unwrap_or(0));
         std::thread::sleep(Duration::from_millis(10));
     }
     let _ = writer.join();

@@ -131,35 +131,24 @@ impl Engine {
                 }
                 Box::new(source)
             }
-            (Connector::Stdio, Some((checkpointer, _))) => {
-                let log = InputLog::open(
-                    Arc::clone(&self.config.storage),
-                    &checkpointer.dir().wal_dir(),
-                    self.config.wal.clone(),
-                    &position,
-                )?;
-                (self.notices.0)(&format!(
-                    "resuming after input line {}",
-                    log.last_logged_line()
-                ));
-                // A feeding thread reads stdin, so that the run can checkpoint while the
-                // input pauses (a read on the query thread would block it).
-                Box::new(
-                    LineSource::from_reader(
-                        def,
-                        self.config.stdin.open(),
-                        "stdin".into(),
-                        true,
-                        batch_size,
-                    )
-                    .with_projection(read_columns)
-                    .with_event_time(event_time)
-                    .with_decode_threads(decode_threads.max(1))
-                    .with_log(log, bad_rows),
-                )
-            }
-            (Connector::Stdio, None) => Box::new(
-                LineSource::from_reader(
+            (Connector::Stdio, _) => {
+                let log = match durable {
+                    Some((checkpointer, _)) => {
+                        let log = InputLog::open(
+                            Arc::clone(&self.config.storage),
+                            &checkpointer.dir().wal_dir(),
+                            self.config.wal.clone(),
+                            &position,
+                        )?;
+                        (self.notices.0)(&format!(
+                            "resuming after input line {}",
+                            log.last_logged_line()
+                        ));
+                        Some(log)
+                    }
+                    None => None,
+                };
+                let source = LineSource::from_reader(
                     def,
                     self.config.stdin.open(),
                     "stdin".into(),
@@ -167,16 +156,17 @@ impl Engine {
                     batch_size,
                 )
                 .with_projection(read_columns)
-                .with_event_time(event_time)
-                .with_decode_threads(decode_threads),
-            ),
-            (Connector::File(_), None) => Box::new(
-                LineSource::open(def, batch_size)?
-                    .with_projection(read_columns)
-                    .with_event_time(event_time)
-                    .with_decode_threads(decode_threads),
-            ),
-            (Connector::File(_), Some(_)) => {
+                .with_event_time(event_time);
+                Box::new(match log {
+                    // A feeding thread reads stdin, so that the run can checkpoint while
+                    // the input pauses (a read on the query thread would block it).
+                    Some(log) => source
+                        .with_decode_threads(decode_threads.max(1))
+                        .with_log(log, bad_rows),
+                    None => source.with_decode_threads(decode_threads),
+                })
+            }
+            (Connector::File(_), _) => {
                 let identity = durable.and_then(|(_, resumed)| resumed.source_file.as_ref());
                 let mut source = LineSource::open_at(def, batch_size, &position, identity)?
                     .with_projection(read_columns)

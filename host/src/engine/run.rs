@@ -42,18 +42,14 @@ pub(crate) fn run_query(
     while let Some(mut input) = source.next_batch()? {
         if input.batch.num_rows() == 0 {
             // A live input paused: a checkpoint that fell due is taken all the same.
-            if let Some(checkpointer) = durable.as_deref_mut() {
-                if checkpointer.due() {
-                    checkpoint(
-                        checkpointer,
-                        &mut query,
-                        &mut work,
-                        source,
-                        sink,
-                        &mut summary,
-                    )?;
-                }
-            }
+            checkpoint_if_due(
+                durable.as_deref_mut(),
+                &mut query,
+                &mut work,
+                source,
+                sink,
+                &mut summary,
+            )?;
             continue;
         }
         summary.events_read += input.batch.num_rows() as u64;
@@ -101,18 +97,14 @@ pub(crate) fn run_query(
         if wrote && source.is_unbounded() {
             sink.flush()?;
         }
-        if let Some(checkpointer) = durable.as_deref_mut() {
-            if checkpointer.due() {
-                checkpoint(
-                    checkpointer,
-                    &mut query,
-                    &mut work,
-                    source,
-                    sink,
-                    &mut summary,
-                )?;
-            }
-        }
+        checkpoint_if_due(
+            durable.as_deref_mut(),
+            &mut query,
+            &mut work,
+            source,
+            sink,
+            &mut summary,
+        )?;
         if last_progress.elapsed() >= PROGRESS_INTERVAL {
             last_progress = Instant::now();
             fill_counts(&query, work.aggregation(), source, &mut summary, started);
@@ -136,15 +128,19 @@ pub(crate) fn run_query(
     Ok(summary)
 }
 
-/// Settles what the windows closed into the sink, then takes a checkpoint.
-fn checkpoint(
-    checkpointer: &mut Checkpointer,
+/// For a durable run whose checkpoint is due: settles what the windows closed into the
+/// sink, then takes the checkpoint.
+fn checkpoint_if_due(
+    durable: Option<&mut Checkpointer>,
     query: &mut CompiledQuery,
     work: &mut Work,
     source: &mut dyn Source,
     sink: &mut dyn Sink,
     summary: &mut RunSummary,
 ) -> Result<()> {
+    let Some(checkpointer) = durable.filter(|c| c.due()) else {
+        return Ok(());
+    };
     let mut outputs = Vec::new();
     work.settle(&mut outputs)?;
     write_all(&mut outputs, &mut query.after, sink, summary)?;

@@ -73,3 +73,13 @@ pub fn run_with_stdin(cmd: &mut Command, input: &[u8]) -> Output {
     let _ = writer.join();
     output
 }
+
+/// Peak resident set of process `pid` so far (`VmHWM`), in kB; `None` where there is no
+/// `/proc`.
+pub fn peak_rss_kb(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}
