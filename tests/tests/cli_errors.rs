@@ -59,6 +59,28 @@ fn null_event_time_names_the_line() {
 }
 
 #[test]
+fn the_first_bad_row_is_named_whatever_the_batch_size() {
+    // A NULL event time on line 3, a malformed number on line 6: line 3 is the input's
+    // first error, whether both rows share a batch or not, at any thread count.
+    let data = format!(
+        "{HEADER}2024-01-01T00:00:01,1,2.5\n,1,2.5\n2024-01-01T00:00:02,1,2.5\n\
+         2024-01-01T00:00:03,1,2.5\n2024-01-01T00:00:04,abc,1.0\n"
+    );
+    for batch in ["1", "2", "8192"] {
+        for cores in ["1", "2"] {
+            let dir = tempfile::tempdir().expect("tempdir");
+            std::fs::write(dir.path().join("bids.csv"), &data).expect("write data");
+            let out = run_script(
+                dir.path(),
+                &(source("bids.csv", "") + QUERY),
+                &["--output", "csv", "--batch-size", batch, "--cores", cores],
+            );
+            assert_clean_error(&out, &["bids.csv:3:", "NULL"]);
+        }
+    }
+}
+
+#[test]
 fn skip_policy_skips_and_counts_bad_rows() {
     let out = run_with_data(
         &format!(

@@ -332,6 +332,21 @@ impl LineSource {
         } = decoded;
         if let Some(first) = bad.first() {
             if self.on_error == OnError::Fail {
+                // A bad event time on an earlier row is the input's first error, whatever
+                // the batch size (the event-time stage would raise it with the next batch).
+                let earlier = times
+                    .as_ref()
+                    .and_then(|t| t.first_bad.as_ref())
+                    .filter(|(row, _)| kept.get(*row).is_some_and(|&i| i < first.index));
+                if let Some((row, message)) = earlier {
+                    return Err(Error::BadRow {
+                        origin: self.origin.clone(),
+                        line: numbers[kept[*row]],
+                        message: format!(
+                            "{message} (add on_error = 'skip' to the source's WITH options to skip bad rows)"
+                        ),
+                    });
+                }
                 return Err(Error::BadRow {
                     origin: self.origin.clone(),
                     line: numbers[first.index],
