@@ -34,13 +34,20 @@ fn main() {
     for wit in ["guests/wit-future", "guests/wit-floor"] {
         println!("cargo:rerun-if-changed={}", manifest.join(wit).display());
     }
+    for sdk in ["guest-sdk", "guest-sdk/scalar"] {
+        println!(
+            "cargo:rerun-if-changed={}",
+            root.join(sdk).join("src").display()
+        );
+        println!(
+            "cargo:rerun-if-changed={}",
+            root.join(sdk).join("Cargo.toml").display()
+        );
+    }
+    // A new operator crate is a new guest.
     println!(
         "cargo:rerun-if-changed={}",
-        root.join("guest-sdk/src").display()
-    );
-    println!(
-        "cargo:rerun-if-changed={}",
-        root.join("guest-sdk/Cargo.toml").display()
+        root.join("operators").display()
     );
     println!("cargo:rerun-if-changed={}", root.join("wit").display());
 
@@ -98,7 +105,7 @@ fn main() {
     }
 
     for (language, files) in [
-        ("python", &["py_geomean", "py_sum"][..]),
+        ("python", &["py_geomean", "py_sum", "py_bucket"][..]),
         ("js", &["js_geomean"][..]),
         ("c", &["c_l2norm"][..]),
         ("go", &["go_geomean"][..]),

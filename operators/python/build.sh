@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds the Python aggregates into Wasm components: OUT_DIR/py_geomean.wasm (geomean/)
-# and OUT_DIR/py_sum.wasm (sum/), each with the helpers in common/.
+# and OUT_DIR/py_sum.wasm (sum/), each with the helpers in common/; and the Python scalar
+# function OUT_DIR/py_bucket.wasm (bucket/, world `udf` of wit/laminar-scalar.wit).
 #
 #   operators/python/build.sh OUT_DIR
 #
@@ -89,3 +90,16 @@ for app in geomean sum; do
         --output "$out"
     echo "built $out"
 done
+
+# The scalar function: app module `scalar` holds the class `Scalar` (the interface's
+# functions), built from wit/laminar-scalar.wit, world `udf`.
+out="$out_dir/py_bucket.wasm"
+"${cpy[@]}" \
+    --wit-path "$repo/wit/laminar-scalar.wit" \
+    --world udf \
+    --quiet \
+    componentize scalar \
+    --python-path "$here/bucket" \
+    "${stub[@]}" \
+    --output "$out"
+echo "built $out"

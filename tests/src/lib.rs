@@ -114,6 +114,12 @@ mod built_guests {
     include!(concat!(env!("OUT_DIR"), "/guests.rs"));
 }
 
+/// Every guest the test build knows: its name and the path of its component, or why it
+/// could not be built.
+pub fn all_guests() -> impl Iterator<Item = (&'static str, Result<&'static str, &'static str>)> {
+    built_guests::GUESTS.iter().copied()
+}
+
 /// The component built from source for guest `name` (a shipped operator such as `median`,
 /// a fixture such as `infinite_loop`, or `py_geomean` / `js_geomean`). Panics with the
 /// reason when the guest could not be built.

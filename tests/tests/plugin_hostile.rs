@@ -18,6 +18,7 @@ use laminar::plugin::{LoadOptions, SandboxLimits};
 use laminar::{Engine, Error};
 use laminar_tests::{
     collect, guest, plugin_options, small_bids, small_engine, sorted_rows, tight_plugin_options,
+    Value,
 };
 
 const BY_WINDOW: &str = "FROM TUMBLE(TABLE bids, DESCRIPTOR(ts), INTERVAL '10' SECOND)
@@ -178,6 +179,36 @@ fn a_name_with_a_forged_line_and_escapes_is_shown_escaped() {
         message.contains("evil\\nerror: forged line\\u{1b}[2J\\u{1b}[31m"),
         "{message}"
     );
+}
+
+#[test]
+fn an_explicit_name_wins_over_an_unusable_declared_one() {
+    let bids = small_bids(3);
+    let mut engine = small_engine(&bids, tight_plugin_options());
+    for (fixture, name) in [("bad_name", "good_sum"), ("huge_name", "huge_sum")] {
+        let info = engine
+            .load_plugin(&guest(fixture), Some(name))
+            .unwrap_or_else(|e| panic!("{fixture} under an explicit name: {e}"));
+        assert_eq!(info.name, name);
+        assert_plain_text(&info.declared_name, 1_000);
+    }
+    let (rows, _) = collect(
+        &mut engine,
+        &format!("SELECT auction, window_start, SUM(price), good_sum(price), huge_sum(price) {BY_WINDOW}"),
+    )
+    .expect("the plugins run under their explicit names");
+    let rows = sorted_rows(&rows);
+    assert!(!rows.is_empty());
+    for row in &rows {
+        assert_eq!(row[3], row[4], "{row:?}");
+        let (Value::Float(native), Value::Float(plugin)) = (&row[2], &row[3]) else {
+            panic!("sums expected: {row:?}");
+        };
+        assert!(
+            (native - plugin).abs() <= 1e-9 * native.abs().max(1.0),
+            "{row:?}"
+        );
+    }
 }
 
 #[test]

@@ -12,7 +12,8 @@ use crate::plugin::{
 /// Plugin options shared by `run` and `plugin inspect`.
 #[derive(Debug, clap::Args)]
 pub(super) struct PluginArgs {
-    /// Load a Wasm aggregate as NAME=PATH, or PATH to use the name the plugin declares.
+    /// Load a Wasm aggregate or scalar function as NAME=PATH, or PATH to use the name the
+    /// plugin declares.
     /// Repeat for several plugins.
     #[arg(long = "plugin", value_name = "NAME=PATH")]
     plugins: Vec<String>,
@@ -117,13 +118,17 @@ fn describe(info: &PluginInfo) -> String {
         }
         CacheOutcome::Disabled => format!("compiled in {:.2?} (cache disabled)", info.compile_time),
     };
+    let versioned = match info.kind {
+        crate::plugin::PluginKind::Aggregate => format!("state version: {}", info.state_version),
+        crate::plugin::PluginKind::Scalar => format!("deterministic: {}", info.deterministic),
+    };
     format!(
-        "name:          {}\nsignature:     {}({}) -> {}\nstate version: {}\nabi:           laminar:udaf@{}\nfile:          {} ({} bytes)\nload:          {load}\n",
+        "name:          {}\nkind:          {}\nsignature:     {}({}) -> {}\n{versioned}\nabi:           laminar:udaf@{}\nfile:          {} ({} bytes)\nload:          {load}\n",
         info.name,
+        info.kind,
         info.name,
         args.join(", "),
         info.returns,
-        info.state_version,
         info.abi_version,
         info.path.display(),
         info.size_bytes,

@@ -284,7 +284,11 @@ pub(crate) fn compile(
         after,
         schema: nullable_schema(plan.schema()),
         plan_text: plan.display_indent_schema().to_string(),
-        plugins,
+        // Scalar plugins too: a resumed durable query must run the same builds.
+        plugins: plugins
+            .into_iter()
+            .chain(crate::plugin::scalar_plugins(plan))
+            .collect(),
         read_columns,
     })
 }

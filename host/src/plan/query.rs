@@ -11,7 +11,7 @@ use datafusion_sql::sqlparser::ast::{self, SetExpr, TableAlias, TableFactor};
 
 use super::compile::{compile, CompiledQuery};
 use crate::error::{Error, Result};
-use crate::plugin::{Plugin, PluginUdaf};
+use crate::plugin::{Plugin, PluginKind, PluginScalar, PluginUdaf};
 use crate::sql::{
     ident_for, normalize_object_name, rewrite_windows, PlanningContext, SourceDef, WINDOW_END,
     WINDOW_START,
@@ -28,7 +28,14 @@ pub(crate) fn plan_query(
     inline_streams(&mut query, streams, 0)?;
     let mut context = PlanningContext::new();
     for plugin in plugins.values() {
-        context.add_aggregate(Arc::new(PluginUdaf::udaf(Arc::clone(plugin))));
+        match plugin.info().kind {
+            PluginKind::Aggregate => {
+                context.add_aggregate(Arc::new(PluginUdaf::udaf(Arc::clone(plugin))))
+            }
+            PluginKind::Scalar => {
+                context.add_scalar(Arc::new(PluginScalar::udf(Arc::clone(plugin))))
+            }
+        }
     }
     let window = rewrite_windows(&mut query, &context)?;
     for (name, def) in sources {

@@ -1,6 +1,6 @@
 //! Keeps the plugin cache within its size budget: after a new entry is stored, the least
-//! recently used entries are removed until the cache fits again, with the file
-//! fingerprints that pointed at them and temporary files left behind by interrupted writes.
+//! recently used entries are removed until the cache fits again, with temporary files left
+//! behind by interrupted writes.
 //!
 //! "Recently used" is an entry's modification time: a cache hit moves it forward (at most
 //! once per [`REFRESH_AFTER`], so a hit costs no write in the common case). Every removal
@@ -51,24 +51,23 @@ pub(crate) fn mark_used(entry: &Path) {
 
 /// Removes the least recently used entries of `dir` until its entries take at most
 /// `max_bytes`, never `keep` (the entry just stored, even when it alone is larger), then
-/// the fingerprints of `dir/by-file` that point at no remaining entry and stale temporary
-/// files.
+/// stale temporary files (and the `by-file` directory of earlier releases).
 pub(crate) fn prune(dir: &Path, max_bytes: u64, keep: &Path) -> Pruned {
     let mut entries = Vec::new();
     for (path, meta) in files(dir) {
         let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
         if name.ends_with(".tmp") {
             remove_if_stale(&path, &meta);
-        } else if let Some(hash) = entry_content_hash(name) {
+        } else if entry_content_hash(name).is_some() {
             let used = meta.modified().unwrap_or(SystemTime::UNIX_EPOCH);
-            entries.push((used, path.clone(), meta.len(), hash.to_string()));
+            entries.push((used, path.clone(), meta.len()));
         }
     }
-    let mut total: u64 = entries.iter().map(|(_, _, len, _)| len).sum();
+    let mut total: u64 = entries.iter().map(|(_, _, len)| len).sum();
     let mut pruned = Pruned::default();
     // Oldest first; ties broken by name so the order is deterministic.
     entries.sort();
-    entries.retain(|(_, path, len, _)| {
+    entries.retain(|(_, path, len)| {
         if total <= max_bytes || path == keep || std::fs::remove_file(path).is_err() {
             return true;
         }
@@ -77,27 +76,17 @@ pub(crate) fn prune(dir: &Path, max_bytes: u64, keep: &Path) -> Pruned {
         pruned.bytes += len;
         false
     });
-    let remaining = entries.into_iter().map(|(_, _, _, hash)| hash).collect();
-    prune_fingerprints(dir, &remaining);
+    prune_fingerprints(dir);
     pruned
 }
 
-/// Removes the fingerprints in `dir/by-file` whose content hash is not in `remaining`
-/// (the content hashes of the entries left in `dir`).
-fn prune_fingerprints(dir: &Path, remaining: &std::collections::HashSet<String>) {
-    for (path, meta) in files(&dir.join("by-file")) {
-        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
-        if name.ends_with(".tmp") {
-            remove_if_stale(&path, &meta);
-            continue;
-        }
-        let points_at_entry = std::fs::read_to_string(&path)
-            .map(|hash| remaining.contains(hash.trim()))
-            // Unreadable now (being replaced by another process): leave it.
-            .unwrap_or(true);
-        if !points_at_entry {
-            let _ = std::fs::remove_file(&path);
-        }
+/// Removes `dir/by-file`, where earlier releases remembered the content hash of a file
+/// under its path, size and modification time (a file replaced in place with the same
+/// size and time was then served its old build; every load now hashes the bytes).
+fn prune_fingerprints(dir: &Path) {
+    let legacy = dir.join("by-file");
+    if legacy.is_dir() {
+        let _ = std::fs::remove_dir_all(legacy);
     }
 }
 
@@ -201,7 +190,7 @@ mod tests {
     }
 
     #[test]
-    fn removes_fingerprints_of_removed_entries_and_stale_temporary_files() {
+    fn removes_the_legacy_fingerprints_and_stale_temporary_files() {
         let dir = tempfile::tempdir().unwrap();
         let by_file = dir.path().join("by-file");
         let (a, b) = (entry(dir.path(), HASH_A), entry(dir.path(), HASH_B));
@@ -217,8 +206,7 @@ mod tests {
 
         prune(dir.path(), 500, &b);
 
-        assert!(!by_file.join("to-a").exists(), "its entry was removed");
-        assert!(by_file.join("to-b").exists());
+        assert!(!by_file.exists(), "file fingerprints are no longer trusted");
         assert!(!stale.exists(), "an interrupted write's file goes");
         assert!(in_flight.exists(), "a write in progress is left alone");
     }

@@ -187,32 +187,56 @@ impl Drop for PluginInstance {
     }
 }
 
-/// Makes a store under the plugin's limits and instantiates the component in it.
+/// Makes a store under the plugin's limits and instantiates the aggregate component in it.
 fn instantiate(plugin: &Plugin, name: &str) -> Result<(Store<HostState>, Udaf)> {
+    let mut store = new_store(plugin, name)?;
+    let pre = plugin.aggregate_pre().ok_or_else(|| {
+        plugin_error(
+            name,
+            "instantiate",
+            "it is a scalar function, not an aggregate".to_string(),
+        )
+    })?;
+    let bindings = pre
+        .instantiate(&mut store)
+        .map_err(|e| instantiate_failed(&e, &store, plugin.limits(), name))?;
+    Ok((store, bindings))
+}
+
+/// A store under the plugin's limits: memory cap, epoch deadline, sandboxed WASI.
+pub(super) fn new_store(plugin: &Plugin, name: &str) -> Result<Store<HostState>> {
     let runtime = Runtime::shared().map_err(|m| plugin_error(name, "instantiate", m))?;
     let limits = plugin.limits();
     let mut store = Store::new(&runtime.engine, HostState::new(limits));
     store.limiter(|state| &mut state.limiter);
     store.epoch_deadline_trap();
     store.set_epoch_deadline(Runtime::deadline_ticks(limits.call_timeout_ms));
-    let bindings = plugin.pre().instantiate(&mut store).map_err(|e| {
-        let message = if e.downcast_ref::<PoolConcurrencyLimitError>().is_some() {
-            format!(
-                "{}: at most {MAX_LIVE_INSTANCES} plugin instances (one per query operator \
-                     using a plugin aggregate) can be alive at once, fewer of components made \
-                     of many modules such as Python ones",
-                root_cause(&e)
-            )
-        } else {
-            explain_trap(&e, &store, limits)
-        };
-        plugin_error(name, "instantiate", message)
-    })?;
-    Ok((store, bindings))
+    Ok(store)
+}
+
+/// The error of a failed instantiation: the instance pool full, a trap in a start
+/// function, a limit hit.
+pub(super) fn instantiate_failed(
+    e: &wasmtime::Error,
+    store: &Store<HostState>,
+    limits: SandboxLimits,
+    name: &str,
+) -> Error {
+    let message = if e.downcast_ref::<PoolConcurrencyLimitError>().is_some() {
+        format!(
+            "{}: at most {MAX_LIVE_INSTANCES} plugin instances (one per query operator \
+                 using a plugin aggregate) can be alive at once, fewer of components made \
+                 of many modules such as Python ones",
+            root_cause(e)
+        )
+    } else {
+        explain_trap(e, store, limits)
+    };
+    plugin_error(name, "instantiate", message)
 }
 
 /// How a call into a plugin failed.
-enum Failure {
+pub(super) enum Failure {
     /// The plugin returned an error; the instance is still usable.
     Returned(Error),
     /// The call trapped (or timed out, or hit the memory cap): the instance's state may be
@@ -221,7 +245,7 @@ enum Failure {
 }
 
 impl Failure {
-    fn into_error(self) -> Error {
+    pub(super) fn into_error(self) -> Error {
         match self {
             Failure::Returned(e) | Failure::Trapped(e) => e,
         }
@@ -229,7 +253,7 @@ impl Failure {
 }
 
 /// Runs one call under a fresh deadline and turns every way it can fail into an error.
-fn guarded<T>(
+pub(super) fn guarded<T>(
     store: &mut Store<HostState>,
     name: &str,
     function: &str,
@@ -293,7 +317,7 @@ fn explain_trap(err: &wasmtime::Error, store: &Store<HostState>, limits: Sandbox
 /// last [`CAPTURED_OUTPUT_BYTES`] bytes and a note of what it left out between them).
 const OUTPUT_CHARS: usize = 2 * CAPTURED_OUTPUT_BYTES + 128;
 
-fn plugin_error(name: &str, function: &str, message: String) -> Error {
+pub(super) fn plugin_error(name: &str, function: &str, message: String) -> Error {
     Error::Plugin {
         plugin: name.to_string(),
         function: function.to_string(),

@@ -1,5 +1,6 @@
 //! Loading a plugin file: header, size and ABI checks, bounded compilation (or the cache),
-//! linking against the sandbox and reading the aggregate's description. Everything a
+//! linking against the sandbox and reading the description of the aggregate or scalar
+//! function it exports (which of the two, its exports tell). Everything a
 //! component says about itself (names, exports, imports) is shown escaped and capped.
 
 use std::path::{Path, PathBuf};
@@ -13,6 +14,8 @@ use super::instance::PluginInstance;
 use super::precheck::{Refusal, MAX_FUNCTION_LOCALS};
 use super::runtime::Runtime;
 use super::sandbox::SandboxLimits;
+use super::scalar_bindings::UdfPre;
+use super::scalar_instance::ScalarInstance;
 use super::types::PluginType;
 use crate::error::{Error, Result};
 use crate::text::{shown, ERROR_CHARS, NAME_CHARS};
@@ -23,6 +26,27 @@ pub const ABI_VERSION: &str = "0.1.0";
 /// The exported interface every plugin must provide.
 const EXPORT: &str = "laminar:udaf/aggregate@0.1.0";
 const EXPORT_PREFIX: &str = "laminar:udaf/aggregate@";
+/// The exported interface of a scalar function plugin (`wit/laminar-scalar.wit`).
+const SCALAR_EXPORT: &str = "laminar:udaf/scalar@0.1.0";
+const SCALAR_EXPORT_PREFIX: &str = "laminar:udaf/scalar@";
+
+/// What a plugin exports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PluginKind {
+    /// An aggregate (`laminar:udaf/aggregate`, world `udaf`).
+    Aggregate,
+    /// A scalar function (`laminar:udaf/scalar`, world `udf`).
+    Scalar,
+}
+
+impl std::fmt::Display for PluginKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            PluginKind::Aggregate => "aggregate",
+            PluginKind::Scalar => "scalar function",
+        })
+    }
+}
 
 /// How plugins are loaded and sandboxed.
 #[derive(Debug, Clone)]
@@ -78,20 +102,27 @@ impl Default for LoadOptions {
 pub struct PluginInfo {
     /// The name SQL uses (the registered name, else the plugin's own).
     pub name: String,
-    /// The name the plugin gives itself in `describe`.
+    /// Aggregate or scalar function.
+    pub kind: PluginKind,
+    /// The name the plugin gives itself in `describe` (lower case; shown escaped and
+    /// capped when it is not a usable SQL name and the plugin was loaded under another).
     pub declared_name: String,
     /// Argument types, in order.
     pub args: Vec<PluginType>,
     /// Result type.
     pub returns: PluginType,
-    /// Version of the plugin's state encoding.
+    /// Version of the plugin's state encoding (0 for a scalar function, which has none).
     pub state_version: u32,
+    /// Whether results depend on the arguments only (always true of aggregates).
+    pub deterministic: bool,
     /// The `laminar:udaf` version the component was built for.
     pub abi_version: String,
     /// The file it was loaded from.
     pub path: PathBuf,
     /// Size of the component file in bytes.
     pub size_bytes: usize,
+    /// SHA-256 of the component's bytes (the bytes compiled, read once), in hex.
+    pub content_hash: String,
     /// Whether the compiled code came from the cache.
     pub cache: CacheOutcome,
     /// Time to compile the component or load it from the cache.
@@ -101,8 +132,23 @@ pub struct PluginInfo {
 /// A loaded, linked plugin from which any number of sandboxed instances are made.
 pub struct Plugin {
     info: PluginInfo,
-    pre: UdafPre<super::sandbox::HostState>,
+    pre: Pre,
     limits: SandboxLimits,
+}
+
+/// The linked component, ready to instantiate, by kind.
+enum Pre {
+    Aggregate(UdafPre<super::sandbox::HostState>),
+    Scalar(UdfPre<super::sandbox::HostState>),
+}
+
+/// What `describe` said, of either kind.
+struct Described {
+    name: String,
+    args: Vec<PluginType>,
+    returns: PluginType,
+    state_version: u32,
+    deterministic: bool,
 }
 
 impl std::fmt::Debug for Plugin {
@@ -161,27 +207,43 @@ impl Plugin {
                 limit.as_secs_f64()
             )),
         })?;
-        check_exports(&runtime.engine, &compiled.component).map_err(fail)?;
+        let kind = check_exports(&runtime.engine, &compiled.component).map_err(fail)?;
         let instance_pre = runtime
             .linker
             .instantiate_pre(&compiled.component)
             .map_err(|e| fail(missing_imports(&runtime.engine, &compiled.component, &e)))?;
-        let pre = UdafPre::new(instance_pre).map_err(|e| {
-            fail(format!(
-                "it exports {EXPORT} with other types than wit/laminar-udaf.wit declares: {}",
-                root_cause(&e)
-            ))
-        })?;
+        let pre = match kind {
+            PluginKind::Aggregate => {
+                UdafPre::new(instance_pre)
+                    .map(Pre::Aggregate)
+                    .map_err(|e| {
+                        fail(format!(
+                    "it exports {EXPORT} with other types than wit/laminar-udaf.wit declares: {}",
+                    root_cause(&e)
+                ))
+                    })?
+            }
+            PluginKind::Scalar => UdfPre::new(instance_pre).map(Pre::Scalar).map_err(|e| {
+                fail(format!(
+                    "it exports {SCALAR_EXPORT} with other types than wit/laminar-scalar.wit \
+                     declares: {}",
+                    root_cause(&e)
+                ))
+            })?,
+        };
         let mut plugin = Plugin {
             info: PluginInfo {
                 name: String::new(),
+                kind,
                 declared_name: String::new(),
                 args: Vec::new(),
                 returns: PluginType::Float64,
                 state_version: 0,
+                deterministic: true,
                 abi_version: ABI_VERSION.to_string(),
                 path: path.to_path_buf(),
                 size_bytes: usize::try_from(size).unwrap_or(usize::MAX),
+                content_hash: compiled.content_hash,
                 cache: compiled.outcome,
                 compile_time: compiled.elapsed,
             },
@@ -194,34 +256,63 @@ impl Plugin {
                 .map(|s| s.to_string_lossy().into_owned())
                 .unwrap_or_else(|| "plugin".to_string())
         });
-        let signature =
-            PluginInstance::describe(&plugin, &label).map_err(|e| fail(e.to_string()))?;
-        check_name(signature.name.trim()).map_err(|m| fail(format!("its declared name {m}")))?;
-        let declared = signature.name.trim().to_ascii_lowercase();
+        let signature = plugin.describe(&label).map_err(|e| fail(e.to_string()))?;
+        // An explicit name wins: the declared one matters only when it is the one used.
+        let declared = signature.name.trim();
+        let declared_usable = check_name(declared);
+        let declared = match &declared_usable {
+            Ok(()) => declared.to_ascii_lowercase(),
+            Err(_) => shown(declared, NAME_CHARS),
+        };
         let chosen = match name {
             Some(n) => n.trim().to_ascii_lowercase(),
-            None if is_built_in(&declared) => {
+            None if declared_usable.is_err() => {
+                let why = declared_usable.err().unwrap_or_default();
                 return Err(fail(format!(
-                    "it declares the name '{declared}', which is a built-in aggregate; to \
+                    "its declared name {why}; load it under a name of your own (--plugin \
+                     NAME=PATH, CREATE AGGREGATE NAME FROM 'PATH')"
+                )));
+            }
+            None if is_built_in(&declared, kind) => {
+                return Err(fail(format!(
+                    "it declares the name '{declared}', which is a built-in {}; to \
                      replace the built-in, load it under that name explicitly (--plugin \
-                     {declared}=PATH, CREATE AGGREGATE {declared} FROM 'PATH'), or under \
-                     another name"
+                     {declared}=PATH, CREATE {} {declared} FROM 'PATH'), or under \
+                     another name",
+                    if is_built_in(&declared, PluginKind::Aggregate) {
+                        "aggregate"
+                    } else {
+                        "function"
+                    },
+                    match kind {
+                        PluginKind::Aggregate => "AGGREGATE",
+                        PluginKind::Scalar => "FUNCTION",
+                    }
                 )))
             }
             None => declared.clone(),
         };
         check_name(&chosen).map_err(fail)?;
-        if signature.args.is_empty() || signature.args.len() > 16 {
+        let fewest = match kind {
+            PluginKind::Aggregate => 1,
+            PluginKind::Scalar => 0,
+        };
+        if signature.args.len() < fewest || signature.args.len() > 16 {
             return Err(fail(format!(
-                "it declares {} arguments; an aggregate takes 1 to 16",
-                signature.args.len()
+                "it declares {} arguments; {} takes {fewest} to 16",
+                signature.args.len(),
+                match kind {
+                    PluginKind::Aggregate => "an aggregate",
+                    PluginKind::Scalar => "a scalar function",
+                }
             )));
         }
         plugin.info.name = chosen;
         plugin.info.declared_name = declared;
-        plugin.info.args = signature.args.into_iter().map(PluginType::from).collect();
-        plugin.info.returns = signature.returns.into();
+        plugin.info.args = signature.args;
+        plugin.info.returns = signature.returns;
         plugin.info.state_version = signature.state_version;
+        plugin.info.deterministic = signature.deterministic;
         Ok(Arc::new(plugin))
     }
 
@@ -239,11 +330,52 @@ impl Plugin {
     /// on [`super::engine`] (the `plugin_floor` benchmark times loading and instantiating
     /// it without Laminar's own work around them).
     pub fn component(&self) -> &wasmtime::component::Component {
-        self.pre.instance_pre().component()
+        match &self.pre {
+            Pre::Aggregate(pre) => pre.instance_pre().component(),
+            Pre::Scalar(pre) => pre.instance_pre().component(),
+        }
     }
 
-    pub(crate) fn pre(&self) -> &UdafPre<super::sandbox::HostState> {
-        &self.pre
+    /// The linked aggregate, or `None` for a scalar function.
+    pub(crate) fn aggregate_pre(&self) -> Option<&UdafPre<super::sandbox::HostState>> {
+        match &self.pre {
+            Pre::Aggregate(pre) => Some(pre),
+            Pre::Scalar(_) => None,
+        }
+    }
+
+    /// The linked scalar function, or `None` for an aggregate.
+    pub(crate) fn scalar_pre(&self) -> Option<&UdfPre<super::sandbox::HostState>> {
+        match &self.pre {
+            Pre::Scalar(pre) => Some(pre),
+            Pre::Aggregate(_) => None,
+        }
+    }
+
+    /// Calls `describe` in a throw-away instance, whichever the kind.
+    fn describe(&self, label: &str) -> Result<Described> {
+        Ok(match &self.pre {
+            Pre::Aggregate(_) => {
+                let s = PluginInstance::describe(self, label)?;
+                Described {
+                    name: s.name,
+                    args: s.args.into_iter().map(PluginType::from).collect(),
+                    returns: s.returns.into(),
+                    state_version: s.state_version,
+                    deterministic: true,
+                }
+            }
+            Pre::Scalar(_) => {
+                let s = ScalarInstance::describe(self, label)?;
+                Described {
+                    name: s.name,
+                    args: s.args.into_iter().map(PluginType::from).collect(),
+                    returns: s.returns.into(),
+                    state_version: 0,
+                    deterministic: s.deterministic,
+                }
+            }
+        })
     }
 
     pub(crate) fn limits(&self) -> SandboxLimits {
@@ -279,30 +411,39 @@ fn check_header(bytes: &[u8]) -> std::result::Result<(), String> {
     }
 }
 
-/// Checks the component exports `laminar:udaf/aggregate` at the version this host speaks.
+/// Which Laminar interface the component exports at the version this host speaks:
+/// `laminar:udaf/aggregate` or `laminar:udaf/scalar`.
 fn check_exports(
     engine: &wasmtime::Engine,
     component: &wasmtime::component::Component,
-) -> std::result::Result<(), String> {
+) -> std::result::Result<PluginKind, String> {
     let exports: Vec<String> = component
         .component_type()
         .exports(engine)
         .map(|(name, _)| shown(name, NAME_CHARS))
         .collect();
     if exports.iter().any(|e| e == EXPORT) {
-        return Ok(());
+        return Ok(PluginKind::Aggregate);
     }
-    if let Some(other) = exports.iter().find(|e| e.starts_with(EXPORT_PREFIX)) {
-        let version = &other[EXPORT_PREFIX.len()..];
-        return Err(format!(
-            "it was built for laminar:udaf@{version}, but this Laminar implements \
-             laminar:udaf@{ABI_VERSION}; rebuild the plugin against wit/laminar-udaf.wit \
-             of this release"
-        ));
+    if exports.iter().any(|e| e == SCALAR_EXPORT) {
+        return Ok(PluginKind::Scalar);
+    }
+    for (prefix, file) in [
+        (EXPORT_PREFIX, "wit/laminar-udaf.wit"),
+        (SCALAR_EXPORT_PREFIX, "wit/laminar-scalar.wit"),
+    ] {
+        if let Some(other) = exports.iter().find(|e| e.starts_with(prefix)) {
+            let version = &other[prefix.len()..];
+            return Err(format!(
+                "it was built for laminar:udaf@{version}, but this Laminar implements \
+                 laminar:udaf@{ABI_VERSION}; rebuild the plugin against {file} of this release"
+            ));
+        }
     }
     Err(format!(
-        "it does not export {EXPORT}, so it is not a Laminar aggregate (it exports: {}); \
-         build it from wit/laminar-udaf.wit, world `udaf`",
+        "it does not export {EXPORT} or {SCALAR_EXPORT}, so it is not a Laminar aggregate or \
+         scalar function (it exports: {}); build it from wit/laminar-udaf.wit, world `udaf`, \
+         or wit/laminar-scalar.wit, world `udf`",
         if exports.is_empty() {
             "nothing".to_string()
         } else {
@@ -330,9 +471,24 @@ fn check_name(name: &str) -> std::result::Result<(), String> {
     }
 }
 
-/// Whether `name` is a built-in aggregate a plugin may replace only explicitly.
-fn is_built_in(name: &str) -> bool {
-    crate::aggregate::NATIVE_AGGREGATES.contains(&name) || BUILT_IN_ALIASES.contains(&name)
+/// Whether `name` is a built-in a plugin of `kind` may replace only explicitly: a native
+/// aggregate, or for a scalar function also a built-in SQL function (and an aggregate,
+/// which a scalar of the same name would hide from the planner).
+fn is_built_in(name: &str, kind: PluginKind) -> bool {
+    let aggregate =
+        crate::aggregate::NATIVE_AGGREGATES.contains(&name) || BUILT_IN_ALIASES.contains(&name);
+    match kind {
+        PluginKind::Aggregate => aggregate,
+        PluginKind::Scalar => aggregate || is_built_in_function(name),
+    }
+}
+
+/// Whether SQL already has a scalar function called `name` (`upper`, `abs`, …).
+fn is_built_in_function(name: &str) -> bool {
+    use datafusion_sql::planner::ContextProvider;
+    crate::sql::PlanningContext::new()
+        .get_function_meta(name)
+        .is_some()
 }
 
 /// WASI packages the sandbox links (with nothing granted: no files, sockets or
@@ -422,7 +578,12 @@ mod tests {
 
     #[test]
     fn built_in_names_are_known() {
-        assert!(is_built_in("sum") && is_built_in("count") && is_built_in("mean"));
-        assert!(!is_built_in("median"));
+        let aggregate = PluginKind::Aggregate;
+        assert!(is_built_in("sum", aggregate) && is_built_in("count", aggregate));
+        assert!(is_built_in("mean", aggregate) && !is_built_in("median", aggregate));
+        assert!(!is_built_in("upper", aggregate));
+        let scalar = PluginKind::Scalar;
+        assert!(is_built_in("upper", scalar) && is_built_in("sum", scalar));
+        assert!(!is_built_in("shout", scalar));
     }
 }

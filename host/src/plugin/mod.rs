@@ -1,9 +1,11 @@
-//! User-defined aggregates as WebAssembly components (`wit/laminar-udaf.wit`).
+//! User-defined aggregates (`wit/laminar-udaf.wit`) and scalar functions
+//! (`wit/laminar-scalar.wit`) as WebAssembly components.
 //!
 //! ```text
 //!  file ──▶ load: header check ─▶ compile (or cached) ─▶ ABI check ─▶ InstancePre ─▶ describe
 //!                                                                         │
 //!      query ─▶ PluginAccumulator (streaming) / PluginUdaf (DataFusion) ──┘ one instance each
+//!             ─▶ PluginScalar (DataFusion ScalarUDF, both) ───────────────┘ a pool of instances
 //! ```
 //!
 //! The module owns the Wasm engine, the sandbox, the disk cache and the conversion of
@@ -22,6 +24,8 @@ mod load;
 mod precheck;
 mod runtime;
 mod sandbox;
+mod scalar;
+mod scalar_instance;
 mod types;
 mod udaf;
 
@@ -38,20 +42,36 @@ mod bindings {
     };
 }
 
+/// Bindings of world `udf` (`wit/laminar-scalar.wit`), for scalar function plugins.
+#[allow(missing_docs, clippy::all)]
+mod scalar_bindings {
+    wasmtime::component::bindgen!({
+        world: "udf",
+        path: "../wit",
+        ownership: Borrowing { duplicate_if_necessary: true },
+    });
+    pub(crate) use exports::laminar::udaf::scalar::{
+        ColumnDataParam, ColumnDataResult, ColumnParam, ColumnResult, DataType, Signature,
+        VarBinaryParam, VarBinaryResult,
+    };
+}
+
 pub use cache::{default_cache_dir, CacheOutcome, CACHE_DIR_ENV};
 pub use cache_prune::DEFAULT_CACHE_MAX_BYTES;
 pub use load::{
-    LoadOptions, Plugin, PluginInfo, ABI_VERSION, DEFAULT_COMPILE_TIMEOUT,
+    LoadOptions, Plugin, PluginInfo, PluginKind, ABI_VERSION, DEFAULT_COMPILE_TIMEOUT,
     DEFAULT_MAX_COMPONENT_BYTES, MAX_NAME_CHARS,
 };
 pub use precheck::MAX_FUNCTION_LOCALS;
 pub use runtime::{engine, MAX_LIVE_INSTANCES};
 pub use sandbox::SandboxLimits;
+pub use scalar::PluginScalar;
 pub use types::PluginType;
 pub use udaf::PluginUdaf;
 
 pub(crate) use accumulator::PluginAccumulator;
 pub(crate) use count_star::count_star_stays_built_in;
+pub(crate) use scalar::scalar_plugins;
 
 /// A streaming accumulator backed by a fresh instance of `plugin` (one per query operator).
 pub fn plugin_accumulator(

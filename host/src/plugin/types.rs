@@ -5,8 +5,9 @@ use std::fmt;
 use arrow::datatypes::{DataType, TimeUnit};
 
 use super::bindings::DataType as WitType;
+use super::scalar_bindings::DataType as ScalarWitType;
 
-/// An argument or result type of a plugin aggregate.
+/// An argument or result type of a plugin aggregate or scalar function.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PluginType {
     /// DOUBLE (Arrow Float64)
@@ -42,6 +43,18 @@ impl From<WitType> for PluginType {
             WitType::Utf8 => PluginType::Utf8,
             WitType::Boolean => PluginType::Boolean,
             WitType::Timestamp => PluginType::Timestamp,
+        }
+    }
+}
+
+impl From<ScalarWitType> for PluginType {
+    fn from(t: ScalarWitType) -> Self {
+        match t {
+            ScalarWitType::Float64 => PluginType::Float64,
+            ScalarWitType::Int64 => PluginType::Int64,
+            ScalarWitType::Utf8 => PluginType::Utf8,
+            ScalarWitType::Boolean => PluginType::Boolean,
+            ScalarWitType::Timestamp => PluginType::Timestamp,
         }
     }
 }

@@ -121,7 +121,7 @@ impl AggregateUDFImpl for PluginUdaf {
 }
 
 /// The types the arguments `given` of plugin `name` are cast to for its declared `args`.
-fn coerce_arguments(
+pub(super) fn coerce_arguments(
     name: &str,
     args: &[PluginType],
     given: &[DataType],

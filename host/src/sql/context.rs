@@ -63,6 +63,12 @@ impl PlanningContext {
         self.aggregates.insert(udaf.name().to_string(), udaf);
     }
 
+    /// Makes a user-defined scalar function callable; it shadows a built-in of the same
+    /// name.
+    pub(crate) fn add_scalar(&mut self, udf: Arc<ScalarUDF>) {
+        self.scalars.insert(udf.name().to_string(), udf);
+    }
+
     /// Planner options.
     pub(crate) fn config(&self) -> &ConfigOptions {
         &self.options

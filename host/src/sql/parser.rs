@@ -38,7 +38,8 @@ pub(crate) enum Statement {
         name: String,
         query: QueryStatement,
     },
-    /// `CREATE AGGREGATE name FROM 'path.wasm'`: load a Wasm plugin under `name`.
+    /// `CREATE AGGREGATE name FROM 'path.wasm'` or `CREATE FUNCTION name FROM …`: load a
+    /// Wasm plugin (an aggregate or a scalar function) under `name`.
     CreateAggregate {
         name: String,
         path: String,
@@ -104,7 +105,7 @@ fn parse_statement(parser: &mut Parser<'_>, context: &PlanningContext) -> Result
             let query = parse_query(parser, None)?;
             return Ok(Statement::CreateStream { name, query });
         }
-        if is_word(parser, 1, "AGGREGATE") {
+        if is_word(parser, 1, "AGGREGATE") || is_word(parser, 1, "FUNCTION") {
             parser.next_token();
             parser.next_token();
             let name = normalize_ident(&parser.parse_identifier().map_err(syntax_error)?);
@@ -132,7 +133,7 @@ fn parse_statement(parser: &mut Parser<'_>, context: &PlanningContext) -> Result
             column: next.span.start.column,
         },
         message: format!(
-            "expected CREATE SOURCE, CREATE SINK, CREATE STREAM, CREATE AGGREGATE, INSERT INTO or SELECT, found {}",
+            "expected CREATE SOURCE, CREATE SINK, CREATE STREAM, CREATE AGGREGATE, CREATE FUNCTION, INSERT INTO or SELECT, found {}",
             next.token
         ),
     })

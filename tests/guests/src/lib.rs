@@ -24,6 +24,8 @@
 //! | `claims_sum`    | declares the built-in's name `sum` but counts rows                          |
 //! | `latest_ts`     | well-behaved `latest_ts(TIMESTAMP) -> TIMESTAMP` (MAX), for timestamp units |
 //! | `reads_clock`   | results from the clocks, a sleep and random numbers (determinism)           |
+//! | `hostile_scalar`| a scalar function (world `udf`) that loops, bombs memory, returns a wrong   |
+//! |                 | length or type, an error or a panic, as its `mode` argument asks            |
 //!
 //! The aggregates that misbehave only in their output (`wrong_count`, `wrong_type`,
 //! `opens_file`) implement the exported interface directly, through
