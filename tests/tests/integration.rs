@@ -15,6 +15,7 @@ mod cli_errors;
 mod crash_recovery;
 mod newcomer;
 mod oracle_files;
+mod oracle_window_kinds;
 mod oracle_windows;
 mod parallel_decode;
 mod plugin_aggregates;

@@ -176,7 +176,8 @@ pub(crate) fn counters_of(
 ) -> Counters {
     Counters {
         events_read: summary.events_read,
-        late_events_dropped: query.event_time.as_ref().map_or(0, |s| s.late_events()),
+        late_events_dropped: query.event_time.as_ref().map_or(0, |s| s.late_events())
+            + aggregation.map_or(0, Aggregation::late_events),
         source_bad_rows: source.bad_rows_skipped(),
         event_time_bad_rows: query.event_time.as_ref().map_or(0, |s| s.bad_rows()),
         windows_emitted: aggregation.map_or(0, Aggregation::windows_emitted),
@@ -211,6 +212,7 @@ fn restore(loaded: &LoadedCheckpoint, query: &mut CompiledQuery) -> Result<Optio
         Some(_) => Ok(Some(WindowSnapshot {
             windows_emitted: manifest.counters.windows_emitted,
             windows: loaded.windows()?,
+            late_events: 0,
         })),
         None if manifest.open_windows > 0 => Err(Error::Execution(format!(
             "checkpoint {} holds open windows, but the query has no window aggregate",

@@ -229,15 +229,27 @@ impl Engine {
                 .open_sink(name, source.is_unbounded(), false)
                 .map_err(|e| e.at(location))?,
         };
+        let mut late_sink = match &statement.late_sink {
+            None => None,
+            Some(name) => Some(
+                self.open_sink(name, source.is_unbounded(), false)
+                    .map_err(|e| e.at(location))?,
+            ),
+        };
         let mut compiled = compiled;
         let work = self
             .work(&mut compiled, statement)
             .map_err(|e| e.at(location))?;
+        let late: Option<&mut dyn Sink> = match &mut late_sink {
+            Some(late) => Some(late.as_mut()),
+            None => None,
+        };
         run::run_query(
             compiled,
             work,
             source.as_mut(),
             sink.as_mut(),
+            late,
             progress,
             None,
             &Counters::default(),
@@ -254,6 +266,12 @@ impl Engine {
         output: &mut OutputFactory<'_>,
         progress: &mut dyn FnMut(&RunSummary),
     ) -> Result<RunSummary> {
+        if statement.late_sink.is_some() {
+            return Err(Error::unsupported(
+                "LATE DATA TO a sink with --state-dir",
+                "run without --state-dir, or drop LATE DATA TO (the run summary still counts late rows)",
+            ));
+        }
         let def = self.sources[&compiled.source].clone();
         let sink_def = statement
             .sink
@@ -301,6 +319,7 @@ impl Engine {
             work,
             source.as_mut(),
             sink.as_mut(),
+            None,
             progress,
             Some(&mut checkpointer),
             &resumed.counters,

@@ -22,11 +22,13 @@ const PROGRESS_INTERVAL: Duration = Duration::from_millis(250);
 /// aggregate (taken out of the query and restored, for a resumed run) or its filters and
 /// projections run. A durable run passes its checkpointer and the counters it resumed
 /// from.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn run_query(
     mut query: CompiledQuery,
     mut work: Work,
     source: &mut dyn Source,
     sink: &mut dyn Sink,
+    mut late_sink: Option<&mut dyn Sink>,
     progress: &mut dyn FnMut(&RunSummary),
     mut durable: Option<&mut Checkpointer>,
     resumed: &Counters,
@@ -76,6 +78,9 @@ pub(crate) fn run_query(
                 }
             }
         }
+        if let (Some(late), Some(stage)) = (late_sink.as_deref_mut(), &mut query.event_time) {
+            write_late(stage, late, source.is_unbounded())?;
+        }
         if source.is_unbounded() {
             // A live input may not deliver the next batch for a while: what is ready
             // goes out now.
@@ -117,6 +122,9 @@ pub(crate) fn run_query(
         checkpointer.complete(&query, work.aggregation(), source, &summary)?;
     }
     sink.finish()?;
+    if let Some(late) = late_sink {
+        late.finish()?;
+    }
     fill_counts(&query, work.aggregation(), source, &mut summary, started);
     Ok(summary)
 }
@@ -137,6 +145,7 @@ fn fill_counts(
     }
     if let Some(aggregation) = aggregation {
         summary.windows_emitted = aggregation.windows_emitted();
+        summary.late_events_dropped += aggregation.late_events();
     }
 }
 
@@ -161,6 +170,22 @@ fn write_all(
         }
     }
     Ok(wrote)
+}
+
+/// Writes the late rows the event-time stage kept to the late sink.
+fn write_late(
+    stage: &mut crate::time::EventTimeStage,
+    late: &mut dyn Sink,
+    unbounded: bool,
+) -> Result<()> {
+    let batches = stage.take_late_rows();
+    for batch in &batches {
+        late.write(batch)?;
+    }
+    if unbounded && !batches.is_empty() {
+        late.flush()?;
+    }
+    Ok(())
 }
 
 /// Fills in the input's name on row errors raised past the source.
