@@ -571,6 +571,11 @@ fn run_binary(
         format!("connector = 'file', path = '{}'", input.display())
     };
     let script = dir.join("q.sql");
+    // Statements before the query (a CREATE SINK) come first.
+    let (prefix, query) = match query.rsplit_once(";\n") {
+        Some((prefix, query)) => (format!("{prefix};"), query),
+        None => (String::new(), query),
+    };
     std::fs::write(
         &script,
         format!(
@@ -578,6 +583,7 @@ fn run_binary(
                  channel VARCHAR, WATERMARK FOR ts AS ts - INTERVAL '3' SECOND)
              WITH ({connector}, format = '{format}');
              CREATE SINK out WITH (connector = 'file', path = '{}', format = 'csv');
+             {prefix}
              INSERT INTO out {query};",
             out.display()
         ),
@@ -696,6 +702,89 @@ fn hop_cumulate_and_session_through_the_binary_over_files_and_stdin() {
                 err.contains(&format!("{rows} events read, {late} late events dropped")),
                 "{what}: {err}"
             );
+        }
+    }
+}
+
+/// Rows of `batches` in their order (not sorted), timestamps as epoch ms.
+fn ordered_rows(batches: &[RecordBatch]) -> Vec<Vec<Value>> {
+    let mut rows = Vec::new();
+    for batch in batches {
+        for i in 0..batch.num_rows() {
+            rows.extend(sorted_rows(&[batch.slice(i, 1)]));
+        }
+    }
+    rows
+}
+
+#[test]
+fn the_late_sink_holds_exactly_the_contracts_late_rows_in_arrival_order() {
+    let bids = bids(6_000, 38);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let csv = dir.path().join("bids.csv");
+    bids.write_csv(&csv);
+    let rows = bids.all.num_rows();
+    let late_path = dir.path().join("late.csv");
+    let ts = DataType::Timestamp(TimeUnit::Millisecond, None);
+    let source_types = [
+        ts.clone(),
+        DataType::Int64,
+        DataType::Int64,
+        DataType::Float64,
+        DataType::Utf8,
+    ];
+    let (_, hop_late) = unnested(&bids.all, |t| hop_windows(t, 2_000, 10_000), DELAY_MS);
+    let (_, cumulate_late) =
+        unnested(&bids.all, |t| cumulate_windows(t, 2_000, 10_000), DELAY_MS);
+    let (_, tumble_late) = unnested(&bids.all, |t| hop_windows(t, 10_000, 10_000), DELAY_MS);
+    let late_sink = format!(
+        "CREATE SINK late_bids WITH (connector = 'file', path = '{}', format = 'csv');",
+        late_path.display()
+    );
+    let queries = [
+        ("HOP(TABLE bids, DESCRIPTOR(ts), INTERVAL '2' SECOND, INTERVAL '10' SECOND)", &hop_late),
+        ("CUMULATE(TABLE bids, DESCRIPTOR(ts), INTERVAL '2' SECOND, INTERVAL '10' SECOND)", &cumulate_late),
+        ("TUMBLE(TABLE bids, DESCRIPTOR(ts), INTERVAL '10' SECOND)", &tumble_late),
+    ];
+    for (stdin, cores, batch_size) in [(false, "2", "7"), (true, "3", "8192"), (false, "1", "1")] {
+        for (window, late) in queries {
+            assert!(late.len() > 50);
+            let query = format!(
+                "SELECT auction, window_start, COUNT(*) FROM {window}
+                 WHERE {FILTER} GROUP BY window_start, window_end, auction
+                 EMIT ON WINDOW CLOSE LATE DATA TO late_bids"
+            );
+            let (_, err) = run_binary(
+                dir.path(),
+                &csv,
+                "csv",
+                stdin,
+                &format!("{late_sink}\n{query}"),
+                &["--cores", cores, "--batch-size", batch_size],
+                &[DataType::Int64, ts.clone(), DataType::Int64],
+            );
+            let what = format!("{window}, stdin {stdin}, {cores} cores, batch size {batch_size}");
+            assert!(
+                err.contains(&format!("{rows} events read, {} late events dropped", late.len())),
+                "{what}: {err}"
+            );
+            let file = std::fs::File::open(&late_path).expect("late sink");
+            let schema = Arc::new(Schema::new(
+                ["ts", "auction", "bidder", "price", "channel"]
+                    .iter()
+                    .zip(&source_types)
+                    .map(|(name, t)| Field::new(*name, t.clone(), true))
+                    .collect::<Vec<_>>(),
+            ));
+            let written: Vec<RecordBatch> = datafusion::arrow::csv::ReaderBuilder::new(schema)
+                .with_header(true)
+                .build(file)
+                .expect("csv reader")
+                .map(|b| b.expect("csv batch"))
+                .collect();
+            let indices = UInt32Array::from(late.iter().map(|&i| i as u32).collect::<Vec<_>>());
+            let expected = take_record_batch(&bids.all, &indices).expect("take");
+            assert_eq!(ordered_rows(&written), ordered_rows(&[expected]), "{what}");
         }
     }
 }
