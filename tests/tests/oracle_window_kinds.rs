@@ -734,17 +734,25 @@ fn the_late_sink_holds_exactly_the_contracts_late_rows_in_arrival_order() {
         DataType::Utf8,
     ];
     let (_, hop_late) = unnested(&bids.all, |t| hop_windows(t, 2_000, 10_000), DELAY_MS);
-    let (_, cumulate_late) =
-        unnested(&bids.all, |t| cumulate_windows(t, 2_000, 10_000), DELAY_MS);
+    let (_, cumulate_late) = unnested(&bids.all, |t| cumulate_windows(t, 2_000, 10_000), DELAY_MS);
     let (_, tumble_late) = unnested(&bids.all, |t| hop_windows(t, 10_000, 10_000), DELAY_MS);
     let late_sink = format!(
         "CREATE SINK late_bids WITH (connector = 'file', path = '{}', format = 'csv');",
         late_path.display()
     );
     let queries = [
-        ("HOP(TABLE bids, DESCRIPTOR(ts), INTERVAL '2' SECOND, INTERVAL '10' SECOND)", &hop_late),
-        ("CUMULATE(TABLE bids, DESCRIPTOR(ts), INTERVAL '2' SECOND, INTERVAL '10' SECOND)", &cumulate_late),
-        ("TUMBLE(TABLE bids, DESCRIPTOR(ts), INTERVAL '10' SECOND)", &tumble_late),
+        (
+            "HOP(TABLE bids, DESCRIPTOR(ts), INTERVAL '2' SECOND, INTERVAL '10' SECOND)",
+            &hop_late,
+        ),
+        (
+            "CUMULATE(TABLE bids, DESCRIPTOR(ts), INTERVAL '2' SECOND, INTERVAL '10' SECOND)",
+            &cumulate_late,
+        ),
+        (
+            "TUMBLE(TABLE bids, DESCRIPTOR(ts), INTERVAL '10' SECOND)",
+            &tumble_late,
+        ),
     ];
     for (stdin, cores, batch_size) in [(false, "2", "7"), (true, "3", "8192"), (false, "1", "1")] {
         for (window, late) in queries {
@@ -765,7 +773,10 @@ fn the_late_sink_holds_exactly_the_contracts_late_rows_in_arrival_order() {
             );
             let what = format!("{window}, stdin {stdin}, {cores} cores, batch size {batch_size}");
             assert!(
-                err.contains(&format!("{rows} events read, {} late events dropped", late.len())),
+                err.contains(&format!(
+                    "{rows} events read, {} late events dropped",
+                    late.len()
+                )),
                 "{what}: {err}"
             );
             let file = std::fs::File::open(&late_path).expect("late sink");

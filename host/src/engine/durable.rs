@@ -258,3 +258,60 @@ fn sha256_hex(bytes: &[u8]) -> String {
         .map(|b| format!("{b:02x}"))
         .collect()
 }
+
+/// The length a durable run's late sink file had at the checkpoint it resumes from: the
+/// bytes of its first `records` records (and a CSV header), one record a late row. `None`
+/// when nothing is to be kept (no checkpoint yet, or not a file sink).
+pub(crate) fn late_sink_len(
+    def: &crate::sql::SinkDef,
+    unbounded: bool,
+    resumed: bool,
+    records: u64,
+) -> Result<Option<u64>> {
+    let crate::sql::Connector::File(destination) = &def.connector else {
+        return Ok(None);
+    };
+    if !resumed {
+        return Ok(None);
+    }
+    let path = if unbounded {
+        destination.clone()
+    } else {
+        crate::sink::partial_path(destination)
+    };
+    let bytes = match std::fs::read(&path) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && records == 0 => return Ok(Some(0)),
+        Err(e) => {
+            return Err(Error::io(
+                format!("cannot read late sink file {}", path.display()),
+                e,
+            ))
+        }
+    };
+    let header = u64::from(matches!(def.format, crate::sql::FormatKind::Csv) && !bytes.is_empty());
+    let wanted = records + header;
+    if records == 0 {
+        return Ok(Some(0));
+    }
+    // Lines end at a newline, outside double quotes in CSV (a CSV field may hold one; a
+    // JSON line never does).
+    let csv = matches!(def.format, crate::sql::FormatKind::Csv);
+    let (mut lines, mut quoted) = (0u64, false);
+    for (at, &byte) in bytes.iter().enumerate() {
+        match byte {
+            b'"' if csv => quoted = !quoted,
+            b'\n' if !quoted => {
+                lines += 1;
+                if lines == wanted {
+                    return Ok(Some(at as u64 + 1));
+                }
+            }
+            _ => {}
+        }
+    }
+    Err(Error::Execution(format!(
+        "late sink file {} holds {lines} lines, fewer than the {wanted} its checkpoint counted: it was changed outside Laminar",
+        path.display()
+    )))
+}

@@ -266,19 +266,21 @@ impl Engine {
         output: &mut OutputFactory<'_>,
         progress: &mut dyn FnMut(&RunSummary),
     ) -> Result<RunSummary> {
-        if statement.late_sink.is_some() {
-            return Err(Error::unsupported(
-                "LATE DATA TO a sink with --state-dir",
-                "run without --state-dir, or drop LATE DATA TO (the run summary still counts late rows)",
-            ));
-        }
         let def = self.sources[&compiled.source].clone();
         let sink_def = statement
             .sink
             .as_ref()
             .and_then(|s| self.sinks.get(s))
             .cloned();
-        let relations = format!("source: {def:?}; sink: {sink_def:?}");
+        let late_def = statement
+            .late_sink
+            .as_ref()
+            .and_then(|s| self.sinks.get(s))
+            .cloned();
+        let mut relations = format!("source: {def:?}; sink: {sink_def:?}");
+        if let Some(late_def) = &late_def {
+            relations.push_str(&format!("; late sink: {late_def:?}"));
+        }
         let fingerprint = durable::fingerprint(&compiled, relations)?;
         let mut checkpointer = Checkpointer::open(
             Arc::clone(&self.config.storage),
@@ -291,6 +293,13 @@ impl Engine {
                 connector: Connector::File(path),
                 ..
             }) = &sink_def
+            {
+                finish_commit(path)?;
+            }
+            if let Some(SinkDef {
+                connector: Connector::File(path),
+                ..
+            }) = &late_def
             {
                 finish_commit(path)?;
             }
@@ -310,6 +319,24 @@ impl Engine {
             Some(name) => self.open_sink(name, source.is_unbounded(), true)?,
         };
         sink.resume(resumed.sink_len)?;
+        let mut late_sink = match &statement.late_sink {
+            None => None,
+            Some(name) => {
+                let mut late = self.open_sink(name, source.is_unbounded(), true)?;
+                if let Some(def) = &late_def {
+                    // The late sink holds one record per late row: cut it back to the rows
+                    // counted at the checkpoint.
+                    let len = durable::late_sink_len(
+                        def,
+                        source.is_unbounded(),
+                        resumed.position.is_some(),
+                        resumed.counters.late_events_dropped,
+                    )?;
+                    late.resume(len)?;
+                }
+                Some(late)
+            }
+        };
         let mut work = self.work(&mut compiled, statement)?;
         if let (Some(aggregation), Some(windows)) = (work.aggregation_mut(), &resumed.windows) {
             aggregation.restore(windows)?;
@@ -319,7 +346,10 @@ impl Engine {
             work,
             source.as_mut(),
             sink.as_mut(),
-            None,
+            match &mut late_sink {
+                Some(late) => Some(late.as_mut()),
+                None => None,
+            },
             progress,
             Some(&mut checkpointer),
             &resumed.counters,

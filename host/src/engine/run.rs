@@ -94,6 +94,9 @@ pub(crate) fn run_query(
             if checkpointer.due() {
                 work.settle(&mut outputs)?;
                 write_all(&mut outputs, &mut query.after, sink, &mut summary)?;
+                if let Some(late) = late_sink.as_deref_mut() {
+                    late.sync()?;
+                }
                 checkpointer.checkpoint(
                     &query,
                     work.aggregation_mut(),
@@ -119,6 +122,9 @@ pub(crate) fn run_query(
         // file is renamed into place after that (a crash in between finishes the rename).
         source.sync_input()?;
         sink.sync()?;
+        if let Some(late) = late_sink.as_deref_mut() {
+            late.sync()?;
+        }
         checkpointer.complete(&query, work.aggregation(), source, &summary)?;
     }
     sink.finish()?;
