@@ -49,6 +49,9 @@ pub(crate) struct Sessions {
     free: Vec<u32>,
     num_slots: usize,
     late: u64,
+    /// At most the smallest end of an open session (`i64::MAX`: none open): a watermark
+    /// below it closes nothing, and the keys need not be scanned.
+    min_end: i64,
     pending_rows: Vec<u32>,
     pending_slots: Vec<u32>,
     meets: Vec<usize>,
@@ -86,6 +89,7 @@ impl Sessions {
             free: Vec::new(),
             num_slots: 0,
             late: 0,
+            min_end: i64::MAX,
             pending_rows: Vec::new(),
             pending_slots: Vec::new(),
             meets: Vec::new(),
@@ -171,6 +175,7 @@ impl Sessions {
                         end: hi,
                         slot,
                     });
+                    self.min_end = self.min_end.min(hi);
                     slot
                 }
                 1 => {
@@ -257,6 +262,10 @@ impl Sessions {
     /// then start, then key.
     pub(crate) fn take_closed(&mut self, watermark: Option<i64>) -> Vec<Closed> {
         let mut out = std::mem::take(&mut self.closed);
+        if watermark.is_some_and(|wm| wm < self.min_end) {
+            return out;
+        }
+        let mut min_end = i64::MAX;
         self.open.retain(|key, sessions| {
             let mut i = 0;
             while i < sessions.len() {
@@ -269,11 +278,13 @@ impl Sessions {
                         slot: s.slot,
                     });
                 } else {
+                    min_end = min_end.min(sessions[i].end);
                     i += 1;
                 }
             }
             !sessions.is_empty()
         });
+        self.min_end = min_end;
         out.sort_by(|a, b| (a.end, a.start, &a.key).cmp(&(b.end, b.start, &b.key)));
         out
     }
@@ -342,6 +353,7 @@ impl Sessions {
                 (self.num_slots - 1) as u32
             });
             slots.push(slot);
+            self.min_end = self.min_end.min(ends[row]);
             self.open.entry(key.into()).or_default().push(Session {
                 start: starts[row],
                 end: ends[row],
@@ -352,5 +364,139 @@ impl Sessions {
             call.accumulator.merge(states, &slots, self.num_slots)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use arrow::array::{Array, AsArray, Int64Array, RecordBatch};
+    use arrow::datatypes::{DataType, Field, Int64Type, Schema};
+    use datafusion_physical_expr::expressions::col;
+
+    use crate::aggregate::native_accumulator;
+    use crate::operator::{AggregateCall, GroupColumn, Operand, WindowAggregate};
+    use crate::window::WindowSpec;
+
+    fn input() -> Arc<Schema> {
+        Arc::new(Schema::new(vec![
+            Field::new("k", DataType::Int64, true),
+            Field::new("t", DataType::Int64, false),
+            Field::new("wm", DataType::Int64, false),
+        ]))
+    }
+
+    fn operator() -> WindowAggregate {
+        let schema = input();
+        let output = Arc::new(Schema::new(vec![
+            Field::new("k", DataType::Int64, true),
+            Field::new("s", DataType::Int64, true),
+            Field::new("e", DataType::Int64, true),
+            Field::new("n", DataType::Int64, true),
+        ]));
+        let count = AggregateCall {
+            args: vec![Operand::new(col("t", &schema).unwrap())],
+            accumulator: native_accumulator("count", Some(&DataType::Int64), &DataType::Int64)
+                .unwrap(),
+        };
+        WindowAggregate::new(
+            WindowSpec::session(10).unwrap(),
+            col("t", &schema).unwrap(),
+            false,
+            vec![
+                GroupColumn::Key(0),
+                GroupColumn::WindowStart,
+                GroupColumn::WindowEnd,
+            ],
+            vec![col("k", &schema).unwrap()],
+            vec![DataType::Int64],
+            vec![count],
+            output,
+        )
+        .unwrap()
+        .with_watermark_column(col("wm", &schema).unwrap())
+    }
+
+    /// Rows `(t, wm)` of key 1.
+    fn rows(rows: &[(i64, i64)]) -> RecordBatch {
+        RecordBatch::try_new(
+            input(),
+            vec![
+                Arc::new(Int64Array::from(vec![1; rows.len()])),
+                Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.0))),
+                Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.1))),
+            ],
+        )
+        .unwrap()
+    }
+
+    fn results(batches: &[RecordBatch]) -> Vec<[i64; 4]> {
+        let mut out: Vec<[i64; 4]> = batches
+            .iter()
+            .flat_map(|b| {
+                let c = |i: usize| b.column(i).as_primitive::<Int64Type>().clone();
+                let (k, s, e, n) = (c(0), c(1), c(2), c(3));
+                (0..b.num_rows())
+                    .map(move |r| [k.value(r), s.value(r), e.value(r), n.value(r)])
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        out.sort_unstable();
+        out
+    }
+
+    const MIN: i64 = i64::MIN;
+    /// Two sessions bridged by a row, a session closed by a row's watermark, a late row,
+    /// and a row that starts a session overlapping a closed one (merging with an open one).
+    const ROWS: [(i64, i64); 7] = [
+        (0, MIN),
+        (30, MIN),
+        (18, MIN),
+        (9, MIN),
+        (29, 28),
+        (5, 28),
+        (20, 28),
+    ];
+
+    #[test]
+    fn sessions_merge_close_per_row_and_count_late_rows() {
+        for cut in 0..=ROWS.len() {
+            let mut op = operator();
+            let mut out = Vec::new();
+            op.update(&rows(&ROWS[..cut])).unwrap();
+            op.update(&rows(&ROWS[cut..])).unwrap();
+            op.finish(&mut out).unwrap();
+            assert_eq!(
+                results(&out),
+                vec![[1, 0, 28, 3], [1, 20, 40, 3]],
+                "cut {cut}"
+            );
+            assert_eq!(op.late_events(), 1);
+        }
+    }
+
+    #[test]
+    fn a_snapshot_restored_into_a_fresh_operator_goes_on_identically() {
+        for cut in 0..=ROWS.len() {
+            let mut op = operator();
+            op.update(&rows(&ROWS[..cut])).unwrap();
+            let mut out = Vec::new();
+            // The watermark after the rows so far (the next row's, at most).
+            let watermark = ROWS.get(cut).map_or(28, |row| row.1);
+            op.advance(watermark, &mut out).unwrap();
+            let snapshot = op.snapshot().unwrap();
+            let mut fresh = operator();
+            fresh.restore(&snapshot).unwrap();
+            fresh.update(&rows(&ROWS[cut..])).unwrap();
+            fresh.finish(&mut out).unwrap();
+            assert_eq!(
+                results(&out),
+                vec![[1, 0, 28, 3], [1, 20, 40, 3]],
+                "cut {cut}"
+            );
+            assert_eq!(op.late_events() + fresh.late_events(), 1);
+            assert_eq!(fresh.open_groups(), 0);
+        }
     }
 }
