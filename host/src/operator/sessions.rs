@@ -371,7 +371,7 @@ impl Sessions {
 mod tests {
     use std::sync::Arc;
 
-    use arrow::array::{Array, AsArray, Int64Array, RecordBatch};
+    use arrow::array::{AsArray, Int64Array, RecordBatch};
     use arrow::datatypes::{DataType, Field, Int64Type, Schema};
     use datafusion_physical_expr::expressions::col;
 
