@@ -517,6 +517,12 @@ fn unsupported_window_shapes_are_planning_errors_that_say_what_to_write() {
             "SELECT COUNT(*) FROM bids GROUP BY HOP(ts, INTERVAL '1' SECOND)",
             "HOP(time_column, INTERVAL slide, INTERVAL size)",
         ),
+        (
+            "CREATE SINK late_rows WITH (connector = 'file', path = '/nonexistent/late.csv', format = 'csv');
+             SELECT auction, COUNT(*) FROM bids GROUP BY auction, SESSION(ts, INTERVAL '1' SECOND)
+             EMIT ON WINDOW CLOSE LATE DATA TO late_rows",
+            "LATE DATA TO a sink with a SESSION window",
+        ),
     ];
     for (sql, expected) in cases {
         let mut engine = Engine::with_config(EngineConfig::default());
@@ -798,4 +804,29 @@ fn the_late_sink_holds_exactly_the_contracts_late_rows_in_arrival_order() {
             assert_eq!(ordered_rows(&written), ordered_rows(&[expected]), "{what}");
         }
     }
+}
+
+#[test]
+fn a_hop_stream_read_by_a_later_query_matches_datafusion() {
+    let bids = bids(8_000, 39);
+    let (kept, _) = unnested(&bids.all, |t| hop_windows(t, 5_000, 15_000), DELAY_MS);
+    let expected = sorted_rows(&batch_sql(
+        kept,
+        "SELECT * FROM (SELECT auction, ws, we, COUNT(*) AS n, SUM(price) AS s
+                        FROM kept GROUP BY auction, ws, we) WHERE n > 1",
+        Vec::new(),
+        1,
+    ));
+    assert!(expected.len() > 100);
+    let (actual, _) = run_engine(
+        &bids,
+        7,
+        2,
+        "CREATE STREAM busy AS
+           SELECT auction, window_start, window_end, COUNT(*) AS n, SUM(price) AS s
+           FROM HOP(TABLE bids, DESCRIPTOR(ts), INTERVAL '5' SECOND, INTERVAL '15' SECOND)
+           GROUP BY window_start, window_end, auction;
+         SELECT * FROM busy WHERE n > 1",
+    );
+    assert_rows_match(&actual, &expected);
 }
