@@ -830,3 +830,31 @@ fn a_hop_stream_read_by_a_later_query_matches_datafusion() {
     );
     assert_rows_match(&actual, &expected);
 }
+
+#[test]
+fn hop_filtered_on_its_window_bounds_matches_datafusion() {
+    // A WHERE on window_start filters (row, window) pairs: the rows then carry each
+    // window's bounds rather than going to the aggregate once by pane.
+    let bids = bids(8_000, 40);
+    let (kept, late) = unnested(&bids.all, |t| hop_windows(t, 2_000, 10_000), DELAY_MS);
+    let expected = sorted_rows(&batch_sql(
+        kept,
+        "SELECT auction, ws, we, COUNT(*), SUM(price) FROM kept
+         WHERE ws >= TIMESTAMP '2024-01-01T00:00:06' GROUP BY auction, ws, we",
+        Vec::new(),
+        1,
+    ));
+    for (batch_size, cores) in [(7, 1), (8192, 3)] {
+        let (actual, summary) = run_engine(
+            &bids,
+            batch_size,
+            cores,
+            "SELECT auction, window_start, window_end, COUNT(*), SUM(price)
+             FROM HOP(TABLE bids, DESCRIPTOR(ts), INTERVAL '2' SECOND, INTERVAL '10' SECOND)
+             WHERE window_start >= TIMESTAMP '2024-01-01T00:00:06'
+             GROUP BY window_start, window_end, auction",
+        );
+        assert_rows_match(&actual, &expected);
+        assert_eq!(summary.late_events_dropped, late.len() as u64);
+    }
+}

@@ -213,6 +213,8 @@ fn restore(loaded: &LoadedCheckpoint, query: &mut CompiledQuery) -> Result<Optio
             windows_emitted: manifest.counters.windows_emitted,
             windows: loaded.windows()?,
             late_events: 0,
+            // Every window ending at or before the watermark at the checkpoint was written.
+            advanced_to: query.event_time.as_ref().and_then(|s| s.watermark()),
         })),
         None if manifest.open_windows > 0 => Err(Error::Execution(format!(
             "checkpoint {} holds open windows, but the query has no window aggregate",

@@ -47,12 +47,24 @@ pub(crate) fn run_query(
             // Rows routed straight to the cores: the router copies each core's on-time
             // rows out of the whole batch, in one copy rather than two.
             (Work::Aggregate(aggregation), Some(stage))
-                if query.before.is_empty() && aggregation.on_cores() =>
+                if query.before.is_empty() && aggregation.on_cores() && !stage.sliced() =>
             {
                 let (batch, on_time) = stage
                     .process_all(&mut input)
                     .map_err(|e| locate(e, source.origin()))?;
                 aggregation.process(&batch, on_time.as_deref(), stage.watermark(), &mut outputs)?;
+            }
+            // Sliced HOP and CUMULATE rows: in pieces, each followed by its watermark.
+            (Work::Aggregate(aggregation), Some(stage)) if stage.sliced() => {
+                let pieces = stage
+                    .process_pieces(&mut input)
+                    .map_err(|e| locate(e, source.origin()))?;
+                for (mut batch, watermark) in pieces {
+                    for op in &mut query.before {
+                        batch = op.process(batch)?;
+                    }
+                    aggregation.process(&batch, None, watermark, &mut outputs)?;
+                }
             }
             (work, event_time) => {
                 let mut batch = match event_time {

@@ -64,6 +64,9 @@ pub struct WindowSnapshot {
     /// Session rows this operator counted late (0 for other windows, whose late rows the
     /// event-time stage counts).
     pub late_events: u64,
+    /// The watermark the operator had reached: every window ending at or before it was
+    /// emitted (what a HOP or CUMULATE operator kept by pane must not emit again).
+    pub advanced_to: Option<i64>,
 }
 
 impl From<TumblingWindow> for WindowSpec {
@@ -93,6 +96,10 @@ pub struct WindowAggregate {
     calls: Vec<AggregateCall>,
     table: GroupTable,
     sessions: Option<Sessions>,
+    /// HOP and CUMULATE rows kept by pane, merged into windows as they close.
+    panes: bool,
+    /// The largest watermark emission has reached (see [`WindowSnapshot::advanced_to`]).
+    advanced_to: Option<i64>,
     windows_emitted: u64,
     starts: Vec<i64>,
     slots: Vec<u32>,
@@ -137,6 +144,8 @@ impl WindowAggregate {
             window_expr_is_end,
             watermark_expr: None,
             sessions,
+            panes: false,
+            advanced_to: None,
             group_columns,
             keys: key_exprs.into_iter().map(Operand::new).collect(),
             table: GroupTable::new(&key_types)?,
@@ -155,6 +164,20 @@ impl WindowAggregate {
     /// window expression is then their event time, `window_start`).
     pub fn with_watermark_column(mut self, expr: Arc<dyn PhysicalExpr>) -> Self {
         self.watermark_expr = Some(Operand::new(expr));
+        self
+    }
+
+    /// HOP and CUMULATE: the rows arrive once each, their window columns the bounds of
+    /// their pane (the slide or step holding them), and each pane's groups are merged into
+    /// every window holding it when that window closes. The rows must come in pieces after
+    /// each of which the operator is advanced, cut wherever the watermark crosses a window
+    /// end (what `EventTimeStage::slice` does), so a row joins only the windows still open
+    /// at its own watermark. No effect on other kinds.
+    pub fn with_panes(mut self) -> Self {
+        self.panes = matches!(
+            self.window,
+            WindowSpec::Hop { .. } | WindowSpec::Cumulate { .. }
+        );
         self
     }
 
@@ -248,7 +271,11 @@ impl WindowAggregate {
                 .collect::<Result<Vec<Vec<ArrayRef>>>>()?;
             return sessions.update(&times, &watermarks, keys, &mut self.calls, &args);
         }
-        let offset = self.window.id_from(0, self.window_expr_is_end);
+        let offset = match (self.panes, self.window.pane_width()) {
+            (true, Some(width)) if self.window_expr_is_end => -width,
+            (true, _) => 0,
+            (false, _) => self.window.id_from(0, self.window_expr_is_end),
+        };
         self.starts.clear();
         // The window columns are millisecond timestamps: read their values as they are.
         match window_values.data_type() {
@@ -346,6 +373,7 @@ impl WindowAggregate {
             windows_emitted: self.windows_emitted,
             windows,
             late_events: 0,
+            advanced_to: self.advanced_to,
         })
     }
 
@@ -382,6 +410,7 @@ impl WindowAggregate {
             }
         }
         self.windows_emitted = snapshot.windows_emitted;
+        self.advanced_to = snapshot.advanced_to;
         Ok(())
     }
 
@@ -394,6 +423,9 @@ impl WindowAggregate {
     ) -> Result<()> {
         if self.sessions.is_some() {
             return self.emit_sessions(watermark, emit);
+        }
+        if self.panes {
+            return self.emit_panes(watermark, emit);
         }
         let last_start = watermark.map(|w| self.window.last_closed_id(w));
         loop {
@@ -490,6 +522,7 @@ impl WindowAggregate {
             windows_emitted: self.windows_emitted,
             windows,
             late_events,
+            advanced_to: self.advanced_to,
         })
     }
 
@@ -541,6 +574,121 @@ impl WindowAggregate {
         }
         self.windows_emitted = snapshot.windows_emitted;
         Ok(())
+    }
+
+    /// Emits every window that `watermark` closes (`None`: every window holding an open
+    /// pane), in end order, each the merge of its panes' groups; frees the panes whose
+    /// last window has closed.
+    fn emit_panes(
+        &mut self,
+        watermark: Option<i64>,
+        mut emit: impl FnMut(i64, RecordBatch),
+    ) -> Result<()> {
+        let Some(grid) = self.window.pane_width() else {
+            return Ok(());
+        };
+        loop {
+            let Some(oldest) = self.table.open_windows().next().map(|(id, _)| id) else {
+                break;
+            };
+            // The first window end not emitted yet: past the watermark already reached,
+            // and no earlier than the first window of the oldest pane.
+            let mut end = oldest.saturating_add(grid);
+            if let Some(done) = self.advanced_to {
+                end = end.max(done.div_euclid(grid).saturating_add(1).saturating_mul(grid));
+            }
+            if watermark.is_some_and(|wm| end > wm) {
+                break;
+            }
+            let (start, id) = match self.window {
+                WindowSpec::Hop { size, .. } => (end - size, end - size),
+                WindowSpec::Cumulate { max, .. } => ((end - 1).div_euclid(max) * max, end),
+                _ => return Ok(()),
+            };
+            if let Some(batch) = self.merge_panes(start, end)? {
+                emit(id, batch);
+                self.windows_emitted += 1;
+            }
+            self.advanced_to = Some(self.advanced_to.map_or(end, |done| done.max(end)));
+            // Panes whose last window has now closed.
+            loop {
+                let oldest = self.table.open_windows().next().map(|(pane, _)| pane);
+                if oldest.is_none_or(|pane| self.window.last_end(pane) > end) {
+                    break;
+                }
+                let Some((_, groups)) = self.table.pop_oldest() else {
+                    break;
+                };
+                for call in &mut self.calls {
+                    // Resets the slots, which are free again.
+                    call.accumulator.evaluate(&groups.slots)?;
+                }
+                self.table.release(groups);
+            }
+        }
+        if let Some(wm) = watermark {
+            self.advanced_to = Some(self.advanced_to.map_or(wm, |done| done.max(wm)));
+        }
+        Ok(())
+    }
+
+    /// The result batch of the window `[start, end)`: the groups of its panes merged
+    /// (`None` when no pane of it is open).
+    fn merge_panes(&mut self, start: i64, end: i64) -> Result<Option<RecordBatch>> {
+        let mut panes: Vec<(Vec<u32>, Vec<ArrayRef>)> = Vec::new();
+        for (pane, groups) in self.table.open_windows() {
+            if pane >= end {
+                break;
+            }
+            if pane < start {
+                continue;
+            }
+            let mut keys = Vec::new();
+            self.table.key_columns(groups, &self.key_types, &mut keys)?;
+            panes.push((groups.slots.clone(), keys));
+        }
+        if panes.is_empty() {
+            return Ok(None);
+        }
+        // The window's groups go to a window of their own, before every pane.
+        const MERGED: i64 = i64::MIN;
+        let mut targets = Vec::with_capacity(panes.len());
+        for (slots, keys) in &panes {
+            let mut out = Vec::new();
+            self.table
+                .intern(&vec![MERGED; slots.len()], keys, &mut out)?;
+            targets.push(out);
+        }
+        let num_slots = self.table.num_slots();
+        for call in &mut self.calls {
+            for ((slots, _), out) in panes.iter().zip(&targets) {
+                let states = call.accumulator.state(slots)?;
+                call.accumulator.merge(&states, out, num_slots)?;
+            }
+        }
+        let Some((MERGED, groups)) = self.table.pop_oldest() else {
+            return Err(Error::Execution(
+                "internal: the merged window is not the oldest".into(),
+            ));
+        };
+        let mut keys = std::mem::take(&mut self.key_values);
+        keys.clear();
+        let built = self
+            .table
+            .key_columns(&groups, &self.key_types, &mut keys)
+            .and_then(|()| {
+                self.assemble(
+                    Bound::Same(start),
+                    Bound::Same(end),
+                    groups.slots.len(),
+                    &keys,
+                    &groups.slots,
+                )
+            });
+        keys.clear();
+        self.key_values = keys;
+        self.table.release(groups);
+        built.map(Some)
     }
 
     /// The result batch of a closed window.

@@ -116,7 +116,13 @@ pub(crate) fn compile(
     let mut before: Vec<Box<dyn Operator>> = Vec::new();
     let mut after: Vec<Box<dyn Operator>> = Vec::new();
     let mut aggregate = None;
+    // Whether an expression before (or in) the aggregate computes with a window column:
+    // then HOP and CUMULATE rows must carry their windows' bounds, not their panes'.
+    let mut computes_with_window = false;
     for node in &chain[1..] {
+        if aggregate.is_none() {
+            computes_with_window |= uses_window_columns(node, &window_columns);
+        }
         let ops = if aggregate.is_some() {
             &mut after
         } else {
@@ -327,6 +333,17 @@ pub(crate) fn compile(
         ));
     }
     let read_columns = read_columns(&chain, source, window);
+    let mut event_time = event_time;
+    let sliced = !computes_with_window
+        && window.is_some_and(|w| {
+            matches!(w.spec, WindowSpec::Hop { .. } | WindowSpec::Cumulate { .. })
+        });
+    if sliced {
+        aggregate = aggregate.map(WindowAggregate::with_panes);
+        if let Some(stage) = &mut event_time {
+            stage.slice();
+        }
+    }
     Ok(CompiledQuery {
         source: source_name,
         event_time,
@@ -337,9 +354,10 @@ pub(crate) fn compile(
         plan_text: match window {
             // A TUMBLE's plan text stays what it was (state dirs of earlier runs match).
             Some(clause) if !matches!(clause.spec, WindowSpec::Tumble { .. }) => format!(
-                "window: {:?} on {}\n{}",
+                "window: {:?} on {}{}\n{}",
                 clause.spec,
                 clause.time_column,
+                if sliced { ", by pane" } else { "" },
                 plan.display_indent_schema()
             ),
             _ => plan.display_indent_schema().to_string(),
@@ -406,6 +424,28 @@ fn event_time_stage(source: &SourceDef, clause: &WindowClause) -> Result<EventTi
         delay_ms,
         source.options.on_error,
     ))
+}
+
+/// Whether `node` computes with one of the window columns `window_columns` (passing one
+/// through a projection, or grouping by it, does not count).
+fn uses_window_columns(node: &LogicalPlan, window_columns: &HashMap<String, GroupColumn>) -> bool {
+    let refers = |expr: &Expr| {
+        expr.column_refs()
+            .iter()
+            .any(|c| window_columns.contains_key(&c.name))
+    };
+    let plain = |expr: &Expr| matches!(strip_alias(expr), Expr::Column(_));
+    match node {
+        LogicalPlan::Filter(filter) => refers(&filter.predicate),
+        LogicalPlan::Projection(projection) => {
+            projection.expr.iter().any(|e| !plain(e) && refers(e))
+        }
+        LogicalPlan::Aggregate(agg) => {
+            agg.group_expr.iter().any(|e| !plain(e) && refers(e))
+                || agg.aggr_expr.iter().any(refers)
+        }
+        _ => false,
+    }
 }
 
 /// Rejects plan nodes a streaming query cannot run, saying what to write instead.

@@ -386,11 +386,13 @@ impl Reactor {
         self.broadcast(|| Message::Barrier)?;
         let mut by_start: BTreeMap<i64, Vec<RecordBatch>> = BTreeMap::new();
         let mut out = Vec::new();
+        let mut advanced_to: Option<i64> = None;
         for _ in 0..self.queues.len() {
             let report = self.reports.recv().map_err(|_| self.stopped())?;
             let Some(snapshot) = self.take(report, &mut out)? else {
                 return Err(unexpected("windows during a barrier"));
             };
+            advanced_to = advanced_to.max(snapshot.advanced_to);
             for (start, batch) in snapshot.windows {
                 by_start.entry(start).or_default().push(batch);
             }
@@ -406,6 +408,7 @@ impl Reactor {
             windows_emitted: self.merger.windows_emitted(),
             windows,
             late_events: self.late.iter().sum(),
+            advanced_to,
         })
     }
 
@@ -432,6 +435,7 @@ impl Reactor {
                 windows_emitted: 0,
                 windows,
                 late_events: 0,
+                advanced_to: snapshot.advanced_to,
             };
             self.send(core, Message::Restore(part))?;
         }

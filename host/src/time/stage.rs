@@ -33,6 +33,9 @@ pub struct EventTimeStage {
     bad_rows: u64,
     /// Late rows kept for a late sink (`None`: not kept).
     late_rows: Option<Vec<RecordBatch>>,
+    /// HOP and CUMULATE rows go to the aggregate once, with their pane (slice), in pieces
+    /// cut where the watermark crosses a window end (see [`slice`](Self::slice)).
+    sliced: bool,
 }
 
 impl EventTimeStage {
@@ -61,7 +64,116 @@ impl EventTimeStage {
             late_events: 0,
             bad_rows: 0,
             late_rows: None,
+            sliced: false,
         }
+    }
+
+    /// HOP and CUMULATE: hand each kept row to the aggregate once, its `window_start` /
+    /// `window_end` the bounds of its pane (the slide or step holding it), in pieces cut
+    /// wherever the watermark crosses a window end ([`process_pieces`](Self::process_pieces)):
+    /// an aggregate that closes every window the watermark before a piece has reached,
+    /// then adds the piece's rows to their panes, gives each row to exactly its windows
+    /// still open at its own watermark. No effect on other kinds.
+    pub fn slice(&mut self) {
+        self.sliced = matches!(
+            self.rule.window,
+            WindowSpec::Hop { .. } | WindowSpec::Cumulate { .. }
+        );
+    }
+
+    /// Whether rows go to the aggregate by pane ([`slice`](Self::slice)).
+    pub fn sliced(&self) -> bool {
+        self.sliced
+    }
+
+    /// Classifies every row of `input`, returning the on-time rows with window columns in
+    /// pieces, each with the watermark after its last row: one piece, with the watermark
+    /// after the batch, unless the rows are [`sliced`](Self::slice).
+    pub fn process_pieces(
+        &mut self,
+        input: &mut SourceBatch,
+    ) -> Result<Vec<(RecordBatch, Option<i64>)>> {
+        if !self.sliced {
+            let batch = self.process(input)?;
+            return Ok(vec![(batch, self.watermark())]);
+        }
+        let (local, carried) = self.classify(input)?;
+        let (batch, cuts) = self.panes(&input.batch, &local, carried)?;
+        let mut pieces = Vec::with_capacity(cuts.len() + 1);
+        let mut from = 0;
+        for (at, watermark) in cuts {
+            if at > from {
+                pieces.push((batch.slice(from, at - from), Some(watermark)));
+                from = at;
+            } else if let Some(last) = pieces.last_mut() {
+                last.1 = Some(watermark);
+            }
+        }
+        pieces.push((batch.slice(from, batch.num_rows() - from), self.watermark()));
+        Ok(pieces)
+    }
+
+    /// The kept rows of a sliced batch with their panes' bounds, and where the pieces are
+    /// cut: before output row `at`, after which the watermark is `watermark` (that of the
+    /// first row of the next piece).
+    fn panes(
+        &self,
+        batch: &RecordBatch,
+        local: &LocalTimes,
+        carried: Option<i64>,
+    ) -> Result<(RecordBatch, Vec<(usize, i64)>)> {
+        let spec = self.rule.window;
+        let width = spec.pane_width().unwrap_or(1);
+        let times = event_time_millis(batch.column(self.rule.column))?;
+        let rows = batch.num_rows();
+        let mut indices: Vec<u32> = Vec::with_capacity(rows);
+        let mut starts = Vec::with_capacity(rows);
+        let mut cuts = Vec::new();
+        let watermark_of =
+            |max: Option<i64>| max.map(|m: i64| m.saturating_sub(self.rule.delay_ms));
+        let mut max = carried;
+        // The watermark the current piece started with.
+        let mut piece_watermark = watermark_of(max);
+        let mut next_kept = 0;
+        for row in 0..rows {
+            let t = times.is_valid(row).then(|| times.value(row));
+            let pane = t.and_then(|t| spec.pane_of(t));
+            let (Some(t), Some(pane)) = (t, pane) else {
+                continue;
+            };
+            let watermark = watermark_of(max);
+            if let Some(wm) = watermark {
+                let crosses = match piece_watermark {
+                    Some(before) => spec.closes_more(before, wm),
+                    None => true,
+                };
+                if crosses {
+                    cuts.push((indices.len(), wm));
+                    piece_watermark = Some(wm);
+                }
+            }
+            let kept = match &local.kept {
+                None => true,
+                Some(kept) => {
+                    while next_kept < kept.len() && (kept[next_kept] as usize) < row {
+                        next_kept += 1;
+                    }
+                    kept.get(next_kept) == Some(&(row as u32))
+                }
+            };
+            if kept {
+                indices.push(row as u32);
+                starts.push(pane);
+            }
+            max = Some(max.map_or(t, |m| m.max(t)));
+        }
+        let ends = starts.iter().map(|s| s + width).collect();
+        let rows = if indices.len() == batch.num_rows() {
+            batch.clone()
+        } else {
+            take_record_batch(batch, &UInt32Array::from(indices))?
+        };
+        Ok((self.with_columns(&rows, starts, ends)?, cuts))
     }
 
     /// Keeps every late row, with all its source columns, for
