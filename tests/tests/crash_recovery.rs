@@ -465,3 +465,32 @@ fn a_session_query_with_the_wasm_median_survives_kills() {
     assert_eq!(got_counters, expected_counters);
     assert_eq!(sorted_lines(&scenario.out), expected);
 }
+
+#[test]
+fn a_cumulate_query_with_a_late_sink_survives_kills() {
+    let input_dir = tempfile::tempdir().expect("tempdir");
+    let input = bids_file(input_dir.path(), 300_000, 19);
+    let mut scenario = Scenario::new(
+        &format!("connector = 'file', path = '{}'", input.display()),
+        "SELECT auction, window_start, window_end, COUNT(*) AS n, SUM(price) AS volume,
+                MAX(price) AS high
+         FROM CUMULATE(TABLE bids, DESCRIPTOR(ts), INTERVAL '2' SECOND, INTERVAL '8' SECOND)
+         WHERE channel <> 'test'
+         GROUP BY window_start, window_end, auction
+         EMIT ON WINDOW CLOSE LATE DATA TO late_out;",
+    );
+    let late = with_late_sink(&scenario);
+    let (expected, expected_counters) = scenario.reference(None);
+    assert!(expected.len() > 10_000);
+    let expected_late = std::fs::read_to_string(&late).expect("late sink");
+    assert!(expected_late.lines().count() > 1_000, "{expected_counters}");
+    std::fs::remove_file(&scenario.out).expect("remove reference output");
+    std::fs::remove_file(&late).expect("remove reference late rows");
+
+    let crashes = schedule(20, 6, &POINTS[..4]);
+    let (crashed, got_counters) = run_with_crashes(&scenario, &crashes, None);
+    assert!(crashed >= 6, "only {crashed} crashes hit a running process");
+    assert_eq!(got_counters, expected_counters);
+    assert_eq!(sorted_lines(&scenario.out), expected);
+    assert!(std::fs::read_to_string(&late).expect("late sink") == expected_late);
+}
