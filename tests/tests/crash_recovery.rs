@@ -367,3 +367,130 @@ fn a_stdin_run_resent_from_the_reported_line_loses_and_repeats_nothing() {
     assert_eq!(got_counters, expected_counters);
     assert_eq!(sorted_lines(&scenario.out), expected);
 }
+
+/// A query with the Wasm `median` plugin, killed and restarted like the others.
+fn median_scenario(input: &Path, query: &str) -> Scenario {
+    let plugin = laminar_tests::guest("median");
+    let scenario = Scenario::new(
+        &format!("connector = 'file', path = '{}'", input.display()),
+        query,
+    );
+    let script = std::fs::read_to_string(&scenario.script).expect("script");
+    std::fs::write(
+        &scenario.script,
+        format!(
+            "CREATE AGGREGATE median FROM '{}';\n{script}",
+            plugin.display()
+        ),
+    )
+    .expect("script");
+    scenario
+}
+
+/// Declares a CSV late sink `late.csv` beside the scenario's output; returns its path.
+fn with_late_sink(scenario: &Scenario) -> PathBuf {
+    let late = scenario.dir.path().join("late.csv");
+    let script = std::fs::read_to_string(&scenario.script).expect("script");
+    let script = script.replacen(
+        "INSERT INTO out",
+        &format!(
+            "CREATE SINK late_out WITH (connector = 'file', path = '{}', format = 'csv');\nINSERT INTO out",
+            late.display()
+        ),
+        1,
+    );
+    std::fs::write(&scenario.script, script).expect("script");
+    late
+}
+
+#[test]
+fn a_hop_query_with_the_wasm_median_and_a_late_sink_survives_kills() {
+    let input_dir = tempfile::tempdir().expect("tempdir");
+    let input = bids_file(input_dir.path(), 300_000, 15);
+    let mut scenario = median_scenario(
+        &input,
+        "SELECT auction, window_start, window_end, COUNT(*) AS n, median(price) AS mid,
+                SUM(price) AS volume
+         FROM HOP(TABLE bids, DESCRIPTOR(ts), INTERVAL '2' SECOND, INTERVAL '6' SECOND)
+         GROUP BY window_start, window_end, auction
+         EMIT ON WINDOW CLOSE LATE DATA TO late_out;",
+    );
+    let late = with_late_sink(&scenario);
+    let (expected, expected_counters) = scenario.reference(None);
+    assert!(expected.len() > 10_000);
+    let expected_late = std::fs::read_to_string(&late).expect("late sink");
+    assert!(expected_late.lines().count() > 1_000, "{expected_counters}");
+    assert!(
+        expected_counters.contains(&format!(
+            "{} late events",
+            expected_late.lines().count() - 1
+        )),
+        "{expected_counters}"
+    );
+    std::fs::remove_file(&scenario.out).expect("remove reference output");
+    std::fs::remove_file(&late).expect("remove reference late rows");
+
+    let crashes = schedule(16, 6, &POINTS[..4]);
+    let (crashed, got_counters) = run_with_crashes(&scenario, &crashes, None);
+    assert!(crashed >= 6, "only {crashed} crashes hit a running process");
+    assert_eq!(got_counters, expected_counters);
+    assert_eq!(sorted_lines(&scenario.out), expected);
+    // The late rows, in arrival order, exactly once.
+    assert!(std::fs::read_to_string(&late).expect("late sink") == expected_late);
+}
+
+#[test]
+fn a_session_query_with_the_wasm_median_survives_kills() {
+    let input_dir = tempfile::tempdir().expect("tempdir");
+    let input = bids_file(input_dir.path(), 300_000, 17);
+    let mut scenario = median_scenario(
+        &input,
+        "SELECT auction, SESSION_START(ts, INTERVAL '1' SECOND) AS s,
+                SESSION_END(ts, INTERVAL '1' SECOND) AS e, COUNT(*) AS n,
+                median(price) AS mid, SUM(price) AS volume
+         FROM bids WHERE channel <> 'test'
+         GROUP BY auction, SESSION(ts, INTERVAL '1' SECOND);",
+    );
+    let (expected, expected_counters) = scenario.reference(None);
+    assert!(expected.len() > 1_000);
+    assert!(
+        !expected_counters.contains(" 0 late events"),
+        "{expected_counters}"
+    );
+    std::fs::remove_file(&scenario.out).expect("remove reference output");
+
+    let crashes = schedule(18, 6, &POINTS[..4]);
+    let (crashed, got_counters) = run_with_crashes(&scenario, &crashes, None);
+    assert!(crashed >= 6, "only {crashed} crashes hit a running process");
+    assert_eq!(got_counters, expected_counters);
+    assert_eq!(sorted_lines(&scenario.out), expected);
+}
+
+#[test]
+fn a_cumulate_query_with_a_late_sink_survives_kills() {
+    let input_dir = tempfile::tempdir().expect("tempdir");
+    let input = bids_file(input_dir.path(), 300_000, 19);
+    let mut scenario = Scenario::new(
+        &format!("connector = 'file', path = '{}'", input.display()),
+        "SELECT auction, window_start, window_end, COUNT(*) AS n, SUM(price) AS volume,
+                MAX(price) AS high
+         FROM CUMULATE(TABLE bids, DESCRIPTOR(ts), INTERVAL '2' SECOND, INTERVAL '8' SECOND)
+         WHERE channel <> 'test'
+         GROUP BY window_start, window_end, auction
+         EMIT ON WINDOW CLOSE LATE DATA TO late_out;",
+    );
+    let late = with_late_sink(&scenario);
+    let (expected, expected_counters) = scenario.reference(None);
+    assert!(expected.len() > 10_000);
+    let expected_late = std::fs::read_to_string(&late).expect("late sink");
+    assert!(expected_late.lines().count() > 1_000, "{expected_counters}");
+    std::fs::remove_file(&scenario.out).expect("remove reference output");
+    std::fs::remove_file(&late).expect("remove reference late rows");
+
+    let crashes = schedule(20, 6, &POINTS[..4]);
+    let (crashed, got_counters) = run_with_crashes(&scenario, &crashes, None);
+    assert!(crashed >= 6, "only {crashed} crashes hit a running process");
+    assert_eq!(got_counters, expected_counters);
+    assert_eq!(sorted_lines(&scenario.out), expected);
+    assert!(std::fs::read_to_string(&late).expect("late sink") == expected_late);
+}

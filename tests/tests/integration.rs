@@ -17,6 +17,7 @@ mod crash_storage;
 mod input_limits;
 mod newcomer;
 mod oracle_files;
+mod oracle_window_kinds;
 mod oracle_windows;
 mod parallel_decode;
 mod plugin_aggregates;

@@ -432,8 +432,7 @@ fn crashed_with_sink_output() -> (tempfile::TempDir, std::path::PathBuf) {
         let report = inspect(dir.path());
         let newest = report
             .lines()
-            .filter(|l| l.trim_start().starts_with("checkpoint "))
-            .next_back()
+            .rfind(|l| l.trim_start().starts_with("checkpoint "))
             .unwrap_or_default();
         let sink_bytes = newest
             .split("sink at ")

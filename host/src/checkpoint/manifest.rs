@@ -88,6 +88,8 @@ pub struct Manifest {
     pub source_file: Option<FileIdentity>,
     /// The sink file's durable length and checksum (`None` for stdout and memory sinks).
     pub sink_file: Option<FileIdentity>,
+    /// The late sink file's (`LATE DATA TO`), likewise.
+    pub late_sink_file: Option<FileIdentity>,
     /// The run-summary counters.
     pub counters: Counters,
     /// The watermark generator: the largest event time seen.
@@ -139,6 +141,7 @@ impl From<&ArchivedManifest> for Manifest {
             source: (&a.source).into(),
             source_file: a.source_file.as_ref().map(Into::into),
             sink_file: a.sink_file.as_ref().map(Into::into),
+            late_sink_file: a.late_sink_file.as_ref().map(Into::into),
             counters: (&a.counters).into(),
             max_event_time: a.max_event_time.as_ref().map(|t| t.to_native()),
             open_windows: a.open_windows.to_native(),
@@ -177,6 +180,7 @@ mod tests {
                 device: 0,
                 inode: 0,
             }),
+            late_sink_file: None,
             counters: Counters {
                 events_read: 7,
                 ..Counters::default()

@@ -23,9 +23,14 @@ use rkyv::{Archive, Deserialize, Serialize};
 use crate::error::{Error, Result};
 
 /// One open window as a checkpoint stores it.
+///
+/// `start` is the window's id in the operator: its start for TUMBLE and HOP, its end for
+/// CUMULATE (whose windows share starts) and the sessions' end for SESSION, whose record
+/// holds one more state column with each session's start (8 bytes little-endian), so the
+/// format is the same for every kind.
 #[derive(Debug, Archive, Serialize, Deserialize)]
 pub struct WindowRecord {
-    /// The window's start (epoch ms).
+    /// The window's id (epoch ms): its start, or its end for CUMULATE and SESSION.
     pub start: i64,
     /// Number of groups.
     pub groups: u32,

@@ -50,6 +50,8 @@ pub(crate) struct Resumed {
     pub(crate) source_file: Option<FileIdentity>,
     /// The sink file's durable length and checksum at the checkpoint.
     pub(crate) sink_file: Option<FileIdentity>,
+    /// The late sink file's, likewise.
+    pub(crate) late_sink_file: Option<FileIdentity>,
     /// The counters at the checkpoint.
     pub(crate) counters: Counters,
     /// The open windows at the checkpoint, for the query's aggregation to restore.
@@ -96,6 +98,7 @@ impl Checkpointer {
             position: Some(loaded.manifest.source),
             source_file: loaded.manifest.source_file,
             sink_file: loaded.manifest.sink_file,
+            late_sink_file: loaded.manifest.late_sink_file,
             counters: loaded.manifest.counters,
             windows,
         })
@@ -115,12 +118,17 @@ impl Checkpointer {
         mut aggregation: Option<&mut Aggregation>,
         source: &mut dyn Source,
         sink: &mut dyn Sink,
+        late_sink: Option<&mut (dyn Sink + '_)>,
         summary: &mut RunSummary,
     ) -> Result<()> {
         let started = Instant::now();
         crash_point("checkpoint-start");
         source.sync_input()?;
         let sink_file = sink.sync()?;
+        let late_sink_file = match late_sink {
+            Some(late) => late.sync()?,
+            None => None,
+        };
         let source_file = source.file_identity()?;
         crash_point("checkpoint-after-sink-sync");
         let (records, groups) = match aggregation.as_deref_mut() {
@@ -149,6 +157,7 @@ impl Checkpointer {
             source: source.position(),
             source_file,
             sink_file,
+            late_sink_file,
             counters: counters_of(query, aggregation.as_deref(), source, summary),
             max_event_time: query.event_time.as_ref().and_then(|s| s.max_event_time()),
             open_windows: records.len() as u32,
@@ -195,7 +204,8 @@ pub(crate) fn counters_of(
 ) -> Counters {
     Counters {
         events_read: summary.events_read,
-        late_events_dropped: query.event_time.as_ref().map_or(0, |s| s.late_events()),
+        late_events_dropped: query.event_time.as_ref().map_or(0, |s| s.late_events())
+            + aggregation.map_or(0, Aggregation::late_events),
         source_bad_rows: source.bad_rows_skipped(),
         event_time_bad_rows: query.event_time.as_ref().map_or(0, |s| s.bad_rows()),
         windows_emitted: aggregation.map_or(0, Aggregation::windows_emitted),
@@ -230,6 +240,9 @@ fn restore(loaded: &LoadedCheckpoint, query: &mut CompiledQuery) -> Result<Optio
         Some(_) => Ok(Some(WindowSnapshot {
             windows_emitted: manifest.counters.windows_emitted,
             windows: loaded.windows()?,
+            late_events: 0,
+            // Every window ending at or before the watermark at the checkpoint was written.
+            advanced_to: query.event_time.as_ref().and_then(|s| s.watermark()),
         })),
         None if manifest.open_windows > 0 => Err(Error::Execution(format!(
             "checkpoint {} holds open windows, but the query has no window aggregate",
@@ -247,6 +260,7 @@ pub(crate) fn fingerprint(
     statement: &QueryStatement,
     source: &SourceDef,
     sink: Option<&SinkDef>,
+    late_sink: Option<&SinkDef>,
 ) -> Result<Fingerprint> {
     let mut plugins = Vec::new();
     for plugin in &query.plugins {
@@ -268,7 +282,7 @@ pub(crate) fn fingerprint(
         });
     }
     Ok(Fingerprint::new(
-        fingerprint_parts(query, statement, source, sink),
+        fingerprint_parts(query, statement, source, sink, late_sink),
         plugins,
     ))
 }
@@ -280,6 +294,7 @@ fn fingerprint_parts(
     statement: &QueryStatement,
     source: &SourceDef,
     sink: Option<&SinkDef>,
+    late_sink: Option<&SinkDef>,
 ) -> Vec<(String, String)> {
     let mut parts = vec![
         ("the query".to_string(), statement.query.to_string()),
@@ -321,9 +336,10 @@ fn fingerprint_parts(
         format!("source '{name}' on_error"),
         format!("{:?}", options.on_error).to_lowercase(),
     ));
-    if let Some(sink) = sink {
+    for (role, sink) in [("sink", sink), ("late sink", late_sink)] {
+        let Some(sink) = sink else { continue };
         parts.push((
-            format!("sink '{}'", sink.name),
+            format!("{role} '{}'", sink.name),
             format!("{}, {:?}", connector_text(&sink.connector), sink.format).to_lowercase(),
         ));
     }

@@ -228,15 +228,27 @@ impl Engine {
                 .open_sink(name, source.is_unbounded(), false)
                 .map_err(|e| e.at(location))?,
         };
+        let mut late_sink = match &statement.late_sink {
+            None => None,
+            Some(name) => Some(
+                self.open_sink(name, source.is_unbounded(), false)
+                    .map_err(|e| e.at(location))?,
+            ),
+        };
         let mut compiled = compiled;
         let work = self
             .work(&mut compiled, statement)
             .map_err(|e| e.at(location))?;
+        let late: Option<&mut dyn Sink> = match &mut late_sink {
+            Some(late) => Some(late.as_mut()),
+            None => None,
+        };
         run::run_query(
             compiled,
             work,
             source.as_mut(),
             sink.as_mut(),
+            late,
             progress,
             None,
             &Counters::default(),
@@ -259,7 +271,18 @@ impl Engine {
             .as_ref()
             .and_then(|s| self.sinks.get(s))
             .cloned();
-        let fingerprint = durable::fingerprint(&compiled, statement, &def, sink_def.as_ref())?;
+        let late_def = statement
+            .late_sink
+            .as_ref()
+            .and_then(|s| self.sinks.get(s))
+            .cloned();
+        let fingerprint = durable::fingerprint(
+            &compiled,
+            statement,
+            &def,
+            sink_def.as_ref(),
+            late_def.as_ref(),
+        )?;
         let mut checkpointer = Checkpointer::open(
             Arc::clone(&self.config.storage),
             dir,
@@ -271,6 +294,13 @@ impl Engine {
                 connector: Connector::File(path),
                 ..
             }) = &sink_def
+            {
+                crate::sink::finish_commit(self.config.storage.as_ref(), path)?;
+            }
+            if let Some(SinkDef {
+                connector: Connector::File(path),
+                ..
+            }) = &late_def
             {
                 crate::sink::finish_commit(self.config.storage.as_ref(), path)?;
             }
@@ -290,6 +320,15 @@ impl Engine {
             Some(name) => self.open_sink(name, source.is_unbounded(), true)?,
         };
         sink.resume(resumed.sink_file.as_ref())?;
+        let mut late_sink = match &statement.late_sink {
+            None => None,
+            Some(name) => {
+                let mut late = self.open_sink(name, source.is_unbounded(), true)?;
+                // One record per late row, cut back to the bytes the checkpoint recorded.
+                late.resume(resumed.late_sink_file.as_ref())?;
+                Some(late)
+            }
+        };
         let mut work = self.work(&mut compiled, statement)?;
         if let (Some(aggregation), Some(windows)) = (work.aggregation_mut(), &resumed.windows) {
             aggregation.restore(windows)?;
@@ -305,6 +344,10 @@ impl Engine {
             work,
             source.as_mut(),
             sink.as_mut(),
+            match &mut late_sink {
+                Some(late) => Some(late.as_mut()),
+                None => None,
+            },
             progress,
             Some(&mut checkpointer),
             &resumed.counters,

@@ -22,6 +22,7 @@ impl Engine {
             &self.sources,
             &self.streams,
             &self.plugins,
+            statement.late_sink.is_some(),
         )
     }
 

@@ -22,11 +22,13 @@ const PROGRESS_INTERVAL: Duration = Duration::from_millis(250);
 /// aggregate (taken out of the query and restored, for a resumed run) or its filters and
 /// projections run. A durable run passes its checkpointer and the counters it resumed
 /// from.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn run_query(
     mut query: CompiledQuery,
     mut work: Work,
     source: &mut dyn Source,
     sink: &mut dyn Sink,
+    mut late_sink: Option<&mut dyn Sink>,
     progress: &mut dyn FnMut(&RunSummary),
     mut durable: Option<&mut Checkpointer>,
     resumed: &Counters,
@@ -48,6 +50,7 @@ pub(crate) fn run_query(
                 &mut work,
                 source,
                 sink,
+                late_sink.as_deref_mut(),
                 &mut summary,
             )?;
             continue;
@@ -57,12 +60,24 @@ pub(crate) fn run_query(
             // Rows routed straight to the cores: the router copies each core's on-time
             // rows out of the whole batch, in one copy rather than two.
             (Work::Aggregate(aggregation), Some(stage))
-                if query.before.is_empty() && aggregation.on_cores() =>
+                if query.before.is_empty() && aggregation.on_cores() && !stage.sliced() =>
             {
                 let (batch, on_time) = stage
                     .process_all(&mut input)
                     .map_err(|e| locate(e, source.origin()))?;
                 aggregation.process(&batch, on_time.as_deref(), stage.watermark(), &mut outputs)?;
+            }
+            // Sliced HOP and CUMULATE rows: in pieces, each followed by its watermark.
+            (Work::Aggregate(aggregation), Some(stage)) if stage.sliced() => {
+                let pieces = stage
+                    .process_pieces(&mut input)
+                    .map_err(|e| locate(e, source.origin()))?;
+                for (mut batch, watermark) in pieces {
+                    for op in &mut query.before {
+                        batch = op.process(batch)?;
+                    }
+                    aggregation.process(&batch, None, watermark, &mut outputs)?;
+                }
             }
             (work, event_time) => {
                 let mut batch = match event_time {
@@ -88,6 +103,9 @@ pub(crate) fn run_query(
                 }
             }
         }
+        if let (Some(late), Some(stage)) = (late_sink.as_deref_mut(), &mut query.event_time) {
+            write_late(stage, late, source.is_unbounded())?;
+        }
         if source.is_unbounded() {
             // A live input may not deliver the next batch for a while: what is ready
             // goes out now.
@@ -103,6 +121,7 @@ pub(crate) fn run_query(
             &mut work,
             source,
             sink,
+            late_sink.as_deref_mut(),
             &mut summary,
         )?;
         if last_progress.elapsed() >= PROGRESS_INTERVAL {
@@ -121,21 +140,29 @@ pub(crate) fn run_query(
         // file is renamed into place after that (a crash in between finishes the rename).
         source.sync_input()?;
         sink.sync()?;
+        if let Some(late) = late_sink.as_deref_mut() {
+            late.sync()?;
+        }
         checkpointer.complete(&query, work.aggregation(), source, &summary)?;
     }
     sink.finish()?;
+    if let Some(late) = late_sink {
+        late.finish()?;
+    }
     fill_counts(&query, work.aggregation(), source, &mut summary, started);
     Ok(summary)
 }
 
 /// For a durable run whose checkpoint is due: settles what the windows closed into the
-/// sink, then takes the checkpoint.
+/// sink, then takes the checkpoint (of the late sink too, when there is one).
+#[allow(clippy::too_many_arguments)]
 fn checkpoint_if_due(
     durable: Option<&mut Checkpointer>,
     query: &mut CompiledQuery,
     work: &mut Work,
     source: &mut dyn Source,
     sink: &mut dyn Sink,
+    late_sink: Option<&mut (dyn Sink + '_)>,
     summary: &mut RunSummary,
 ) -> Result<()> {
     let Some(checkpointer) = durable.filter(|c| c.due()) else {
@@ -144,7 +171,14 @@ fn checkpoint_if_due(
     let mut outputs = Vec::new();
     work.settle(&mut outputs)?;
     write_all(&mut outputs, &mut query.after, sink, summary)?;
-    checkpointer.checkpoint(query, work.aggregation_mut(), source, sink, summary)
+    checkpointer.checkpoint(
+        query,
+        work.aggregation_mut(),
+        source,
+        sink,
+        late_sink,
+        summary,
+    )
 }
 
 fn fill_counts(
@@ -163,6 +197,7 @@ fn fill_counts(
     }
     if let Some(aggregation) = aggregation {
         summary.windows_emitted = aggregation.windows_emitted();
+        summary.late_events_dropped += aggregation.late_events();
     }
 }
 
@@ -187,6 +222,22 @@ fn write_all(
         }
     }
     Ok(wrote)
+}
+
+/// Writes the late rows the event-time stage kept to the late sink.
+fn write_late(
+    stage: &mut crate::time::EventTimeStage,
+    late: &mut dyn Sink,
+    unbounded: bool,
+) -> Result<()> {
+    let batches = stage.take_late_rows();
+    for batch in &batches {
+        late.write(batch)?;
+    }
+    if unbounded && !batches.is_empty() {
+        late.flush()?;
+    }
+    Ok(())
 }
 
 /// Fills in the input's name on row errors raised past the source.

@@ -4,6 +4,7 @@ mod filter;
 mod group_table;
 mod operand;
 mod project;
+mod sessions;
 mod window_aggregate;
 
 pub use filter::FilterOperator;

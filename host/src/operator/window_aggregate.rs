@@ -1,5 +1,7 @@
-//! The event-time tumbling-window aggregate: per (window, key) state, emitted once when
-//! the watermark passes the window's end.
+//! The event-time window aggregate: per (window, key) state, emitted once when the
+//! watermark passes the window's end. TUMBLE, HOP and CUMULATE rows arrive with their
+//! window's bounds (one row per window, from the event-time stage); SESSION rows with
+//! their event time and watermark, merged into sessions per key by [`Sessions`].
 //!
 //! ```text
 //!  batch ─▶ window start per row ─┐
@@ -7,8 +9,9 @@
 //!        ─▶ argument columns ───────────────────────────▶ accumulator.update(args, slots)
 //!  watermark wm ─▶ windows with end <= wm ─▶ evaluate(slots) ─▶ one batch per window
 //! ```
-//! Rows reaching this operator are never late (the event-time stage dropped and counted
-//! those), so every row lands in a window that is still open.
+//! Rows of a fixed-grid window reaching this operator are never late (the event-time stage
+//! dropped and counted those), so every row lands in a window that is still open. Session
+//! rows are judged late here, per key.
 
 use std::sync::Arc;
 
@@ -23,12 +26,13 @@ use datafusion_physical_expr::PhysicalExpr;
 
 use super::group_table::{GroupTable, OpenWindow};
 use super::operand::Operand;
+use super::sessions::{millis, Sessions};
 use crate::aggregate::GroupAccumulator;
 use crate::error::{Error, Result};
-use crate::window::TumblingWindow;
+use crate::window::{TumblingWindow, WindowSpec};
 
 /// What one GROUP BY output column holds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum GroupColumn {
     /// The window's start.
     WindowStart,
@@ -52,19 +56,38 @@ pub struct AggregateCall {
 pub struct WindowSnapshot {
     /// Windows emitted before the snapshot.
     pub windows_emitted: u64,
-    /// Every open window, oldest first: its start (epoch ms) and its groups, one row each:
-    /// the key columns, then one binary state column per aggregate call.
+    /// Every open window, oldest first: its id (epoch ms: the start, or the end for
+    /// CUMULATE and SESSION) and its groups, one row each: the key columns, then one
+    /// binary state column per aggregate call (for SESSION, then one more binary column
+    /// with each session's start, 8 bytes little-endian).
     pub windows: Vec<(i64, RecordBatch)>,
+    /// Session rows this operator counted late (0 for other windows, whose late rows the
+    /// event-time stage counts).
+    pub late_events: u64,
+    /// The watermark the operator had reached: every window ending at or before it was
+    /// emitted (what a HOP or CUMULATE operator kept by pane must not emit again).
+    pub advanced_to: Option<i64>,
 }
 
-/// Tumbling-window GROUP BY with watermark-driven, exactly-once emission.
+impl From<TumblingWindow> for WindowSpec {
+    fn from(window: TumblingWindow) -> Self {
+        WindowSpec::Tumble {
+            size: window.size_ms(),
+        }
+    }
+}
+
+/// Windowed GROUP BY with watermark-driven, exactly-once emission.
 #[derive(Debug)]
 pub struct WindowAggregate {
     // PROPERTIES
-    window: TumblingWindow,
-    /// Evaluates to the window start (or end, see `window_expr_is_end`) of each row.
+    window: WindowSpec,
+    /// Evaluates to the window start (or end, see `window_expr_is_end`) of each row; for
+    /// SESSION, its event time.
     window_expr: Operand,
     window_expr_is_end: bool,
+    /// SESSION: evaluates to each row's watermark.
+    watermark_expr: Option<Operand>,
     group_columns: Vec<GroupColumn>,
     keys: Vec<Operand>,
     key_types: Vec<DataType>,
@@ -72,6 +95,11 @@ pub struct WindowAggregate {
     // STATES
     calls: Vec<AggregateCall>,
     table: GroupTable,
+    sessions: Option<Sessions>,
+    /// HOP and CUMULATE rows kept by pane, merged into windows as they close.
+    panes: bool,
+    /// The largest watermark emission has reached (see [`WindowSnapshot::advanced_to`]).
+    advanced_to: Option<i64>,
     windows_emitted: u64,
     starts: Vec<i64>,
     slots: Vec<u32>,
@@ -85,7 +113,7 @@ impl WindowAggregate {
     /// aggregate call, in order.
     #[allow(clippy::too_many_arguments)]
     pub fn new(
-        window: TumblingWindow,
+        window: impl Into<WindowSpec>,
         window_expr: Arc<dyn PhysicalExpr>,
         window_expr_is_end: bool,
         group_columns: Vec<GroupColumn>,
@@ -99,10 +127,25 @@ impl WindowAggregate {
                 "internal: window aggregate output schema does not match its columns",
             ));
         }
+        let window = window.into();
+        if window.id_is_end() && !window_expr_is_end && !window.is_session() {
+            return Err(Error::unsupported(
+                format!("a {} window grouped by window_start alone", window.name()),
+                "GROUP BY window_start, window_end, key",
+            ));
+        }
+        let sessions = match window {
+            WindowSpec::Session { gap } => Some(Sessions::new(gap, &key_types)?),
+            _ => None,
+        };
         Ok(Self {
             window,
             window_expr: Operand::new(window_expr),
             window_expr_is_end,
+            watermark_expr: None,
+            sessions,
+            panes: false,
+            advanced_to: None,
             group_columns,
             keys: key_exprs.into_iter().map(Operand::new).collect(),
             table: GroupTable::new(&key_types)?,
@@ -117,9 +160,35 @@ impl WindowAggregate {
         })
     }
 
-    /// The tumbling window the rows are grouped into.
-    pub fn window(&self) -> TumblingWindow {
+    /// A SESSION operator's per-row watermark column (`window_end` of its input rows; the
+    /// window expression is then their event time, `window_start`).
+    pub fn with_watermark_column(mut self, expr: Arc<dyn PhysicalExpr>) -> Self {
+        self.watermark_expr = Some(Operand::new(expr));
+        self
+    }
+
+    /// HOP and CUMULATE: the rows arrive once each, their window columns the bounds of
+    /// their pane (the slide or step holding them), and each pane's groups are merged into
+    /// every window holding it when that window closes. The rows must come in pieces after
+    /// each of which the operator is advanced, cut wherever the watermark crosses a window
+    /// end (what `EventTimeStage::slice` does), so a row joins only the windows still open
+    /// at its own watermark. No effect on other kinds.
+    pub fn with_panes(mut self) -> Self {
+        self.panes = matches!(
+            self.window,
+            WindowSpec::Hop { .. } | WindowSpec::Cumulate { .. }
+        );
+        self
+    }
+
+    /// The window the rows are grouped into.
+    pub fn window(&self) -> WindowSpec {
         self.window
+    }
+
+    /// Session rows counted late here (always 0 for other windows).
+    pub fn late_events(&self) -> u64 {
+        self.sessions.as_ref().map_or(0, Sessions::late_events)
     }
 
     /// The output schema.
@@ -132,9 +201,12 @@ impl WindowAggregate {
         self.windows_emitted
     }
 
-    /// Groups held in open windows.
+    /// Groups held in open windows (open sessions, for SESSION).
     pub fn open_groups(&self) -> usize {
-        self.table.open_groups()
+        match &self.sessions {
+            Some(sessions) => sessions.open_sessions(),
+            None => self.table.open_groups(),
+        }
     }
 
     /// The GROUP BY keys (the window bounds aside), in order: what the reactor routes rows
@@ -147,6 +219,7 @@ impl WindowAggregate {
     /// handed: those of the window bound and of the aggregates' arguments, ascending.
     pub fn columns_read(&self) -> Vec<usize> {
         let mut columns: Vec<usize> = std::iter::once(&self.window_expr)
+            .chain(self.watermark_expr.iter())
             .chain(self.calls.iter().flat_map(|call| call.args.iter()))
             .flat_map(|operand| collect_columns(operand.expr()))
             .map(|column| column.index())
@@ -185,10 +258,23 @@ impl WindowAggregate {
         if window_values.null_count() > 0 {
             return Err(Error::Execution("window column is NULL".into()));
         }
-        let offset = if self.window_expr_is_end {
-            self.window.size_ms()
-        } else {
-            0
+        if let Some(sessions) = &mut self.sessions {
+            let times = millis(&window_values)?;
+            let watermark_expr = self.watermark_expr.as_ref().ok_or_else(|| {
+                Error::Execution("internal: a session aggregate without watermarks".into())
+            })?;
+            let watermarks = millis(&watermark_expr.evaluate(batch)?)?;
+            let args = self
+                .calls
+                .iter()
+                .map(|call| call.args.iter().map(|a| a.evaluate(batch)).collect())
+                .collect::<Result<Vec<Vec<ArrayRef>>>>()?;
+            return sessions.update(&times, &watermarks, keys, &mut self.calls, &args);
+        }
+        let offset = match (self.panes, self.window.pane_width()) {
+            (true, Some(width)) if self.window_expr_is_end => -width,
+            (true, _) => 0,
+            (false, _) => self.window.id_from(0, self.window_expr_is_end),
         };
         self.starts.clear();
         // The window columns are millisecond timestamps: read their values as they are.
@@ -198,7 +284,7 @@ impl WindowAggregate {
                     .as_primitive::<TimestampMillisecondType>()
                     .values()
                     .iter()
-                    .map(|&v| v - offset),
+                    .map(|&v| v + offset),
             ),
             _ => {
                 let values = cast(&window_values, &DataType::Int64)?;
@@ -207,7 +293,7 @@ impl WindowAggregate {
                         .as_primitive::<Int64Type>()
                         .values()
                         .iter()
-                        .map(|&v| v - offset),
+                        .map(|&v| v + offset),
                 );
             }
         }
@@ -259,6 +345,9 @@ impl WindowAggregate {
     /// changed; [`WindowAggregate::restore`] on a fresh operator of the same query brings
     /// it back, which is what a checkpoint stores and recovery loads.
     pub fn snapshot(&mut self) -> Result<WindowSnapshot> {
+        if self.sessions.is_some() {
+            return self.snapshot_sessions();
+        }
         let mut windows = Vec::new();
         for (start, groups) in self.table.open_windows() {
             let mut columns = Vec::new();
@@ -283,6 +372,8 @@ impl WindowAggregate {
         Ok(WindowSnapshot {
             windows_emitted: self.windows_emitted,
             windows,
+            late_events: 0,
+            advanced_to: self.advanced_to,
         })
     }
 
@@ -295,6 +386,9 @@ impl WindowAggregate {
             ));
         }
         let keys = self.key_types.len();
+        if self.sessions.is_some() {
+            return self.restore_sessions(snapshot);
+        }
         for (start, batch) in &snapshot.windows {
             if batch.num_columns() != keys + self.calls.len() {
                 return Err(Error::Execution(format!(
@@ -316,6 +410,7 @@ impl WindowAggregate {
             }
         }
         self.windows_emitted = snapshot.windows_emitted;
+        self.advanced_to = snapshot.advanced_to;
         Ok(())
     }
 
@@ -326,7 +421,13 @@ impl WindowAggregate {
         watermark: Option<i64>,
         mut emit: impl FnMut(i64, RecordBatch),
     ) -> Result<()> {
-        let last_start = watermark.map(|w| self.window.last_closed_start(w));
+        if self.sessions.is_some() {
+            return self.emit_sessions(watermark, emit);
+        }
+        if self.panes {
+            return self.emit_panes(watermark, emit);
+        }
+        let last_start = watermark.map(|w| self.window.last_closed_id(w));
         loop {
             let closed = match last_start {
                 Some(last_start) => self.table.pop_closed(last_start),
@@ -340,6 +441,254 @@ impl WindowAggregate {
             emit(start, batch?);
             self.windows_emitted += 1;
         }
+    }
+
+    /// Emits the sessions `watermark` closed (`None`: every one), in batches of one end.
+    fn emit_sessions(
+        &mut self,
+        watermark: Option<i64>,
+        mut emit: impl FnMut(i64, RecordBatch),
+    ) -> Result<()> {
+        let Some(sessions) = &mut self.sessions else {
+            return Ok(());
+        };
+        let closed = sessions.take_closed(watermark);
+        let mut from = 0;
+        while from < closed.len() {
+            let end = closed[from].end;
+            let to = from
+                + closed[from..]
+                    .iter()
+                    .position(|c| c.end != end)
+                    .unwrap_or(closed.len() - from);
+            let part = &closed[from..to];
+            let keys = self
+                .sessions
+                .as_ref()
+                .map_or(Ok(Vec::new()), |s| s.key_columns(part))?;
+            let starts: Vec<i64> = part.iter().map(|c| c.start).collect();
+            let slots: Vec<u32> = part.iter().map(|c| c.slot).collect();
+            let batch = self.assemble(
+                Bound::Each(&starts),
+                Bound::Same(end),
+                part.len(),
+                &keys,
+                &slots,
+            )?;
+            if let Some(sessions) = &mut self.sessions {
+                sessions.release(&slots);
+            }
+            emit(end, batch);
+            self.windows_emitted += 1;
+            from = to;
+        }
+        Ok(())
+    }
+
+    /// The snapshot of every open session, one window a distinct end: the key columns,
+    /// the state columns, then the sessions' starts.
+    fn snapshot_sessions(&mut self) -> Result<WindowSnapshot> {
+        let Some(sessions) = &self.sessions else {
+            return Err(Error::Execution("internal: no sessions".into()));
+        };
+        let all = sessions.all();
+        let late_events = sessions.late_events();
+        let mut windows = Vec::new();
+        let mut from = 0;
+        while from < all.len() {
+            let end = all[from].end;
+            let to = from
+                + all[from..]
+                    .iter()
+                    .position(|c| c.end != end)
+                    .unwrap_or(all.len() - from);
+            let part = &all[from..to];
+            let mut columns = match &self.sessions {
+                Some(sessions) => sessions.key_columns(part)?,
+                None => Vec::new(),
+            };
+            let slots: Vec<u32> = part.iter().map(|c| c.slot).collect();
+            for call in &mut self.calls {
+                columns.push(Arc::new(call.accumulator.state(&slots)?));
+            }
+            let starts = arrow::array::BinaryArray::from_iter_values(
+                part.iter().map(|c| c.start.to_le_bytes()),
+            );
+            columns.push(Arc::new(starts));
+            windows.push((end, snapshot_batch(columns, part.len())?));
+            from = to;
+        }
+        Ok(WindowSnapshot {
+            windows_emitted: self.windows_emitted,
+            windows,
+            late_events,
+            advanced_to: self.advanced_to,
+        })
+    }
+
+    /// Loads the sessions of a snapshot taken by [`snapshot_sessions`](Self::snapshot_sessions).
+    fn restore_sessions(&mut self, snapshot: &WindowSnapshot) -> Result<()> {
+        let keys = self.key_types.len();
+        for (end, batch) in &snapshot.windows {
+            if batch.num_columns() != keys + self.calls.len() + 1 {
+                return Err(Error::Execution(format!(
+                    "snapshot of sessions ending at {end} has {} columns, this query needs {}",
+                    batch.num_columns(),
+                    keys + self.calls.len() + 1
+                )));
+            }
+            let binary = |column: &ArrayRef| {
+                column.as_binary_opt::<i32>().cloned().ok_or_else(|| {
+                    Error::Execution(format!(
+                        "snapshot of sessions ending at {end} is not binary"
+                    ))
+                })
+            };
+            let start_column = binary(&batch.columns()[keys + self.calls.len()])?;
+            let starts = (0..start_column.len())
+                .map(|i| {
+                    <[u8; 8]>::try_from(start_column.value(i))
+                        .map(i64::from_le_bytes)
+                        .map_err(|_| {
+                            Error::Execution(format!(
+                                "snapshot of sessions ending at {end}: a malformed start"
+                            ))
+                        })
+                })
+                .collect::<Result<Vec<i64>>>()?;
+            let states = batch.columns()[keys..keys + self.calls.len()]
+                .iter()
+                .map(binary)
+                .collect::<Result<Vec<_>>>()?;
+            let states: Vec<&arrow::array::BinaryArray> = states.iter().collect();
+            let ends = vec![*end; starts.len()];
+            if let Some(sessions) = &mut self.sessions {
+                sessions.restore(
+                    &batch.columns()[..keys],
+                    &starts,
+                    &ends,
+                    &mut self.calls,
+                    &states,
+                )?;
+            }
+        }
+        self.windows_emitted = snapshot.windows_emitted;
+        Ok(())
+    }
+
+    /// Emits every window that `watermark` closes (`None`: every window holding an open
+    /// pane), in end order, each the merge of its panes' groups; frees the panes whose
+    /// last window has closed.
+    fn emit_panes(
+        &mut self,
+        watermark: Option<i64>,
+        mut emit: impl FnMut(i64, RecordBatch),
+    ) -> Result<()> {
+        let Some(grid) = self.window.pane_width() else {
+            return Ok(());
+        };
+        loop {
+            let Some(oldest) = self.table.open_windows().next().map(|(id, _)| id) else {
+                break;
+            };
+            // The first window end not emitted yet: past the watermark already reached,
+            // and no earlier than the first window of the oldest pane.
+            let mut end = oldest.saturating_add(grid);
+            if let Some(done) = self.advanced_to {
+                end = end.max(done.div_euclid(grid).saturating_add(1).saturating_mul(grid));
+            }
+            if watermark.is_some_and(|wm| end > wm) {
+                break;
+            }
+            let (start, id) = match self.window {
+                WindowSpec::Hop { size, .. } => (end - size, end - size),
+                WindowSpec::Cumulate { max, .. } => ((end - 1).div_euclid(max) * max, end),
+                _ => return Ok(()),
+            };
+            if let Some(batch) = self.merge_panes(start, end)? {
+                emit(id, batch);
+                self.windows_emitted += 1;
+            }
+            self.advanced_to = Some(self.advanced_to.map_or(end, |done| done.max(end)));
+            // Panes whose last window has now closed.
+            loop {
+                let oldest = self.table.open_windows().next().map(|(pane, _)| pane);
+                if oldest.is_none_or(|pane| self.window.last_end(pane) > end) {
+                    break;
+                }
+                let Some((_, groups)) = self.table.pop_oldest() else {
+                    break;
+                };
+                for call in &mut self.calls {
+                    // Resets the slots, which are free again.
+                    call.accumulator.evaluate(&groups.slots)?;
+                }
+                self.table.release(groups);
+            }
+        }
+        if let Some(wm) = watermark {
+            self.advanced_to = Some(self.advanced_to.map_or(wm, |done| done.max(wm)));
+        }
+        Ok(())
+    }
+
+    /// The result batch of the window `[start, end)`: the groups of its panes merged
+    /// (`None` when no pane of it is open).
+    fn merge_panes(&mut self, start: i64, end: i64) -> Result<Option<RecordBatch>> {
+        let mut panes: Vec<(Vec<u32>, Vec<ArrayRef>)> = Vec::new();
+        for (pane, groups) in self.table.open_windows() {
+            if pane >= end {
+                break;
+            }
+            if pane < start {
+                continue;
+            }
+            let mut keys = Vec::new();
+            self.table.key_columns(groups, &self.key_types, &mut keys)?;
+            panes.push((groups.slots.clone(), keys));
+        }
+        if panes.is_empty() {
+            return Ok(None);
+        }
+        // The window's groups go to a window of their own, before every pane.
+        const MERGED: i64 = i64::MIN;
+        let mut targets = Vec::with_capacity(panes.len());
+        for (slots, keys) in &panes {
+            let mut out = Vec::new();
+            self.table
+                .intern(&vec![MERGED; slots.len()], keys, &mut out)?;
+            targets.push(out);
+        }
+        let num_slots = self.table.num_slots();
+        for call in &mut self.calls {
+            for ((slots, _), out) in panes.iter().zip(&targets) {
+                let states = call.accumulator.state(slots)?;
+                call.accumulator.merge(&states, out, num_slots)?;
+            }
+        }
+        let Some((MERGED, groups)) = self.table.pop_oldest() else {
+            return Err(Error::Execution(
+                "internal: the merged window is not the oldest".into(),
+            ));
+        };
+        let mut keys = std::mem::take(&mut self.key_values);
+        keys.clear();
+        let built = self
+            .table
+            .key_columns(&groups, &self.key_types, &mut keys)
+            .and_then(|()| {
+                self.assemble(
+                    Bound::Same(start),
+                    Bound::Same(end),
+                    groups.slots.len(),
+                    &keys,
+                    &groups.slots,
+                )
+            });
+        keys.clear();
+        self.key_values = keys;
+        self.table.release(groups);
+        built.map(Some)
     }
 
     /// The result batch of a closed window.
@@ -362,21 +711,40 @@ impl WindowAggregate {
     ) -> Result<RecordBatch> {
         let rows = groups.slots.len();
         self.table.key_columns(groups, &self.key_types, keys)?;
-        let end = self.window.end_of_start(start);
+        let (start, end) = self.window.bounds(start);
+        self.assemble(
+            Bound::Same(start),
+            Bound::Same(end),
+            rows,
+            keys,
+            &groups.slots,
+        )
+    }
+
+    /// The result batch of `rows` groups: window bounds, `keys` and the aggregates of
+    /// `slots` (which are reset).
+    fn assemble(
+        &mut self,
+        start: Bound<'_>,
+        end: Bound<'_>,
+        rows: usize,
+        keys: &[ArrayRef],
+        slots: &[u32],
+    ) -> Result<RecordBatch> {
         let mut columns: Vec<ArrayRef> = Vec::with_capacity(self.schema.fields().len());
         for (column, field) in self.group_columns.iter().zip(self.schema.fields()) {
             let array: ArrayRef = match (column, field.data_type()) {
                 // Built in the output's type where it is a millisecond timestamp.
                 (GroupColumn::WindowStart, DataType::Timestamp(TimeUnit::Millisecond, tz)) => {
-                    columns.push(Arc::new(timestamps(start, rows, tz)));
+                    columns.push(Arc::new(start.timestamps(rows, tz)));
                     continue;
                 }
                 (GroupColumn::WindowEnd, DataType::Timestamp(TimeUnit::Millisecond, tz)) => {
-                    columns.push(Arc::new(timestamps(end, rows, tz)));
+                    columns.push(Arc::new(end.timestamps(rows, tz)));
                     continue;
                 }
-                (GroupColumn::WindowStart, _) => Arc::new(Int64Array::from_value(start, rows)),
-                (GroupColumn::WindowEnd, _) => Arc::new(Int64Array::from_value(end, rows)),
+                (GroupColumn::WindowStart, _) => Arc::new(start.ints(rows)),
+                (GroupColumn::WindowEnd, _) => Arc::new(end.ints(rows)),
                 (GroupColumn::Key(i), _) => Arc::clone(&keys[*i]),
             };
             columns.push(if array.data_type() == field.data_type() {
@@ -387,7 +755,7 @@ impl WindowAggregate {
         }
         let aggregate_fields = &self.schema.fields()[self.group_columns.len()..];
         for (call, field) in self.calls.iter_mut().zip(aggregate_fields) {
-            let array = call.accumulator.evaluate(&groups.slots)?;
+            let array = call.accumulator.evaluate(slots)?;
             columns.push(if array.data_type() == field.data_type() {
                 array
             } else {
@@ -398,13 +766,47 @@ impl WindowAggregate {
     }
 }
 
-/// `rows` copies of the millisecond timestamp `value` in time zone `tz`. Built from a
-/// vector, whose allocation the array takes over (Arrow's own builders allocate 64-byte
-/// aligned buffers, a slower path of the allocator for a few bytes).
-fn timestamps(value: i64, rows: usize, tz: &Option<Arc<str>>) -> TimestampMillisecondArray {
-    let array = TimestampMillisecondArray::new(vec![value; rows].into(), None);
-    match tz {
-        Some(_) => array.with_timezone_opt(tz.clone()),
-        None => array,
+/// A window bound column: one value for every row, or one value a row (sessions).
+enum Bound<'a> {
+    Same(i64),
+    Each(&'a [i64]),
+}
+
+impl Bound<'_> {
+    fn values(&self, rows: usize) -> Vec<i64> {
+        match self {
+            Bound::Same(value) => vec![*value; rows],
+            Bound::Each(values) => values.to_vec(),
+        }
     }
+
+    /// The bound as millisecond timestamps in time zone `tz`. Built from a vector, whose
+    /// allocation the array takes over (Arrow's own builders allocate 64-byte aligned
+    /// buffers, a slower path of the allocator for a few bytes).
+    fn timestamps(&self, rows: usize, tz: &Option<Arc<str>>) -> TimestampMillisecondArray {
+        let array = TimestampMillisecondArray::new(self.values(rows).into(), None);
+        match tz {
+            Some(_) => array.with_timezone_opt(tz.clone()),
+            None => array,
+        }
+    }
+
+    fn ints(&self, rows: usize) -> Int64Array {
+        Int64Array::new(self.values(rows).into(), None)
+    }
+}
+
+/// A snapshot batch of `rows` rows holding `columns`, named by position.
+fn snapshot_batch(columns: Vec<ArrayRef>, rows: usize) -> Result<RecordBatch> {
+    let fields: Vec<Field> = columns
+        .iter()
+        .enumerate()
+        .map(|(i, c)| Field::new(format!("c{i}"), c.data_type().clone(), true))
+        .collect();
+    let options = RecordBatchOptions::new().with_row_count(Some(rows));
+    Ok(RecordBatch::try_new_with_options(
+        Arc::new(Schema::new(fields)),
+        columns,
+        &options,
+    )?)
 }

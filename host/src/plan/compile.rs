@@ -25,7 +25,7 @@ use crate::operator::{
 use crate::plugin::{Plugin, PluginAccumulator, PluginUdaf};
 use crate::sql::{SourceDef, WindowClause, WINDOW_END, WINDOW_START};
 use crate::time::EventTimeStage;
-use crate::window::TumblingWindow;
+use crate::window::WindowSpec;
 
 /// A query ready to run: which source it reads and its operators.
 #[derive(Debug)]
@@ -50,8 +50,9 @@ pub(crate) struct CompiledQuery {
     pub(crate) read_columns: Vec<usize>,
 }
 
-const WINDOW_HINT: &str = "group by an event-time window: GROUP BY key, TUMBLE(ts, INTERVAL '10' SECOND), \
-     or FROM TUMBLE(TABLE source, DESCRIPTOR(ts), INTERVAL '10' SECOND) … GROUP BY window_start, window_end, key";
+const WINDOW_HINT: &str = "group by an event-time window: GROUP BY key, TUMBLE(ts, INTERVAL '10' SECOND) \
+     (or HOP(ts, slide, size), SESSION(ts, gap)), or FROM TUMBLE(TABLE source, DESCRIPTOR(ts), INTERVAL '10' SECOND) \
+     (or HOP, CUMULATE, SESSION) … GROUP BY window_start, window_end, key";
 
 /// Compiles `plan` (already type-coerced) into operators.
 pub(crate) fn compile(
@@ -115,7 +116,13 @@ pub(crate) fn compile(
     let mut before: Vec<Box<dyn Operator>> = Vec::new();
     let mut after: Vec<Box<dyn Operator>> = Vec::new();
     let mut aggregate = None;
+    // Whether an expression before (or in) the aggregate computes with a window column:
+    // then HOP and CUMULATE rows must carry their windows' bounds, not their panes'.
+    let mut computes_with_window = false;
     for node in &chain[1..] {
+        if aggregate.is_none() {
+            computes_with_window |= uses_window_columns(node, &window_columns);
+        }
         let ops = if aggregate.is_some() {
             &mut after
         } else {
@@ -168,6 +175,8 @@ pub(crate) fn compile(
                 let mut key_exprs = Vec::new();
                 let mut key_types = Vec::new();
                 let mut window_expr = None;
+                let mut window_bounds: HashMap<GroupColumn, Arc<dyn PhysicalExpr>> = HashMap::new();
+                let mut key_names = Vec::new();
                 for expr in &agg.group_expr {
                     if let Expr::GroupingSet(_) = expr {
                         return Err(Error::unsupported(
@@ -185,21 +194,65 @@ pub(crate) fn compile(
                                 window_expr =
                                     Some((physical(expr, input)?, kind == GroupColumn::WindowEnd));
                             }
+                            window_bounds.insert(kind, physical(expr, input)?);
                             group_columns.push(kind);
                         }
                         None => {
+                            key_names.push(match strip_alias(expr) {
+                                Expr::Column(c) => Some(c.name.clone()),
+                                _ => None,
+                            });
                             group_columns.push(GroupColumn::Key(key_exprs.len()));
                             key_types.push(expr.get_type(input)?);
                             key_exprs.push(physical(expr, input)?);
                         }
                     }
                 }
-                let Some((window_expr, window_is_end)) = window_expr else {
+                let Some((mut window_expr, mut window_is_end)) = window_expr else {
                     return Err(Error::unsupported(
                         "GROUP BY without the window",
                         WINDOW_HINT,
                     ));
                 };
+                let spec = clause.spec;
+                let mut watermark_column = None;
+                if spec.id_is_end() {
+                    // CUMULATE windows are told apart by their end; a SESSION row carries
+                    // its event time and watermark in the two window columns.
+                    let (Some(start), Some(end)) = (
+                        window_bounds.get(&GroupColumn::WindowStart),
+                        window_bounds.get(&GroupColumn::WindowEnd),
+                    ) else {
+                        return Err(Error::unsupported(
+                            format!("a {} window grouped by one of its bounds", spec.name()),
+                            "GROUP BY window_start, window_end, key (or GROUP BY key, SESSION(ts, gap))",
+                        ));
+                    };
+                    if spec.is_session() {
+                        window_expr = Arc::clone(start);
+                        window_is_end = false;
+                        watermark_column = Some(Arc::clone(end));
+                    } else {
+                        window_expr = Arc::clone(end);
+                        window_is_end = true;
+                    }
+                }
+                if let Some(partition) = &clause.partition_by {
+                    let mut keys: Vec<Option<String>> = key_names.clone();
+                    let mut wanted: Vec<Option<String>> =
+                        partition.iter().cloned().map(Some).collect();
+                    keys.sort();
+                    wanted.sort();
+                    if keys != wanted {
+                        return Err(Error::unsupported(
+                            format!(
+                                "SESSION(… PARTITION BY {}) with other GROUP BY keys",
+                                partition.join(", ")
+                            ),
+                            "partition by exactly the GROUP BY keys: SESSION(TABLE t PARTITION BY k, DESCRIPTOR(ts), gap) … GROUP BY window_start, window_end, k",
+                        ));
+                    }
+                }
                 let mut calls = Vec::new();
                 for (i, expr) in agg.aggr_expr.iter().enumerate() {
                     let Expr::AggregateFunction(AggregateFunction { func, params }) =
@@ -250,8 +303,8 @@ pub(crate) fn compile(
                     }
                 }
                 window_columns = renamed;
-                aggregate = Some(WindowAggregate::new(
-                    TumblingWindow::new(clause.size_ms)?,
+                let mut operator = WindowAggregate::new(
+                    spec,
                     window_expr,
                     window_is_end,
                     group_columns,
@@ -259,7 +312,11 @@ pub(crate) fn compile(
                     key_types,
                     calls,
                     nullable_schema(&agg.schema),
-                )?);
+                )?;
+                if let Some(watermarks) = watermark_column {
+                    operator = operator.with_watermark_column(watermarks);
+                }
+                aggregate = Some(operator);
             }
             other => {
                 return Err(Error::plan(format!(
@@ -271,11 +328,22 @@ pub(crate) fn compile(
     }
     if window.is_some() && aggregate.is_none() {
         return Err(Error::unsupported(
-            "a window (TUMBLE) without an aggregate",
+            "a window (TUMBLE, HOP, CUMULATE or SESSION) without an aggregate",
             "aggregate over the window, e.g. SELECT window_start, COUNT(*) … GROUP BY window_start, window_end",
         ));
     }
     let read_columns = read_columns(&chain, source, window);
+    let mut event_time = event_time;
+    let sliced = !computes_with_window
+        && window.is_some_and(|w| {
+            matches!(w.spec, WindowSpec::Hop { .. } | WindowSpec::Cumulate { .. })
+        });
+    if sliced {
+        aggregate = aggregate.map(WindowAggregate::with_panes);
+        if let Some(stage) = &mut event_time {
+            stage.slice();
+        }
+    }
     Ok(CompiledQuery {
         source: source_name,
         event_time,
@@ -283,7 +351,18 @@ pub(crate) fn compile(
         aggregate,
         after,
         schema: nullable_schema(plan.schema()),
-        plan_text: plan.display_indent_schema().to_string(),
+        // The window leads the plan's text: the plan itself holds it only as the plain
+        // columns it was rewritten to.
+        plan_text: match window {
+            Some(clause) => format!(
+                "window: {:?} on {}{}\n{}",
+                clause.spec,
+                clause.time_column,
+                if sliced { ", by pane" } else { "" },
+                plan.display_indent_schema()
+            ),
+            None => plan.display_indent_schema().to_string(),
+        },
         // Scalar plugins too: a resumed durable query must run the same builds.
         plugins: plugins
             .into_iter()
@@ -323,8 +402,10 @@ fn read_columns(
 fn event_time_stage(source: &SourceDef, clause: &WindowClause) -> Result<EventTimeStage> {
     let index = source.schema.index_of(&clause.time_column).map_err(|_| {
         Error::plan(format!(
-            "TUMBLE names column '{}', which source '{}' does not have",
-            clause.time_column, source.name
+            "{} names column '{}', which source '{}' does not have",
+            clause.spec.name(),
+            clause.time_column,
+            source.name
         ))
     })?;
     crate::time::EventTimeColumn::check_type(
@@ -344,10 +425,32 @@ fn event_time_stage(source: &SourceDef, clause: &WindowClause) -> Result<EventTi
     Ok(EventTimeStage::new(
         &source.schema,
         index,
-        TumblingWindow::new(clause.size_ms)?,
+        clause.spec,
         delay_ms,
         source.options.on_error,
     ))
+}
+
+/// Whether `node` computes with one of the window columns `window_columns` (passing one
+/// through a projection, or grouping by it, does not count).
+fn uses_window_columns(node: &LogicalPlan, window_columns: &HashMap<String, GroupColumn>) -> bool {
+    let refers = |expr: &Expr| {
+        expr.column_refs()
+            .iter()
+            .any(|c| window_columns.contains_key(&c.name))
+    };
+    let plain = |expr: &Expr| matches!(strip_alias(expr), Expr::Column(_));
+    match node {
+        LogicalPlan::Filter(filter) => refers(&filter.predicate),
+        LogicalPlan::Projection(projection) => {
+            projection.expr.iter().any(|e| !plain(e) && refers(e))
+        }
+        LogicalPlan::Aggregate(agg) => {
+            agg.group_expr.iter().any(|e| !plain(e) && refers(e))
+                || agg.aggr_expr.iter().any(refers)
+        }
+        _ => false,
+    }
 }
 
 /// Rejects plan nodes a streaming query cannot run, saying what to write instead.

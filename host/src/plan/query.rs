@@ -18,12 +18,14 @@ use crate::sql::{
 };
 use crate::time::EventTimeStage;
 
-/// Plans `query` against the declared sources and streams.
+/// Plans `query` against the declared sources and streams; `late_sink`: its late rows go
+/// to a sink (`EMIT ON WINDOW CLOSE LATE DATA TO sink`), with every source column.
 pub(crate) fn plan_query(
     mut query: ast::Query,
     sources: &HashMap<String, SourceDef>,
     streams: &HashMap<String, ast::Query>,
     plugins: &HashMap<String, Arc<Plugin>>,
+    late_sink: bool,
 ) -> Result<CompiledQuery> {
     inline_streams(&mut query, streams, 0)?;
     let mut context = PlanningContext::new();
@@ -50,7 +52,27 @@ pub(crate) fn plan_query(
     // A plugin registered as `count` takes COUNT(x), never COUNT(*).
     let plan = crate::plugin::count_star_stays_built_in(plan)?;
     let plan = Analyzer::new().execute_and_check(plan, context.config(), |_, _| {})?;
-    compile(&plan, sources, window.as_ref())
+    let mut compiled = compile(&plan, sources, window.as_ref())?;
+    if late_sink {
+        let Some(stage) = &mut compiled.event_time else {
+            return Err(Error::unsupported(
+                "LATE DATA TO a sink in a query without a window",
+                "group by an event-time window (TUMBLE, HOP, CUMULATE): only windowed queries have late rows",
+            ));
+        };
+        if window.as_ref().is_some_and(|w| w.spec.is_session()) {
+            return Err(Error::unsupported(
+                "LATE DATA TO a sink with a SESSION window",
+                "drop LATE DATA TO (the run summary still counts late rows); TUMBLE, HOP and CUMULATE windows can write their late rows to a sink",
+            ));
+        }
+        stage.keep_late_rows();
+        let columns = sources
+            .get(&compiled.source)
+            .map_or(0, |source| source.schema.fields().len());
+        compiled.read_columns = (0..columns).collect();
+    }
+    Ok(compiled)
 }
 
 fn with_window_columns(schema: &SchemaRef, source: &str) -> Result<SchemaRef> {

@@ -42,7 +42,7 @@ use arrow::record_batch::RecordBatch;
 
 use crate::error::{Error, Result};
 use crate::operator::{WindowAggregate, WindowSnapshot};
-use crate::window::TumblingWindow;
+use crate::window::WindowSpec;
 use merge::Merger;
 use route::Router;
 use worker::{run_core, Message, Report, Round};
@@ -198,6 +198,14 @@ impl Aggregation {
         }
     }
 
+    /// Session rows the aggregate counted late (the event-time stage counts the others).
+    pub(crate) fn late_events(&self) -> u64 {
+        match self {
+            Self::Inline(aggregate) => aggregate.late_events(),
+            Self::Cores(reactor) => reactor.late.iter().sum(),
+        }
+    }
+
     /// The number of key columns of a snapshot's groups.
     pub(crate) fn key_count(&self) -> usize {
         match self {
@@ -216,7 +224,9 @@ pub(crate) struct Reactor {
     router: Router,
     merger: Merger,
     key_count: usize,
-    window: TumblingWindow,
+    window: WindowSpec,
+    /// Session rows each core counted late (the latest count each reported).
+    late: Vec<u64>,
     /// The watermark of the last round sent.
     last_round: Option<i64>,
     /// Each core's rows not handed over yet, oldest first, and how many rows they hold.
@@ -263,6 +273,7 @@ impl Reactor {
             merger: Merger::new(cores, 0),
             key_count,
             window,
+            late: vec![0; cores],
             last_round: None,
             held: (0..cores).map(|_| (Vec::new(), 0)).collect(),
         };
@@ -375,11 +386,13 @@ impl Reactor {
         self.broadcast(|| Message::Barrier)?;
         let mut by_start: BTreeMap<i64, Vec<RecordBatch>> = BTreeMap::new();
         let mut out = Vec::new();
+        let mut advanced_to: Option<i64> = None;
         for _ in 0..self.queues.len() {
             let report = self.reports.recv().map_err(|_| self.stopped())?;
             let Some(snapshot) = self.take(report, &mut out)? else {
                 return Err(unexpected("windows during a barrier"));
             };
+            advanced_to = advanced_to.max(snapshot.advanced_to);
             for (start, batch) in snapshot.windows {
                 by_start.entry(start).or_default().push(batch);
             }
@@ -394,6 +407,8 @@ impl Reactor {
         Ok(WindowSnapshot {
             windows_emitted: self.merger.windows_emitted(),
             windows,
+            late_events: self.late.iter().sum(),
+            advanced_to,
         })
     }
 
@@ -419,6 +434,8 @@ impl Reactor {
             let part = WindowSnapshot {
                 windows_emitted: 0,
                 windows,
+                late_events: 0,
+                advanced_to: snapshot.advanced_to,
             };
             self.send(core, Message::Restore(part))?;
         }
@@ -430,16 +447,24 @@ impl Reactor {
     /// snapshot is returned, a failure becomes the error.
     fn take(
         &mut self,
-        (_, report): (usize, Report),
+        (core, report): (usize, Report),
         out: &mut Vec<RecordBatch>,
     ) -> Result<Option<WindowSnapshot>> {
         match report {
-            Report::Emitted { epoch, windows } => {
+            Report::Emitted {
+                epoch,
+                windows,
+                late,
+            } => {
+                self.late[core] = late;
                 self.merger.add(epoch, windows);
                 self.merger.release(out);
                 Ok(None)
             }
-            Report::Snapshot(snapshot) => Ok(Some(snapshot)),
+            Report::Snapshot(snapshot) => {
+                self.late[core] = snapshot.late_events;
+                Ok(Some(snapshot))
+            }
             Report::Failed(e) => Err(e),
             Report::Started(_) => Ok(None),
         }

@@ -60,8 +60,10 @@ pub(crate) enum Report {
     Emitted {
         /// The round.
         epoch: u64,
-        /// Each closed window's start and this core's rows of it.
+        /// Each closed window's id and this core's rows of it.
         windows: Vec<(i64, RecordBatch)>,
+        /// Session rows this core counted late so far.
+        late: u64,
     },
     /// The open state at a barrier.
     Snapshot(WindowSnapshot),
@@ -116,6 +118,7 @@ fn serve(
                 Report::Emitted {
                     epoch,
                     windows: aggregate.advance_windows(watermark)?,
+                    late: aggregate.late_events(),
                 }
             }
             Message::Barrier => Report::Snapshot(aggregate.snapshot()?),
@@ -125,7 +128,15 @@ fn serve(
             }
             Message::End { epoch } => {
                 let windows = aggregate.finish_windows()?;
-                let _ = reports.send((index, Report::Emitted { epoch, windows }));
+                let late = aggregate.late_events();
+                let _ = reports.send((
+                    index,
+                    Report::Emitted {
+                        epoch,
+                        windows,
+                        late,
+                    },
+                ));
                 return Ok(());
             }
         };

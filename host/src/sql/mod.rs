@@ -1,5 +1,5 @@
 //! The SQL surface: a script parser for Laminar's streaming DDL on top of sqlparser,
-//! rewriting of TUMBLE windows into plain columns, and DataFusion's planner context.
+//! rewriting of the window forms (TUMBLE, HOP, CUMULATE, SESSION) into plain columns, and DataFusion's planner context.
 
 mod context;
 mod ddl;

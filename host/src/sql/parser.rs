@@ -27,6 +27,8 @@ pub(crate) struct QueryStatement {
     pub(crate) query: Box<ast::Query>,
     /// `INSERT INTO sink`, or `None` for the default output.
     pub(crate) sink: Option<String>,
+    /// `EMIT ON WINDOW CLOSE LATE DATA TO sink`: where late rows go.
+    pub(crate) late_sink: Option<String>,
 }
 
 /// One statement of a script.
@@ -141,21 +143,38 @@ fn parse_statement(parser: &mut Parser<'_>, context: &PlanningContext) -> Result
 
 fn parse_query(parser: &mut Parser<'_>, sink: Option<String>) -> Result<QueryStatement> {
     let query = parser.parse_query().map_err(syntax_error)?;
-    parse_emit(parser)?;
-    Ok(QueryStatement { query, sink })
+    let late_sink = parse_emit(parser)?;
+    Ok(QueryStatement {
+        query,
+        sink,
+        late_sink,
+    })
 }
 
-/// `EMIT ON WINDOW CLOSE` is today's behaviour; every other emit mode is rejected.
-fn parse_emit(parser: &mut Parser<'_>) -> Result<()> {
+/// `EMIT ON WINDOW CLOSE [LATE DATA TO sink]`: the emit mode Laminar has, and where late
+/// rows go; every other emit mode is rejected.
+fn parse_emit(parser: &mut Parser<'_>) -> Result<Option<String>> {
     if !is_word(parser, 0, "EMIT") {
-        return Ok(());
+        return Ok(None);
     }
     parser.next_token();
     if is_word(parser, 0, "ON") && is_word(parser, 1, "WINDOW") && is_word(parser, 2, "CLOSE") {
         for _ in 0..3 {
             parser.next_token();
         }
-        return Ok(());
+        if is_word(parser, 0, "LATE") {
+            parser.next_token();
+            if !(is_word(parser, 0, "DATA") && is_word(parser, 1, "TO")) {
+                return Err(Error::plan(
+                    "expected LATE DATA TO sink after EMIT ON WINDOW CLOSE",
+                ));
+            }
+            parser.next_token();
+            parser.next_token();
+            let sink = normalize_ident(&parser.parse_identifier().map_err(syntax_error)?);
+            return Ok(Some(sink));
+        }
+        return Ok(None);
     }
     let mut mode = Vec::new();
     while !matches!(parser.peek_token().token, Token::SemiColon | Token::EOF) {
@@ -338,8 +357,11 @@ pub(crate) fn syntax_error(err: ParserError) -> Error {
     Error::SqlSyntax { location, message }
 }
 
-/// `TUMBLE(TABLE bids, …)` is not a table-function argument sqlparser accepts: blank the
-/// `TABLE` keyword (same width, so every location in error messages stays right).
+/// `TUMBLE(TABLE bids, …)` (or HOP, CUMULATE, SESSION) is not a table-function argument
+/// sqlparser accepts: blank the `TABLE` keyword (same width, so every location in error
+/// messages stays right). A SESSION's `TABLE bids PARTITION BY a, b, DESCRIPTOR(ts), …`
+/// becomes `bids, __laminar_partition(a, b), DESCRIPTOR(ts), …` (which moves what follows
+/// on that line).
 fn blank_table_keyword_in_tumble(sql: &str) -> Result<String> {
     let dialect = GenericDialect {};
     let tokens = Tokenizer::new(&dialect, sql)
@@ -352,22 +374,53 @@ fn blank_table_keyword_in_tumble(sql: &str) -> Result<String> {
     let line_starts: Vec<usize> = std::iter::once(0)
         .chain(sql.match_indices('\n').map(|(i, _)| i + 1))
         .collect();
-    let mut out = sql.to_string();
-    for w in significant.windows(3) {
-        let is = |t: &Token, word: &str| matches!(t, Token::Word(x) if x.value.eq_ignore_ascii_case(word));
-        if is(&w[0].token, "TUMBLE") && w[1].token == Token::LParen && is(&w[2].token, "TABLE") {
-            let start = w[2].span.start;
-            let Some(&line_start) = line_starts.get(start.line as usize - 1) else {
+    let offset_of = |location: datafusion_sql::sqlparser::tokenizer::Location| {
+        let line_start = *line_starts.get((location.line as usize).checked_sub(1)?)?;
+        sql[line_start..]
+            .char_indices()
+            .nth((location.column as usize).checked_sub(1)?)
+            .map(|(i, _)| line_start + i)
+    };
+    let is =
+        |t: &Token, word: &str| matches!(t, Token::Word(x) if x.value.eq_ignore_ascii_case(word));
+    // (byte range, replacement), in order.
+    let mut edits: Vec<(std::ops::Range<usize>, String)> = Vec::new();
+    for (at, w) in significant.windows(3).enumerate() {
+        let windowing = ["TUMBLE", "HOP", "CUMULATE", "SESSION"]
+            .iter()
+            .any(|kind| is(&w[0].token, kind));
+        if !(windowing && w[1].token == Token::LParen && is(&w[2].token, "TABLE")) {
+            continue;
+        }
+        let Some(offset) = offset_of(w[2].span.start) else {
+            continue;
+        };
+        edits.push((offset..offset + 5, "     ".into()));
+        // TABLE source PARTITION BY a, b, DESCRIPTOR(…)
+        let rest = &significant[at + 3..];
+        if rest.len() > 3 && is(&rest[1].token, "PARTITION") && is(&rest[2].token, "BY") {
+            let Some(descriptor) = rest.iter().position(|t| is(&t.token, "DESCRIPTOR")) else {
                 continue;
             };
-            let offset = sql[line_start..]
-                .char_indices()
-                .nth(start.column as usize - 1)
-                .map(|(i, _)| line_start + i);
-            if let Some(offset) = offset {
-                out.replace_range(offset..offset + 5, "     ");
+            let comma = &rest[descriptor - 1];
+            let (Some(from), Some(to), Some(comma_at)) = (
+                offset_of(rest[1].span.start),
+                offset_of(rest[2].span.end),
+                offset_of(comma.span.start),
+            ) else {
+                continue;
+            };
+            if comma.token != Token::Comma || descriptor < 4 {
+                continue;
             }
+            edits.push((from..to, ", __laminar_partition(".into()));
+            edits.push((comma_at..comma_at + 1, "),".into()));
         }
+    }
+    let mut out = sql.to_string();
+    edits.sort_by_key(|(range, _)| range.start);
+    for (range, text) in edits.into_iter().rev() {
+        out.replace_range(range, &text);
     }
     Ok(out)
 }

@@ -1,10 +1,12 @@
 //! Rewrites the window forms a user writes into plain columns DataFusion can plan.
 //!
-//! Both `GROUP BY key, TUMBLE(ts, INTERVAL '10' SECOND)` with `TUMBLE_START(…)` /
-//! `TUMBLE_END(…)` and the table-valued `FROM TUMBLE(TABLE src, DESCRIPTOR(ts), INTERVAL …)`
-//! become references to two columns, `window_start` and `window_end`, that the event-time
-//! stage appends to every row of the source. The window itself (time column and size) is
-//! returned as a [`WindowClause`] for the streaming planner.
+//! The GROUP BY forms `TUMBLE(ts, size)`, `HOP(ts, slide, size)` and `SESSION(ts, gap)`
+//! with their `…_START(…)` / `…_END(…)` functions, and the table-valued forms
+//! `FROM TUMBLE|HOP|CUMULATE(TABLE src, DESCRIPTOR(ts), …)` and
+//! `FROM SESSION(TABLE src PARTITION BY k, DESCRIPTOR(ts), gap)`, become references to two
+//! columns, `window_start` and `window_end`, that the event-time stage appends to every
+//! row of the source (one row per window for HOP and CUMULATE). The window itself (time
+//! column and kind) is returned as a [`WindowClause`] for the streaming planner.
 
 use std::ops::ControlFlow;
 
@@ -17,19 +19,68 @@ use super::context::PlanningContext;
 use super::ident::normalize_ident;
 use super::interval::interval_millis;
 use crate::error::{Error, Result};
+use crate::window::WindowSpec;
 
 /// Name of the column holding a row's window start.
 pub const WINDOW_START: &str = "window_start";
 /// Name of the column holding a row's (exclusive) window end.
 pub const WINDOW_END: &str = "window_end";
 
-/// The tumbling window a query groups by.
+/// The window a query groups by.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct WindowClause {
     /// The event-time column.
     pub(crate) time_column: String,
-    /// Window size in milliseconds.
-    pub(crate) size_ms: i64,
+    /// The window kind and its sizes.
+    pub(crate) spec: WindowSpec,
+    /// The columns of a table-valued SESSION's `PARTITION BY`, which must be the GROUP BY
+    /// keys.
+    pub(crate) partition_by: Option<Vec<String>>,
+}
+
+/// One window call found in a query: its kind, event-time column, interval arguments and
+/// (table-valued SESSION) partition columns.
+#[derive(Debug)]
+struct Found {
+    kind: &'static str,
+    time_column: String,
+    intervals: Vec<Expr>,
+    partition_by: Option<Vec<String>>,
+}
+
+/// The window kind a function name names in the GROUP BY form, and what the call stands
+/// for: the window itself, its start or its end.
+fn group_by_function(name: &str) -> Option<(&'static str, &'static str)> {
+    Some(match name {
+        "tumble" => ("TUMBLE", WINDOW_PLACEHOLDER),
+        "tumble_start" => ("TUMBLE", WINDOW_START),
+        "tumble_end" => ("TUMBLE", WINDOW_END),
+        "hop" => ("HOP", WINDOW_PLACEHOLDER),
+        "hop_start" => ("HOP", WINDOW_START),
+        "hop_end" => ("HOP", WINDOW_END),
+        "session" => ("SESSION", WINDOW_PLACEHOLDER),
+        "session_start" => ("SESSION", WINDOW_START),
+        "session_end" => ("SESSION", WINDOW_END),
+        "cumulate" | "cumulate_start" | "cumulate_end" => ("CUMULATE", WINDOW_PLACEHOLDER),
+        _ => return None,
+    })
+}
+
+/// How many interval arguments a kind takes, and their names for messages.
+fn interval_args(kind: &str) -> &'static str {
+    match kind {
+        "HOP" => "INTERVAL slide, INTERVAL size",
+        "CUMULATE" => "INTERVAL step, INTERVAL max_size",
+        "SESSION" => "INTERVAL gap",
+        _ => "INTERVAL size",
+    }
+}
+
+fn interval_count(kind: &str) -> usize {
+    match kind {
+        "HOP" | "CUMULATE" => 2,
+        _ => 1,
+    }
 }
 
 /// Replaces every TUMBLE form in `query` and returns the window it uses, if any.
@@ -37,21 +88,30 @@ pub(crate) fn rewrite_windows(
     query: &mut ast::Query,
     context: &PlanningContext,
 ) -> Result<Option<WindowClause>> {
-    let mut found: Vec<(String, Expr)> = Vec::new();
+    let mut found: Vec<Found> = Vec::new();
     rewrite_query_relations(query, &mut found)?;
     let mut error = None;
     let _ = visit_expressions_mut(query, |expr| {
         if let Expr::Function(function) = expr {
             let name = function.name.to_string().to_ascii_lowercase();
-            let column = match name.as_str() {
-                "tumble" => TUMBLE_PLACEHOLDER,
-                "tumble_start" => WINDOW_START,
-                "tumble_end" => WINDOW_END,
-                _ => return ControlFlow::Continue(()),
+            let Some((kind, column)) = group_by_function(&name) else {
+                return ControlFlow::Continue(());
             };
-            match window_call_args(&function.args, &name) {
-                Ok((time_column, size)) => {
-                    found.push((time_column, size));
+            if kind == "CUMULATE" {
+                error = Some(Error::unsupported(
+                    format!("{}(…) in GROUP BY", name.to_uppercase()),
+                    "CUMULATE is table-valued: FROM CUMULATE(TABLE source, DESCRIPTOR(ts), INTERVAL step, INTERVAL max_size) … GROUP BY window_start, window_end, key",
+                ));
+                return ControlFlow::Break(());
+            }
+            match window_call_args(&function.args, &name, kind) {
+                Ok((time_column, intervals)) => {
+                    found.push(Found {
+                        kind,
+                        time_column,
+                        intervals,
+                        partition_by: None,
+                    });
                     *expr = Expr::Identifier(Ident::new(column));
                 }
                 Err(e) => {
@@ -65,51 +125,84 @@ pub(crate) fn rewrite_windows(
     if let Some(e) = error {
         return Err(e);
     }
-    expand_tumble_in_group_by(&mut query.body);
+    expand_window_in_group_by(&mut query.body);
     let _ = visit_expressions_mut(query, |expr| {
-        if matches!(expr, Expr::Identifier(id) if id.value == TUMBLE_PLACEHOLDER) {
+        if matches!(expr, Expr::Identifier(id) if id.value == WINDOW_PLACEHOLDER) {
             *expr = Expr::Identifier(Ident::new(WINDOW_START));
         }
         ControlFlow::<()>::Continue(())
     });
     let mut clause: Option<WindowClause> = None;
-    for (time_column, size) in found {
-        let size_ms = interval_millis(context, &size)?;
-        if size_ms <= 0 {
-            return Err(Error::plan(format!("window size {size} must be positive")));
+    for found in found {
+        let mut millis = Vec::with_capacity(found.intervals.len());
+        for interval in &found.intervals {
+            millis.push(interval_millis(context, interval)?);
         }
-        let this = WindowClause {
-            time_column,
-            size_ms,
+        let spec = match (found.kind, millis.as_slice()) {
+            ("TUMBLE", [size]) => WindowSpec::tumble(*size)?,
+            ("HOP", [slide, size]) => WindowSpec::hop(*slide, *size)?,
+            ("CUMULATE", [step, max]) => WindowSpec::cumulate(*step, *max)?,
+            ("SESSION", [gap]) => WindowSpec::session(*gap)?,
+            _ => return Err(Error::plan("internal: window arguments")),
         };
-        match &clause {
-            Some(existing) if *existing != this => {
+        let this = WindowClause {
+            time_column: found.time_column,
+            spec,
+            partition_by: found.partition_by,
+        };
+        match &mut clause {
+            Some(existing)
+                if existing.time_column != this.time_column || existing.spec != this.spec =>
+            {
                 return Err(Error::unsupported(
                     format!(
-                    "two different windows in one query (TUMBLE({}, {} ms) and TUMBLE({}, {} ms))",
-                    existing.time_column, existing.size_ms, this.time_column, this.size_ms
-                ),
-                    "use the same TUMBLE(column, size) everywhere in the query",
+                        "two different windows in one query ({} and {})",
+                        describe(existing),
+                        describe(&this)
+                    ),
+                    "group by one window: write the same window call, with the same column and intervals, everywhere in the query",
                 ))
             }
-            _ => clause = Some(this),
+            Some(existing) => {
+                if existing.partition_by.is_none() {
+                    existing.partition_by = this.partition_by;
+                }
+            }
+            None => clause = Some(this),
         }
     }
     Ok(clause)
 }
 
-/// Stands in for `TUMBLE(…)` until GROUP BY lists are expanded.
-const TUMBLE_PLACEHOLDER: &str = "__laminar_tumble";
+/// `KIND(column, sizes in ms)`, for messages.
+fn describe(clause: &WindowClause) -> String {
+    let sizes = match clause.spec {
+        WindowSpec::Tumble { size } => vec![size],
+        WindowSpec::Hop { slide, size } => vec![slide, size],
+        WindowSpec::Cumulate { step, max } => vec![step, max],
+        WindowSpec::Session { gap } => vec![gap],
+    };
+    let sizes: Vec<String> = sizes.iter().map(|s| format!("{s} ms")).collect();
+    format!(
+        "{}({}, {})",
+        clause.spec.name(),
+        clause.time_column,
+        sizes.join(", ")
+    )
+}
 
-/// `GROUP BY …, TUMBLE(ts, size)` groups by both window bounds, so that `TUMBLE_START` and
-/// `TUMBLE_END` may both be selected.
-fn expand_tumble_in_group_by(body: &mut SetExpr) {
+/// Stands in for `TUMBLE(…)`, `HOP(…)` or `SESSION(…)` until GROUP BY lists are expanded.
+const WINDOW_PLACEHOLDER: &str = "__laminar_window";
+
+/// `GROUP BY …, TUMBLE(ts, size)` (or HOP, SESSION) groups by both window bounds, so that
+/// `…_START` and `…_END` may both be selected.
+fn expand_window_in_group_by(body: &mut SetExpr) {
     match body {
         SetExpr::Select(select) => {
             if let ast::GroupByExpr::Expressions(exprs, _) = &mut select.group_by {
                 let mut expanded = Vec::with_capacity(exprs.len() + 1);
                 for expr in exprs.drain(..) {
-                    if matches!(&expr, Expr::Identifier(id) if id.value == TUMBLE_PLACEHOLDER) {
+                    if matches!(&expr, Expr::Identifier(id) if id.value == WINDOW_PLACEHOLDER) {
                         expanded.push(Expr::Identifier(Ident::new(WINDOW_START)));
                         expanded.push(Expr::Identifier(Ident::new(WINDOW_END)));
                     } else {
@@ -120,25 +213,35 @@ fn expand_tumble_in_group_by(body: &mut SetExpr) {
             }
             for from in &mut select.from {
                 if let TableFactor::Derived { subquery, .. } = &mut from.relation {
-                    expand_tumble_in_group_by(&mut subquery.body);
+                    expand_window_in_group_by(&mut subquery.body);
                 }
             }
         }
-        SetExpr::Query(q) => expand_tumble_in_group_by(&mut q.body),
+        SetExpr::Query(q) => expand_window_in_group_by(&mut q.body),
         SetExpr::SetOperation { left, right, .. } => {
-            expand_tumble_in_group_by(left);
-            expand_tumble_in_group_by(right);
+            expand_window_in_group_by(left);
+            expand_window_in_group_by(right);
         }
         _ => {}
     }
 }
 
-/// `(time column, size expression)` of `TUMBLE(ts, INTERVAL …)`.
-fn window_call_args(args: &FunctionArguments, name: &str) -> Result<(String, Expr)> {
+/// `(time column, interval expressions)` of `KIND(ts, INTERVAL …[, INTERVAL …])`.
+fn window_call_args(
+    args: &FunctionArguments,
+    name: &str,
+    kind: &str,
+) -> Result<(String, Vec<Expr>)> {
     let usage = || {
         Error::plan(format!(
-            "{}(time_column, INTERVAL '…' SECOND) takes an event-time column and a window size",
-            name.to_uppercase()
+            "{}(time_column, {}) takes an event-time column and {}",
+            name.to_uppercase(),
+            interval_args(kind),
+            if interval_count(kind) == 1 {
+                "one interval"
+            } else {
+                "two intervals"
+            }
         ))
     };
     let FunctionArguments::List(list) = args else {
@@ -153,8 +256,16 @@ fn window_call_args(args: &FunctionArguments, name: &str) -> Result<(String, Exp
         })
         .collect();
     match exprs.as_slice() {
-        [column, size] if exprs.len() == list.args.len() => {
-            Ok((column_name(column).ok_or_else(usage)?, (*size).clone()))
+        [column, intervals @ ..]
+            if exprs.len() == list.args.len() && intervals.len() == interval_count(kind) =>
+        {
+            let column = column_name(column).ok_or_else(|| {
+                Error::unsupported(
+                    format!("{}({column}, …) over an expression", name.to_uppercase()),
+                    "window by the source's watermark column itself, e.g. HOP(ts, …)",
+                )
+            })?;
+            Ok((column, intervals.iter().map(|e| (*e).clone()).collect()))
         }
         _ => Err(usage()),
     }
@@ -169,7 +280,7 @@ fn column_name(expr: &Expr) -> Option<String> {
     Some(normalize_ident(ident))
 }
 
-fn rewrite_query_relations(query: &mut ast::Query, found: &mut Vec<(String, Expr)>) -> Result<()> {
+fn rewrite_query_relations(query: &mut ast::Query, found: &mut Vec<Found>) -> Result<()> {
     if let Some(with) = &mut query.with {
         for cte in &mut with.cte_tables {
             rewrite_query_relations(&mut cte.query, found)?;
@@ -178,7 +289,7 @@ fn rewrite_query_relations(query: &mut ast::Query, found: &mut Vec<(String, Expr
     rewrite_set_expr(&mut query.body, found)
 }
 
-fn rewrite_set_expr(body: &mut SetExpr, found: &mut Vec<(String, Expr)>) -> Result<()> {
+fn rewrite_set_expr(body: &mut SetExpr, found: &mut Vec<Found>) -> Result<()> {
     match body {
         SetExpr::Select(select) => {
             for from in &mut select.from {
@@ -198,21 +309,40 @@ fn rewrite_set_expr(body: &mut SetExpr, found: &mut Vec<(String, Expr)>) -> Resu
     }
 }
 
-/// `TUMBLE(src, DESCRIPTOR(ts), size)` in FROM (after the `TABLE` keyword was blanked)
-/// becomes plain `src`.
-fn rewrite_factor(factor: &mut TableFactor, found: &mut Vec<(String, Expr)>) -> Result<()> {
+/// The window kind a table-valued function name names.
+fn table_function(name: &str) -> Option<&'static str> {
+    Some(match name.to_ascii_lowercase().as_str() {
+        "tumble" => "TUMBLE",
+        "hop" => "HOP",
+        "cumulate" => "CUMULATE",
+        "session" => "SESSION",
+        _ => return None,
+    })
+}
+
+/// `KIND(src, DESCRIPTOR(ts), intervals…)` in FROM (after the `TABLE` keyword was blanked,
+/// and a SESSION's `PARTITION BY k` turned into a `PARTITION(k)` argument) becomes plain
+/// `src`.
+fn rewrite_factor(factor: &mut TableFactor, found: &mut Vec<Found>) -> Result<()> {
     match factor {
         TableFactor::Table { name, args, .. }
-            if name.to_string().eq_ignore_ascii_case("tumble") && args.is_some() =>
+            if table_function(&name.to_string()).is_some() && args.is_some() =>
         {
+            let kind = table_function(&name.to_string()).unwrap_or("TUMBLE");
             let usage = || {
-                Error::plan(
-                    "TUMBLE(TABLE source, DESCRIPTOR(time_column), INTERVAL '…' SECOND) takes a source, \
-                     its event-time column and a window size",
-                )
+                let source = if kind == "SESSION" {
+                    "TABLE source PARTITION BY key"
+                } else {
+                    "TABLE source"
+                };
+                Error::plan(format!(
+                    "{kind}({source}, DESCRIPTOR(time_column), {}) takes a source, its event-time column and {}",
+                    interval_args(kind),
+                    if interval_count(kind) == 1 { "one interval" } else { "two intervals" }
+                ))
             };
             let list = args.as_ref().map(|a| a.args.clone()).unwrap_or_default();
-            let exprs: Vec<Expr> = list
+            let mut exprs: Vec<Expr> = list
                 .into_iter()
                 .filter_map(|a| match a {
                     FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) => Some(e),
@@ -223,24 +353,58 @@ fn rewrite_factor(factor: &mut TableFactor, found: &mut Vec<(String, Expr)>) -> 
                     _ => None,
                 })
                 .collect();
-            let [source, descriptor, size] = exprs.as_slice() else {
+            let mut partition_by = None;
+            if let Some(Expr::Function(f)) = exprs.get(1) {
+                if f.name.to_string().eq_ignore_ascii_case(PARTITION_FUNCTION) {
+                    if kind != "SESSION" {
+                        return Err(Error::unsupported(
+                            format!("PARTITION BY in {kind}(…)"),
+                            "partition only a SESSION window; for other windows GROUP BY the key",
+                        ));
+                    }
+                    let FunctionArguments::List(list) = &f.args else {
+                        return Err(usage());
+                    };
+                    let mut columns = Vec::new();
+                    for arg in &list.args {
+                        match arg {
+                            FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) => {
+                                columns.push(column_name(e).ok_or_else(|| {
+                                    Error::unsupported(
+                                        format!("PARTITION BY {e}"),
+                                        "partition by plain columns, the GROUP BY keys",
+                                    )
+                                })?)
+                            }
+                            _ => return Err(usage()),
+                        }
+                    }
+                    partition_by = Some(columns);
+                    exprs.remove(1);
+                }
+            }
+            let [source, descriptor, intervals @ ..] = exprs.as_slice() else {
                 return Err(usage());
             };
+            if intervals.len() != interval_count(kind) {
+                return Err(usage());
+            }
             let source = match source {
                 Expr::Identifier(id) => id.clone(),
                 _ => return Err(usage()),
             };
             let time_column = match descriptor {
                 Expr::Function(f) if f.name.to_string().eq_ignore_ascii_case("descriptor") => {
-                    window_call_args(&f.args, "descriptor")
-                        .ok()
-                        .map(|(c, _)| c)
-                        .or_else(|| single_arg_column(&f.args))
-                        .ok_or_else(usage)?
+                    single_arg_column(&f.args).ok_or_else(usage)?
                 }
                 _ => return Err(usage()),
             };
-            found.push((time_column, size.clone()));
+            found.push(Found {
+                kind,
+                time_column,
+                intervals: intervals.to_vec(),
+                partition_by,
+            });
             *name = ObjectName::from(vec![source]);
             *args = None;
             Ok(())
@@ -258,6 +422,9 @@ fn rewrite_factor(factor: &mut TableFactor, found: &mut Vec<(String, Expr)>) -> 
         _ => Ok(()),
     }
 }
+
+/// The function a table-valued SESSION's `PARTITION BY a, b` becomes: `PARTITION(a, b)`.
+pub(crate) const PARTITION_FUNCTION: &str = "__laminar_partition";
 
 fn single_arg_column(args: &FunctionArguments) -> Option<String> {
     let FunctionArguments::List(list) = args else {

@@ -18,7 +18,7 @@ use arrow::record_batch::RecordBatch;
 
 use super::event_time_millis;
 use crate::error::Result;
-use crate::window::TumblingWindow;
+use crate::window::WindowSpec;
 
 /// How a query reads event time out of its source's rows and when a row is late: what
 /// a decoder thread needs to run the local pass on the pieces it decodes.
@@ -28,8 +28,8 @@ pub struct EventTimeRule {
     pub(crate) column: usize,
     /// Its name, for error messages.
     pub(crate) column_name: Arc<str>,
-    /// The tumbling window rows are assigned to.
-    pub(crate) window: TumblingWindow,
+    /// The window kind rows are assigned to.
+    pub(crate) window: WindowSpec,
     /// How far the watermark trails the largest event time.
     pub(crate) delay_ms: i64,
 }
@@ -38,7 +38,8 @@ pub struct EventTimeRule {
 /// are known.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct LocalTimes {
-    /// The window start of every row (0 for a row without a usable event time).
+    /// The pane of every row (its window start for TUMBLE, see
+    /// [`WindowSpec::pane_of`]; 0 for a row without a usable event time).
     pub(crate) starts: Vec<i64>,
     /// The rows on time against the piece's earlier rows, ascending; `None`: every row,
     /// the common case, which costs no list.
@@ -51,7 +52,7 @@ pub struct LocalTimes {
     pub(crate) first_bad: Option<(usize, String)>,
     /// The largest event time of the piece.
     pub(crate) max_time: Option<i64>,
-    /// The smallest window end of a kept row.
+    /// The smallest last window end ([`WindowSpec::last_end`]) of a kept row.
     pub(crate) min_kept_end: Option<i64>,
 }
 
@@ -79,19 +80,21 @@ impl EventTimeRule {
         let mut max_time = i64::MIN;
         let mut min_kept_end = i64::MAX;
         // Rows arrive nearly in event-time order, so most fall into the previous row's
-        // window: reuse it and skip the division.
+        // pane: reuse it and skip the division.
+        let width = self.window.pane_width();
         let mut previous: Option<(i64, i64)> = None;
         for (row, t) in times.enumerate() {
-            let window = match (t, previous) {
-                (Some(t), Some((start, end))) if t >= start && t < end => Some((start, end)),
-                (Some(t), _) => {
-                    previous = self
-                        .window
-                        .start_of(t)
-                        .map(|s| (s, self.window.end_of_start(s)));
+            let window = match (t, previous, width) {
+                (Some(t), Some((start, end)), Some(width))
+                    if t >= start && t.checked_sub(start).is_some_and(|d| d < width) =>
+                {
+                    Some((start, end))
+                }
+                (Some(t), _, _) => {
+                    previous = self.window.pane_of(t).map(|s| (s, self.window.last_end(s)));
                     previous
                 }
-                (None, _) => None,
+                (None, _, _) => None,
             };
             let (Some(t), Some((start, end))) = (t, window) else {
                 local.bad += 1;
@@ -152,7 +155,7 @@ impl LocalTimes {
     /// Completes the local pass with the watermark of every row before the piece
     /// (`None`: no row yet): drops the kept rows whose window that watermark has closed
     /// and returns how many it dropped.
-    pub(crate) fn complete(&mut self, watermark: Option<i64>, window: &TumblingWindow) -> u64 {
+    pub(crate) fn complete(&mut self, watermark: Option<i64>, window: &WindowSpec) -> u64 {
         let (Some(watermark), Some(min_end)) = (watermark, self.min_kept_end) else {
             return 0;
         };
@@ -161,7 +164,7 @@ impl LocalTimes {
         }
         let before = self.kept_rows();
         let starts = &self.starts;
-        let open = |row: u32| window.end_of_start(starts[row as usize]) > watermark;
+        let open = |row: u32| window.last_end(starts[row as usize]) > watermark;
         let kept = match self.kept.take() {
             Some(mut kept) => {
                 kept.retain(|&row| open(row));
@@ -188,7 +191,7 @@ mod tests {
         EventTimeRule {
             column: 0,
             column_name: "ts".into(),
-            window: TumblingWindow::new(size).unwrap(),
+            window: WindowSpec::tumble(size).unwrap(),
             delay_ms: delay,
         }
     }
@@ -202,7 +205,7 @@ mod tests {
     /// The sequential answer, row by row: which rows (by index in the whole input) are on
     /// time, how many are late and how many have no window.
     fn sequential(times: &[Option<i64>], size: i64, delay: i64) -> (Vec<usize>, u64, u64) {
-        let window = TumblingWindow::new(size).unwrap();
+        let window = crate::window::TumblingWindow::new(size).unwrap();
         let mut watermark = WatermarkGenerator::new(delay);
         let (mut kept, mut late, mut bad) = (Vec::new(), 0, 0);
         for (row, t) in times.iter().enumerate() {
@@ -257,7 +260,7 @@ mod tests {
                 }
                 for &row in &rows {
                     let t = times[from + row].unwrap();
-                    prop_assert_eq!(local.starts[row], rule.window.start_of(t).unwrap());
+                    prop_assert_eq!(local.starts[row], rule.window.pane_of(t).unwrap());
                 }
             }
             prop_assert_eq!((kept, late, bad), sequential(&times, size, delay));
@@ -284,7 +287,7 @@ mod tests {
 
     #[test]
     fn completion_is_free_when_the_carried_watermark_closes_nothing_kept() {
-        let window = TumblingWindow::new(10).unwrap();
+        let window = WindowSpec::tumble(10).unwrap();
         let mut local = rule(10, 0).local(&batch(&[Some(25), Some(21)])).unwrap();
         assert_eq!(local.min_kept_end, Some(30));
         assert_eq!(local.complete(Some(29), &window), 0);

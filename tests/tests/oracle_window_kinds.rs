@@ -1,0 +1,860 @@
+//! HOP, CUMULATE and SESSION windows over out-of-order bids with late events and NULLs,
+//! against oracles written here from the contract (ARCHITECTURE §4.1), never against the
+//! engine itself:
+//! - HOP and CUMULATE: a model of arrival order decides, row by row, which of its windows
+//!   are still open at its watermark (`wm_i`); each kept (row, window) pair becomes one row
+//!   of a table that DataFusion batch SQL groups by the window bounds;
+//! - SESSION: a sequential model of per-key sessions (merging, closing per row, lateness
+//!   after WHERE), and a gaps-and-islands SQL query where nothing closes early;
+//! - `HOP(slide = size)` against the TUMBLE oracle; the Wasm `median` against DataFusion's.
+//!
+//! Through the engine in process (batch sizes 1, 7, 8192; cores 1, 2, 3) and through the
+//! `laminar` binary over CSV and JSON files and stdin.
+
+use crate::common;
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::Path;
+use std::process::Stdio;
+use std::sync::Arc;
+
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, TimestampMillisecondArray, UInt32Array};
+use datafusion::arrow::compute::take_record_batch;
+use datafusion::arrow::datatypes::{DataType, Field, Schema, TimeUnit, TimestampNanosecondType};
+use datafusion::arrow::record_batch::RecordBatch;
+use laminar::gen::BidsConfig;
+use laminar::{Engine, EngineConfig, RunSummary};
+use laminar_tests::{
+    assert_rows_match, batch_sql, collect, engine_over, guest, plugin_options, sorted_rows, Bids,
+    Value,
+};
+
+const DELAY_MS: i64 = 3_000;
+
+fn bids(rows: u64, seed: u64) -> Bids {
+    Bids::with_nulls(&BidsConfig {
+        rows,
+        seed,
+        disorder_ms: 4_000,
+        late_fraction: 0.02,
+        auctions: 400,
+        events_per_second: 400,
+        ..BidsConfig::default()
+    })
+}
+
+/// Event times of every row in epoch ms (`None`: NULL).
+fn times_ms(all: &RecordBatch) -> Vec<Option<i64>> {
+    let ts = all.column(0).as_primitive::<TimestampNanosecondType>();
+    (0..ts.len())
+        .map(|i| ts.is_valid(i).then(|| ts.value(i).div_euclid(1_000_000)))
+        .collect()
+}
+
+/// Every HOP window holding `t`, found by walking back from the newest.
+fn hop_windows(t: i64, slide: i64, size: i64) -> Vec<(i64, i64)> {
+    let mut out = Vec::new();
+    let mut start = t - t.rem_euclid(slide);
+    while start + size > t {
+        out.push((start, start + size));
+        start -= slide;
+    }
+    out.reverse();
+    out
+}
+
+/// Every CUMULATE window holding `t`.
+fn cumulate_windows(t: i64, step: i64, max: i64) -> Vec<(i64, i64)> {
+    let base = t - t.rem_euclid(max);
+    (1..=max / step)
+        .map(|j| (base, base + j * step))
+        .filter(|&(_, end)| end > t)
+        .collect()
+}
+
+/// The contract's rows for a fixed-grid window kind: each row with each of its windows
+/// still open at its watermark (`end > wm_i`), as the source columns plus `ws` and `we`;
+/// and the late rows (added to no window), by index in arrival order.
+fn unnested(
+    all: &RecordBatch,
+    windows_of: impl Fn(i64) -> Vec<(i64, i64)>,
+    delay: i64,
+) -> (RecordBatch, Vec<usize>) {
+    let mut max_before: Option<i64> = None;
+    let (mut rows, mut starts, mut ends, mut late) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for (i, t) in times_ms(all).into_iter().enumerate() {
+        let Some(t) = t else { continue };
+        let mut added = 0;
+        for (start, end) in windows_of(t) {
+            if max_before.is_none_or(|m| end > m - delay) {
+                rows.push(i as u32);
+                starts.push(start);
+                ends.push(end);
+                added += 1;
+            }
+        }
+        if added == 0 {
+            late.push(i);
+        }
+        max_before = Some(max_before.map_or(t, |m| m.max(t)));
+    }
+    let taken = take_record_batch(all, &UInt32Array::from(rows)).expect("take");
+    let mut fields: Vec<Field> = taken
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.as_ref().clone())
+        .collect();
+    let ts = DataType::Timestamp(TimeUnit::Millisecond, None);
+    fields.push(Field::new("ws", ts.clone(), false));
+    fields.push(Field::new("we", ts, false));
+    let mut columns = taken.columns().to_vec();
+    columns.push(Arc::new(TimestampMillisecondArray::from(starts)) as ArrayRef);
+    columns.push(Arc::new(TimestampMillisecondArray::from(ends)) as ArrayRef);
+    let batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).expect("batch");
+    (batch, late)
+}
+
+const FILTER: &str = "channel <> 'test' OR channel IS NULL";
+
+/// DataFusion over the unnested rows, columns as the engine queries below select them.
+fn fixed_grid_oracle(kept: RecordBatch) -> Vec<Vec<Value>> {
+    sorted_rows(&batch_sql(
+        kept,
+        &format!(
+            "SELECT auction, ws, we, COUNT(*), SUM(price), MIN(price), MAX(price), AVG(price),
+                    COUNT(bidder), MIN(channel)
+             FROM kept WHERE {FILTER} GROUP BY auction, ws, we"
+        ),
+        Vec::new(),
+        1,
+    ))
+}
+
+const AGGREGATES: &str =
+    "COUNT(*), SUM(price), MIN(price), MAX(price), AVG(price), COUNT(bidder), MIN(channel)";
+
+fn hop_tvf(slide_s: u32, size_s: u32) -> String {
+    format!(
+        "SELECT auction, window_start, window_end, {AGGREGATES}
+         FROM HOP(TABLE bids, DESCRIPTOR(ts), INTERVAL '{slide_s}' SECOND, INTERVAL '{size_s}' SECOND)
+         WHERE {FILTER} GROUP BY window_start, window_end, auction"
+    )
+}
+
+fn run_engine(
+    bids: &Bids,
+    batch_size: usize,
+    cores: usize,
+    sql: &str,
+) -> (Vec<Vec<Value>>, RunSummary) {
+    let mut engine = Engine::with_config(EngineConfig {
+        batch_size,
+        cores,
+        pin_cores: false,
+        plugins: plugin_options(),
+        ..EngineConfig::default()
+    });
+    engine_over(&mut engine, &bids.batches, DELAY_MS);
+    let (results, summary) = collect(&mut engine, sql).expect("query runs");
+    (sorted_rows(&results), summary)
+}
+
+#[test]
+fn hop_and_cumulate_match_datafusion_over_the_kept_windows_at_every_batch_size_and_core_count() {
+    let bids = bids(12_000, 31);
+    let (kept, late) = unnested(&bids.all, |t| hop_windows(t, 2_000, 10_000), DELAY_MS);
+    assert!(late.len() > 100, "the data must contain late events");
+    let hop = fixed_grid_oracle(kept);
+    let (kept, cumulate_late) =
+        unnested(&bids.all, |t| cumulate_windows(t, 2_000, 10_000), DELAY_MS);
+    let cumulate = fixed_grid_oracle(kept);
+    assert!(!cumulate_late.is_empty());
+    let hop_group_by = format!(
+        "SELECT auction, HOP_START(ts, INTERVAL '2' SECOND, INTERVAL '10' SECOND) AS ws,
+                HOP_END(ts, INTERVAL '2' SECOND, INTERVAL '10' SECOND) AS we, {AGGREGATES}
+         FROM bids WHERE {FILTER}
+         GROUP BY auction, HOP(ts, INTERVAL '2' SECOND, INTERVAL '10' SECOND)"
+    );
+    let cumulate_sql = format!(
+        "SELECT auction, window_start, window_end, {AGGREGATES}
+         FROM CUMULATE(TABLE bids, DESCRIPTOR(ts), INTERVAL '2' SECOND, INTERVAL '10' SECOND)
+         WHERE {FILTER} GROUP BY window_start, window_end, auction"
+    );
+    for (batch_size, cores) in [(1, 1), (7, 2), (8192, 3), (8192, 1)] {
+        let what = format!("batch size {batch_size}, {cores} cores");
+        for (sql, expected, late) in [
+            (hop_tvf(2, 10), &hop, late.len()),
+            (hop_group_by.clone(), &hop, late.len()),
+            (cumulate_sql.clone(), &cumulate, cumulate_late.len()),
+        ] {
+            let (actual, summary) = run_engine(&bids, batch_size, cores, &sql);
+            assert_rows_match(&actual, expected);
+            assert_eq!(summary.late_events_dropped, late as u64, "{what}: {sql}");
+        }
+    }
+}
+
+#[test]
+fn hop_with_slide_equal_to_size_is_tumble() {
+    let bids = bids(10_000, 32);
+    let (kept, late) = bids.on_time(10_000, DELAY_MS);
+    let expected = sorted_rows(&batch_sql(
+        kept,
+        &format!(
+            "SELECT auction,
+                    date_bin(INTERVAL '10 seconds', ts, TIMESTAMP '1970-01-01T00:00:00') AS ws,
+                    date_bin(INTERVAL '10 seconds', ts, TIMESTAMP '1970-01-01T00:00:00') + INTERVAL '10 seconds' AS we,
+                    {AGGREGATES}
+             FROM kept WHERE {FILTER} GROUP BY auction, ws"
+        ),
+        Vec::new(),
+        1,
+    ));
+    let (actual, summary) = run_engine(&bids, 7, 2, &hop_tvf(10, 10));
+    assert_rows_match(&actual, &expected);
+    assert_eq!(summary.late_events_dropped, late);
+}
+
+/// One session of the model: bounds and the rows in it.
+#[derive(Debug, Clone)]
+struct ModelSession {
+    start: i64,
+    end: i64,
+    rows: Vec<usize>,
+}
+
+/// The sequential model of SESSION (ARCHITECTURE §4.1), keyed by auction, over the rows
+/// `passes` keeps (WHERE); returns every emitted session with its key, and the late rows
+/// in arrival order.
+fn session_model(
+    all: &RecordBatch,
+    gap: i64,
+    delay: i64,
+    passes: impl Fn(usize) -> bool,
+) -> (Vec<(Option<i64>, ModelSession)>, Vec<usize>) {
+    let auction = all
+        .column(1)
+        .as_primitive::<datafusion::arrow::datatypes::Int64Type>();
+    let mut open: BTreeMap<Option<i64>, Vec<ModelSession>> = BTreeMap::new();
+    let mut emitted = Vec::new();
+    let mut late = Vec::new();
+    let mut max_before: Option<i64> = None;
+    for (i, t) in times_ms(all).into_iter().enumerate() {
+        let Some(t) = t else { continue };
+        let wm = max_before.map(|m| m - delay);
+        max_before = Some(max_before.map_or(t, |m| m.max(t)));
+        if !passes(i) {
+            continue;
+        }
+        let key = auction.is_valid(i).then(|| auction.value(i));
+        let sessions = open.entry(key).or_default();
+        // Sessions the row's watermark closed.
+        let (closed, still): (Vec<_>, Vec<_>) = std::mem::take(sessions)
+            .into_iter()
+            .partition(|s| wm.is_some_and(|wm| s.end <= wm));
+        emitted.extend(closed.into_iter().map(|s| (key, s)));
+        let (meets, others): (Vec<_>, Vec<_>) = still
+            .into_iter()
+            .partition(|s| s.start <= t + gap && t <= s.end);
+        *sessions = others;
+        if meets.is_empty() && wm.is_some_and(|wm| t + gap <= wm) {
+            late.push(i);
+            continue;
+        }
+        let mut merged = ModelSession {
+            start: t,
+            end: t + gap,
+            rows: vec![i],
+        };
+        for s in meets {
+            merged.start = merged.start.min(s.start);
+            merged.end = merged.end.max(s.end);
+            merged.rows.extend(s.rows);
+        }
+        sessions.push(merged);
+    }
+    for (key, sessions) in open {
+        emitted.extend(sessions.into_iter().map(|s| (key, s)));
+    }
+    (emitted, late)
+}
+
+/// The model's result rows: auction, start, end, COUNT(*), SUM(price), MAX(price),
+/// COUNT(bidder).
+fn session_rows(all: &RecordBatch, sessions: &[(Option<i64>, ModelSession)]) -> Vec<Vec<Value>> {
+    let bidder = all
+        .column(2)
+        .as_primitive::<datafusion::arrow::datatypes::Int64Type>();
+    let price = all
+        .column(3)
+        .as_primitive::<datafusion::arrow::datatypes::Float64Type>();
+    let mut rows: Vec<Vec<Value>> = sessions
+        .iter()
+        .map(|(key, s)| {
+            let prices: Vec<f64> = s
+                .rows
+                .iter()
+                .filter(|&&r| price.is_valid(r))
+                .map(|&r| price.value(r))
+                .collect();
+            let float = |v: Option<f64>| v.map_or(Value::Null, Value::Float);
+            vec![
+                key.map_or(Value::Null, Value::Int),
+                Value::Int(s.start),
+                Value::Int(s.end),
+                Value::Int(s.rows.len() as i64),
+                float((!prices.is_empty()).then(|| prices.iter().sum())),
+                float(prices.iter().copied().reduce(f64::max)),
+                Value::Int(s.rows.iter().filter(|&&r| bidder.is_valid(r)).count() as i64),
+            ]
+        })
+        .collect();
+    rows.sort_by(|a, b| a.partial_cmp(b).expect("no NaN"));
+    rows
+}
+
+fn channel_passes(all: &RecordBatch) -> impl Fn(usize) -> bool + '_ {
+    let channel = all.column(4).as_string::<i32>();
+    move |i| channel.is_null(i) || channel.value(i) != "test"
+}
+
+const SESSION_AGGREGATES: &str = "COUNT(*), SUM(price), MAX(price), COUNT(bidder)";
+
+#[test]
+fn session_matches_a_sequential_model_at_every_batch_size_and_core_count() {
+    let bids = bids(12_000, 33);
+    let (sessions, late) = session_model(&bids.all, 2_000, DELAY_MS, channel_passes(&bids.all));
+    assert!(late.len() > 50, "the data must contain late events");
+    let expected = session_rows(&bids.all, &sessions);
+    assert!(expected.len() > 1_000);
+    let group_by = format!(
+        "SELECT auction, SESSION_START(ts, INTERVAL '2' SECOND) AS ws,
+                SESSION_END(ts, INTERVAL '2' SECOND) AS we, {SESSION_AGGREGATES}
+         FROM bids WHERE {FILTER} GROUP BY auction, SESSION(ts, INTERVAL '2' SECOND)"
+    );
+    let tvf = format!(
+        "SELECT auction, window_start, window_end, {SESSION_AGGREGATES}
+         FROM SESSION(TABLE bids PARTITION BY auction, DESCRIPTOR(ts), INTERVAL '2' SECOND)
+         WHERE {FILTER} GROUP BY window_start, window_end, auction"
+    );
+    for (batch_size, cores) in [(1, 1), (7, 3), (8192, 2)] {
+        for sql in [&group_by, &tvf] {
+            let (actual, summary) = run_engine(&bids, batch_size, cores, sql);
+            assert_rows_match(&actual, &expected);
+            assert_eq!(
+                summary.late_events_dropped,
+                late.len() as u64,
+                "batch size {batch_size}, {cores} cores"
+            );
+        }
+    }
+}
+
+#[test]
+fn session_without_early_closes_matches_gaps_and_islands_sql() {
+    // A watermark far behind the data: nothing closes before the end, nothing is late.
+    let bids = bids(8_000, 34);
+    let gap = "INTERVAL '2' SECOND";
+    let expected = sorted_rows(&batch_sql(
+        bids.all.clone(),
+        "WITH marked AS (
+             SELECT auction, ts, price, bidder,
+                    CASE WHEN LAG(ts) OVER (PARTITION BY auction ORDER BY ts) IS NULL
+                           OR CAST(ts AS BIGINT)
+                              - CAST(LAG(ts) OVER (PARTITION BY auction ORDER BY ts) AS BIGINT)
+                              > 2000000000
+                         THEN 1 ELSE 0 END AS starts
+             FROM kept WHERE ts IS NOT NULL),
+         numbered AS (
+             SELECT *, SUM(starts) OVER (PARTITION BY auction ORDER BY ts
+                                         ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS session
+             FROM marked)
+         SELECT auction, MIN(ts), MAX(ts) + INTERVAL '2' SECOND, COUNT(*), SUM(price), MAX(price),
+                COUNT(bidder)
+         FROM numbered GROUP BY auction, session",
+        Vec::new(),
+        1,
+    ));
+    let mut engine = Engine::with_config(EngineConfig {
+        batch_size: 100,
+        cores: 2,
+        pin_cores: false,
+        ..EngineConfig::default()
+    });
+    engine_over(&mut engine, &bids.batches, 1_000_000_000);
+    let (results, summary) = collect(
+        &mut engine,
+        &format!(
+            "SELECT auction, SESSION_START(ts, {gap}), SESSION_END(ts, {gap}), {SESSION_AGGREGATES}
+             FROM bids GROUP BY auction, SESSION(ts, {gap})"
+        ),
+    )
+    .expect("query runs");
+    assert_eq!(summary.late_events_dropped, 0);
+    assert_rows_match(&sorted_rows(&results), &expected);
+}
+
+#[test]
+fn the_wasm_median_in_hop_and_session_equals_datafusion_median() {
+    let bids = bids(8_000, 35);
+    let mut engine = Engine::with_config(EngineConfig {
+        batch_size: 7,
+        cores: 2,
+        pin_cores: false,
+        plugins: plugin_options(),
+        ..EngineConfig::default()
+    });
+    engine
+        .load_plugin(&guest("median"), Some("median"))
+        .expect("load median");
+    engine_over(&mut engine, &bids.batches, DELAY_MS);
+    let (results, _) = collect(
+        &mut engine,
+        "SELECT auction, window_start, window_end, median(price)
+         FROM HOP(TABLE bids, DESCRIPTOR(ts), INTERVAL '2' SECOND, INTERVAL '6' SECOND)
+         GROUP BY window_start, window_end, auction",
+    )
+    .expect("hop runs");
+    let (kept, _) = unnested(&bids.all, |t| hop_windows(t, 2_000, 6_000), DELAY_MS);
+    let expected = sorted_rows(&batch_sql(
+        kept,
+        "SELECT auction, ws, we, median(price) FROM kept GROUP BY auction, ws, we",
+        Vec::new(),
+        1,
+    ));
+    assert_rows_match(&sorted_rows(&results), &expected);
+
+    let mut engine = Engine::with_config(EngineConfig {
+        batch_size: 7,
+        cores: 3,
+        pin_cores: false,
+        plugins: plugin_options(),
+        ..EngineConfig::default()
+    });
+    engine
+        .load_plugin(&guest("median"), Some("median"))
+        .expect("load median");
+    engine_over(&mut engine, &bids.batches, DELAY_MS);
+    let (results, _) = collect(
+        &mut engine,
+        "SELECT auction, SESSION_START(ts, INTERVAL '2' SECOND), SESSION_END(ts, INTERVAL '2' SECOND),
+                median(price)
+         FROM bids GROUP BY auction, SESSION(ts, INTERVAL '2' SECOND)",
+    )
+    .expect("session runs");
+    // DataFusion's median over each model session's rows.
+    let (sessions, _) = session_model(&bids.all, 2_000, DELAY_MS, |_| true);
+    let mut rows = Vec::new();
+    let mut keys = Vec::new();
+    for (n, (_, s)) in sessions.iter().enumerate() {
+        rows.extend(s.rows.iter().map(|&r| r as u32));
+        keys.extend(std::iter::repeat_n(n as i64, s.rows.len()));
+    }
+    let taken = take_record_batch(&bids.all, &UInt32Array::from(rows)).expect("take");
+    let mut fields: Vec<Field> = taken
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.as_ref().clone())
+        .collect();
+    fields.push(Field::new("session", DataType::Int64, false));
+    let mut columns = taken.columns().to_vec();
+    columns.push(Arc::new(datafusion::arrow::array::Int64Array::from(keys)));
+    let kept = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).expect("batch");
+    let medians = sorted_rows(&batch_sql(
+        kept,
+        "SELECT session, median(price) FROM kept GROUP BY session",
+        Vec::new(),
+        1,
+    ));
+    let mut expected: Vec<Vec<Value>> = medians
+        .into_iter()
+        .map(|row| {
+            let Value::Int(n) = row[0] else {
+                panic!("session id")
+            };
+            let (key, s) = &sessions[n as usize];
+            vec![
+                key.map_or(Value::Null, Value::Int),
+                Value::Int(s.start),
+                Value::Int(s.end),
+                row[1].clone(),
+            ]
+        })
+        .collect();
+    expected.sort_by(|a, b| a.partial_cmp(b).expect("no NaN"));
+    assert_rows_match(&sorted_rows(&results), &expected);
+}
+
+#[test]
+fn unsupported_window_shapes_are_planning_errors_that_say_what_to_write() {
+    let bids = bids(100, 36);
+    let cases = [
+        (
+            "SELECT COUNT(*) FROM HOP(TABLE bids, DESCRIPTOR(ts), INTERVAL '3' SECOND, INTERVAL '10' SECOND) GROUP BY window_start, window_end",
+            "not a multiple",
+        ),
+        (
+            "SELECT auction, COUNT(*) FROM bids GROUP BY auction, HOP(ts, INTERVAL '1' SECOND, INTERVAL '2' SECOND), TUMBLE(ts, INTERVAL '2' SECOND)",
+            "two different windows",
+        ),
+        (
+            "SELECT bidder, COUNT(*) FROM SESSION(TABLE bids PARTITION BY auction, DESCRIPTOR(ts), INTERVAL '2' SECOND) GROUP BY window_start, window_end, bidder",
+            "partition by exactly the GROUP BY keys",
+        ),
+        (
+            "SELECT COUNT(*) FROM bids GROUP BY CUMULATE(ts, INTERVAL '1' SECOND, INTERVAL '2' SECOND)",
+            "CUMULATE is table-valued",
+        ),
+        (
+            "SELECT COUNT(*) FROM bids GROUP BY HOP(auction, INTERVAL '1' SECOND, INTERVAL '2' SECOND)",
+            "watermark",
+        ),
+        (
+            "SELECT COUNT(*) FROM bids GROUP BY HOP(ts, INTERVAL '1' SECOND)",
+            "HOP(time_column, INTERVAL slide, INTERVAL size)",
+        ),
+        (
+            "CREATE SINK late_rows WITH (connector = 'file', path = '/nonexistent/late.csv', format = 'csv');
+             SELECT auction, COUNT(*) FROM bids GROUP BY auction, SESSION(ts, INTERVAL '1' SECOND)
+             EMIT ON WINDOW CLOSE LATE DATA TO late_rows",
+            "LATE DATA TO a sink with a SESSION window",
+        ),
+    ];
+    for (sql, expected) in cases {
+        let mut engine = Engine::with_config(EngineConfig::default());
+        engine_over(&mut engine, &bids.batches, DELAY_MS);
+        let err = collect(&mut engine, sql).expect_err(sql).to_string();
+        assert!(err.contains(expected), "{sql}\n{err}");
+    }
+}
+
+// ---- through the binary -----------------------------------------------------------------
+
+fn write_json(batch: &RecordBatch, path: &Path) {
+    let file = std::fs::File::create(path).expect("create json");
+    let mut writer = datafusion::arrow::json::LineDelimitedWriter::new(file);
+    writer.write(batch).expect("write json");
+    writer.finish().expect("finish json");
+}
+
+/// A CSV result file read with the given column types, as sorted rows.
+fn read_results(path: &Path, types: &[DataType]) -> Vec<Vec<Value>> {
+    let schema = Arc::new(Schema::new(
+        types
+            .iter()
+            .enumerate()
+            .map(|(i, t)| Field::new(format!("c{i}"), t.clone(), true))
+            .collect::<Vec<_>>(),
+    ));
+    let file = std::fs::File::open(path).expect("open results");
+    let reader = datafusion::arrow::csv::ReaderBuilder::new(schema)
+        .with_header(true)
+        .build(file)
+        .expect("csv reader");
+    let batches: Vec<RecordBatch> = reader.map(|b| b.expect("csv batch")).collect();
+    sorted_rows(&batches)
+}
+
+/// Runs `query` through the binary over `input` (a CSV or JSON file, or CSV on stdin),
+/// writing to a CSV file sink; returns the rows and stderr.
+fn run_binary(
+    dir: &Path,
+    input: &Path,
+    format: &str,
+    stdin: bool,
+    query: &str,
+    args: &[&str],
+    types: &[DataType],
+) -> (Vec<Vec<Value>>, String) {
+    let out = dir.join("out.csv");
+    let connector = if stdin {
+        "connector = 'stdin'".to_string()
+    } else {
+        format!("connector = 'file', path = '{}'", input.display())
+    };
+    let script = dir.join("q.sql");
+    // Statements before the query (a CREATE SINK) come first.
+    let (prefix, query) = match query.rsplit_once(";\n") {
+        Some((prefix, query)) => (format!("{prefix};"), query),
+        None => (String::new(), query),
+    };
+    std::fs::write(
+        &script,
+        format!(
+            "CREATE SOURCE bids (ts TIMESTAMP, auction BIGINT, bidder BIGINT, price DOUBLE,
+                 channel VARCHAR, WATERMARK FOR ts AS ts - INTERVAL '3' SECOND)
+             WITH ({connector}, format = '{format}');
+             CREATE SINK out WITH (connector = 'file', path = '{}', format = 'csv');
+             {prefix}
+             INSERT INTO out {query};",
+            out.display()
+        ),
+    )
+    .expect("write script");
+    let mut child = common::laminar()
+        .arg("run")
+        .arg(&script)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn laminar");
+    let data = if stdin {
+        std::fs::read(input).expect("read input")
+    } else {
+        Vec::new()
+    };
+    let mut pipe = child.stdin.take().expect("stdin");
+    let writer = std::thread::spawn(move || pipe.write_all(&data));
+    let output = child.wait_with_output().expect("wait");
+    writer.join().expect("writer").expect("write stdin");
+    let err = common::stderr(&output);
+    assert!(output.status.success(), "{err}");
+    (read_results(&out, types), err)
+}
+
+#[test]
+fn hop_cumulate_and_session_through_the_binary_over_files_and_stdin() {
+    let bids = bids(6_000, 37);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let csv = dir.path().join("bids.csv");
+    let json = dir.path().join("bids.json");
+    bids.write_csv(&csv);
+    write_json(&bids.all, &json);
+    let rows = bids.all.num_rows();
+    let ts = DataType::Timestamp(TimeUnit::Millisecond, None);
+
+    let (kept, hop_late) = unnested(&bids.all, |t| hop_windows(t, 2_000, 10_000), DELAY_MS);
+    let hop_expected = sorted_rows(&batch_sql(
+        kept,
+        &format!("SELECT auction, ws, we, COUNT(*), SUM(price), MAX(price) FROM kept WHERE {FILTER} GROUP BY auction, ws, we"),
+        Vec::new(),
+        1,
+    ));
+    let hop_query = format!(
+        "SELECT auction, window_start, window_end, COUNT(*), SUM(price), MAX(price)
+         FROM HOP(TABLE bids, DESCRIPTOR(ts), INTERVAL '2' SECOND, INTERVAL '10' SECOND)
+         WHERE {FILTER} GROUP BY window_start, window_end, auction"
+    );
+    let (kept, cumulate_late) =
+        unnested(&bids.all, |t| cumulate_windows(t, 2_000, 10_000), DELAY_MS);
+    let cumulate_expected = sorted_rows(&batch_sql(
+        kept,
+        &format!("SELECT auction, ws, we, COUNT(*), SUM(price), MAX(price) FROM kept WHERE {FILTER} GROUP BY auction, ws, we"),
+        Vec::new(),
+        1,
+    ));
+    let cumulate_query = format!(
+        "SELECT auction, window_start, window_end, COUNT(*), SUM(price), MAX(price)
+         FROM CUMULATE(TABLE bids, DESCRIPTOR(ts), INTERVAL '2' SECOND, INTERVAL '10' SECOND)
+         WHERE {FILTER} GROUP BY window_start, window_end, auction"
+    );
+    let (sessions, session_late) =
+        session_model(&bids.all, 2_000, DELAY_MS, channel_passes(&bids.all));
+    let session_expected = session_rows(&bids.all, &sessions);
+    let session_query = format!(
+        "SELECT auction, SESSION_START(ts, INTERVAL '2' SECOND), SESSION_END(ts, INTERVAL '2' SECOND),
+                {SESSION_AGGREGATES}
+         FROM bids WHERE {FILTER} GROUP BY auction, SESSION(ts, INTERVAL '2' SECOND)"
+    );
+    let fixed_types = [
+        DataType::Int64,
+        ts.clone(),
+        ts.clone(),
+        DataType::Int64,
+        DataType::Float64,
+        DataType::Float64,
+    ];
+    let session_types = [
+        DataType::Int64,
+        ts.clone(),
+        ts,
+        DataType::Int64,
+        DataType::Float64,
+        DataType::Float64,
+        DataType::Int64,
+    ];
+    let runs: [(&Path, &str, bool, &str, &str); 3] = [
+        (&csv, "csv", false, "1", "8192"),
+        (&json, "json", false, "2", "7"),
+        (&csv, "csv", true, "3", "1"),
+    ];
+    for (input, format, stdin, cores, batch_size) in runs {
+        let args = ["--cores", cores, "--batch-size", batch_size];
+        let what = format!("{format}, stdin {stdin}, {cores} cores, batch size {batch_size}");
+        for (query, expected, late, types) in [
+            (&hop_query, &hop_expected, hop_late.len(), &fixed_types[..]),
+            (
+                &cumulate_query,
+                &cumulate_expected,
+                cumulate_late.len(),
+                &fixed_types[..],
+            ),
+            (
+                &session_query,
+                &session_expected,
+                session_late.len(),
+                &session_types[..],
+            ),
+        ] {
+            let (actual, err) = run_binary(dir.path(), input, format, stdin, query, &args, types);
+            assert_rows_match(&actual, expected);
+            assert!(
+                err.contains(&format!("{rows} events read, {late} late events dropped")),
+                "{what}: {err}"
+            );
+        }
+    }
+}
+
+/// Rows of `batches` in their order (not sorted), timestamps as epoch ms.
+fn ordered_rows(batches: &[RecordBatch]) -> Vec<Vec<Value>> {
+    let mut rows = Vec::new();
+    for batch in batches {
+        for i in 0..batch.num_rows() {
+            rows.extend(sorted_rows(&[batch.slice(i, 1)]));
+        }
+    }
+    rows
+}
+
+#[test]
+fn the_late_sink_holds_exactly_the_contracts_late_rows_in_arrival_order() {
+    let bids = bids(6_000, 38);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let csv = dir.path().join("bids.csv");
+    bids.write_csv(&csv);
+    let rows = bids.all.num_rows();
+    let late_path = dir.path().join("late.csv");
+    let ts = DataType::Timestamp(TimeUnit::Millisecond, None);
+    let source_types = [
+        ts.clone(),
+        DataType::Int64,
+        DataType::Int64,
+        DataType::Float64,
+        DataType::Utf8,
+    ];
+    let (_, hop_late) = unnested(&bids.all, |t| hop_windows(t, 2_000, 10_000), DELAY_MS);
+    let (_, cumulate_late) = unnested(&bids.all, |t| cumulate_windows(t, 2_000, 10_000), DELAY_MS);
+    let (_, tumble_late) = unnested(&bids.all, |t| hop_windows(t, 10_000, 10_000), DELAY_MS);
+    let late_sink = format!(
+        "CREATE SINK late_bids WITH (connector = 'file', path = '{}', format = 'csv');",
+        late_path.display()
+    );
+    let queries = [
+        (
+            "HOP(TABLE bids, DESCRIPTOR(ts), INTERVAL '2' SECOND, INTERVAL '10' SECOND)",
+            &hop_late,
+        ),
+        (
+            "CUMULATE(TABLE bids, DESCRIPTOR(ts), INTERVAL '2' SECOND, INTERVAL '10' SECOND)",
+            &cumulate_late,
+        ),
+        (
+            "TUMBLE(TABLE bids, DESCRIPTOR(ts), INTERVAL '10' SECOND)",
+            &tumble_late,
+        ),
+    ];
+    for (stdin, cores, batch_size) in [(false, "2", "7"), (true, "3", "8192"), (false, "1", "1")] {
+        for (window, late) in queries {
+            assert!(late.len() > 50);
+            let query = format!(
+                "SELECT auction, window_start, COUNT(*) FROM {window}
+                 WHERE {FILTER} GROUP BY window_start, window_end, auction
+                 EMIT ON WINDOW CLOSE LATE DATA TO late_bids"
+            );
+            let (_, err) = run_binary(
+                dir.path(),
+                &csv,
+                "csv",
+                stdin,
+                &format!("{late_sink}\n{query}"),
+                &["--cores", cores, "--batch-size", batch_size],
+                &[DataType::Int64, ts.clone(), DataType::Int64],
+            );
+            let what = format!("{window}, stdin {stdin}, {cores} cores, batch size {batch_size}");
+            assert!(
+                err.contains(&format!(
+                    "{rows} events read, {} late events dropped",
+                    late.len()
+                )),
+                "{what}: {err}"
+            );
+            let file = std::fs::File::open(&late_path).expect("late sink");
+            let schema = Arc::new(Schema::new(
+                ["ts", "auction", "bidder", "price", "channel"]
+                    .iter()
+                    .zip(&source_types)
+                    .map(|(name, t)| Field::new(*name, t.clone(), true))
+                    .collect::<Vec<_>>(),
+            ));
+            let written: Vec<RecordBatch> = datafusion::arrow::csv::ReaderBuilder::new(schema)
+                .with_header(true)
+                .build(file)
+                .expect("csv reader")
+                .map(|b| b.expect("csv batch"))
+                .collect();
+            let indices = UInt32Array::from(late.iter().map(|&i| i as u32).collect::<Vec<_>>());
+            let expected = take_record_batch(&bids.all, &indices).expect("take");
+            assert_eq!(ordered_rows(&written), ordered_rows(&[expected]), "{what}");
+        }
+    }
+}
+
+#[test]
+fn a_hop_stream_read_by_a_later_query_matches_datafusion() {
+    let bids = bids(8_000, 39);
+    let (kept, _) = unnested(&bids.all, |t| hop_windows(t, 5_000, 15_000), DELAY_MS);
+    let expected = sorted_rows(&batch_sql(
+        kept,
+        "SELECT * FROM (SELECT auction, ws, we, COUNT(*) AS n, SUM(price) AS s
+                        FROM kept GROUP BY auction, ws, we) WHERE n > 1",
+        Vec::new(),
+        1,
+    ));
+    assert!(expected.len() > 100);
+    let (actual, _) = run_engine(
+        &bids,
+        7,
+        2,
+        "CREATE STREAM busy AS
+           SELECT auction, window_start, window_end, COUNT(*) AS n, SUM(price) AS s
+           FROM HOP(TABLE bids, DESCRIPTOR(ts), INTERVAL '5' SECOND, INTERVAL '15' SECOND)
+           GROUP BY window_start, window_end, auction;
+         SELECT * FROM busy WHERE n > 1",
+    );
+    assert_rows_match(&actual, &expected);
+}
+
+#[test]
+fn hop_filtered_on_its_window_bounds_matches_datafusion() {
+    // A WHERE on window_start filters (row, window) pairs: the rows then carry each
+    // window's bounds rather than going to the aggregate once by pane.
+    let bids = bids(8_000, 40);
+    let (kept, late) = unnested(&bids.all, |t| hop_windows(t, 2_000, 10_000), DELAY_MS);
+    let expected = sorted_rows(&batch_sql(
+        kept,
+        "SELECT auction, ws, we, COUNT(*), SUM(price) FROM kept
+         WHERE ws >= TIMESTAMP '2024-01-01T00:00:06' GROUP BY auction, ws, we",
+        Vec::new(),
+        1,
+    ));
+    for (batch_size, cores) in [(7, 1), (8192, 3)] {
+        let (actual, summary) = run_engine(
+            &bids,
+            batch_size,
+            cores,
+            "SELECT auction, window_start, window_end, COUNT(*), SUM(price)
+             FROM HOP(TABLE bids, DESCRIPTOR(ts), INTERVAL '2' SECOND, INTERVAL '10' SECOND)
+             WHERE window_start >= TIMESTAMP '2024-01-01T00:00:06'
+             GROUP BY window_start, window_end, auction",
+        );
+        assert_rows_match(&actual, &expected);
+        assert_eq!(summary.late_events_dropped, late.len() as u64);
+    }
+}
