@@ -42,6 +42,12 @@
 //! per row); the SDK keeps one `State` per group, skips rows where any argument is NULL,
 //! calls [`Aggregate::update`] per row inside Wasm, encodes states for checkpoints with
 //! [`Codec`] and builds the result column. The interface itself is `wit/laminar-udaf.wit`.
+//!
+//! A state must round-trip exactly (see "State round trip" in the WIT file): merging the
+//! bytes [`Codec::encode`] writes for a group into an empty group, then the same rows, must
+//! evaluate bit-identically to the group itself. `tests/tests/plugin_conformance.rs`
+//! checks every aggregate under `operators/`. Scalar functions have an SDK of their own,
+//! crate `laminar-guest-scalar` (`guest-sdk/scalar`).
 
 mod args;
 mod codec;

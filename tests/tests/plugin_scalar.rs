@@ -252,3 +252,59 @@ fn create_function_and_the_plugin_flag_load_scalar_functions() {
     assert!(text.contains("shout(VARCHAR) -> VARCHAR"), "{text}");
     assert!(text.contains("deterministic: true"), "{text}");
 }
+
+#[test]
+fn a_durable_query_refuses_another_build_of_a_scalar_plugin_it_calls() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut data = String::from("ts,auction,price\n");
+    for i in 0..400 {
+        data.push_str(&format!("{},{},{}.5\n", i * 250, i % 3, i % 11));
+    }
+    std::fs::write(dir.path().join("in.csv"), data).expect("data");
+    // Another build of `affine`: the same code, one byte of its declared name changed.
+    let original = std::fs::read(guest("affine")).expect("read affine");
+    let mut other = original.clone();
+    let at = other
+        .windows(6)
+        .position(|w| w == b"affine")
+        .expect("the name is in the component");
+    other[at + 5] = b'x';
+    std::fs::write(dir.path().join("v1.wasm"), &original).expect("write");
+    std::fs::write(dir.path().join("v2.wasm"), &other).expect("write");
+    let run = |build: &str, crash: Option<&str>| {
+        std::fs::write(
+            dir.path().join("q.sql"),
+            format!(
+                "CREATE FUNCTION f FROM '{build}';
+                 CREATE SOURCE bids (ts BIGINT, auction BIGINT, price DOUBLE,
+                    WATERMARK FOR ts AS ts - INTERVAL '1' SECOND)
+                 WITH (connector = 'file', path = 'in.csv', format = 'csv', batch_size = '1');
+                 CREATE SINK out WITH (connector = 'file', path = 'out.csv', format = 'csv');
+                 INSERT INTO out SELECT auction, window_start, SUM(f(price)) AS v
+                 FROM TUMBLE(TABLE bids, DESCRIPTOR(ts), INTERVAL '10' SECOND)
+                 GROUP BY auction, window_start, window_end;"
+            ),
+        )
+        .expect("script");
+        let mut cmd = common::laminar();
+        cmd.current_dir(dir.path()).args([
+            "run",
+            "q.sql",
+            "--state-dir",
+            "state",
+            "--checkpoint-interval",
+            "1ms",
+            "--plugin-cache",
+            "cache",
+        ]);
+        match crash {
+            Some(point) => cmd.env("LAMINAR_CRASH_AT", point),
+            None => cmd.env_remove("LAMINAR_CRASH_AT"),
+        };
+        cmd.output().expect("run laminar")
+    };
+    let crashed = run("v1.wasm", Some("before-complete"));
+    assert!(!crashed.status.success(), "{}", common::stderr(&crashed));
+    let out = run("v2.wasm", None);
+    common::assert_clean_error(&out, &["plugin 'f' is another build"]);
+}
