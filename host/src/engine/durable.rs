@@ -261,30 +261,24 @@ pub(crate) fn fingerprint(
     source: &SourceDef,
     sink: Option<&SinkDef>,
     late_sink: Option<&SinkDef>,
-) -> Result<Fingerprint> {
-    let mut plugins = Vec::new();
-    for plugin in &query.plugins {
-        let info = plugin.info();
-        let bytes = std::fs::read(&info.path).map_err(|e| {
-            Error::io(
-                format!(
-                    "cannot read plugin '{}' file {}",
-                    info.name,
-                    info.path.display()
-                ),
-                e,
-            )
-        })?;
-        plugins.push(PluginPrint {
-            name: info.name.clone(),
-            content_hash: sha256_hex(&bytes),
-            state_version: info.state_version,
-        });
-    }
-    Ok(Fingerprint::new(
+) -> Fingerprint {
+    // The hash of the bytes the plugin was compiled from, taken when it was loaded.
+    let plugins = query
+        .plugins
+        .iter()
+        .map(|plugin| {
+            let info = plugin.info();
+            PluginPrint {
+                name: info.name.clone(),
+                content_hash: info.content_hash.clone(),
+                state_version: info.state_version,
+            }
+        })
+        .collect();
+    Fingerprint::new(
         fingerprint_parts(query, statement, source, sink, late_sink),
         plugins,
-    ))
+    )
 }
 
 /// The named parts of a query's identity. Left out on purpose: `batch_size` (results do
@@ -352,12 +346,4 @@ fn connector_text(connector: &Connector) -> String {
         Connector::Stdio => "stdio".to_string(),
         Connector::Memory => "memory".to_string(),
     }
-}
-
-fn sha256_hex(bytes: &[u8]) -> String {
-    use sha2::{Digest, Sha256};
-    Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
 }

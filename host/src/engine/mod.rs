@@ -282,7 +282,7 @@ impl Engine {
             &def,
             sink_def.as_ref(),
             late_def.as_ref(),
-        )?;
+        );
         let mut checkpointer = Checkpointer::open(
             Arc::clone(&self.config.storage),
             dir,
