@@ -1,6 +1,7 @@
 //! Sources: where rows come from (files, stdin, in-memory batches) and how they are decoded.
 
 mod decode;
+mod file_input;
 mod header;
 mod input_log;
 mod line_decoder;

@@ -9,6 +9,7 @@ use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 
 use super::decode::{Decoded, RowDecoder};
+use super::file_input::{device_and_inode, read_file_at, skip_blank_lines, ReadChecksum};
 use super::header::Header;
 use super::input_log::{stdin_has_input, InputLog};
 use super::lines::{LineChunk, LineReader};
@@ -61,71 +62,6 @@ pub struct LineSource {
     log: Option<Arc<Mutex<InputLog>>>,
     /// A file source: the checksum of the bytes read so far, kept up at each checkpoint.
     read_so_far: Option<ReadChecksum>,
-}
-
-/// The checksum of a source file's bytes before the source's position, for the
-/// checkpoint to record (see [`FileIdentity`]).
-struct ReadChecksum {
-    file: File,
-    checksum: RunningChecksum,
-    device: u64,
-    inode: u64,
-}
-
-impl std::fmt::Debug for ReadChecksum {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ReadChecksum")
-            .field("checksum", &self.checksum)
-            .finish()
-    }
-}
-
-/// The device and inode of a file (0 where the system has none).
-fn device_and_inode(meta: &std::fs::Metadata) -> (u64, u64) {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::MetadataExt;
-        (meta.dev(), meta.ino())
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = meta;
-        (0, 0)
-    }
-}
-
-/// The offset and line count after the blank lines at `from` in `file`.
-fn skip_blank_lines(file: &File, from: Position) -> std::io::Result<Position> {
-    let (mut offset, mut line) = from;
-    let mut buf = vec![0; 64 << 10];
-    let mut at = offset;
-    loop {
-        let read = read_file_at(file, &mut buf, at)?;
-        if read == 0 {
-            return Ok((offset, line));
-        }
-        for (i, &byte) in buf[..read].iter().enumerate() {
-            if byte == b'\n' {
-                offset = at + i as u64 + 1;
-                line += 1;
-            } else if !byte.is_ascii_whitespace() {
-                return Ok((offset, line));
-            }
-        }
-        at += read as u64;
-    }
-}
-
-/// Reads `file` at `offset`.
-fn read_file_at(file: &File, buf: &mut [u8], offset: u64) -> std::io::Result<usize> {
-    #[cfg(unix)]
-    {
-        std::os::unix::fs::FileExt::read_at(file, buf, offset)
-    }
-    #[cfg(windows)]
-    {
-        std::os::windows::fs::FileExt::seek_read(file, buf, offset)
-    }
 }
 
 impl LineSource {
