@@ -453,32 +453,33 @@ impl WindowAggregate {
             return Ok(());
         };
         let closed = sessions.take_closed(watermark);
+        if closed.is_empty() {
+            return Ok(());
+        }
+        // One batch for every closed session, handed out in slices of one end each.
+        let keys = sessions.key_columns(&closed)?;
+        let starts: Vec<i64> = closed.iter().map(|c| c.start).collect();
+        let ends: Vec<i64> = closed.iter().map(|c| c.end).collect();
+        let slots: Vec<u32> = closed.iter().map(|c| c.slot).collect();
+        let batch = self.assemble(
+            Bound::Each(&starts),
+            Bound::Each(&ends),
+            closed.len(),
+            &keys,
+            &slots,
+        )?;
+        if let Some(sessions) = &mut self.sessions {
+            sessions.release(&slots);
+        }
         let mut from = 0;
-        while from < closed.len() {
-            let end = closed[from].end;
+        while from < ends.len() {
+            let end = ends[from];
             let to = from
-                + closed[from..]
+                + ends[from..]
                     .iter()
-                    .position(|c| c.end != end)
-                    .unwrap_or(closed.len() - from);
-            let part = &closed[from..to];
-            let keys = self
-                .sessions
-                .as_ref()
-                .map_or(Ok(Vec::new()), |s| s.key_columns(part))?;
-            let starts: Vec<i64> = part.iter().map(|c| c.start).collect();
-            let slots: Vec<u32> = part.iter().map(|c| c.slot).collect();
-            let batch = self.assemble(
-                Bound::Each(&starts),
-                Bound::Same(end),
-                part.len(),
-                &keys,
-                &slots,
-            )?;
-            if let Some(sessions) = &mut self.sessions {
-                sessions.release(&slots);
-            }
-            emit(end, batch);
+                    .position(|&e| e != end)
+                    .unwrap_or(ends.len() - from);
+            emit(end, batch.slice(from, to - from));
             self.windows_emitted += 1;
             from = to;
         }

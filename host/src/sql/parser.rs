@@ -144,6 +144,12 @@ fn parse_statement(parser: &mut Parser<'_>, context: &PlanningContext) -> Result
 fn parse_query(parser: &mut Parser<'_>, sink: Option<String>) -> Result<QueryStatement> {
     let query = parser.parse_query().map_err(syntax_error)?;
     let late_sink = parse_emit(parser)?;
+    if late_sink.is_some() && late_sink == sink {
+        return Err(Error::plan(format!(
+            "LATE DATA TO {}: the late rows need a sink of their own, not the query's results sink; declare another with CREATE SINK",
+            late_sink.unwrap_or_default()
+        )));
+    }
     Ok(QueryStatement {
         query,
         sink,
@@ -456,6 +462,38 @@ mod tests {
             panic!("{err}")
         };
         assert_eq!(location.line, 2);
+    }
+
+    #[test]
+    fn a_session_partition_becomes_an_argument() {
+        let sql = "SELECT * FROM SESSION(TABLE bids PARTITION BY a, b, DESCRIPTOR(ts), INTERVAL '1' SECOND)";
+        let out = blank_table_keyword_in_tumble(sql).unwrap();
+        assert_eq!(
+            out,
+            "SELECT * FROM SESSION(      bids , __laminar_partition( a, b), DESCRIPTOR(ts), INTERVAL '1' SECOND)"
+        );
+        let hop = "SELECT * FROM HOP(TABLE bids, DESCRIPTOR(ts), INTERVAL '1' SECOND, INTERVAL '2' SECOND)";
+        assert!(blank_table_keyword_in_tumble(hop)
+            .unwrap()
+            .starts_with("SELECT * FROM HOP(      bids,"));
+    }
+
+    #[test]
+    fn late_data_goes_to_a_sink_of_its_own() {
+        let parsed = parse(
+            "INSERT INTO out SELECT a FROM b GROUP BY a EMIT ON WINDOW CLOSE LATE DATA TO Late",
+        )
+        .unwrap();
+        let Statement::Query(query) = &parsed[0].1 else {
+            panic!("a query")
+        };
+        assert_eq!(query.late_sink.as_deref(), Some("late"));
+        let err = parse(
+            "INSERT INTO out SELECT a FROM b GROUP BY a EMIT ON WINDOW CLOSE LATE DATA TO out",
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("a sink of their own"), "{err}");
+        assert!(parse("SELECT a FROM b GROUP BY a EMIT ON WINDOW CLOSE LATE TO x").is_err());
     }
 
     #[test]
