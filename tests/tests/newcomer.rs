@@ -227,3 +227,67 @@ fn text_from_a_file_is_shown_escaped_in_an_error() {
     let err = stderr(&out);
     assert!(!err.contains('\u{1b}') && !err.contains('\u{7}'), "{err:?}");
 }
+
+/// Shapes of a script that would lose data are refused before anything runs: two queries
+/// writing one sink, a sink on the source's own file or on another sink's, and a stdin
+/// source read by two queries.
+#[test]
+fn a_script_that_would_lose_data_is_refused_before_it_reads_anything() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        dir.path().join("bids.csv"),
+        "ts,price\n1000,5.0\n2000,1.0\n",
+    )
+    .expect("data");
+    let source = "CREATE SOURCE bids (ts BIGINT, price DOUBLE)
+        WITH (connector = 'file', path = 'bids.csv', format = 'csv');\n";
+    let cases = [
+        (
+            format!(
+                "{source}CREATE SINK o WITH (connector = 'file', path = 'o.csv', format = 'csv');
+                 INSERT INTO o SELECT * FROM bids WHERE price > 2;
+                 INSERT INTO o SELECT * FROM bids WHERE price < 2;"
+            ),
+            "sink 'o' is written by the query at line 4",
+        ),
+        (
+            format!(
+                "{source}CREATE SINK o WITH (connector = 'file', path = 'bids.csv', format = 'csv');
+                 INSERT INTO o SELECT * FROM bids;"
+            ),
+            "source 'bids' reads it",
+        ),
+        (
+            format!(
+                "CREATE SINK o WITH (connector = 'file', path = './bids.csv', format = 'csv');
+                 {source} INSERT INTO o SELECT * FROM bids;"
+            ),
+            "would destroy its own input",
+        ),
+        (
+            format!(
+                "{source}CREATE SINK a WITH (connector = 'file', path = 'o.csv', format = 'csv');
+                 CREATE SINK b WITH (connector = 'file', path = 'o.csv', format = 'json');
+                 INSERT INTO a SELECT * FROM bids;"
+            ),
+            "sink 'a' writes it",
+        ),
+        (
+            "CREATE SOURCE s (ts BIGINT, price DOUBLE) WITH (connector = 'stdin', format = 'csv');
+             SELECT * FROM s WHERE price > 2;
+             SELECT * FROM s WHERE price < 2;"
+                .to_string(),
+            "reads stdin, which the query at line 2",
+        ),
+    ];
+    for (script, expected) in cases {
+        let out = common::run_script(dir.path(), &script, &["--output", "csv"]);
+        common::assert_clean_error(&out, &[expected]);
+        assert!(common::stdout(&out).is_empty(), "{script}");
+        assert!(!dir.path().join("o.csv").exists(), "{script}");
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("bids.csv")).expect("input"),
+            "ts,price\n1000,5.0\n2000,1.0\n"
+        );
+    }
+}

@@ -4,6 +4,7 @@ mod config;
 mod durable;
 mod pipeline;
 mod run;
+mod script_check;
 mod summary;
 
 pub use config::{EngineConfig, NoticeHandler, StdinReader};
@@ -157,6 +158,7 @@ impl Engine {
         progress: &mut dyn FnMut(&RunSummary),
     ) -> Result<RunSummary> {
         let statements = parse_script(sql, &PlanningContext::new())?;
+        script_check::check_script(&statements)?;
         let mut total = RunSummary::default();
         self.queries_run = 0;
         for (i, (location, statement)) in statements.iter().enumerate() {

@@ -1,0 +1,132 @@
+//! Checks a whole script before any statement runs, for shapes that would lose data: two
+//! queries writing one sink (the second would replace the first's output), a file sink on
+//! a path the script reads or another sink writes (the run would replace its own input),
+//! and a stdin source read by two queries (the second would read nothing). Each is an
+//! error naming `script:line:column`, found before a single input row is read.
+
+use std::collections::{HashMap, HashSet};
+use std::ops::ControlFlow;
+use std::path::{Path, PathBuf};
+
+use datafusion_sql::sqlparser::ast::{self, visit_relations};
+
+use crate::error::{Error, Result, SqlLocation};
+use crate::sql::{normalize_object_name, Connector, QueryStatement, Statement};
+
+/// The checks of the module docs over the parsed `statements`.
+pub(super) fn check_script(statements: &[(SqlLocation, Statement)]) -> Result<()> {
+    let mut sources = HashMap::new();
+    let mut sinks = HashMap::new();
+    let mut streams: HashMap<String, &ast::Query> = HashMap::new();
+    let mut writers: HashMap<&str, SqlLocation> = HashMap::new();
+    let mut stdin_reader: HashMap<String, SqlLocation> = HashMap::new();
+    let mut paths: HashMap<PathBuf, String> = HashMap::new();
+    for (i, (location, statement)) in statements.iter().enumerate() {
+        let at = |e: Error| e.at(*location);
+        match statement {
+            Statement::CreateSource(def) => {
+                if let Connector::File(path) = &def.options.connector {
+                    if let Some(other) = paths.get(&comparable(path)).filter(|o| o.contains("sink"))
+                    {
+                        return Err(at(Error::plan(format!(
+                            "source '{}' reads {}, and {other}: the run would destroy its own input; write the results to another file",
+                            def.name,
+                            path.display()
+                        ))));
+                    }
+                    paths.insert(comparable(path), format!("source '{}' reads it", def.name));
+                }
+                sources.insert(def.name.clone(), def);
+            }
+            Statement::CreateSink(def) => {
+                if let Connector::File(path) = &def.connector {
+                    if let Some(other) = paths.get(&comparable(path)) {
+                        return Err(at(Error::plan(format!(
+                            "sink '{}' writes {}, and {other}: the run would destroy it; write the results to another file",
+                            def.name,
+                            path.display()
+                        ))));
+                    }
+                    paths.insert(comparable(path), format!("sink '{}' writes it", def.name));
+                }
+                sinks.insert(def.name.clone(), def);
+            }
+            Statement::CreateStream { name, query } => {
+                streams.insert(name.clone(), &query.query);
+                if !super::read_later(name, &statements[i + 1..]) {
+                    check_query(query, *location, &streams, &sources, &mut stdin_reader)?;
+                }
+            }
+            Statement::Query(query) => {
+                for sink in query.sink.iter().chain(&query.late_sink) {
+                    if let Some(first) = writers.insert(sink, *location) {
+                        return Err(at(Error::plan(format!(
+                            "sink '{sink}' is written by the query at line {}, column {} already: two queries writing one sink would replace each other's rows; give each query its own sink",
+                            first.line, first.column
+                        ))));
+                    }
+                }
+                check_query(query, *location, &streams, &sources, &mut stdin_reader)?;
+            }
+            Statement::CreateAggregate { .. } => {}
+        }
+    }
+    Ok(())
+}
+
+/// A stdin source may be read by one query of the script.
+fn check_query(
+    query: &QueryStatement,
+    location: SqlLocation,
+    streams: &HashMap<String, &ast::Query>,
+    sources: &HashMap<String, &crate::sql::SourceDef>,
+    stdin_reader: &mut HashMap<String, SqlLocation>,
+) -> Result<()> {
+    let mut read = HashSet::new();
+    relations_read(&query.query, streams, &mut read, 0);
+    for name in read {
+        let Some(def) = sources.get(&name) else {
+            continue;
+        };
+        if !matches!(def.options.connector, Connector::Stdio) {
+            continue;
+        }
+        if let Some(first) = stdin_reader.insert(name.clone(), location) {
+            return Err(Error::plan(format!(
+                "source '{name}' reads stdin, which the query at line {}, column {} reads already: a second query would get no rows; read it in one query, or save it to a file and read that",
+                first.line, first.column
+            ))
+            .at(location));
+        }
+    }
+    Ok(())
+}
+
+/// The sources and streams `query` reads, through the streams it reads.
+fn relations_read(
+    query: &ast::Query,
+    streams: &HashMap<String, &ast::Query>,
+    read: &mut HashSet<String>,
+    depth: usize,
+) {
+    let mut names = Vec::new();
+    let _ = visit_relations(query, |relation| {
+        names.push(normalize_object_name(relation));
+        ControlFlow::<()>::Continue(())
+    });
+    for name in names {
+        if let Some(stream) = streams.get(&name) {
+            if depth < 16 {
+                relations_read(stream, streams, read, depth + 1);
+            }
+        }
+        read.insert(name);
+    }
+}
+
+/// A path as it can be compared with another: absolute, and resolved where it exists.
+fn comparable(path: &Path) -> PathBuf {
+    std::fs::canonicalize(path)
+        .or_else(|_| std::path::absolute(path))
+        .unwrap_or_else(|_| path.to_path_buf())
+}
