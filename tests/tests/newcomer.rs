@@ -291,3 +291,35 @@ fn a_script_that_would_lose_data_is_refused_before_it_reads_anything() {
         );
     }
 }
+
+#[test]
+fn a_sink_in_a_missing_directory_or_on_a_directory_is_refused_before_the_run() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("bids.csv"), "ts,price\n1000,5.0\n").expect("data");
+    std::fs::create_dir(dir.path().join("out")).expect("dir");
+    let source = "CREATE SOURCE bids (ts BIGINT, price DOUBLE)
+        WITH (connector = 'file', path = 'bids.csv', format = 'csv');\n";
+    for (path, expected) in [
+        ("missing/o.csv", "the directory missing does not exist"),
+        ("out", "which is a directory"),
+    ] {
+        let script = format!(
+            "{source}CREATE SINK o WITH (connector = 'file', path = '{path}', format = 'csv');
+             INSERT INTO o SELECT * FROM bids;"
+        );
+        let out = common::run_script(dir.path(), &script, &[]);
+        common::assert_clean_error(&out, &["sink 'o'", expected, ":3:1"]);
+    }
+}
+
+#[test]
+fn a_batch_size_of_zero_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = common::run_script(dir.path(), "SELECT 1;", &["--batch-size", "0"]);
+    assert!(!out.status.success());
+    assert!(
+        common::stderr(&out).contains("--batch-size"),
+        "{}",
+        common::stderr(&out)
+    );
+}

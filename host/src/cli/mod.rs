@@ -34,9 +34,10 @@ enum Command {
         /// Format of results printed to stdout.
         #[arg(long, value_enum, default_value_t = Output::Table)]
         output: Output,
-        /// Rows per batch read from sources.
-        #[arg(long, default_value_t = 8192)]
-        batch_size: usize,
+        /// Rows per batch read from sources (1 to 1048576).
+        #[arg(long, default_value_t = 8192,
+              value_parser = clap::value_parser!(u32).range(1..=1 << 20))]
+        batch_size: u32,
         /// Cores for the query: a windowed aggregate runs on N threads pinned to CPUs,
         /// each holding the groups whose key hashes to it, and N threads decode file and
         /// stdin input (1: all on the query thread). Default: every available core.
@@ -164,7 +165,7 @@ fn dispatch(cli: Cli) -> Result<()> {
         } => run(
             &script,
             output,
-            batch_size,
+            batch_size as usize,
             cores,
             quiet,
             &plugins,
@@ -241,7 +242,7 @@ fn run(
         Output::Json => OutputFormat::Json,
     };
     let mut config = EngineConfig {
-        batch_size: batch_size.max(1),
+        batch_size,
         plugins: plugins.load_options()?,
         ..EngineConfig::default()
     };

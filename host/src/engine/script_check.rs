@@ -1,8 +1,9 @@
 //! Checks a whole script before any statement runs, for shapes that would lose data: two
 //! queries writing one sink (the second would replace the first's output), a file sink on
 //! a path the script reads or another sink writes (the run would replace its own input),
-//! and a stdin source read by two queries (the second would read nothing). Each is an
-//! error naming `script:line:column`, found before a single input row is read.
+//! and a stdin source read by two queries (the second would read nothing); and a file
+//! sink whose directory is missing or whose path is a directory. Each is an error naming
+//! `script:line:column`, found before a single input row is read.
 
 use std::collections::{HashMap, HashSet};
 use std::ops::ControlFlow;
@@ -47,6 +48,7 @@ pub(super) fn check_script(statements: &[(SqlLocation, Statement)]) -> Result<()
                             path.display()
                         ))));
                     }
+                    check_sink_path(&def.name, path).map_err(at)?;
                     paths.insert(comparable(path), format!("sink '{}' writes it", def.name));
                 }
                 sinks.insert(def.name.clone(), def);
@@ -122,6 +124,26 @@ fn relations_read(
         }
         read.insert(name);
     }
+}
+
+/// A file sink's path must name a file in a directory that exists: found before the run,
+/// not after the whole input was processed.
+fn check_sink_path(sink: &str, path: &Path) -> Result<()> {
+    if path.is_dir() {
+        return Err(Error::plan(format!(
+            "sink '{sink}' writes {}, which is a directory; name a file",
+            path.display()
+        )));
+    }
+    let parent = crate::storage::parent_of(path);
+    if !parent.is_dir() {
+        return Err(Error::plan(format!(
+            "sink '{sink}' writes {}, but the directory {} does not exist; create it first",
+            path.display(),
+            parent.display()
+        )));
+    }
+    Ok(())
 }
 
 /// A path as it can be compared with another: absolute, and resolved where it exists.
