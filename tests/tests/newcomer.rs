@@ -323,3 +323,60 @@ fn a_batch_size_of_zero_is_refused() {
         common::stderr(&out)
     );
 }
+
+#[test]
+fn a_header_in_another_order_is_refused_and_a_byte_order_mark_is_skipped() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        dir.path().join("swapped.csv"),
+        "price,ts\n5.0,1000\n10.0,2000\n",
+    )
+    .expect("data");
+    for header in ["true", "auto"] {
+        for cores in ["1", "2"] {
+            let script = format!(
+                "CREATE SOURCE bids (ts BIGINT, price DOUBLE)
+                    WITH (connector = 'file', path = 'swapped.csv', format = 'csv', header = '{header}');
+                 SELECT price FROM bids;"
+            );
+            let out = common::run_script(dir.path(), &script, &["--cores", cores]);
+            common::assert_clean_error(
+                &out,
+                &[
+                    "swapped.csv:1",
+                    "another order (price, ts)",
+                    "declare them in the file's order",
+                ],
+            );
+        }
+    }
+    // Excel's CSV and a JSON file starting with a UTF-8 byte-order mark.
+    std::fs::write(
+        dir.path().join("bom.csv"),
+        b"\xef\xbb\xbfts,price\n1000,5.0\n2000,10.0\n".as_slice(),
+    )
+    .expect("data");
+    std::fs::write(
+        dir.path().join("bom.json"),
+        b"\xef\xbb\xbf{\"ts\":1000,\"price\":5.0}\n{\"ts\":2000,\"price\":10.0}\n".as_slice(),
+    )
+    .expect("data");
+    for (file, format) in [("bom.csv", "csv"), ("bom.json", "json")] {
+        for cores in ["1", "2"] {
+            let script = format!(
+                "CREATE SOURCE bids (ts BIGINT, price DOUBLE)
+                    WITH (connector = 'file', path = '{file}', format = '{format}');
+                 SELECT price FROM bids;"
+            );
+            let out =
+                common::run_script(dir.path(), &script, &["--output", "csv", "--cores", cores]);
+            let err = common::stderr(&out);
+            assert!(out.status.success(), "{file}: {err}");
+            assert!(
+                err.contains("2 events read, 0 late events dropped, 0 bad rows"),
+                "{file}: {err}"
+            );
+            assert_eq!(common::stdout(&out), "price\n5.0\n10.0\n", "{file}");
+        }
+    }
+}

@@ -6,6 +6,9 @@ use super::lines::LineChunk;
 use crate::error::{Error, Result};
 use crate::sql::{FormatKind, SourceDef};
 
+/// The UTF-8 byte-order mark.
+const BYTE_ORDER_MARK: &[u8] = b"\xef\xbb\xbf";
+
 /// What a source says about its header, and the columns it declares.
 #[derive(Debug, Clone)]
 pub(crate) struct Header {
@@ -30,8 +33,19 @@ impl Header {
 
     /// Cuts the header line from `chunk`, the first chunk of the input, where there is
     /// one. `Ok(false)`: nothing is left of the chunk.
+    /// A UTF-8 byte-order mark at the start of the input (Excel writes one) is cut too,
+    /// for CSV and JSON.
     pub(crate) fn strip(&self, chunk: &mut LineChunk) -> Result<bool> {
-        if self.format != FormatKind::Csv || !self.is_header(chunk.line(0))? {
+        if chunk.len() > 0 && chunk.line(0).starts_with(BYTE_ORDER_MARK) {
+            chunk.bytes.drain(..BYTE_ORDER_MARK.len());
+            chunk
+                .starts
+                .iter_mut()
+                .skip(1)
+                .for_each(|s| *s -= BYTE_ORDER_MARK.len());
+        }
+        let first_line = chunk.numbers.first().copied().unwrap_or(1);
+        if self.format != FormatKind::Csv || !self.is_header(chunk.line(0), first_line)? {
             return Ok(true);
         }
         let skip = chunk.starts.get(1).copied().unwrap_or(chunk.bytes.len());
@@ -42,8 +56,10 @@ impl Header {
         Ok(chunk.len() > 0)
     }
 
-    /// Whether `line` is a CSV header naming the declared columns.
-    fn is_header(&self, line: &[u8]) -> Result<bool> {
+    /// Whether `line` (line `number` of the input) is a CSV header naming the declared
+    /// columns. A header naming them in another order is an error: the columns would be
+    /// read by position into the wrong ones.
+    fn is_header(&self, line: &[u8], number: u64) -> Result<bool> {
         let text = String::from_utf8_lossy(line);
         let names: Vec<String> = text
             .trim_end()
@@ -56,13 +72,27 @@ impl Header {
             .iter()
             .map(|f| f.name().to_ascii_lowercase())
             .collect();
+        let mut sorted_names = names.clone();
+        let mut sorted_declared = declared.clone();
+        sorted_names.sort();
+        sorted_declared.sort();
+        if self.header != Some(false) && names != declared && sorted_names == sorted_declared {
+            return Err(Error::BadRow {
+                origin: self.origin.clone(),
+                line: number,
+                message: format!(
+                    "the header names the declared columns in another order ({}); declare them in the file's order, or set header = 'false' if this line is data",
+                    crate::text::shown(&names.join(", "), 200)
+                ),
+            });
+        }
         match self.header {
             Some(false) => Ok(false),
             None => Ok(names == declared),
             Some(true) if names.len() == declared.len() => Ok(true),
             Some(true) => Err(Error::BadRow {
                 origin: self.origin.clone(),
-                line: 1,
+                line: number,
                 message: format!(
                     "header has {} columns, the source declares {} ({})",
                     names.len(),
