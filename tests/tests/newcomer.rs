@@ -380,3 +380,28 @@ fn a_header_in_another_order_is_refused_and_a_byte_order_mark_is_skipped() {
         }
     }
 }
+
+#[test]
+fn a_tab_delimiter_is_written_as_backslash_t() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        dir.path().join("bids.tsv"),
+        "ts\tprice\n1000\t5.5\n2000\t1.5\n",
+    )
+    .expect("data");
+    for written in ["\\t", "tab"] {
+        let script = format!(
+            "CREATE SOURCE bids (ts BIGINT, price DOUBLE)
+                WITH (connector = 'file', path = 'bids.tsv', format = 'csv', delimiter = '{written}');
+             SELECT price FROM bids;"
+        );
+        let out = common::run_script(dir.path(), &script, &["--output", "csv"]);
+        assert!(out.status.success(), "{written}: {}", common::stderr(&out));
+        assert_eq!(common::stdout(&out), "price\n5.5\n1.5\n", "{written}");
+    }
+    let script = "CREATE SOURCE bids (ts BIGINT, price DOUBLE)
+            WITH (connector = 'file', path = 'bids.tsv', format = 'csv', delimiter = ';;');
+         SELECT price FROM bids;";
+    let out = common::run_script(dir.path(), script, &[]);
+    common::assert_clean_error(&out, &["delimiter must be one ASCII character", "'\\t'"]);
+}

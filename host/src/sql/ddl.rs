@@ -156,13 +156,16 @@ impl WithOptions {
                 )))
             }
         };
-        let delimiter = match self.take("delimiter") {
+        let delimiter = match self.take("delimiter").as_deref() {
             None => b',',
-            Some(d) if d.len() == 1 => d.as_bytes()[0],
+            // SQL strings have no escapes: a tab is written as '\t' or 'tab'.
+            Some("\\t") | Some("tab") => b'\t',
+            Some(d) if d.len() == 1 && d != "\n" && d != "\r" && d != "\"" => d.as_bytes()[0],
             Some(d) => {
                 return Err(Error::plan(format!(
-                    "{}: delimiter must be one character, got '{d}'",
-                    self.what
+                    "{}: delimiter must be one ASCII character other than a quote or a line break (write a tab as '\\t'), got '{}'",
+                    self.what,
+                    crate::text::shown(d, 40)
                 )))
             }
         };
