@@ -31,3 +31,4 @@ mod plugin_snapshot;
 mod sql_surface;
 mod state_dir;
 mod stdin_streaming;
+mod window_kinds_cli;
