@@ -12,14 +12,14 @@ use std::sync::{Arc, Mutex};
 
 use arrow::array::ArrayRef;
 use arrow::datatypes::DataType;
-use datafusion_common::{DataFusionError, Result as DfResult, ScalarValue};
+use datafusion_common::{Result as DfResult, ScalarValue};
 use datafusion_expr::{
     ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
 };
 
 use super::load::Plugin;
 use super::scalar_instance::ScalarInstance;
-use crate::error::Error;
+use super::udaf::df_error;
 
 /// Idle instances kept per function; more are made when more calls run at once, and
 /// dropped when they come back to a full pool.
@@ -91,10 +91,6 @@ impl Hash for PluginScalar {
         self.plugin.name().hash(state);
         self.plugin.info().path.hash(state);
     }
-}
-
-fn df_error(err: Error) -> DataFusionError {
-    DataFusionError::Execution(err.to_string())
 }
 
 impl ScalarUDFImpl for PluginScalar {

@@ -66,7 +66,8 @@ impl Hash for PluginUdaf {
     }
 }
 
-fn df_error(err: crate::Error) -> DataFusionError {
+/// A plugin's error as DataFusion's, for the UDF traits (aggregates and scalar functions).
+pub(super) fn df_error(err: crate::Error) -> DataFusionError {
     DataFusionError::Execution(err.to_string())
 }
 
