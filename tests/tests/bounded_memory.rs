@@ -215,7 +215,7 @@ fn a_restart_replaying_a_long_wal_keeps_memory_bounded() {
     let crash = format!("wal-after-append:{}", chunks * 9 / 10);
     let (first, first_peak) = durable_stdin_run(dir.path(), &script, &input, Some(&crash));
     assert!(!first.status.success(), "{}", common::stderr(&first));
-    let wal_bytes: u64 = std::fs::read_dir(dir.path().join("state/query-1/wal"))
+    let wal_bytes: u64 = std::fs::read_dir(dir.path().join("state/wal"))
         .expect("wal")
         .map(|e| e.expect("entry").metadata().expect("meta").len())
         .sum();

@@ -114,9 +114,10 @@ fn a_fault_at_any_state_write_or_sync_is_a_clean_error_and_the_next_run_recovers
             }
             // Recovery would succeed, and the next run (healthy disk) completes with the
             // output of a run that never failed.
-            if state.join("query-1").exists() {
-                let report = inspect(&FsStorage::new(), &state).expect("inspect");
-                let recovery = report.queries[0].recovery();
+            if state.exists() {
+                let storage: Arc<dyn laminar::storage::Storage> = Arc::new(FsStorage::new());
+                let report = inspect(&storage, &state).expect("inspect");
+                let recovery = report.recovery();
                 assert!(recovery.is_ok(), "{what}: {recovery:?}\n{report}");
             }
             run(&sql, &state, Arc::new(FsStorage::new()))

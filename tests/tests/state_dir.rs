@@ -131,7 +131,7 @@ fn inspect_names_a_corrupt_checkpoint_and_recovery_falls_back_to_the_one_before(
     );
 
     // Damage the newest checkpoint.
-    let checkpoints = dir.path().join("state/query-1/checkpoints");
+    let checkpoints = dir.path().join("state/checkpoints");
     let mut files: Vec<_> = std::fs::read_dir(&checkpoints)
         .expect("checkpoints")
         .map(|e| e.expect("entry").path())
@@ -266,10 +266,10 @@ fn a_changed_window_is_refused_before_any_checkpoint_with_only_the_wal() {
     }
     let status = child.wait().expect("wait");
     assert!(!status.success());
-    assert!(dir.path().join("state/query-1/wal").is_dir());
+    assert!(dir.path().join("state/wal").is_dir());
     assert!(!dir
         .path()
-        .join("state/query-1/checkpoints")
+        .join("state/checkpoints")
         .read_dir()
         .expect("checkpoints")
         .any(|e| e.is_ok_and(|e| e.path().extension().is_some_and(|x| x == "ckpt"))));
@@ -334,7 +334,7 @@ fn a_stdin_run_falls_back_to_the_older_checkpoint_after_the_wal_rotated() {
     // Every line is in the WAL when the run dies just before it completes.
     let crashed = run_with_stdin(&durable, Some("before-complete"), input.as_bytes());
     assert!(!crashed.status.success());
-    let checkpoints = dir.path().join("state/query-1/checkpoints");
+    let checkpoints = dir.path().join("state/checkpoints");
     let mut files: Vec<_> = std::fs::read_dir(&checkpoints)
         .expect("checkpoints")
         .map(|e| e.expect("entry").path())

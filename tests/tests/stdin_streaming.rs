@@ -133,7 +133,7 @@ fn a_durable_run_checkpoints_while_stdin_pauses() {
             .collect();
         stdin.write_all(burst.as_bytes()).expect("burst");
         stdin.flush().expect("flush");
-        let checkpoints = dir.path().join("state/query-1/checkpoints");
+        let checkpoints = dir.path().join("state/checkpoints");
         let has_checkpoint = || {
             std::fs::read_dir(&checkpoints).is_ok_and(|entries| {
                 entries

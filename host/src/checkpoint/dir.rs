@@ -1,12 +1,12 @@
-//! One durable query's directory: its fingerprint, an exclusive lock, its checkpoints, its
-//! write-ahead log and the marker of a completed run.
+//! A durable script's state directory (`--state-dir`): its fingerprint, an exclusive lock,
+//! the checkpoints of its dataflow, its write-ahead log and the marker of a completed run.
 //!
 //! ```text
-//!  DIR/query-N/ fingerprint            what the state belongs to (refused if it differs)
-//!               lock                   held (flock) while a run uses the directory
-//!               checkpoints/<id>.ckpt  the newest two checkpoints (manifest + windows)
-//!               wal/                   stdin input not yet covered by a checkpoint
-//!               done                   the run completed: its final counters
+//!  DIR/ fingerprint            what the state belongs to: the whole script (refused if it differs)
+//!       lock                   held (flock) while a run uses the directory
+//!       checkpoints/<id>.ckpt  the newest two checkpoints (manifest + every query's windows)
+//!       wal/                   stdin input not yet covered by a checkpoint
+//!       done                   the run completed: its final manifest
 //! ```
 
 use std::fs::File;
@@ -17,8 +17,8 @@ use arrow::record_batch::RecordBatch;
 
 use super::fingerprint::{ArchivedFingerprint, Fingerprint};
 use super::manifest::{
-    window_key, ArchivedCounters, ArchivedManifest, Counters, Manifest, CHECKPOINT_FORMAT,
-    MANIFEST_KEY, WINDOW_PREFIX,
+    query_window_prefix, window_key, ArchivedManifest, Manifest, CHECKPOINT_FORMAT, MANIFEST_KEY,
+    WINDOW_PREFIX,
 };
 use super::window_state::WindowRecord;
 use crate::error::{Error, Result};
@@ -32,7 +32,7 @@ pub(super) const FINGERPRINT_FILE: &str = "fingerprint";
 const FINGERPRINT_KEY: &[u8] = b"fingerprint-v2";
 const OLD_FINGERPRINT_KEY: &[u8] = b"fingerprint";
 const DONE_FILE: &str = "done";
-const DONE_KEY: &[u8] = b"counters";
+const DONE_KEY: &[u8] = b"final-manifest";
 pub(super) const CHECKPOINTS_DIR: &str = "checkpoints";
 pub(super) const WAL_DIR: &str = "wal";
 const LOCK_FILE: &str = "lock";
@@ -42,9 +42,9 @@ const CHECKPOINT_SUFFIX: &str = ".ckpt";
 /// newest is damaged).
 const KEEP_CHECKPOINTS: usize = 2;
 
-/// An open, locked query state directory.
+/// An open, locked state directory of a script's dataflow.
 #[derive(Debug)]
-pub struct QueryDir {
+pub struct DataflowDir {
     path: PathBuf,
     storage: Arc<dyn Storage>,
     /// Held for as long as the directory is in use; released when dropped.
@@ -61,12 +61,13 @@ pub struct LoadedCheckpoint {
     store: StateStore,
 }
 
-impl QueryDir {
-    /// Opens (creating it if needed) and locks the state directory `path` of the query
-    /// whose fingerprint is `fingerprint`. A directory holding another query's state is
+impl DataflowDir {
+    /// Opens (creating it if needed) and locks the state directory `path` of the script
+    /// whose fingerprint is `fingerprint`. A directory holding another script's state is
     /// refused, naming what differs.
     pub fn open(storage: Arc<dyn Storage>, path: &Path, fingerprint: &Fingerprint) -> Result<Self> {
         let io = |what: &str, e| Error::io(format!("{what} {}", path.display()), e);
+        refuse_per_query_layout(storage.as_ref(), path)?;
         storage
             .create_dir_all_durable(&path.join(CHECKPOINTS_DIR))
             .map_err(|e| io("cannot create state dir", e))?;
@@ -110,7 +111,7 @@ impl QueryDir {
         Err(Error::StateDir {
             dir: self.path.display().to_string(),
             message: format!(
-                "it holds the state of another query: {}; use another --state-dir, or remove this one to start over",
+                "it holds the state of another script: {}; use another --state-dir, or remove this one to start over",
                 differences.join("; ")
             ),
         })
@@ -121,21 +122,22 @@ impl QueryDir {
         &self.path
     }
 
-    /// The directory of the query's write-ahead log.
+    /// The directory of the write-ahead log of the script's stdin source.
     pub fn wal_dir(&self) -> PathBuf {
         self.path.join(WAL_DIR)
     }
 
-    /// The final counters of a run that completed, if one did.
-    pub fn completed(&self) -> Result<Option<Counters>> {
+    /// The final manifest of a run that completed, if one did.
+    pub fn completed(&self) -> Result<Option<Manifest>> {
         read_completed(self.storage.as_ref(), &self.path)
     }
 
-    /// Records that the run completed with `counters`, then removes its checkpoints and
-    /// its write-ahead log (a completed run is never replayed).
-    pub fn mark_completed(&self, counters: &Counters) -> Result<()> {
+    /// Records that the run completed as `last` says (its counters and sink files), then
+    /// removes its checkpoints and its write-ahead log (a completed run is never
+    /// replayed).
+    pub fn mark_completed(&self, last: &Manifest) -> Result<()> {
         let mut store = StateStore::new();
-        store.put(DONE_KEY, counters)?;
+        store.put(DONE_KEY, last)?;
         store.write_file_atomic(self.storage.as_ref(), &self.path.join(DONE_FILE))?;
         for (_, file) in self.checkpoint_files()? {
             self.remove(&file)?;
@@ -213,14 +215,18 @@ impl QueryDir {
         read_checkpoint(self.storage.as_ref(), path)
     }
 
-    /// Writes checkpoint `manifest.id` with its open windows (atomically: temporary file,
-    /// sync, rename, directory sync), then removes checkpoints older than the one before
-    /// it. Returns the file's size in bytes.
-    pub fn write_checkpoint(&self, manifest: &Manifest, windows: &[WindowRecord]) -> Result<u64> {
+    /// Writes checkpoint `manifest.id` with the open windows of every query (query index,
+    /// window; atomically: temporary file, sync, rename, directory sync), then removes
+    /// checkpoints older than the one before it. Returns the file's size in bytes.
+    pub fn write_checkpoint(
+        &self,
+        manifest: &Manifest,
+        windows: &[(u32, WindowRecord)],
+    ) -> Result<u64> {
         let mut store = StateStore::new();
         store.put(MANIFEST_KEY, manifest)?;
-        for window in windows {
-            store.put(&window_key(window.start), window)?;
+        for (query, window) in windows {
+            store.put(&window_key(*query, window.start), window)?;
         }
         let path = self
             .path
@@ -259,7 +265,23 @@ fn damaged(file: &Path, why: &str) -> Error {
     }
 }
 
-/// The fingerprint the query directory `dir` holds.
+/// A state dir of Laminar before scripts ran as one dataflow holds a `query-N` directory
+/// per query: refused, never mixed with this layout.
+fn refuse_per_query_layout(storage: &dyn Storage, path: &Path) -> Result<()> {
+    let old = path.join("query-1");
+    let exists = storage
+        .exists(&old)
+        .map_err(|e| Error::io(format!("cannot read {}", old.display()), e))?;
+    if exists {
+        return Err(Error::StateDir {
+            dir: path.display().to_string(),
+            message: "it was written by an earlier Laminar (state format 2, a directory per query), whose state this one cannot read; use another --state-dir, or remove this one to start over".into(),
+        });
+    }
+    Ok(())
+}
+
+/// The fingerprint the state directory `dir` holds.
 pub(super) fn read_fingerprint(storage: &dyn Storage, dir: &Path) -> Result<Fingerprint> {
     let file = dir.join(FINGERPRINT_FILE);
     let store = StateStore::open_file(storage, &file)?;
@@ -275,8 +297,8 @@ pub(super) fn read_fingerprint(storage: &dyn Storage, dir: &Path) -> Result<Fing
         .ok_or_else(|| damaged(&file, "it holds no fingerprint"))
 }
 
-/// The final counters of a completed run in query directory `dir`, if it completed.
-pub(super) fn read_completed(storage: &dyn Storage, dir: &Path) -> Result<Option<Counters>> {
+/// The final manifest of a completed run in state directory `dir`, if it completed.
+pub(super) fn read_completed(storage: &dyn Storage, dir: &Path) -> Result<Option<Manifest>> {
     let file = dir.join(DONE_FILE);
     let exists = storage
         .exists(&file)
@@ -285,11 +307,11 @@ pub(super) fn read_completed(storage: &dyn Storage, dir: &Path) -> Result<Option
         return Ok(None);
     }
     let store = StateStore::open_file(storage, &file)?;
-    let counters = store
-        .get::<Counters>(DONE_KEY)?
-        .map(|a: &ArchivedCounters| a.into())
-        .ok_or_else(|| damaged(&file, "it holds no counters"))?;
-    Ok(Some(counters))
+    let last = store
+        .get::<Manifest>(DONE_KEY)?
+        .map(|a: &ArchivedManifest| a.into())
+        .ok_or_else(|| damaged(&file, "it holds no final manifest"))?;
+    Ok(Some(last))
 }
 
 /// Reads and checks one checkpoint file.
@@ -309,12 +331,12 @@ pub(super) fn read_checkpoint(storage: &dyn Storage, path: &Path) -> Result<Load
         ));
     }
     let windows = store.scan_prefix(WINDOW_PREFIX).len();
-    if windows != manifest.open_windows as usize {
+    if windows != manifest.open_windows() as usize {
         return Err(damaged(
             path,
             &format!(
                 "it holds {windows} windows, its manifest {}",
-                manifest.open_windows
+                manifest.open_windows()
             ),
         ));
     }
@@ -326,12 +348,12 @@ pub(super) fn read_checkpoint(storage: &dyn Storage, path: &Path) -> Result<Load
 }
 
 impl LoadedCheckpoint {
-    /// The open windows, oldest first: each window's start and its snapshot batch (key
-    /// columns, then one state column per aggregate call).
-    pub fn windows(&self) -> Result<Vec<(i64, RecordBatch)>> {
+    /// Query `query`'s open windows, oldest first: each window's start and its snapshot
+    /// batch (key columns, then one state column per aggregate call).
+    pub fn windows(&self, query: u32) -> Result<Vec<(i64, RecordBatch)>> {
         let keys: Vec<Vec<u8>> = self
             .store
-            .scan_prefix(WINDOW_PREFIX)
+            .scan_prefix(&query_window_prefix(query))
             .into_iter()
             .map(|(key, _)| key.to_vec())
             .collect();

@@ -8,37 +8,30 @@ use super::dir::{
     read_checkpoint, read_completed, read_fingerprint, CHECKPOINTS_DIR, FINGERPRINT_FILE, WAL_DIR,
 };
 use super::fingerprint::Fingerprint;
-use super::manifest::{Counters, Manifest, SourcePosition};
+use super::manifest::{Manifest, SourcePosition};
 use crate::error::{Error, Result};
 use crate::storage::Storage;
 use crate::wal::{self, SegmentStatus, SegmentSummary};
 
-/// What `state inspect` found in a state directory: one entry per query.
+/// What `state inspect` found in a state directory.
 #[derive(Debug)]
 pub struct StateReport {
     /// The directory.
     pub dir: PathBuf,
-    /// Each query's state, in script order.
-    pub queries: Vec<QueryReport>,
-}
-
-/// One query's state directory.
-#[derive(Debug)]
-pub struct QueryReport {
-    /// Its directory (`query-N`).
-    pub dir: PathBuf,
     /// Its fingerprint, or why it cannot be read; `None` before a run wrote one.
     pub fingerprint: Option<std::result::Result<Fingerprint, String>>,
-    /// Final counters, when the run completed.
-    pub completed: Option<Counters>,
+    /// The final manifest, when the run completed.
+    pub completed: Option<Manifest>,
     /// Checkpoints, oldest first: the file, its size, and its manifest or why it cannot
     /// be read.
     pub checkpoints: Vec<(PathBuf, u64, std::result::Result<Manifest, String>)>,
-    /// WAL segments (stdin sources).
+    /// WAL segments (a stdin source).
     pub wal: std::result::Result<Vec<SegmentSummary>, String>,
+    /// The last input line the WAL holds, when it holds one.
+    pub logged_line: Option<u64>,
 }
 
-impl QueryReport {
+impl StateReport {
     /// Whether a run would recover, and from what; else why not.
     pub fn recovery(&self) -> std::result::Result<String, String> {
         match &self.fingerprint {
@@ -62,18 +55,46 @@ impl QueryReport {
         } else if let Err(e) = &self.wal {
             return Err(e.clone());
         }
-        match self.checkpoints.iter().rev().find(|(_, _, m)| m.is_ok()) {
-            Some((file, _, Ok(m))) => {
-                if let (SourcePosition::Wal { lsn, .. }, Ok(segments)) = (&m.source, &self.wal) {
-                    wal_covers(segments, *lsn).map_err(|missing| {
-                        format!("checkpoint {} ({}) needs {missing}", m.id, file.display())
-                    })?;
+        match self.recovery_checkpoint() {
+            Some((file, m)) => {
+                for source in &m.sources {
+                    if let (SourcePosition::Wal { lsn, .. }, Ok(segments)) =
+                        (&source.position, &self.wal)
+                    {
+                        wal_covers(segments, *lsn).map_err(|missing| {
+                            format!("checkpoint {} ({}) needs {missing}", m.id, file.display())
+                        })?;
+                    }
                 }
                 Ok(format!("from checkpoint {} ({})", m.id, file.display()))
             }
-            _ if self.checkpoints.is_empty() => Ok("from the start (no checkpoint yet)".into()),
-            _ => Err("no checkpoint can be read".into()),
+            None if self.checkpoints.is_empty() => Ok("from the start (no checkpoint yet)".into()),
+            None => Err("no checkpoint can be read".into()),
         }
+    }
+
+    /// The checkpoint recovery would restore: the newest that reads back.
+    fn recovery_checkpoint(&self) -> Option<(&PathBuf, &Manifest)> {
+        self.checkpoints
+            .iter()
+            .rev()
+            .find_map(|(file, _, m)| m.as_ref().ok().map(|m| (file, m)))
+    }
+
+    /// For a script reading stdin: the input line a restarted run resumes after (a
+    /// producer resends the lines after it), `None` without a stdin source or state.
+    pub fn stdin_resume_line(&self) -> Option<u64> {
+        if self.completed.is_some() {
+            return None;
+        }
+        let from_wal = self.logged_line;
+        let from_checkpoint = self.recovery_checkpoint().and_then(|(_, m)| {
+            m.sources.iter().find_map(|s| match s.position {
+                SourcePosition::Wal { line, .. } => Some(line),
+                _ => None,
+            })
+        });
+        from_wal.or(from_checkpoint)
     }
 }
 
@@ -102,36 +123,23 @@ fn wal_covers(segments: &[SegmentSummary], lsn: u64) -> std::result::Result<(), 
 }
 
 /// Reads the state directory `dir` (as `--state-dir` names it).
-pub fn inspect(storage: &dyn Storage, dir: &Path) -> Result<StateReport> {
-    let entries = storage
-        .read_dir(dir)
+pub fn inspect(storage: &std::sync::Arc<dyn Storage>, dir: &Path) -> Result<StateReport> {
+    let shared = storage;
+    let storage = shared.as_ref();
+    let exists = storage
+        .exists(dir)
         .map_err(|e| Error::io(format!("cannot read state dir {}", dir.display()), e))?;
-    let mut queries: Vec<(u64, PathBuf)> = entries
-        .into_iter()
-        .filter_map(|p| {
-            let name = p.file_name()?.to_string_lossy().into_owned();
-            let n = name.strip_prefix("query-")?.parse().ok()?;
-            Some((n, p))
-        })
-        .collect();
-    queries.sort();
-    if queries.is_empty() {
+    let per_query = storage.exists(&dir.join("query-1")).unwrap_or(false);
+    if !exists || per_query {
         return Err(Error::StateDir {
             dir: dir.display().to_string(),
-            message: "it holds no query state (no query-N directory)".into(),
+            message: if per_query {
+                "it was written by an earlier Laminar (state format 2, a directory per query), whose state this one cannot read".into()
+            } else {
+                "it does not exist".into()
+            },
         });
     }
-    let reports = queries
-        .into_iter()
-        .map(|(_, path)| inspect_query(storage, &path))
-        .collect();
-    Ok(StateReport {
-        dir: dir.to_path_buf(),
-        queries: reports,
-    })
-}
-
-fn inspect_query(storage: &dyn Storage, dir: &Path) -> QueryReport {
     let fingerprint = match storage.exists(&dir.join(FINGERPRINT_FILE)) {
         Ok(false) => None,
         _ => Some(read_fingerprint(storage, dir).map_err(|e| e.to_string())),
@@ -149,52 +157,49 @@ fn inspect_query(storage: &dyn Storage, dir: &Path) -> QueryReport {
             }
         }
     }
+    checkpoints.sort_by(|a, b| a.0.cmp(&b.0));
     let wal_dir = dir.join(WAL_DIR);
     let wal = match storage.exists(&wal_dir) {
         Ok(true) => wal::inspect(storage, &wal_dir).map_err(|e| e.to_string()),
         _ => Ok(Vec::new()),
     };
-    QueryReport {
+    let logged_line = match &wal {
+        Ok(segments) if !segments.is_empty() => {
+            crate::source::InputLog::logged_line_in(std::sync::Arc::clone(shared), &wal_dir)
+                .ok()
+                .flatten()
+        }
+        _ => None,
+    };
+    Ok(StateReport {
         dir: dir.to_path_buf(),
         fingerprint,
         completed,
         checkpoints,
         wal,
-    }
+        logged_line,
+    })
 }
 
 impl fmt::Display for StateReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "state dir {}", self.dir.display())?;
-        for q in &self.queries {
-            write!(f, "{q}")?;
-        }
-        Ok(())
-    }
-}
-
-impl fmt::Display for QueryReport {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let name = self
-            .dir
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned());
-        writeln!(f, "{}:", name.unwrap_or_default())?;
         match &self.fingerprint {
             None => writeln!(f, "  fingerprint: none yet")?,
             Some(Ok(fp)) => {
-                let query = fp
-                    .parts
-                    .iter()
-                    .find(|p| p.what == "the query")
-                    .map_or("", |p| p.value.as_str());
                 writeln!(
                     f,
-                    "  fingerprint: Laminar {} (state format {}), query `{}`",
-                    fp.laminar_version,
-                    fp.format,
-                    crate::text::shown(&crate::error::one_line(query), 160)
+                    "  fingerprint: Laminar {} (state format {})",
+                    fp.laminar_version, fp.format
                 )?;
+                for part in fp.parts.iter().filter(|p| p.what.ends_with("the query")) {
+                    writeln!(
+                        f,
+                        "  {}: `{}`",
+                        part.what,
+                        crate::text::shown(&crate::error::one_line(&part.value), 160)
+                    )?;
+                }
                 for p in &fp.plugins {
                     writeln!(
                         f,
@@ -207,34 +212,53 @@ impl fmt::Display for QueryReport {
             }
             Some(Err(e)) => writeln!(f, "  fingerprint: unreadable: {e}")?,
         }
-        if let Some(c) = &self.completed {
-            writeln!(
-                f,
-                "  completed: {} events read, {} late events dropped, {} bad rows skipped, {} windows emitted ({} rows)",
-                c.events_read,
-                c.late_events_dropped,
-                c.source_bad_rows + c.event_time_bad_rows,
-                c.windows_emitted,
-                c.rows_emitted
-            )?;
+        if let Some(last) = &self.completed {
+            for (i, q) in last.queries.iter().enumerate() {
+                let c = &q.counters;
+                writeln!(
+                    f,
+                    "  completed: query {}: {} events read, {} late events dropped, {} bad rows skipped, {} windows emitted ({} rows)",
+                    i + 1,
+                    c.events_read,
+                    c.late_events_dropped,
+                    c.source_bad_rows + c.event_time_bad_rows,
+                    c.windows_emitted,
+                    c.rows_emitted
+                )?;
+            }
         }
         if self.checkpoints.is_empty() {
             writeln!(f, "  checkpoints: none")?;
         }
         for (file, bytes, manifest) in &self.checkpoints {
             match manifest {
-                Ok(m) => writeln!(
-                    f,
-                    "  checkpoint {}: taken at {} (Unix ms), source at {}, {} open windows, {} groups, {} bytes, sink at {}, {} events read",
-                    m.id,
-                    m.created_unix_ms,
-                    position_text(&m.source),
-                    m.open_windows,
-                    m.groups,
-                    bytes,
-                    m.sink_file.map_or("- (stdout)".to_string(), |f| format!("{} bytes", f.len)),
-                    m.counters.events_read,
-                )?,
+                Ok(m) => {
+                    let sources = m
+                        .sources
+                        .iter()
+                        .map(|s| format!("{} at {}", s.name, position_text(&s.position)))
+                        .collect::<Vec<_>>()
+                        .join(", ");
+                    let sinks = m
+                        .sinks
+                        .iter()
+                        .map(|s| format!("{} at {} bytes", s.name, s.file.len))
+                        .collect::<Vec<_>>();
+                    let sinks = match sinks.is_empty() {
+                        true => "- (stdout)".to_string(),
+                        false => sinks.join(", "),
+                    };
+                    let events: u64 = m.sources.iter().map(|s| s.events_read).sum();
+                    writeln!(
+                        f,
+                        "  checkpoint {}: taken at {} (Unix ms), source {sources}, {} open windows, {} groups, {} bytes, sink {sinks}, {events} events read",
+                        m.id,
+                        m.created_unix_ms,
+                        m.open_windows(),
+                        m.groups(),
+                        bytes,
+                    )?
+                }
                 Err(e) => writeln!(f, "  checkpoint file {}: CORRUPT: {e}", file.display())?,
             }
         }
@@ -261,6 +285,13 @@ impl fmt::Display for QueryReport {
                 }
             }
             Err(e) => writeln!(f, "  wal: unreadable: {e}")?,
+        }
+        if let Some(line) = self.stdin_resume_line() {
+            writeln!(
+                f,
+                "  stdin: resume after input line {line} (a restarted run reads on from line {})",
+                line + 1
+            )?;
         }
         match self.recovery() {
             Ok(how) => writeln!(f, "  recovery: would succeed, {how}"),

@@ -1,4 +1,5 @@
-//! Checkpoints: what a durable query persists at batch boundaries and how it is read back.
+//! Checkpoints: what a durable script's dataflow persists at batch boundaries (one barrier
+//! for every source, query and sink) and how it is read back.
 //!
 //! ```text
 //!  every --checkpoint-interval, at a batch boundary:
@@ -22,10 +23,12 @@ mod manifest;
 mod window_state;
 
 pub use crash::crash_point;
-pub use dir::{LoadedCheckpoint, QueryDir};
+pub use dir::{DataflowDir, LoadedCheckpoint};
 pub use fingerprint::{Fingerprint, FingerprintPart, PluginPrint};
 pub use identity::FileIdentity;
 pub(crate) use identity::{check_prefix, RunningChecksum};
-pub use inspect::{inspect, position_text, QueryReport, StateReport};
-pub use manifest::{Counters, Manifest, SourcePosition, CHECKPOINT_FORMAT};
+pub use inspect::{inspect, position_text, StateReport};
+pub use manifest::{
+    Counters, Manifest, QueryMark, SinkMark, SourceMark, SourcePosition, CHECKPOINT_FORMAT,
+};
 pub use window_state::{StateColumn, WindowRecord};

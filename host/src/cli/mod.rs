@@ -256,7 +256,16 @@ fn run(
     durability.apply(&mut config);
     let mut engine = Engine::with_config(config);
     plugins.load_into(&mut engine)?;
+    // One query may print to stdout: the rows of several would be mixed in one stream
+    // (a second CSV header mid-stream, JSON objects of two queries unmarked).
+    let mut printing = 0;
     let mut open_stdout = |_: &arrow::datatypes::SchemaRef| -> Result<Box<dyn Sink>> {
+        printing += 1;
+        if printing > 1 {
+            return Err(Error::plan(
+                "a second query without INSERT INTO: only one query of a script may print to stdout; give the others a sink (CREATE SINK name WITH (connector = 'file', path = '…'); INSERT INTO name SELECT …)",
+            ));
+        }
         Ok(Box::new(WriterSink::new(
             std::io::stdout(),
             format,
@@ -271,6 +280,15 @@ fn run(
     progress.clear();
     let summary = result?;
     if !quiet {
+        if summary.queries.len() > 1 {
+            for query in &summary.queries {
+                eprintln!(
+                    "laminar: {}:{}: {query}",
+                    script.display(),
+                    query.location
+                );
+            }
+        }
         eprintln!("laminar: {summary}");
     }
     Ok(())

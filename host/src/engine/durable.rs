@@ -1,65 +1,45 @@
-//! Durable runs (`--state-dir`): opening a query's state directory, recovering from its
-//! newest checkpoint, and taking checkpoints at batch boundaries while the query runs.
+//! Durable runs (`--state-dir`): opening the script's state directory, recovering its
+//! dataflow from the newest checkpoint, and taking checkpoints of the whole dataflow at one
+//! barrier while it runs.
 //!
-//! Recovery order: the fingerprint must match → a completed run is not run again → the
-//! newest readable checkpoint restores the windows, the watermark generator and the
-//! counters → the source reads on from the checkpoint's position (a file from its byte
-//! offset, stdin by replaying its WAL first) → the file sink is cut back to the length the
-//! checkpoint recorded.
+//! Recovery order: the fingerprint (of the whole script) must match → a completed run is
+//! not run again → the newest readable checkpoint restores every query's windows,
+//! watermark generator and counters → each source reads on from its position (a file from
+//! its byte offset, stdin by replaying its WAL first) → each file sink is cut back to the
+//! length the checkpoint recorded.
 
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::checkpoint::{
-    crash_point, Counters, FileIdentity, Fingerprint, LoadedCheckpoint, Manifest, PluginPrint,
-    QueryDir, SourcePosition, WindowRecord, CHECKPOINT_FORMAT,
+    crash_point, DataflowDir, Fingerprint, LoadedCheckpoint, Manifest, PluginPrint, SourceMark, WindowRecord, CHECKPOINT_FORMAT,
 };
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::operator::WindowSnapshot;
-use crate::plan::CompiledQuery;
-use crate::reactor::Aggregation;
-use crate::sink::Sink;
-use crate::source::Source;
-use crate::sql::{Connector, FormatKind, QueryStatement, SinkDef, SourceDef};
+use crate::sql::{Connector, FormatKind, SinkDef, SourceDef};
 use crate::storage::Storage;
 
+use super::dataflow::PlannedQuery;
+use super::run::Flow;
 use super::RunSummary;
 
-/// A durable query's state directory while it runs: when and how to checkpoint.
+/// A durable script's state directory while its dataflow runs: when and how to
+/// checkpoint.
 #[derive(Debug)]
 pub(crate) struct Checkpointer {
-    dir: QueryDir,
+    dir: DataflowDir,
     interval: Duration,
     last: Instant,
     next_id: u64,
-    /// The source position of the older of the two checkpoints the directory keeps: the
-    /// input before it may be released (the newer one may be damaged, and recovery then
+    /// The source positions of the older of the two checkpoints the directory keeps: the
+    /// input before them may be released (the newer one may be damaged, and recovery then
     /// falls back to this one, which must still find its input).
-    fallback: Option<SourcePosition>,
-}
-
-/// What recovery brought back, applied to a freshly compiled query.
-#[derive(Debug, Default)]
-pub(crate) struct Resumed {
-    /// The checkpoint recovery restored, if any.
-    pub(crate) checkpoint: Option<u64>,
-    /// Where the source reads on from.
-    pub(crate) position: Option<SourcePosition>,
-    /// The source file as the checkpoint saw it (file sources).
-    pub(crate) source_file: Option<FileIdentity>,
-    /// The sink file's durable length and checksum at the checkpoint.
-    pub(crate) sink_file: Option<FileIdentity>,
-    /// The late sink file's, likewise.
-    pub(crate) late_sink_file: Option<FileIdentity>,
-    /// The counters at the checkpoint.
-    pub(crate) counters: Counters,
-    /// The open windows at the checkpoint, for the query's aggregation to restore.
-    pub(crate) windows: Option<WindowSnapshot>,
+    fallback: Option<Vec<SourceMark>>,
 }
 
 impl Checkpointer {
-    /// Opens the state directory of one query (refusing another query's state).
+    /// Opens the state directory of one script (refusing another script's state).
     pub(crate) fn open(
         storage: Arc<dyn Storage>,
         dir: &Path,
@@ -67,7 +47,7 @@ impl Checkpointer {
         interval: Duration,
     ) -> Result<Self> {
         Ok(Self {
-            dir: QueryDir::open(storage, dir, fingerprint)?,
+            dir: DataflowDir::open(storage, dir, fingerprint)?,
             interval,
             last: Instant::now(),
             next_id: 1,
@@ -76,32 +56,21 @@ impl Checkpointer {
     }
 
     /// The directory.
-    pub(crate) fn dir(&self) -> &QueryDir {
+    pub(crate) fn dir(&self) -> &DataflowDir {
         &self.dir
     }
 
-    /// Restores `query`'s event-time stage from the newest readable checkpoint, if there
-    /// is one, and returns the rest of what it holds (the open windows among it).
+    /// The newest readable checkpoint, if there is one.
     pub(crate) fn recover(
         &mut self,
-        query: &mut CompiledQuery,
         warn: &mut dyn FnMut(String),
-    ) -> Result<Resumed> {
-        let Some(loaded) = self.dir.load_newest(warn)? else {
-            return Ok(Resumed::default());
-        };
-        self.next_id = loaded.manifest.id + 1;
-        self.fallback = Some(loaded.manifest.source);
-        let windows = restore(&loaded, query)?;
-        Ok(Resumed {
-            checkpoint: Some(loaded.manifest.id),
-            position: Some(loaded.manifest.source),
-            source_file: loaded.manifest.source_file,
-            sink_file: loaded.manifest.sink_file,
-            late_sink_file: loaded.manifest.late_sink_file,
-            counters: loaded.manifest.counters,
-            windows,
-        })
+    ) -> Result<Option<LoadedCheckpoint>> {
+        let loaded = self.dir.load_newest(warn)?;
+        if let Some(loaded) = &loaded {
+            self.next_id = loaded.manifest.id + 1;
+            self.fallback = Some(loaded.manifest.sources.clone());
+        }
+        Ok(loaded)
     }
 
     /// Whether a checkpoint is due (checked at batch boundaries).
@@ -109,65 +78,21 @@ impl Checkpointer {
         self.last.elapsed() >= self.interval
     }
 
-    /// Takes a checkpoint now: the input before the source's position made durable, the
-    /// sink synced, then one file holding the manifest and every open window. Every window
-    /// the aggregation closed must be in the sink already ([`Aggregation::settle`]).
-    pub(crate) fn checkpoint(
-        &mut self,
-        query: &CompiledQuery,
-        mut aggregation: Option<&mut Aggregation>,
-        source: &mut dyn Source,
-        sink: &mut dyn Sink,
-        late_sink: Option<&mut (dyn Sink + '_)>,
-        summary: &mut RunSummary,
-    ) -> Result<()> {
+    /// Takes a checkpoint of the whole dataflow now: every query's closed windows written
+    /// out, every source's input before its position made durable, every sink synced,
+    /// then one file holding the manifest and every query's open windows.
+    pub(crate) fn checkpoint(&mut self, flow: &mut Flow, summary: &mut RunSummary) -> Result<()> {
         let started = Instant::now();
         crash_point("checkpoint-start");
-        source.sync_input()?;
-        let sink_file = sink.sync()?;
-        let late_sink_file = match late_sink {
-            Some(late) => late.sync()?,
-            None => None,
-        };
-        let source_file = source.file_identity()?;
-        crash_point("checkpoint-after-sink-sync");
-        let (records, groups) = match aggregation.as_deref_mut() {
-            Some(aggregate) => {
-                let keys = aggregate.key_count();
-                let snapshot = aggregate.snapshot()?;
-                let mut groups = 0u64;
-                let records = snapshot
-                    .windows
-                    .iter()
-                    .map(|(start, batch)| {
-                        groups += batch.num_rows() as u64;
-                        WindowRecord::encode(*start, batch, keys)
-                    })
-                    .collect::<Result<Vec<_>>>()?;
-                (records, groups)
-            }
-            None => (Vec::new(), 0),
-        };
-        let manifest = Manifest {
-            format: CHECKPOINT_FORMAT,
-            id: self.next_id,
-            created_unix_ms: SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map_or(0, |d| d.as_millis() as i64),
-            source: source.position(),
-            source_file,
-            sink_file,
-            late_sink_file,
-            counters: counters_of(query, aggregation.as_deref(), source, summary),
-            max_event_time: query.event_time.as_ref().and_then(|s| s.max_event_time()),
-            open_windows: records.len() as u32,
-            groups,
-        };
+        flow.settle_all()?;
+        let (manifest, records) = self.manifest(flow)?;
         let bytes = self.dir.write_checkpoint(&manifest, &records)?;
         // The directory now keeps this checkpoint and the one before it: only the input
         // before the older one is no longer needed.
-        if let Some(older) = self.fallback.replace(manifest.source) {
-            source.release_input(&older)?;
+        if let Some(older) = self.fallback.replace(manifest.sources) {
+            for mark in &older {
+                flow.release_input(&mark.name, &mark.position)?;
+            }
         }
         self.next_id += 1;
         self.last = Instant::now();
@@ -179,121 +104,157 @@ impl Checkpointer {
         Ok(())
     }
 
-    /// Records that the run completed (after the sink was synced, before it is committed).
-    pub(crate) fn complete(
-        &mut self,
-        query: &CompiledQuery,
-        aggregation: Option<&Aggregation>,
-        source: &dyn Source,
-        summary: &RunSummary,
-    ) -> Result<()> {
+    /// The manifest of a checkpoint now, and every query's open windows.
+    fn manifest(&mut self, flow: &mut Flow) -> Result<(Manifest, Vec<(u32, WindowRecord)>)> {
+        let (sources, sinks) = flow.sync_marks()?;
+        crash_point("checkpoint-after-sink-sync");
+        let mut records = Vec::new();
+        let mut queries = Vec::with_capacity(flow.queries.len());
+        for index in 0..flow.queries.len() {
+            let mut groups = 0u64;
+            let mut open = 0u32;
+            let run = &mut flow.queries[index];
+            if let (false, Some(aggregation)) = (run.finished, run.work.aggregation_mut()) {
+                let keys = aggregation.key_count();
+                for (start, batch) in &aggregation.snapshot()?.windows {
+                    groups += batch.num_rows() as u64;
+                    open += 1;
+                    records.push((index as u32, WindowRecord::encode(*start, batch, keys)?));
+                }
+            }
+            let bad_rows = flow.source_bad_rows(index);
+            queries.push(flow.queries[index].mark(bad_rows, open, groups));
+        }
+        let manifest = Manifest {
+            format: CHECKPOINT_FORMAT,
+            id: self.next_id,
+            created_unix_ms: SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as i64),
+            sources,
+            sinks,
+            queries,
+        };
+        Ok((manifest, records))
+    }
+
+    /// Records that the run completed (after every sink was synced, before any is
+    /// committed).
+    pub(crate) fn complete(&mut self, flow: &mut Flow) -> Result<()> {
         crash_point("before-complete");
-        self.dir
-            .mark_completed(&counters_of(query, aggregation, source, summary))?;
+        let (manifest, _) = self.manifest(flow)?;
+        self.dir.mark_completed(&manifest)?;
         crash_point("after-complete");
         Ok(())
     }
 }
 
-/// Every counter of the run summary, from where each is kept.
-pub(crate) fn counters_of(
-    query: &CompiledQuery,
-    aggregation: Option<&Aggregation>,
-    source: &dyn Source,
-    summary: &RunSummary,
-) -> Counters {
-    Counters {
-        events_read: summary.events_read,
-        late_events_dropped: query.event_time.as_ref().map_or(0, |s| s.late_events())
-            + aggregation.map_or(0, Aggregation::late_events),
-        source_bad_rows: source.bad_rows_skipped(),
-        event_time_bad_rows: query.event_time.as_ref().map_or(0, |s| s.bad_rows()),
-        windows_emitted: aggregation.map_or(0, Aggregation::windows_emitted),
-        rows_emitted: summary.rows_emitted,
-    }
-}
-
-/// The run summary a completed (or resumed) run's counters stand for.
-pub(crate) fn summary_of(counters: &Counters) -> RunSummary {
-    RunSummary {
-        events_read: counters.events_read,
-        late_events_dropped: counters.late_events_dropped,
-        bad_rows_skipped: counters.source_bad_rows + counters.event_time_bad_rows,
-        windows_emitted: counters.windows_emitted,
-        rows_emitted: counters.rows_emitted,
-        ..RunSummary::default()
-    }
-}
-
-/// Restores the event-time stage; returns the open windows for the aggregation (the
-/// compiled query still holds its aggregate, unless it has none).
-fn restore(loaded: &LoadedCheckpoint, query: &mut CompiledQuery) -> Result<Option<WindowSnapshot>> {
+/// Applies checkpoint `loaded` to the freshly opened dataflow `flow`: every query's
+/// event-time stage, counters and open windows.
+pub(super) fn restore(loaded: &LoadedCheckpoint, flow: &mut Flow) -> Result<()> {
     let manifest = &loaded.manifest;
-    if let Some(stage) = &mut query.event_time {
-        stage.restore(
-            manifest.max_event_time,
-            manifest.counters.late_events_dropped,
-            manifest.counters.event_time_bad_rows,
-        );
+    if manifest.queries.len() != flow.queries.len() {
+        return Err(crate::error::Error::StateDir {
+            dir: loaded.path.display().to_string(),
+            message: format!(
+                "the checkpoint holds {} queries, the script {}",
+                manifest.queries.len(),
+                flow.queries.len()
+            ),
+        });
     }
-    match &query.aggregate {
-        Some(_) => Ok(Some(WindowSnapshot {
-            windows_emitted: manifest.counters.windows_emitted,
-            windows: loaded.windows()?,
-            late_events: 0,
-            // Every window ending at or before the watermark at the checkpoint was written.
-            advanced_to: query.event_time.as_ref().and_then(|s| s.watermark()),
-        })),
-        None if manifest.open_windows > 0 => Err(Error::Execution(format!(
-            "checkpoint {} holds open windows, but the query has no window aggregate",
-            loaded.path.display()
-        ))),
-        None => Ok(None),
+    for (index, (run, mark)) in flow.queries.iter_mut().zip(&manifest.queries).enumerate() {
+        run.restore(mark);
+        let advanced_to = run.query.event_time.as_ref().and_then(|s| s.watermark());
+        if let Some(aggregation) = run.work.aggregation_mut() {
+            aggregation.restore(&WindowSnapshot {
+                windows_emitted: mark.counters.windows_emitted,
+                windows: loaded.windows(index as u32)?,
+                late_events: 0,
+                // Every window ending at or before the watermark at the checkpoint was
+                // written.
+                advanced_to,
+            })?;
+        } else if mark.open_windows > 0 {
+            return Err(crate::error::Error::Execution(format!(
+                "checkpoint {} holds open windows of query {}, which has no window aggregate",
+                loaded.path.display(),
+                index + 1
+            )));
+        }
     }
+    Ok(())
 }
 
-/// The fingerprint of a compiled query: every part that decides its state and output
-/// (the statement as written, which holds its window; its plan; the source's columns,
-/// watermark and options; the sink) and its plugins' content hashes and state versions.
+/// The run summary a completed run's final manifest stands for.
+pub(crate) fn summary_of(last: &Manifest) -> RunSummary {
+    let mut summary = RunSummary {
+        events_read: last.sources.iter().map(|s| s.events_read).sum(),
+        ..RunSummary::default()
+    };
+    for source in &last.sources {
+        summary.bad_rows_skipped += source.bad_rows;
+    }
+    for query in &last.queries {
+        let c = &query.counters;
+        summary.late_events_dropped += c.late_events_dropped;
+        summary.bad_rows_skipped += c.event_time_bad_rows;
+        summary.windows_emitted += c.windows_emitted;
+        summary.rows_emitted += c.rows_emitted;
+    }
+    summary
+}
+
+/// The fingerprint of a script's dataflow: every part that decides its state and output
+/// (each query as written, which holds its window, and its plan; each source's columns,
+/// watermark and options; each sink) and its plugins' content hashes and state versions.
 pub(crate) fn fingerprint(
-    query: &CompiledQuery,
-    statement: &QueryStatement,
-    source: &SourceDef,
-    sink: Option<&SinkDef>,
-    late_sink: Option<&SinkDef>,
+    queries: &[PlannedQuery],
+    sources: &[&SourceDef],
+    sinks: &[&SinkDef],
 ) -> Fingerprint {
-    // The hash of the bytes the plugin was compiled from, taken when it was loaded.
-    let plugins = query
-        .plugins
-        .iter()
-        .map(|plugin| {
-            let info = plugin.info();
-            PluginPrint {
-                name: info.name.clone(),
-                content_hash: info.content_hash.clone(),
-                state_version: info.state_version,
-            }
-        })
-        .collect();
-    Fingerprint::new(
-        fingerprint_parts(query, statement, source, sink, late_sink),
-        plugins,
-    )
+    let mut plugins: Vec<PluginPrint> = Vec::new();
+    for plugin in queries.iter().flat_map(|q| &q.compiled.plugins) {
+        let info = plugin.info();
+        if plugins.iter().any(|p| p.name == info.name) {
+            continue;
+        }
+        // The hash of the bytes the plugin was compiled from, taken when it was loaded.
+        plugins.push(PluginPrint {
+            name: info.name.clone(),
+            content_hash: info.content_hash.clone(),
+            state_version: info.state_version,
+        });
+    }
+    let mut parts = Vec::new();
+    for (i, query) in queries.iter().enumerate() {
+        // A one-query script keeps the names it always had.
+        let prefix = match queries.len() {
+            1 => String::new(),
+            _ => format!("query {}: ", i + 1),
+        };
+        parts.push((
+            format!("{prefix}the query"),
+            query.statement.query.to_string(),
+        ));
+        parts.push((format!("{prefix}the plan"), query.compiled.plan_text.clone()));
+        parts.push((format!("{prefix}the output"), query.output_text()));
+    }
+    for source in sources {
+        source_parts(source, &mut parts);
+    }
+    for sink in sinks {
+        parts.push((
+            format!("sink '{}'", sink.name),
+            format!("{}, {:?}", connector_text(&sink.connector), sink.format).to_lowercase(),
+        ));
+    }
+    Fingerprint::new(parts, plugins)
 }
 
-/// The named parts of a query's identity. Left out on purpose: `batch_size` (results do
-/// not depend on it) and where stdout goes.
-fn fingerprint_parts(
-    query: &CompiledQuery,
-    statement: &QueryStatement,
-    source: &SourceDef,
-    sink: Option<&SinkDef>,
-    late_sink: Option<&SinkDef>,
-) -> Vec<(String, String)> {
-    let mut parts = vec![
-        ("the query".to_string(), statement.query.to_string()),
-        ("the plan".to_string(), query.plan_text.clone()),
-    ];
+/// The named parts of a source's identity. Left out on purpose: `batch_size` (results do
+/// not depend on it).
+fn source_parts(source: &SourceDef, parts: &mut Vec<(String, String)>) {
     let name = &source.name;
     let columns = source
         .schema
@@ -330,14 +291,6 @@ fn fingerprint_parts(
         format!("source '{name}' on_error"),
         format!("{:?}", options.on_error).to_lowercase(),
     ));
-    for (role, sink) in [("sink", sink), ("late sink", late_sink)] {
-        let Some(sink) = sink else { continue };
-        parts.push((
-            format!("{role} '{}'", sink.name),
-            format!("{}, {:?}", connector_text(&sink.connector), sink.format).to_lowercase(),
-        ));
-    }
-    parts
 }
 
 fn connector_text(connector: &Connector) -> String {

@@ -1,32 +1,31 @@
 //! The embedded engine: runs SQL scripts of sources, sinks, streams and queries.
 
 mod config;
+mod dataflow;
 mod durable;
 mod pipeline;
+mod query_run;
 mod run;
 mod script_check;
 mod summary;
 
 pub use config::{EngineConfig, NoticeHandler, StdinReader};
-pub use summary::RunSummary;
+pub use summary::{QuerySummary, RunSummary};
 
-use std::collections::{HashMap, HashSet};
-use std::ops::ControlFlow;
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
-use datafusion_sql::sqlparser::ast::{self, visit_relations};
+use datafusion_sql::sqlparser::ast;
 
-use crate::checkpoint::Counters;
 use crate::error::{Error, Result, SqlLocation};
-use crate::plan::CompiledQuery;
 use crate::plugin::{Plugin, PluginInfo};
 use crate::sink::{CollectSink, Sink};
 use crate::sql::{
-    normalize_name_text, normalize_object_name, parse_script, Connector, FormatKind, OnError,
-    PlanningContext, QueryStatement, SinkDef, SourceDef, SourceOptions, Statement,
+    normalize_name_text, parse_script, Connector, FormatKind, OnError,
+    PlanningContext, SinkDef, SourceDef, SourceOptions, Statement,
 };
 use crate::time::{EventTimeColumn, WatermarkSpec};
 use config::Notices;
@@ -62,11 +61,12 @@ pub struct Engine {
     sources: HashMap<String, SourceDef>,
     memory: HashMap<String, Vec<RecordBatch>>,
     sinks: HashMap<String, SinkDef>,
+    /// Streams without a window, inlined into the queries that read them.
     streams: HashMap<String, ast::Query>,
+    /// The windowed streams of the script being run, as the sources later queries read.
+    stream_sources: HashMap<String, SourceDef>,
     plugins: HashMap<String, Arc<Plugin>>,
     notices: Notices,
-    /// Queries run so far by the current script (names their state directories).
-    queries_run: usize,
 }
 
 impl Engine {
@@ -149,8 +149,12 @@ impl Engine {
         Ok(collected.take())
     }
 
-    /// Runs every statement of a script in order. Queries without `INSERT INTO` write to a
-    /// sink opened by `output`; `progress` is called periodically during long queries.
+    /// Runs a script as one dataflow: every statement is planned before any input is
+    /// read, then each source is read once, feeding every query and stream that reads
+    /// it. Queries without `INSERT INTO` write to a sink opened by `output` (called once
+    /// per such query, before any input is read); `progress` is called periodically
+    /// during long runs. With a state dir, the whole dataflow checkpoints at one barrier
+    /// and resumes from its newest checkpoint.
     pub fn run_script(
         &mut self,
         sql: &str,
@@ -159,44 +163,69 @@ impl Engine {
     ) -> Result<RunSummary> {
         let statements = parse_script(sql, &PlanningContext::new())?;
         script_check::check_script(&statements)?;
-        let mut total = RunSummary::default();
-        self.queries_run = 0;
-        for (i, (location, statement)) in statements.iter().enumerate() {
-            match statement {
-                Statement::CreateSource(def) => self
-                    .declare_source(def.clone())
-                    .map_err(|e| e.at(*location))?,
-                Statement::CreateSink(def) => {
-                    if self.sinks.insert(def.name.clone(), def.clone()).is_some() {
-                        return Err(
-                            Error::plan(format!("sink '{}' is declared twice", def.name))
-                                .at(*location),
-                        );
-                    }
-                }
-                Statement::CreateStream { name, query } => {
-                    if self.sources.contains_key(name) || self.streams.contains_key(name) {
-                        return Err(
-                            Error::plan(format!("'{name}' is already declared")).at(*location)
-                        );
-                    }
-                    self.streams.insert(name.clone(), (*query.query).clone());
-                    if !read_later(name, &statements[i + 1..]) {
-                        let summary = self.run_query(query, *location, output, progress)?;
-                        total.add(&summary);
-                    }
-                }
-                Statement::CreateAggregate { name, path } => {
-                    self.load_plugin(std::path::Path::new(path), Some(name))
-                        .map_err(|e| e.at(*location))?;
-                }
-                Statement::Query(query) => {
-                    let summary = self.run_query(query, *location, output, progress)?;
-                    total.add(&summary);
+        let planned = self.plan_dataflow(&statements)?;
+        if planned.is_empty() {
+            return Ok(RunSummary::default());
+        }
+        let Some(state_dir) = self.config.state_dir.clone() else {
+            let mut flow = self.open_flow(planned, output, None)?;
+            return flow.run(progress, None);
+        };
+        let fingerprint = {
+            let sources = self.sources_read(&planned);
+            let sinks = self.sinks_written(&planned);
+            durable::fingerprint(&planned, &sources, &sinks)
+        };
+        let mut checkpointer = Checkpointer::open(
+            Arc::clone(&self.config.storage),
+            &state_dir,
+            &fingerprint,
+            self.config.checkpoint_interval,
+        )?;
+        if let Some(last) = checkpointer.dir().completed()? {
+            for sink in self.sinks_written(&planned) {
+                if let Connector::File(path) = &sink.connector {
+                    crate::sink::finish_commit(self.config.storage.as_ref(), path)?;
                 }
             }
+            (self.notices.0)(&format!(
+                "this script already ran to completion with state dir {}; its results were written then (remove the state dir to run it again)",
+                state_dir.display()
+            ));
+            return Ok(durable::summary_of(&last));
         }
-        Ok(total)
+        let notices = &mut self.notices.0;
+        let loaded = checkpointer.recover(&mut |text| notices(&format!("warning: {text}")))?;
+        let mut flow = self.open_flow(planned, output, Some((&checkpointer, loaded.as_ref())))?;
+        let mut resumed = None;
+        if let Some(loaded) = &loaded {
+            durable::restore(loaded, &mut flow)?;
+            let manifest = &loaded.manifest;
+            let positions = manifest
+                .sources
+                .iter()
+                .map(|s| {
+                    format!(
+                        "source '{}' at {}",
+                        s.name,
+                        crate::checkpoint::position_text(&s.position)
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join(", ");
+            (self.notices.0)(&format!(
+                "resuming from checkpoint {} ({positions})",
+                manifest.id
+            ));
+            let events = manifest.sources.iter().map(|s| s.events_read).sum();
+            resumed = Some((manifest.id, events));
+        }
+        let mut summary = flow.run(progress, Some(&mut checkpointer))?;
+        if let Some((id, events)) = resumed {
+            summary.resumed_from = Some(id);
+            summary.resumed_events = events;
+        }
+        Ok(summary)
     }
 
     fn declare_source(&mut self, def: SourceDef) -> Result<()> {
@@ -207,171 +236,32 @@ impl Engine {
         Ok(())
     }
 
-    fn run_query(
-        &mut self,
-        statement: &QueryStatement,
-        location: SqlLocation,
-        output: &mut OutputFactory<'_>,
-        progress: &mut dyn FnMut(&RunSummary),
-    ) -> Result<RunSummary> {
-        let compiled = self.plan(statement).map_err(|e| e.at(location))?;
-        self.queries_run += 1;
-        if let Some(state_dir) = self.config.state_dir.clone() {
-            let dir = state_dir.join(format!("query-{}", self.queries_run));
-            return self
-                .run_durable(compiled, statement, &dir, output, progress)
-                .map_err(|e| e.at(location));
-        }
-        let def = self.sources[&compiled.source].clone();
-        let mut source = self.open_source(&def, &compiled, None)?;
-        let mut sink = match &statement.sink {
-            None => output(&compiled.schema)?,
-            Some(name) => self
-                .open_sink(name, source.is_unbounded(), false)
-                .map_err(|e| e.at(location))?,
-        };
-        let mut late_sink = match &statement.late_sink {
-            None => None,
-            Some(name) => Some(
-                self.open_sink(name, source.is_unbounded(), false)
-                    .map_err(|e| e.at(location))?,
-            ),
-        };
-        let mut compiled = compiled;
-        let work = self
-            .work(&mut compiled, statement)
-            .map_err(|e| e.at(location))?;
-        let late: Option<&mut dyn Sink> = match &mut late_sink {
-            Some(late) => Some(late.as_mut()),
-            None => None,
-        };
-        run::run_query(
-            compiled,
-            work,
-            source.as_mut(),
-            sink.as_mut(),
-            late,
-            progress,
-            None,
-            &Counters::default(),
-        )
+    /// The declared sources the dataflow reads, by name.
+    fn sources_read(&self, planned: &[dataflow::PlannedQuery]) -> Vec<&SourceDef> {
+        let mut names: Vec<&str> = planned.iter().map(|q| q.root(planned)).collect();
+        names.sort_unstable();
+        names.dedup();
+        names.iter().filter_map(|n| self.sources.get(*n)).collect()
     }
 
-    /// Runs a query with its state in `dir`: resumes from the newest checkpoint, and does
-    /// not run a query whose run already completed.
-    fn run_durable(
-        &mut self,
-        mut compiled: CompiledQuery,
-        statement: &QueryStatement,
-        dir: &Path,
-        output: &mut OutputFactory<'_>,
-        progress: &mut dyn FnMut(&RunSummary),
-    ) -> Result<RunSummary> {
-        let def = self.sources[&compiled.source].clone();
-        let sink_def = statement
-            .sink
-            .as_ref()
-            .and_then(|s| self.sinks.get(s))
-            .cloned();
-        let late_def = statement
-            .late_sink
-            .as_ref()
-            .and_then(|s| self.sinks.get(s))
-            .cloned();
-        let fingerprint = durable::fingerprint(
-            &compiled,
-            statement,
-            &def,
-            sink_def.as_ref(),
-            late_def.as_ref(),
-        );
-        let mut checkpointer = Checkpointer::open(
-            Arc::clone(&self.config.storage),
-            dir,
-            &fingerprint,
-            self.config.checkpoint_interval,
-        )?;
-        if let Some(counters) = checkpointer.dir().completed()? {
-            if let Some(SinkDef {
-                connector: Connector::File(path),
-                ..
-            }) = &sink_def
-            {
-                crate::sink::finish_commit(self.config.storage.as_ref(), path)?;
-            }
-            if let Some(SinkDef {
-                connector: Connector::File(path),
-                ..
-            }) = &late_def
-            {
-                crate::sink::finish_commit(self.config.storage.as_ref(), path)?;
-            }
-            (self.notices.0)(&format!(
-                "this query already ran to completion with state dir {}; its results were written then (remove the state dir to run it again)",
-                dir.display()
-            ));
-            return Ok(durable::summary_of(&counters));
-        }
-        let notices = &mut self.notices.0;
-        let resumed = checkpointer.recover(&mut compiled, &mut |text| {
-            notices(&format!("warning: {text}"))
-        })?;
-        let mut source = self.open_source(&def, &compiled, Some((&checkpointer, &resumed)))?;
-        let mut sink = match &statement.sink {
-            None => output(&compiled.schema)?,
-            Some(name) => self.open_sink(name, source.is_unbounded(), true)?,
-        };
-        sink.resume(resumed.sink_file.as_ref())?;
-        let mut late_sink = match &statement.late_sink {
-            None => None,
-            Some(name) => {
-                let mut late = self.open_sink(name, source.is_unbounded(), true)?;
-                // One record per late row, cut back to the bytes the checkpoint recorded.
-                late.resume(resumed.late_sink_file.as_ref())?;
-                Some(late)
-            }
-        };
-        let mut work = self.work(&mut compiled, statement)?;
-        if let (Some(aggregation), Some(windows)) = (work.aggregation_mut(), &resumed.windows) {
-            aggregation.restore(windows)?;
-        }
-        if let (Some(id), Some(position)) = (resumed.checkpoint, &resumed.position) {
-            (self.notices.0)(&format!(
-                "resuming from checkpoint {id} ({})",
-                crate::checkpoint::position_text(position)
-            ));
-        }
-        let mut summary = run::run_query(
-            compiled,
-            work,
-            source.as_mut(),
-            sink.as_mut(),
-            match &mut late_sink {
-                Some(late) => Some(late.as_mut()),
-                None => None,
-            },
-            progress,
-            Some(&mut checkpointer),
-            &resumed.counters,
-        )?;
-        summary.resumed_from = resumed.checkpoint;
-        summary.resumed_events = resumed.counters.events_read;
-        Ok(summary)
+    /// The declared sinks the dataflow writes (results and late rows), by name.
+    fn sinks_written(&self, planned: &[dataflow::PlannedQuery]) -> Vec<&SinkDef> {
+        let mut names: Vec<&String> = planned
+            .iter()
+            .flat_map(|q| q.statement.sink.iter().chain(&q.statement.late_sink))
+            .collect();
+        names.sort_unstable();
+        names.dedup();
+        names.iter().filter_map(|n| self.sinks.get(*n)).collect()
     }
 }
 
 /// Whether any later statement reads relation `name`.
 fn read_later(name: &str, later: &[(SqlLocation, Statement)]) -> bool {
-    let mut names = HashSet::new();
-    for (_, statement) in later {
-        let query = match statement {
-            Statement::Query(q) | Statement::CreateStream { query: q, .. } => &q.query,
-            _ => continue,
-        };
-        let _ = visit_relations(query.as_ref(), |relation| {
-            names.insert(normalize_object_name(relation));
-            ControlFlow::<()>::Continue(())
-        });
-    }
-    names.contains(name)
+    later.iter().any(|(_, statement)| match statement {
+        Statement::Query(q) | Statement::CreateStream { query: q, .. } => {
+            crate::sql::relations_read(&q.query).iter().any(|r| r == name)
+        }
+        _ => false,
+    })
 }

@@ -1,259 +1,305 @@
-//! Drives one compiled query: source → event time → operators → window aggregate (on the
-//! query thread, or routed to the reactor's cores) → sink.
+//! Drives a script's dataflow: each source is read once, in turn with the others, and
+//! every batch goes to each query reading it; a windowed stream's results go on to the
+//! queries reading the stream in the same pass; results go to their sinks. A durable run
+//! checkpoints the whole dataflow at one barrier between batches.
 
 use std::time::{Duration, Instant};
 
+use arrow::array::UInt32Array;
+use arrow::compute::{concat_batches, sort_to_indices, take_record_batch};
 use arrow::record_batch::RecordBatch;
 
 use super::durable::Checkpointer;
+use super::query_run::QueryRun;
+use super::summary::QuerySummary;
 use super::RunSummary;
-use crate::checkpoint::Counters;
-use crate::error::{Error, Result};
-use crate::operator::Operator;
-use crate::plan::CompiledQuery;
-use crate::reactor::{Aggregation, Work};
+use crate::checkpoint::{SinkMark, SourceMark, SourcePosition};
+use crate::error::Result;
 use crate::sink::Sink;
-use crate::source::Source;
+use crate::source::{Source, SourceBatch};
 
 /// How often the progress callback is called.
 const PROGRESS_INTERVAL: Duration = Duration::from_millis(250);
 
-/// Runs `query` over `source` into `sink` until the source ends; `work` is where its
-/// aggregate (taken out of the query and restored, for a resumed run) or its filters and
-/// projections run. A durable run passes its checkpointer and the counters it resumed
-/// from.
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn run_query(
-    mut query: CompiledQuery,
-    mut work: Work,
-    source: &mut dyn Source,
-    sink: &mut dyn Sink,
-    mut late_sink: Option<&mut dyn Sink>,
-    progress: &mut dyn FnMut(&RunSummary),
-    mut durable: Option<&mut Checkpointer>,
-    resumed: &Counters,
-) -> Result<RunSummary> {
-    let started = Instant::now();
-    let mut last_progress = started;
-    let mut summary = RunSummary {
-        events_read: resumed.events_read,
-        rows_emitted: resumed.rows_emitted,
-        ..RunSummary::default()
-    };
-    let mut outputs = Vec::new();
-    while let Some(mut input) = source.next_batch()? {
-        if input.batch.num_rows() == 0 {
-            // A live input paused: a checkpoint that fell due is taken all the same.
-            checkpoint_if_due(
-                durable.as_deref_mut(),
-                &mut query,
-                &mut work,
-                source,
-                sink,
-                late_sink.as_deref_mut(),
-                &mut summary,
-            )?;
-            continue;
-        }
-        summary.events_read += input.batch.num_rows() as u64;
-        match (&mut work, &mut query.event_time) {
-            // Rows routed straight to the cores: the router copies each core's on-time
-            // rows out of the whole batch, in one copy rather than two.
-            (Work::Aggregate(aggregation), Some(stage))
-                if query.before.is_empty() && aggregation.on_cores() && !stage.sliced() =>
-            {
-                let (batch, on_time) = stage
-                    .process_all(&mut input)
-                    .map_err(|e| locate(e, source.origin()))?;
-                aggregation.process(&batch, on_time.as_deref(), stage.watermark(), &mut outputs)?;
-            }
-            // Sliced HOP and CUMULATE rows: in pieces, each followed by its watermark.
-            (Work::Aggregate(aggregation), Some(stage)) if stage.sliced() => {
-                let pieces = stage
-                    .process_pieces(&mut input)
-                    .map_err(|e| locate(e, source.origin()))?;
-                for (mut batch, watermark) in pieces {
-                    for op in &mut query.before {
-                        batch = op.process(batch)?;
-                    }
-                    aggregation.process(&batch, None, watermark, &mut outputs)?;
+/// A source of the dataflow while it runs.
+pub(super) struct SourceRun {
+    /// Its name in the script.
+    pub(super) name: String,
+    /// The opened source.
+    pub(super) source: Box<dyn Source>,
+    /// The queries reading it directly, in script order.
+    pub(super) consumers: Vec<usize>,
+    /// Rows it decoded (those of earlier runs included, for a resumed run).
+    pub(super) events_read: u64,
+    /// Its input ended.
+    pub(super) done: bool,
+}
+
+/// A sink of the dataflow while it runs.
+pub(super) struct SinkRun {
+    /// Its name in the script; `None` for the default output of a query.
+    pub(super) name: Option<String>,
+    /// The opened sink.
+    pub(super) sink: Box<dyn Sink>,
+}
+
+/// A script's dataflow, opened.
+pub(crate) struct Flow {
+    pub(super) sources: Vec<SourceRun>,
+    pub(super) queries: Vec<QueryRun>,
+    pub(super) sinks: Vec<SinkRun>,
+    /// The source each query's rows come from (through the streams it reads).
+    pub(super) roots: Vec<usize>,
+    /// Each query's place in the script and where its results go, for the summary.
+    pub(super) labels: Vec<(crate::error::SqlLocation, String)>,
+}
+
+impl std::fmt::Debug for Flow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Flow")
+            .field("sources", &self.sources.len())
+            .field("queries", &self.queries.len())
+            .field("sinks", &self.sinks.len())
+            .finish()
+    }
+}
+
+impl Flow {
+    /// Runs the dataflow until every source ends; a durable run passes its
+    /// checkpointer.
+    pub(super) fn run(
+        &mut self,
+        progress: &mut dyn FnMut(&RunSummary),
+        mut durable: Option<&mut Checkpointer>,
+    ) -> Result<RunSummary> {
+        let started = Instant::now();
+        let mut last_progress = started;
+        let mut summary = RunSummary::default();
+        loop {
+            let mut reading = false;
+            for index in 0..self.sources.len() {
+                if self.sources[index].done {
+                    continue;
+                }
+                reading = true;
+                match self.sources[index].source.next_batch()? {
+                    None => self.end_source(index)?,
+                    // A live input paused: a checkpoint that fell due is taken all the same.
+                    Some(input) if input.batch.num_rows() == 0 => {}
+                    Some(input) => self.dispatch(index, input)?,
+                }
+                if let Some(checkpointer) = durable.as_deref_mut().filter(|c| c.due()) {
+                    checkpointer.checkpoint(self, &mut summary)?;
+                }
+                if last_progress.elapsed() >= PROGRESS_INTERVAL {
+                    last_progress = Instant::now();
+                    self.fill_summary(&mut summary, started);
+                    progress(&summary);
                 }
             }
-            (work, event_time) => {
-                let mut batch = match event_time {
-                    Some(stage) => stage
-                        .process(&mut input)
-                        .map_err(|e| locate(e, source.origin()))?,
-                    None => input.batch,
-                };
-                match (work, &*event_time) {
-                    (Work::Aggregate(aggregation), Some(stage)) => {
-                        for op in &mut query.before {
-                            batch = op.process(batch)?;
-                        }
-                        aggregation.process(&batch, None, stage.watermark(), &mut outputs)?;
-                    }
-                    (Work::Stateless(cores), _) => cores.submit(batch, &mut outputs)?,
-                    _ => {
-                        for op in &mut query.before {
-                            batch = op.process(batch)?;
-                        }
-                        outputs.push(batch);
-                    }
-                }
+            if !reading {
+                break;
             }
         }
-        if let (Some(late), Some(stage)) = (late_sink.as_deref_mut(), &mut query.event_time) {
-            write_late(stage, late, source.is_unbounded())?;
+        if let Some(checkpointer) = durable {
+            // Everything is written and synced before the run is marked complete; the
+            // sink files are renamed into place after that (a crash in between finishes
+            // the renames).
+            checkpointer.complete(self)?;
         }
-        if source.is_unbounded() {
-            // A live input may not deliver the next batch for a while: what is ready
-            // goes out now.
-            work.settle(&mut outputs)?;
+        for sink in &mut self.sinks {
+            sink.sink.finish()?;
         }
-        let wrote = write_all(&mut outputs, &mut query.after, sink, &mut summary)?;
-        if wrote && source.is_unbounded() {
-            sink.flush()?;
-        }
-        checkpoint_if_due(
-            durable.as_deref_mut(),
-            &mut query,
-            &mut work,
-            source,
-            sink,
-            late_sink.as_deref_mut(),
-            &mut summary,
-        )?;
-        if last_progress.elapsed() >= PROGRESS_INTERVAL {
-            last_progress = Instant::now();
-            fill_counts(&query, work.aggregation(), source, &mut summary, started);
-            progress(&summary);
-        }
+        self.fill_summary(&mut summary, started);
+        Ok(summary)
     }
-    work.settle(&mut outputs)?;
-    if let Work::Aggregate(aggregation) = &mut work {
-        aggregation.finish(&mut outputs)?;
-    }
-    write_all(&mut outputs, &mut query.after, sink, &mut summary)?;
-    if let Some(checkpointer) = durable {
-        // Everything is written and synced before the run is marked complete; the sink
-        // file is renamed into place after that (a crash in between finishes the rename).
-        source.sync_input()?;
-        sink.sync()?;
-        if let Some(late) = late_sink.as_deref_mut() {
-            late.sync()?;
-        }
-        checkpointer.complete(&query, work.aggregation(), source, &summary)?;
-    }
-    sink.finish()?;
-    if let Some(late) = late_sink {
-        late.finish()?;
-    }
-    fill_counts(&query, work.aggregation(), source, &mut summary, started);
-    Ok(summary)
-}
 
-/// For a durable run whose checkpoint is due: settles what the windows closed into the
-/// sink, then takes the checkpoint (of the late sink too, when there is one).
-#[allow(clippy::too_many_arguments)]
-fn checkpoint_if_due(
-    durable: Option<&mut Checkpointer>,
-    query: &mut CompiledQuery,
-    work: &mut Work,
-    source: &mut dyn Source,
-    sink: &mut dyn Sink,
-    late_sink: Option<&mut (dyn Sink + '_)>,
-    summary: &mut RunSummary,
-) -> Result<()> {
-    let Some(checkpointer) = durable.filter(|c| c.due()) else {
-        return Ok(());
-    };
-    let mut outputs = Vec::new();
-    work.settle(&mut outputs)?;
-    write_all(&mut outputs, &mut query.after, sink, summary)?;
-    checkpointer.checkpoint(
-        query,
-        work.aggregation_mut(),
-        source,
-        sink,
-        late_sink,
-        summary,
-    )
-}
-
-fn fill_counts(
-    query: &CompiledQuery,
-    aggregation: Option<&Aggregation>,
-    source: &dyn Source,
-    summary: &mut RunSummary,
-    started: Instant,
-) {
-    summary.elapsed = started.elapsed();
-    summary.bad_rows_skipped = source.bad_rows_skipped();
-    if let Some(stage) = &query.event_time {
-        summary.late_events_dropped = stage.late_events();
-        summary.bad_rows_skipped += stage.bad_rows();
-        summary.watermark_ms = stage.watermark();
-    }
-    if let Some(aggregation) = aggregation {
-        summary.windows_emitted = aggregation.windows_emitted();
-        summary.late_events_dropped += aggregation.late_events();
-    }
-}
-
-/// Passes results (taking them out of `outputs`) through the post-aggregate operators
-/// into the sink.
-fn write_all(
-    outputs: &mut Vec<RecordBatch>,
-    after: &mut [Box<dyn Operator>],
-    sink: &mut dyn Sink,
-    summary: &mut RunSummary,
-) -> Result<bool> {
-    let mut wrote = false;
-    for mut batch in outputs.drain(..) {
-        for op in after.iter_mut() {
-            batch = op.process(batch)?;
+    /// Gives a batch of source `index` to every query reading it.
+    fn dispatch(&mut self, index: usize, mut input: SourceBatch) -> Result<()> {
+        self.sources[index].events_read += input.batch.num_rows() as u64;
+        let consumers = self.sources[index].consumers.clone();
+        if consumers.len() > 1 {
+            // The local event-time pass a decoder ran belongs to one query's window.
+            input.times = None;
         }
-        if batch.num_rows() > 0 {
-            summary.rows_emitted += batch.num_rows() as u64;
-            sink.write(&batch)?;
-            crate::checkpoint::crash_point("sink-after-write");
-            wrote = true;
+        if let Some((&last, rest)) = consumers.split_last() {
+            for &query in rest {
+                self.push(query, input.clone())?;
+            }
+            self.push(last, input)?;
+        }
+        Ok(())
+    }
+
+    /// Runs `input` through query `index` and passes on what it emits.
+    fn push(&mut self, index: usize, input: SourceBatch) -> Result<()> {
+        let mut outputs = Vec::new();
+        self.queries[index].process(input, &mut outputs)?;
+        let late = self.queries[index].take_late_rows();
+        if let (Some(sink), false) = (self.queries[index].late_sink, late.is_empty()) {
+            let sink = &mut self.sinks[sink].sink;
+            for batch in &late {
+                sink.write(batch)?;
+            }
+            if self.queries[index].unbounded {
+                sink.flush()?;
+            }
+        }
+        self.emit(index, outputs)
+    }
+
+    /// Writes what query `index` emitted to its sink and gives it to the queries reading
+    /// it (sorted by their event time: its windows close in order, a batch of them at a
+    /// time).
+    fn emit(&mut self, index: usize, outputs: Vec<RecordBatch>) -> Result<()> {
+        let results = self.queries[index].finish_results(outputs)?;
+        if results.is_empty() {
+            return Ok(());
+        }
+        if let Some(sink) = self.queries[index].sink {
+            let sink = &mut self.sinks[sink].sink;
+            for batch in &results {
+                sink.write(batch)?;
+                crate::checkpoint::crash_point("sink-after-write");
+            }
+            if self.queries[index].unbounded {
+                sink.flush()?;
+            }
+        }
+        let feeds = self.queries[index].feeds.clone();
+        if feeds.is_empty() {
+            return Ok(());
+        }
+        let batch = concat_batches(&results[0].schema(), &results)?;
+        for reader in feeds {
+            let input = self.stream_input(reader, batch.clone())?;
+            self.push(reader, input)?;
+        }
+        Ok(())
+    }
+
+    /// A stream's results as the input of query `reader`: in the order of its event
+    /// time, numbered on from its earlier input rows.
+    fn stream_input(&mut self, reader: usize, batch: RecordBatch) -> Result<SourceBatch> {
+        let run = &mut self.queries[reader];
+        let batch = match &run.query.event_time {
+            Some(stage) => {
+                let order = sort_to_indices(batch.column(stage.rule().column), None, None)?;
+                take_record_batch(&batch, &UInt32Array::from(order.values().to_vec()))?
+            }
+            None => batch,
+        };
+        let first = run.rows_in + 1;
+        run.rows_in += batch.num_rows() as u64;
+        Ok(SourceBatch {
+            lines: (first..=run.rows_in).collect(),
+            batch,
+            times: None,
+        })
+    }
+
+    /// Source `index` ended: every query reading its rows (directly or through streams)
+    /// emits its open windows, in script order, so a stream's last windows reach its
+    /// readers before they end.
+    fn end_source(&mut self, index: usize) -> Result<()> {
+        self.sources[index].done = true;
+        for query in 0..self.queries.len() {
+            if self.roots[query] != index {
+                continue;
+            }
+            let mut outputs = Vec::new();
+            self.queries[query].finish(&mut outputs)?;
+            self.emit(query, outputs)?;
+        }
+        Ok(())
+    }
+
+    /// Writes out every window the queries have closed (in script order, so a stream's
+    /// closed windows reach its readers first): what a checkpoint barrier needs.
+    pub(super) fn settle_all(&mut self) -> Result<()> {
+        for query in 0..self.queries.len() {
+            if self.queries[query].finished {
+                continue;
+            }
+            let mut outputs = Vec::new();
+            self.queries[query].settle(&mut outputs)?;
+            self.emit(query, outputs)?;
+        }
+        Ok(())
+    }
+
+    /// For a checkpoint: makes every source's input before its position durable and
+    /// syncs every sink; returns where each source and file sink stands.
+    pub(super) fn sync_marks(&mut self) -> Result<(Vec<SourceMark>, Vec<SinkMark>)> {
+        let mut sources = Vec::with_capacity(self.sources.len());
+        for run in &mut self.sources {
+            run.source.sync_input()?;
+            sources.push(SourceMark {
+                name: run.name.clone(),
+                position: run.source.position(),
+                file: run.source.file_identity()?,
+                events_read: run.events_read,
+                bad_rows: run.source.bad_rows_skipped(),
+            });
+        }
+        let mut sinks = Vec::new();
+        for run in &mut self.sinks {
+            let file = run.sink.sync()?;
+            if let (Some(name), Some(file)) = (&run.name, file) {
+                sinks.push(SinkMark {
+                    name: name.clone(),
+                    file,
+                });
+            }
+        }
+        Ok((sources, sinks))
+    }
+
+    /// After a checkpoint: drops logged input of source `name` before `position`.
+    pub(super) fn release_input(&mut self, name: &str, position: &SourcePosition) -> Result<()> {
+        match self.sources.iter_mut().find(|s| s.name == name) {
+            Some(run) => run.source.release_input(position),
+            None => Ok(()),
         }
     }
-    Ok(wrote)
-}
 
-/// Writes the late rows the event-time stage kept to the late sink.
-fn write_late(
-    stage: &mut crate::time::EventTimeStage,
-    late: &mut dyn Sink,
-    unbounded: bool,
-) -> Result<()> {
-    let batches = stage.take_late_rows();
-    for batch in &batches {
-        late.write(batch)?;
+    /// Rows the source of query `index` skipped as undecodable.
+    pub(super) fn source_bad_rows(&self, index: usize) -> u64 {
+        self.sources[self.roots[index]].source.bad_rows_skipped()
     }
-    if unbounded && !batches.is_empty() {
-        late.flush()?;
-    }
-    Ok(())
-}
 
-/// Fills in the input's name on row errors raised past the source.
-fn locate(err: Error, origin: &str) -> Error {
-    match err {
-        Error::BadRow {
-            origin: o,
-            line,
-            message,
-        } if o.is_empty() => Error::BadRow {
-            origin: origin.to_string(),
-            line,
-            message: format!(
-                "{message} (add on_error = 'skip' to the source's WITH options to skip bad rows)"
-            ),
-        },
-        other => other,
+    /// The run's counters: the sources' and every query's.
+    fn fill_summary(&self, summary: &mut RunSummary, started: Instant) {
+        summary.elapsed = started.elapsed();
+        summary.events_read = self.sources.iter().map(|s| s.events_read).sum();
+        summary.bad_rows_skipped = self
+            .sources
+            .iter()
+            .map(|s| s.source.bad_rows_skipped())
+            .sum();
+        summary.late_events_dropped = 0;
+        summary.windows_emitted = 0;
+        summary.rows_emitted = 0;
+        summary.watermark_ms = None;
+        summary.queries.clear();
+        for (index, run) in self.queries.iter().enumerate() {
+            summary.late_events_dropped += run.late_events();
+            summary.bad_rows_skipped += run.event_time_bad_rows();
+            summary.windows_emitted += run.windows_emitted();
+            summary.rows_emitted += run.rows_emitted;
+            if let Some(stage) = &run.query.event_time {
+                summary.watermark_ms = stage.watermark().or(summary.watermark_ms);
+            }
+            let (location, output) = &self.labels[index];
+            summary.queries.push(QuerySummary {
+                location: *location,
+                output: output.clone(),
+                events_read: run.events_read,
+                late_events_dropped: run.late_events(),
+                bad_rows_skipped: self.source_bad_rows(index) + run.event_time_bad_rows(),
+                windows_emitted: run.windows_emitted(),
+                rows_emitted: run.rows_emitted,
+            });
+        }
     }
 }

@@ -1,25 +1,26 @@
-//! Checks a whole script before any statement runs, for shapes that would lose data: two
-//! queries writing one sink (the second would replace the first's output), a file sink on
-//! a path the script reads or another sink writes (the run would replace its own input),
-//! and a stdin source read by two queries (the second would read nothing); and a file
-//! sink whose directory is missing or whose path is a directory. Each is an error naming
-//! `script:line:column`, found before a single input row is read.
+//! Checks a whole script before any statement runs, for shapes that would lose data: a
+//! late sink written by two queries, or one sink receiving both results and late rows
+//! (their columns differ), a file sink on a path the script reads or another sink writes
+//! (the run would replace its own input), and two sources reading stdin (there is one);
+//! and a file sink whose directory is missing or whose path is a directory. Each is an
+//! error naming `script:line:column`, found before a single input row is read. (Several
+//! queries may `INSERT INTO` one sink: the dataflow appends each query's rows to it.)
 
 use std::collections::{HashMap, HashSet};
-use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 
-use datafusion_sql::sqlparser::ast::{self, visit_relations};
+use datafusion_sql::sqlparser::ast;
 
 use crate::error::{Error, Result, SqlLocation};
-use crate::sql::{normalize_object_name, Connector, QueryStatement, Statement};
+use crate::sql::{Connector, QueryStatement, Statement};
 
 /// The checks of the module docs over the parsed `statements`.
 pub(super) fn check_script(statements: &[(SqlLocation, Statement)]) -> Result<()> {
     let mut sources = HashMap::new();
     let mut sinks = HashMap::new();
     let mut streams: HashMap<String, &ast::Query> = HashMap::new();
-    let mut writers: HashMap<&str, SqlLocation> = HashMap::new();
+    // Each sink's first writer, and whether it writes late rows.
+    let mut writers: HashMap<&str, (SqlLocation, bool)> = HashMap::new();
     let mut stdin_reader: HashMap<String, SqlLocation> = HashMap::new();
     let mut paths: HashMap<PathBuf, String> = HashMap::new();
     for (i, (location, statement)) in statements.iter().enumerate() {
@@ -60,12 +61,19 @@ pub(super) fn check_script(statements: &[(SqlLocation, Statement)]) -> Result<()
                 }
             }
             Statement::Query(query) => {
-                for sink in query.sink.iter().chain(&query.late_sink) {
-                    if let Some(first) = writers.insert(sink, *location) {
-                        return Err(at(Error::plan(format!(
-                            "sink '{sink}' is written by the query at line {}, column {} already: two queries writing one sink would replace each other's rows; give each query its own sink",
-                            first.line, first.column
-                        ))));
+                let late = query.late_sink.iter().map(|s| (s, true));
+                for (sink, late) in query.sink.iter().map(|s| (s, false)).chain(late) {
+                    match writers.get(sink.as_str()) {
+                        Some((first, false)) if !late => {}
+                        Some((first, _)) => {
+                            return Err(at(Error::plan(format!(
+                                "sink '{sink}' is written by the query at line {}, column {} already: late rows need a sink of their own (their columns are the source's); give LATE DATA TO its own sink",
+                                first.line, first.column
+                            ))));
+                        }
+                        None => {
+                            writers.insert(sink, (*location, late));
+                        }
                     }
                 }
                 check_query(query, *location, &streams, &sources, &mut stdin_reader)?;
@@ -76,7 +84,7 @@ pub(super) fn check_script(statements: &[(SqlLocation, Statement)]) -> Result<()
     Ok(())
 }
 
-/// A stdin source may be read by one query of the script.
+/// One source of the script may read stdin (any number of queries may read that source).
 fn check_query(
     query: &QueryStatement,
     location: SqlLocation,
@@ -93,13 +101,14 @@ fn check_query(
         if !matches!(def.options.connector, Connector::Stdio) {
             continue;
         }
-        if let Some(first) = stdin_reader.insert(name.clone(), location) {
+        if let Some((other, first)) = stdin_reader.iter().find(|(other, _)| **other != name) {
             return Err(Error::plan(format!(
-                "source '{name}' reads stdin, which the query at line {}, column {} reads already: a second query would get no rows; read it in one query, or save it to a file and read that",
+                "source '{name}' reads stdin, which source '{other}' (read by the query at line {}, column {}) reads already: there is one stdin; declare one source over it and read that in every query",
                 first.line, first.column
             ))
             .at(location));
         }
+        stdin_reader.entry(name.clone()).or_insert(location);
     }
     Ok(())
 }
@@ -111,12 +120,7 @@ fn relations_read(
     read: &mut HashSet<String>,
     depth: usize,
 ) {
-    let mut names = Vec::new();
-    let _ = visit_relations(query, |relation| {
-        names.push(normalize_object_name(relation));
-        ControlFlow::<()>::Continue(())
-    });
-    for name in names {
+    for name in crate::sql::relations_read(query) {
         if let Some(stream) = streams.get(&name) {
             if depth < 16 {
                 relations_read(stream, streams, read, depth + 1);

@@ -3,7 +3,10 @@
 use std::fmt;
 use std::time::Duration;
 
-/// Counters of one run (one query, or a whole script when added up).
+use crate::error::SqlLocation;
+
+/// Counters of one run of a script: its sources' events, every query's counts added up,
+/// and each query's own in [`queries`](Self::queries).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct RunSummary {
     /// Rows decoded from sources.
@@ -33,6 +36,43 @@ pub struct RunSummary {
     /// Events read before that checkpoint, by the runs before this one (included in
     /// `events_read`, not in the events per second).
     pub resumed_events: u64,
+    /// Each query of the script, in script order.
+    pub queries: Vec<QuerySummary>,
+}
+
+/// What one query of a script did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QuerySummary {
+    /// Where its statement starts in the script.
+    pub location: SqlLocation,
+    /// Where its results went: `sink 'name'`, `stdout`, or `stream 'name'`.
+    pub output: String,
+    /// Rows it was given (by its source, or by the stream it reads).
+    pub events_read: u64,
+    /// Its late events.
+    pub late_events_dropped: u64,
+    /// Rows its source skipped as undecodable plus those it skipped for a NULL or
+    /// out-of-range event time.
+    pub bad_rows_skipped: u64,
+    /// Windows it emitted.
+    pub windows_emitted: u64,
+    /// Result rows it wrote.
+    pub rows_emitted: u64,
+}
+
+impl fmt::Display for QuerySummary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} events, {} late, {} bad rows, {} windows, {} rows to {}",
+            self.events_read,
+            self.late_events_dropped,
+            self.bad_rows_skipped,
+            self.windows_emitted,
+            self.rows_emitted,
+            self.output
+        )
+    }
 }
 
 impl RunSummary {
@@ -45,25 +85,6 @@ impl RunSummary {
         } else {
             0.0
         }
-    }
-
-    /// Adds the counts of another run.
-    pub fn add(&mut self, other: &RunSummary) {
-        self.events_read += other.events_read;
-        self.late_events_dropped += other.late_events_dropped;
-        self.bad_rows_skipped += other.bad_rows_skipped;
-        self.windows_emitted += other.windows_emitted;
-        self.rows_emitted += other.rows_emitted;
-        self.watermark_ms = other.watermark_ms.or(self.watermark_ms);
-        self.checkpoints += other.checkpoints;
-        if other.checkpoints > 0 {
-            self.last_checkpoint_bytes = other.last_checkpoint_bytes;
-            self.last_checkpoint_time = other.last_checkpoint_time;
-        }
-        self.checkpoint_time += other.checkpoint_time;
-        self.elapsed += other.elapsed;
-        self.resumed_from = other.resumed_from.or(self.resumed_from);
-        self.resumed_events += other.resumed_events;
     }
 }
 

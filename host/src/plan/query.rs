@@ -7,7 +7,7 @@ use std::sync::Arc;
 use arrow::datatypes::{Field, Schema, SchemaRef};
 use datafusion_optimizer::Analyzer;
 use datafusion_sql::planner::SqlToRel;
-use datafusion_sql::sqlparser::ast::{self, SetExpr, TableAlias, TableFactor};
+use datafusion_sql::sqlparser::ast::{self, SelectItem, SetExpr, TableAlias, TableFactor};
 
 use super::compile::{compile, CompiledQuery};
 use crate::error::{Error, Result};
@@ -20,14 +20,18 @@ use crate::time::EventTimeStage;
 
 /// Plans `query` against the declared sources and streams; `late_sink`: its late rows go
 /// to a sink (`EMIT ON WINDOW CLOSE LATE DATA TO sink`), with every source column.
+/// `stream_sources` are the sources that are a windowed stream's results: a windowed query
+/// over one (a roll-up) reads their `window_start` / `window_end` as
+/// `stream_window_start` / `stream_window_end` (its own window's bounds take the names),
+/// and its window may name either as its event time.
 pub(crate) fn plan_query(
     mut query: ast::Query,
     sources: &HashMap<String, SourceDef>,
+    stream_sources: &HashMap<String, SourceDef>,
     streams: &HashMap<String, ast::Query>,
     plugins: &HashMap<String, Arc<Plugin>>,
     late_sink: bool,
 ) -> Result<CompiledQuery> {
-    inline_streams(&mut query, streams, 0)?;
     let mut context = PlanningContext::new();
     for plugin in plugins.values() {
         match plugin.info().kind {
@@ -39,7 +43,19 @@ pub(crate) fn plan_query(
             }
         }
     }
-    let window = rewrite_windows(&mut query, &context)?;
+    // Windows first: a table-valued window names its stream as a table, which becomes a
+    // plain reference the inlining then replaces.
+    let mut window = rewrite_windows(&mut query, &context)?;
+    inline_streams(&mut query, streams, window.is_some(), 0)?;
+    let mut sources = sources.clone();
+    for (name, def) in stream_sources {
+        let def = match &mut window {
+            Some(clause) => roll_up_source(def, clause),
+            None => def.clone(),
+        };
+        sources.insert(name.clone(), def);
+    }
+    let sources = &sources;
     for (name, def) in sources {
         let schema = match &window {
             Some(_) => with_window_columns(&def.schema, name)?,
@@ -75,6 +91,29 @@ pub(crate) fn plan_query(
     Ok(compiled)
 }
 
+/// The prefix a roll-up gives the window columns of the stream it reads.
+const STREAM_PREFIX: &str = "stream_";
+
+/// A windowed stream's results as a roll-up's source: its window columns renamed, and the
+/// roll-up's event time with them.
+fn roll_up_source(stream: &SourceDef, clause: &mut crate::sql::WindowClause) -> SourceDef {
+    let renamed = |name: &str| match name {
+        WINDOW_START | WINDOW_END => format!("{STREAM_PREFIX}{name}"),
+        other => other.to_string(),
+    };
+    let fields: Vec<Field> = stream
+        .schema
+        .fields()
+        .iter()
+        .map(|f| f.as_ref().clone().with_name(renamed(f.name())))
+        .collect();
+    clause.time_column = renamed(&clause.time_column);
+    SourceDef {
+        schema: Arc::new(Schema::new(fields)),
+        ..stream.clone()
+    }
+}
+
 fn with_window_columns(schema: &SchemaRef, source: &str) -> Result<SchemaRef> {
     for name in [WINDOW_START, WINDOW_END] {
         if schema.field_with_name(name).is_ok() {
@@ -90,10 +129,13 @@ fn with_window_columns(schema: &SchemaRef, source: &str) -> Result<SchemaRef> {
     Ok(Arc::new(Schema::new(fields)))
 }
 
-/// Replaces every reference to a stream declared with `CREATE STREAM` by its query.
+/// Replaces every reference to a stream declared with `CREATE STREAM` by its query; in a
+/// `windowed` query, the stream passes on the window columns the event-time stage appends
+/// to its source's rows.
 fn inline_streams(
     query: &mut ast::Query,
     streams: &HashMap<String, ast::Query>,
+    windowed: bool,
     depth: usize,
 ) -> Result<()> {
     if depth > 16 {
@@ -103,39 +145,63 @@ fn inline_streams(
     }
     if let Some(with) = &mut query.with {
         for cte in &mut with.cte_tables {
-            inline_streams(&mut cte.query, streams, depth + 1)?;
+            inline_streams(&mut cte.query, streams, windowed, depth + 1)?;
         }
     }
-    inline_set_expr(&mut query.body, streams, depth)
+    inline_set_expr(&mut query.body, streams, windowed, depth)
 }
 
 fn inline_set_expr(
     body: &mut SetExpr,
     streams: &HashMap<String, ast::Query>,
+    windowed: bool,
     depth: usize,
 ) -> Result<()> {
     match body {
         SetExpr::Select(select) => {
             for from in &mut select.from {
-                inline_factor(&mut from.relation, streams, depth)?;
+                inline_factor(&mut from.relation, streams, windowed, depth)?;
                 for join in &mut from.joins {
-                    inline_factor(&mut join.relation, streams, depth)?;
+                    inline_factor(&mut join.relation, streams, windowed, depth)?;
                 }
             }
             Ok(())
         }
-        SetExpr::Query(q) => inline_streams(q, streams, depth + 1),
+        SetExpr::Query(q) => inline_streams(q, streams, windowed, depth + 1),
         SetExpr::SetOperation { left, right, .. } => {
-            inline_set_expr(left, streams, depth)?;
-            inline_set_expr(right, streams, depth)
+            inline_set_expr(left, streams, windowed, depth)?;
+            inline_set_expr(right, streams, windowed, depth)
         }
         _ => Ok(()),
+    }
+}
+
+/// Adds `window_start` and `window_end` to the SELECT list of an inlined stream (one
+/// without a wildcard, which has them already).
+fn pass_window_columns(stream: &mut ast::Query) {
+    let SetExpr::Select(select) = stream.body.as_mut() else {
+        return;
+    };
+    let wildcard = select.projection.iter().any(|item| {
+        matches!(
+            item,
+            SelectItem::Wildcard(_) | SelectItem::QualifiedWildcard(..)
+        )
+    });
+    if wildcard {
+        return;
+    }
+    for name in [WINDOW_START, WINDOW_END] {
+        select
+            .projection
+            .push(SelectItem::UnnamedExpr(ast::Expr::Identifier(ast::Ident::new(name))));
     }
 }
 
 fn inline_factor(
     factor: &mut TableFactor,
     streams: &HashMap<String, ast::Query>,
+    windowed: bool,
     depth: usize,
 ) -> Result<()> {
     match factor {
@@ -148,7 +214,10 @@ fn inline_factor(
             let key = normalize_object_name(name);
             if let Some(stream) = streams.get(&key) {
                 let mut subquery = stream.clone();
-                inline_streams(&mut subquery, streams, depth + 1)?;
+                inline_streams(&mut subquery, streams, windowed, depth + 1)?;
+                if windowed {
+                    pass_window_columns(&mut subquery);
+                }
                 let alias = alias.clone().unwrap_or(TableAlias {
                     explicit: true,
                     name: ident_for(&key),
@@ -164,7 +233,9 @@ fn inline_factor(
             }
             Ok(())
         }
-        TableFactor::Derived { subquery, .. } => inline_streams(subquery, streams, depth + 1),
+        TableFactor::Derived { subquery, .. } => {
+            inline_streams(subquery, streams, windowed, depth + 1)
+        }
         _ => Ok(()),
     }
 }

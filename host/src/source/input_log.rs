@@ -106,6 +106,25 @@ impl InputLog {
         Ok(Some(chunk))
     }
 
+    /// The last input line the WAL in `dir` holds, read without changing anything (for
+    /// `state inspect`); `None` when it holds no record.
+    pub fn logged_line_in(storage: Arc<dyn Storage>, dir: &std::path::Path) -> Result<Option<u64>> {
+        let log = crate::wal::scan_intact(storage.as_ref(), dir).map_err(wal_error)?;
+        if log.last_lsn() == 0 {
+            return Ok(None);
+        }
+        let last = log
+            .read_from(storage, log.last_lsn())
+            .map_err(wal_error)?
+            .next()
+            .transpose()
+            .map_err(wal_error)?;
+        match last {
+            Some(record) => Ok(chunk_of(&record, dir)?.numbers.last().copied()),
+            None => Ok(None),
+        }
+    }
+
     /// The last input line the log holds: a producer resends the lines after it.
     pub fn last_logged_line(&self) -> u64 {
         self.logged_line

@@ -6,6 +6,7 @@ mod ddl;
 mod ident;
 mod interval;
 mod parser;
+mod relations;
 mod types;
 mod window_rewrite;
 
@@ -13,4 +14,5 @@ pub(crate) use context::PlanningContext;
 pub use ddl::{Connector, FormatKind, OnError, SinkDef, SourceDef, SourceOptions};
 pub(crate) use ident::{ident_for, normalize_name_text, normalize_object_name};
 pub(crate) use parser::{parse_script, QueryStatement, Statement};
+pub(crate) use relations::relations_read;
 pub(crate) use window_rewrite::{rewrite_windows, WindowClause, WINDOW_END, WINDOW_START};

@@ -239,6 +239,16 @@ fn scan_dir(storage: &dyn Storage, dir: &Path) -> Result<Vec<Scanned>, WalError>
 /// (truncating the last segment to its last intact record, synced; a segment holding only
 /// part of its header is removed) and returns what is intact.
 pub fn recover(storage: &dyn Storage, dir: &Path) -> Result<Recovery, WalError> {
+    scan_log(storage, dir, true)
+}
+
+/// What [`recover`] would find, read without changing anything: a torn tail is left in
+/// place (and not read) rather than cut. For read-only tools such as `state inspect`.
+pub fn scan_intact(storage: &dyn Storage, dir: &Path) -> Result<Recovery, WalError> {
+    scan_log(storage, dir, false)
+}
+
+fn scan_log(storage: &dyn Storage, dir: &Path, cut_torn_tail: bool) -> Result<Recovery, WalError> {
     let mut segments = Vec::new();
     let mut torn_tail = None;
     let mut next_lsn = 1;
@@ -256,6 +266,10 @@ pub fn recover(storage: &dyn Storage, dir: &Path) -> Result<Recovery, WalError> 
                     offset,
                     message,
                 });
+            }
+            End::TornHeader if !cut_torn_tail => {
+                next_lsn = segment.first_lsn;
+                continue;
             }
             End::TornHeader => {
                 storage
@@ -275,6 +289,7 @@ pub fn recover(storage: &dyn Storage, dir: &Path) -> Result<Recovery, WalError> 
                 });
                 continue;
             }
+            End::Torn { .. } if !cut_torn_tail => {}
             End::Torn { offset } => {
                 let cut = || -> std::io::Result<()> {
                     let mut file = storage.open_append(&path)?;
