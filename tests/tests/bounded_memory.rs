@@ -144,6 +144,9 @@ fn durable_stdin_run(
         {
             break n.parse().expect("line number");
         }
+        if line.starts_with("laminar: reading stdin from its first line") {
+            break 0;
+        }
     };
     let mut stdin = child.stdin.take().expect("stdin");
     let input = std::sync::Arc::clone(input);

@@ -229,9 +229,12 @@ fn run_with_crashes(
             // The restarted run says where it resumes before it reads stdin (a run that
             // already completed says so instead, and reads nothing).
             let resume_line = lines_rx.iter().find_map(|l| {
-                let found = l
-                    .strip_prefix("laminar: resuming after input line ")
-                    .map(|n| n.trim().parse::<usize>().expect("line number"));
+                let found = match l.strip_prefix("laminar: resuming after input line ") {
+                    Some(n) => Some(n.trim().parse::<usize>().expect("line number")),
+                    None => l
+                        .starts_with("laminar: reading stdin from its first line")
+                        .then_some(0),
+                };
                 seen.push(l);
                 found
             })?;

@@ -228,9 +228,9 @@ fn text_from_a_file_is_shown_escaped_in_an_error() {
     assert!(!err.contains('\u{1b}') && !err.contains('\u{7}'), "{err:?}");
 }
 
-/// Shapes of a script that would lose data are refused before anything runs: two queries
-/// writing one sink, a sink on the source's own file or on another sink's, and a stdin
-/// source read by two queries.
+/// Shapes of a script that would lose data are refused before anything runs: a sink
+/// receiving both results and another query's late rows, a sink on the source's own file
+/// or on another sink's, and two sources reading the one stdin.
 #[test]
 fn a_script_that_would_lose_data_is_refused_before_it_reads_anything() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -245,10 +245,11 @@ fn a_script_that_would_lose_data_is_refused_before_it_reads_anything() {
         (
             format!(
                 "{source}CREATE SINK o WITH (connector = 'file', path = 'o.csv', format = 'csv');
-                 INSERT INTO o SELECT * FROM bids WHERE price > 2;
-                 INSERT INTO o SELECT * FROM bids WHERE price < 2;"
+                 INSERT INTO o SELECT ts, price FROM bids WHERE price > 2;
+                 SELECT window_start, COUNT(*) FROM TUMBLE(TABLE bids, DESCRIPTOR(ts), INTERVAL '1' SECOND)
+                 GROUP BY window_start, window_end EMIT ON WINDOW CLOSE LATE DATA TO o;"
             ),
-            "sink 'o' is written by the query at line 4",
+            "late rows need a sink of their own",
         ),
         (
             format!(
@@ -274,10 +275,11 @@ fn a_script_that_would_lose_data_is_refused_before_it_reads_anything() {
         ),
         (
             "CREATE SOURCE s (ts BIGINT, price DOUBLE) WITH (connector = 'stdin', format = 'csv');
+             CREATE SOURCE t (ts BIGINT, price DOUBLE) WITH (connector = 'stdin', format = 'csv');
              SELECT * FROM s WHERE price > 2;
-             SELECT * FROM s WHERE price < 2;"
+             SELECT * FROM t WHERE price < 2;"
                 .to_string(),
-            "reads stdin, which the query at line 2",
+            "reads stdin, which source 's'",
         ),
     ];
     for (script, expected) in cases {

@@ -82,7 +82,7 @@ fn another_query_is_refused_naming_what_differs() {
     assert!(!crashed.status.success());
     let other = script(dir.path(), "MAX(price)");
     let out = run(dir.path(), &other, None);
-    common::assert_clean_error(&out, &["state dir", "another query", "the query differs"]);
+    common::assert_clean_error(&out, &["state dir", "another script", "the query differs"]);
 }
 
 #[test]
@@ -223,7 +223,7 @@ fn every_change_that_decides_state_or_output_is_refused_naming_what_changed() {
         assert!(!crashed.status.success(), "{from}");
         let changed = variant(dir.path(), from, to);
         let out = run(dir.path(), &changed, None);
-        common::assert_clean_error(&out, &["another query", what, shown]);
+        common::assert_clean_error(&out, &["another script", what, shown]);
         // Nothing was written from the old state.
         assert!(!dir.path().join("out.csv").exists(), "{from}");
     }
@@ -281,7 +281,10 @@ fn a_changed_window_is_refused_before_any_checkpoint_with_only_the_wal() {
         .stdin(std::process::Stdio::null())
         .output()
         .expect("run");
-    common::assert_clean_error(&out, &["another query", "the query differs", "'20' SECOND"]);
+    common::assert_clean_error(
+        &out,
+        &["another script", "the query differs", "'20' SECOND"],
+    );
 }
 
 /// A stdin run under load: many WAL segments between two checkpoints. With the newest
@@ -435,7 +438,7 @@ fn crashed_with_sink_output() -> (tempfile::TempDir, std::path::PathBuf) {
             .rfind(|l| l.trim_start().starts_with("checkpoint "))
             .unwrap_or_default();
         let sink_bytes = newest
-            .split("sink at ")
+            .split("sink out at ")
             .nth(1)
             .and_then(|rest| rest.split(' ').next())
             .and_then(|n| n.parse::<u64>().ok())
@@ -476,7 +479,7 @@ fn a_resumed_run_says_where_it_resumed_from_and_how_much_was_read_before() {
     let err = stderr(&out);
     assert!(out.status.success(), "{err}");
     assert!(
-        err.contains("laminar: resuming from checkpoint ") && err.contains("(byte "),
+        err.contains("laminar: resuming from checkpoint ") && err.contains("at byte "),
         "{err}"
     );
     let before: u64 = err

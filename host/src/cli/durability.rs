@@ -80,7 +80,8 @@ pub(crate) fn inspect(dir: &Path) -> Result<()> {
             message: "no such directory".into(),
         });
     }
-    let storage: std::sync::Arc<dyn crate::storage::Storage> = std::sync::Arc::new(FsStorage::new());
+    let storage: std::sync::Arc<dyn crate::storage::Storage> =
+        std::sync::Arc::new(FsStorage::new());
     let report = crate::checkpoint::inspect(&storage, dir)?;
     print!("{report}");
     Ok(())

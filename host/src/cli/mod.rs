@@ -282,11 +282,7 @@ fn run(
     if !quiet {
         if summary.queries.len() > 1 {
             for query in &summary.queries {
-                eprintln!(
-                    "laminar: {}:{}: {query}",
-                    script.display(),
-                    query.location
-                );
+                eprintln!("laminar: {}:{}: {query}", script.display(), query.location);
             }
         }
         eprintln!("laminar: {summary}");

@@ -183,7 +183,10 @@ impl Engine {
                 .collect::<Vec<_>>()
                 .join(", ")
         };
-        let (theirs, ours) = (columns(&first.compiled.schema), columns(&query.compiled.schema));
+        let (theirs, ours) = (
+            columns(&first.compiled.schema),
+            columns(&query.compiled.schema),
+        );
         if theirs != ours {
             return Err(Error::plan(format!(
                 "INSERT INTO '{sink}': the query at line {}, column {} writes ({theirs}) to it, this one ({ours}); queries writing one sink must give the same columns",

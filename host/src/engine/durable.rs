@@ -13,7 +13,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::checkpoint::{
-    crash_point, DataflowDir, Fingerprint, LoadedCheckpoint, Manifest, PluginPrint, SourceMark, WindowRecord, CHECKPOINT_FORMAT,
+    crash_point, DataflowDir, Fingerprint, LoadedCheckpoint, Manifest, PluginPrint, SourceMark,
+    WindowRecord, CHECKPOINT_FORMAT,
 };
 use crate::error::Result;
 use crate::operator::WindowSnapshot;
@@ -237,7 +238,10 @@ pub(crate) fn fingerprint(
             format!("{prefix}the query"),
             query.statement.query.to_string(),
         ));
-        parts.push((format!("{prefix}the plan"), query.compiled.plan_text.clone()));
+        parts.push((
+            format!("{prefix}the plan"),
+            query.compiled.plan_text.clone(),
+        ));
         parts.push((format!("{prefix}the output"), query.output_text()));
     }
     for source in sources {

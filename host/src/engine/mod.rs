@@ -24,8 +24,8 @@ use crate::error::{Error, Result, SqlLocation};
 use crate::plugin::{Plugin, PluginInfo};
 use crate::sink::{CollectSink, Sink};
 use crate::sql::{
-    normalize_name_text, parse_script, Connector, FormatKind, OnError,
-    PlanningContext, SinkDef, SourceDef, SourceOptions, Statement,
+    normalize_name_text, parse_script, Connector, FormatKind, OnError, PlanningContext, SinkDef,
+    SourceDef, SourceOptions, Statement,
 };
 use crate::time::{EventTimeColumn, WatermarkSpec};
 use config::Notices;
@@ -260,7 +260,9 @@ impl Engine {
 fn read_later(name: &str, later: &[(SqlLocation, Statement)]) -> bool {
     later.iter().any(|(_, statement)| match statement {
         Statement::Query(q) | Statement::CreateStream { query: q, .. } => {
-            crate::sql::relations_read(&q.query).iter().any(|r| r == name)
+            crate::sql::relations_read(&q.query)
+                .iter()
+                .any(|r| r == name)
         }
         _ => false,
     })

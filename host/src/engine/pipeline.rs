@@ -85,9 +85,10 @@ impl Engine {
             let unbounded = sources[roots[index]].source.is_unbounded();
             let at = |e: Error| e.at(query.location);
             let sink = match &query.output {
-                Output::Sink(name) => {
-                    Some(self.open_named(name, unbounded, durable, &mut sinks, &mut named).map_err(at)?)
-                }
+                Output::Sink(name) => Some(
+                    self.open_named(name, unbounded, durable, &mut sinks, &mut named)
+                        .map_err(at)?,
+                ),
                 Output::Streams => None,
                 Output::Default => {
                     let mut sink = output(&query.compiled.schema).map_err(at)?;
@@ -99,9 +100,10 @@ impl Engine {
                 }
             };
             let late_sink = match &query.statement.late_sink {
-                Some(name) => {
-                    Some(self.open_named(name, unbounded, durable, &mut sinks, &mut named).map_err(at)?)
-                }
+                Some(name) => Some(
+                    self.open_named(name, unbounded, durable, &mut sinks, &mut named)
+                        .map_err(at)?,
+                ),
                 None => None,
             };
             labels.push((query.location, query.output_text()));

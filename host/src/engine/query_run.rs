@@ -148,7 +148,10 @@ impl QueryRun {
 
     /// Late events dropped so far (by the event-time stage and the aggregate).
     pub(super) fn late_events(&self) -> u64 {
-        self.query.event_time.as_ref().map_or(0, |s| s.late_events())
+        self.query
+            .event_time
+            .as_ref()
+            .map_or(0, |s| s.late_events())
             + self.work.aggregation().map_or(0, |a| a.late_events())
     }
 

@@ -194,7 +194,9 @@ fn pass_window_columns(stream: &mut ast::Query) {
     for name in [WINDOW_START, WINDOW_END] {
         select
             .projection
-            .push(SelectItem::UnnamedExpr(ast::Expr::Identifier(ast::Ident::new(name))));
+            .push(SelectItem::UnnamedExpr(ast::Expr::Identifier(
+                ast::Ident::new(name),
+            )));
     }
 }
 

@@ -32,14 +32,14 @@ impl Visitor for Collector {
         match args {
             // A table-valued window: its first argument names the table it reads.
             Some(args) => {
-                if let Some(FunctionArg::Unnamed(FunctionArgExpr::Expr(expr))) = args.args.first()
-                {
+                if let Some(FunctionArg::Unnamed(FunctionArgExpr::Expr(expr))) = args.args.first() {
                     match expr {
-                        Expr::Identifier(ident) => self
-                            .names
-                            .push(normalize_object_name(&ast::ObjectName::from(vec![
-                                ident.clone(),
-                            ]))),
+                        Expr::Identifier(ident) => {
+                            self.names
+                                .push(normalize_object_name(&ast::ObjectName::from(vec![
+                                    ident.clone()
+                                ])))
+                        }
                         Expr::CompoundIdentifier(parts) => self
                             .names
                             .push(normalize_object_name(&ast::ObjectName::from(parts.clone()))),

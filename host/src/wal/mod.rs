@@ -25,7 +25,9 @@ pub use config::{SyncMode, WalConfig};
 pub use entry::{Lsn, RecordKind};
 pub use error::WalError;
 pub use reader::{WalReader, WalRecord};
-pub use recovery::{inspect, recover, scan_intact, Recovery, SegmentStatus, SegmentSummary, TornTail};
+pub use recovery::{
+    inspect, recover, scan_intact, Recovery, SegmentStatus, SegmentSummary, TornTail,
+};
 pub use writer::WalWriter;
 
 #[cfg(test)]
