@@ -28,6 +28,7 @@ mod plugin_hostile;
 mod plugin_sandbox;
 mod plugin_scalar;
 mod plugin_snapshot;
+mod script_items;
 mod sql_surface;
 mod state_dir;
 mod stdin_streaming;

