@@ -93,3 +93,74 @@ fn a_number_that_is_no_integer_in_a_timestamp_column_is_an_error_naming_the_colu
         assert_clean_error(&out, &[&format!("{file}:"), "column 'ts'"]);
     }
 }
+
+const SPECIAL_FLOATS: &str = "id,price\n1,NaN\n2,inf\n3,-inf\n4,\n5,2.5\n";
+
+fn special_floats_source() -> &'static str {
+    "CREATE SOURCE bids (id BIGINT, price DOUBLE)
+     WITH (connector = 'file', path = 'in.csv', format = 'csv');\n"
+}
+
+#[test]
+fn nan_infinities_and_null_are_distinguishable_in_csv_and_json_output() {
+    let query = "SELECT id, price, price * 2 AS doubled FROM bids;";
+    let script = special_floats_source().to_string() + query;
+    let csv = run_with(&[("in.csv", SPECIAL_FLOATS)], &script, &["--output", "csv"]);
+    assert!(csv.status.success(), "{}", stderr(&csv));
+    assert_eq!(
+        sorted_rows(&csv),
+        [
+            "1,NaN,NaN",
+            "2,inf,inf",
+            "3,-inf,-inf",
+            "4,,",
+            "5,2.5,5.0",
+            "id,price,doubled"
+        ]
+    );
+    let json = run_with(
+        &[("in.csv", SPECIAL_FLOATS)],
+        &script,
+        &["--output", "json"],
+    );
+    assert!(json.status.success(), "{}", stderr(&json));
+    assert_eq!(
+        sorted_rows(&json),
+        [
+            r#"{"id":1,"price":"NaN","doubled":"NaN"}"#,
+            r#"{"id":2,"price":"Infinity","doubled":"Infinity"}"#,
+            r#"{"id":3,"price":"-Infinity","doubled":"-Infinity"}"#,
+            r#"{"id":4,"price":null,"doubled":null}"#,
+            r#"{"id":5,"price":2.5,"doubled":5.0}"#,
+        ]
+    );
+    // A JSON file sink writes the same lines.
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("in.csv"), SPECIAL_FLOATS).expect("write data");
+    let sink = special_floats_source().to_string()
+        + "CREATE SINK out WITH (connector = 'file', path = 'out.json', format = 'json');
+           INSERT INTO out "
+        + query;
+    let out = run_script(dir.path(), &sink, &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let written = std::fs::read_to_string(dir.path().join("out.json")).expect("sink file");
+    let mut lines: Vec<&str> = written.lines().collect();
+    lines.sort();
+    assert_eq!(lines, sorted_rows(&json));
+}
+
+#[test]
+fn an_empty_csv_result_on_stdout_is_its_header_line() {
+    let script = special_floats_source().to_string() + "SELECT id, price FROM bids WHERE id > 100;";
+    let out = run_with(&[("in.csv", SPECIAL_FLOATS)], &script, &["--output", "csv"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "id,price\n");
+    // JSON lines of no rows are no lines.
+    let out = run_with(
+        &[("in.csv", SPECIAL_FLOATS)],
+        &script,
+        &["--output", "json"],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "");
+}

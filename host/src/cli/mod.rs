@@ -256,12 +256,10 @@ fn run(
     durability.apply(&mut config);
     let mut engine = Engine::with_config(config);
     plugins.load_into(&mut engine)?;
-    let mut open_stdout = |_: &arrow::datatypes::SchemaRef| -> Result<Box<dyn Sink>> {
-        Ok(Box::new(WriterSink::new(
-            std::io::stdout(),
-            format,
-            "stdout",
-        )))
+    let mut open_stdout = |schema: &arrow::datatypes::SchemaRef| -> Result<Box<dyn Sink>> {
+        let mut sink = WriterSink::new(std::io::stdout(), format, "stdout");
+        sink.set_schema(schema);
+        Ok(Box::new(sink))
     };
     let interactive = std::io::stderr().is_terminal() && !quiet;
     let mut progress = progress::ProgressLine::new(interactive);
