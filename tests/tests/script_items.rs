@@ -164,3 +164,121 @@ fn an_empty_csv_result_on_stdout_is_its_header_line() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(stdout(&out), "");
 }
+
+const BIDS: &str = "ts,auction,price\n1000,1,2.0\n2000,1,3.0\n12000,2,4.0\n";
+
+fn bids_source(extra: &str) -> String {
+    format!(
+        "CREATE SOURCE bids (ts BIGINT, auction BIGINT, price DOUBLE,
+            WATERMARK FOR ts AS ts - INTERVAL '1' SECOND)
+         WITH (connector = 'file', path = 'bids.csv'{extra});\n"
+    )
+}
+
+#[test]
+fn cores_above_the_cpu_count_are_capped_with_a_warning_naming_the_count() {
+    let script = bids_source("")
+        + "SELECT auction, COUNT(*) AS n FROM bids GROUP BY auction, TUMBLE(ts, INTERVAL '10' SECOND);";
+    let started = std::time::Instant::now();
+    let out = run_with(
+        &[("bids.csv", BIDS)],
+        &script,
+        &["--output", "csv", "--cores", "10000"],
+    );
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("warning: --cores 10000 is more than the ") && err.contains("CPUs available"),
+        "{err}"
+    );
+    assert_eq!(sorted_rows(&out), ["1,2", "2,1", "auction,n"]);
+    // 10 000 core and decoder threads took seconds to start.
+    assert!(started.elapsed() < std::time::Duration::from_secs(20));
+}
+
+#[test]
+fn flag_errors_name_the_flag_without_a_sql_prefix() {
+    let script = bids_source("") + "SELECT auction FROM bids;";
+    for (args, expected) in [
+        (&["--batch-size", "0"][..], "--batch-size"),
+        (&["--plugin-memory-mb", "0"][..], "--plugin-memory-mb"),
+        (&["--plugin-timeout-ms", "0"][..], "--plugin-timeout-ms"),
+        (&["--plugin", "=x.wasm"][..], "--plugin '=x.wasm'"),
+        (&["--cores", "0"][..], "--cores"),
+    ] {
+        let out = run_with(&[("bids.csv", BIDS)], &script, args);
+        let err = stderr(&out);
+        assert!(!out.status.success(), "{args:?}: {err}");
+        assert!(err.contains(expected), "{args:?}: {err}");
+        assert!(!err.contains("SQL error"), "{args:?}: {err}");
+        assert!(stdout(&out).is_empty(), "{args:?}");
+    }
+    let out = run_with(&[("bids.csv", BIDS)], &script, &["--plugin-memory-mb", "0"]);
+    assert_clean_error(
+        &out,
+        &["error: --plugin-memory-mb must be between 1 and 4096"],
+    );
+}
+
+#[test]
+fn an_option_given_twice_is_an_error_naming_it() {
+    let source = bids_source(", path = 'other.csv'") + "SELECT auction FROM bids;";
+    let out = run_with(&[("bids.csv", BIDS)], &source, &[]);
+    assert_clean_error(
+        &out,
+        &[
+            "query.sql:1:",
+            "source 'bids'",
+            "option 'path' is given twice",
+        ],
+    );
+    let sink = bids_source("")
+        + "CREATE SINK out WITH (connector = 'file', path = 'a.csv', PATH = 'b.csv');
+           INSERT INTO out SELECT auction FROM bids;";
+    let out = run_with(&[("bids.csv", BIDS)], &sink, &[]);
+    assert_clean_error(&out, &["sink 'out'", "option 'path' is given twice"]);
+}
+
+#[test]
+fn every_window_kind_plans_and_an_unknown_one_is_answered_with_the_kinds_that_exist() {
+    for window in [
+        "HOP(ts, INTERVAL '5' SECOND, INTERVAL '10' SECOND)",
+        "SESSION(ts, INTERVAL '5' SECOND)",
+    ] {
+        let script = bids_source("")
+            + &format!("SELECT auction, COUNT(*) AS n FROM bids GROUP BY auction, {window};");
+        let out = run_with(&[("bids.csv", BIDS)], &script, &["--output", "csv"]);
+        assert!(out.status.success(), "{window}: {}", stderr(&out));
+    }
+    for query in [
+        "SELECT auction, COUNT(*) FROM bids GROUP BY auction, TUMBLING(ts, INTERVAL '10' SECOND);",
+        "SELECT auction, COUNT(*) FROM bids GROUP BY auction, SLIDE(ts, INTERVAL '1' SECOND, INTERVAL '10' SECOND);",
+        "SELECT window_start, COUNT(*) FROM TUMBLING(TABLE bids, DESCRIPTOR(ts), INTERVAL '10' SECOND)
+         GROUP BY window_start, window_end;",
+    ] {
+        let out = run_with(&[("bids.csv", BIDS)], &(bids_source("") + query), &[]);
+        assert_clean_error(
+            &out,
+            &["unknown window function", "TUMBLE", "HOP", "SESSION", "CUMULATE"],
+        );
+        assert!(!stderr(&out).contains("Did you mean"), "{}", stderr(&out));
+    }
+}
+
+#[test]
+fn relative_paths_in_a_script_resolve_against_the_working_directory() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::create_dir(dir.path().join("scripts")).expect("mkdir");
+    std::fs::write(dir.path().join("bids.csv"), BIDS).expect("write data");
+    let script = dir.path().join("scripts").join("q.sql");
+    std::fs::write(&script, bids_source("") + "SELECT auction FROM bids;").expect("script");
+    // Run from the data's directory: the script's own directory holds no bids.csv.
+    let out = common::laminar()
+        .current_dir(dir.path())
+        .args(["run", "--output", "csv"])
+        .arg(&script)
+        .output()
+        .expect("run laminar");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(sorted_rows(&out), ["1", "1", "2", "auction"]);
+}
