@@ -69,6 +69,9 @@ pub enum Error {
     /// A failure while running a query.
     #[error("{0}")]
     Execution(String),
+    /// A command-line flag or argument has a value it cannot take; the message names it.
+    #[error("{0}")]
+    Usage(String),
     /// A state dir cannot be used: it holds another query's state, is in use, or no
     /// checkpoint in it can be read.
     #[error("state dir {dir}: {message}")]
@@ -113,6 +116,11 @@ impl Error {
             location: None,
             message: message.into(),
         }
+    }
+
+    /// A command-line usage error (a flag's value), reported without any SQL prefix.
+    pub(crate) fn usage(message: impl Into<String>) -> Self {
+        Error::Usage(message.into())
     }
 
     /// An unsupported-feature error with a hint of what to write instead.

@@ -29,6 +29,7 @@ mod plugin_sandbox;
 mod plugin_scalar;
 mod plugin_snapshot;
 mod script_dataflow;
+mod script_items;
 mod sql_surface;
 mod state_dir;
 mod stdin_streaming;

@@ -583,4 +583,21 @@ mod findings {
             "ts\n1000\n2000\n3000\n12000\n14000\n25000\n"
         );
     }
+
+    #[test]
+    fn an_empty_result_in_a_csv_file_sink_is_its_header_line() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("bids.csv"), DATA).expect("data");
+        let script = format!(
+            "{}CREATE SINK o WITH (connector = 'file', path = 'o.csv', format = 'csv');
+             INSERT INTO o SELECT ts, price FROM bids WHERE price > 5000;",
+            file_source()
+        );
+        let out = common::run_script(dir.path(), &script, &[]);
+        assert!(out.status.success(), "{}", common::stderr(&out));
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("o.csv")).expect("sink"),
+            "ts,price\n"
+        );
+    }
 }

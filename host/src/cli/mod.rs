@@ -178,7 +178,7 @@ fn dispatch(cli: Cli) -> Result<()> {
             what: PluginCommand::Inspect { path, plugins },
         } => {
             if !plugins.only().is_empty() {
-                return Err(Error::plan(
+                return Err(Error::usage(
                     "plugin inspect takes the plugin as its argument, not --plugin",
                 ));
             }
@@ -246,7 +246,7 @@ fn run(
         plugins: plugins.load_options()?,
         ..EngineConfig::default()
     };
-    if let Some(cores) = cores {
+    if let Some(cores) = cores.map(within_cpus) {
         // One core: everything on the query thread. More: a decoder thread per core
         // (decoding is most of a run's work; the OS shares the CPUs between the decoders,
         // the reader, the query thread and the pinned core threads).
@@ -259,18 +259,16 @@ fn run(
     // One query may print to stdout: the rows of several would be mixed in one stream
     // (a second CSV header mid-stream, JSON objects of two queries unmarked).
     let mut printing = 0;
-    let mut open_stdout = |_: &arrow::datatypes::SchemaRef| -> Result<Box<dyn Sink>> {
+    let mut open_stdout = |schema: &arrow::datatypes::SchemaRef| -> Result<Box<dyn Sink>> {
         printing += 1;
         if printing > 1 {
             return Err(Error::plan(
                 "a second query without INSERT INTO: only one query of a script may print to stdout; give the others a sink (CREATE SINK name WITH (connector = 'file', path = '…'); INSERT INTO name SELECT …)",
             ));
         }
-        Ok(Box::new(WriterSink::new(
-            std::io::stdout(),
-            format,
-            "stdout",
-        )))
+        let mut sink = WriterSink::new(std::io::stdout(), format, "stdout");
+        sink.set_schema(schema);
+        Ok(Box::new(sink))
     };
     let interactive = std::io::stderr().is_terminal() && !quiet;
     let mut progress = progress::ProgressLine::new(interactive);
@@ -288,6 +286,22 @@ fn run(
         eprintln!("laminar: {summary}");
     }
     Ok(())
+}
+
+/// `--cores N` capped at the CPUs this process may run on: more threads than CPUs only
+/// add switching (10 000 of them took seconds to start), and results are the same at any
+/// count. A cap is said on stderr, naming both counts.
+fn within_cpus(cores: u16) -> u16 {
+    let cpus = std::thread::available_parallelism()
+        .map(|n| u16::try_from(n.get()).unwrap_or(u16::MAX))
+        .unwrap_or(cores);
+    if cores <= cpus {
+        return cores;
+    }
+    eprintln!(
+        "warning: --cores {cores} is more than the {cpus} CPUs available; running on {cpus} cores"
+    );
+    cpus
 }
 
 /// Prefixes SQL errors with the script's path so they read `file:line:column`.

@@ -46,13 +46,15 @@ impl PluginArgs {
     /// Load options from the flags.
     pub(super) fn load_options(&self) -> Result<LoadOptions> {
         if self.plugin_memory_mb == 0 || self.plugin_memory_mb > 4096 {
-            return Err(Error::plan("--plugin-memory-mb must be between 1 and 4096"));
+            return Err(Error::usage(
+                "--plugin-memory-mb must be between 1 and 4096",
+            ));
         }
         if self.plugin_timeout_ms == 0 {
-            return Err(Error::plan("--plugin-timeout-ms must be at least 1"));
+            return Err(Error::usage("--plugin-timeout-ms must be at least 1"));
         }
         if self.plugin_max_mb == 0 || self.plugin_compile_timeout_s == 0 {
-            return Err(Error::plan(
+            return Err(Error::usage(
                 "--plugin-max-mb and --plugin-compile-timeout-s must be at least 1",
             ));
         }
@@ -78,7 +80,7 @@ impl PluginArgs {
             let (name, path) = match spec.split_once('=') {
                 Some((name, path)) if !name.is_empty() && !path.is_empty() => (Some(name), path),
                 Some(_) => {
-                    return Err(Error::plan(format!(
+                    return Err(Error::usage(format!(
                         "--plugin '{spec}': expected NAME=PATH or PATH"
                     )))
                 }

@@ -85,10 +85,14 @@ impl Engine {
             let unbounded = sources[roots[index]].source.is_unbounded();
             let at = |e: Error| e.at(query.location);
             let sink = match &query.output {
-                Output::Sink(name) => Some(
-                    self.open_named(name, unbounded, durable, &mut sinks, &mut named)
-                        .map_err(at)?,
-                ),
+                Output::Sink(name) => {
+                    let index = self
+                        .open_named(name, unbounded, durable, &mut sinks, &mut named)
+                        .map_err(at)?;
+                    // An empty result is still written with its CSV header.
+                    sinks[index].sink.set_schema(&query.compiled.schema);
+                    Some(index)
+                }
                 Output::Streams => None,
                 Output::Default => {
                     let mut sink = output(&query.compiled.schema).map_err(at)?;

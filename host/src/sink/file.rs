@@ -340,6 +340,10 @@ impl Sink for FileSink {
         self.inner.flush()
     }
 
+    fn set_schema(&mut self, schema: &arrow::datatypes::SchemaRef) {
+        self.inner.set_schema(schema);
+    }
+
     fn finish(&mut self) -> Result<()> {
         self.inner.finish()?;
         let file = self.inner.get_mut();
@@ -352,6 +356,8 @@ impl Sink for FileSink {
     }
 
     fn sync(&mut self) -> Result<Option<FileIdentity>> {
+        // A checkpoint of a CSV file without rows yet records its header too.
+        self.inner.write_missing_header()?;
         self.inner.flush()?;
         match self.inner.get_mut().sync() {
             Ok(identity) => Ok(Some(identity)),

@@ -2,12 +2,14 @@
 
 mod collect;
 mod file;
+mod json;
 mod writer;
 
 pub use collect::CollectSink;
 pub use file::{finish_commit, partial_path, FileSink, Replace, SinkFile};
 pub use writer::{OutputFormat, WriterSink, TABLE_ROWS};
 
+use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 
 use crate::checkpoint::FileIdentity;
@@ -21,6 +23,13 @@ pub trait Sink: Send {
     fn flush(&mut self) -> Result<()>;
     /// Called once after the last batch.
     fn finish(&mut self) -> Result<()>;
+
+    /// The schema of the results to come, told before the first batch, so that a result
+    /// without rows is still written whole (a CSV header line). Sinks that need nothing of
+    /// it ignore it.
+    fn set_schema(&mut self, schema: &SchemaRef) {
+        let _ = schema;
+    }
 
     /// For a checkpoint: makes everything written so far durable and returns the sink
     /// file's length and checksum, or `None` for a sink that cannot be resumed (stdout,

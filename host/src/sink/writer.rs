@@ -1,7 +1,13 @@
 //! Writes results as an aligned table, CSV or JSON lines to any `Write` (stdout, a file).
+//!
+//! Every value stays distinguishable: CSV writes a NULL as an empty field and floats as
+//! `NaN`, `inf`, `-inf`; JSON lines write a NULL as `null` (the key present) and those
+//! floats as the strings `"NaN"`, `"Infinity"`, `"-Infinity"` (see [`super::json`]). A CSV
+//! result without rows is its header line, where the schema was told.
 
 use std::io::Write;
 
+use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 use arrow::util::pretty::pretty_format_batches;
 
@@ -16,9 +22,11 @@ pub enum OutputFormat {
     /// the input; a long result prints as several tables.
     #[default]
     Table,
-    /// CSV with a header line.
+    /// CSV with a header line (also when there are no rows); NULL is an empty field, NaN
+    /// and the infinities `NaN`, `inf`, `-inf`.
     Csv,
-    /// One JSON object per line.
+    /// One JSON object per line, every column's key in each; NULL is `null`, NaN and the
+    /// infinities the strings `"NaN"`, `"Infinity"`, `"-Infinity"`.
     Json,
 }
 
@@ -31,6 +39,8 @@ pub struct WriterSink<W: Write + Send> {
     format: OutputFormat,
     name: String,
     header_written: bool,
+    /// The results' schema, where told: the header of a CSV result without rows.
+    schema: Option<SchemaRef>,
     pending: Vec<RecordBatch>,
     pending_rows: usize,
 }
@@ -43,6 +53,7 @@ impl<W: Write + Send> WriterSink<W> {
             format,
             name: name.into(),
             header_written: false,
+            schema: None,
             pending: Vec::new(),
             pending_rows: 0,
         }
@@ -52,6 +63,23 @@ impl<W: Write + Send> WriterSink<W> {
     /// not written again.
     pub fn set_started(&mut self, started: bool) {
         self.header_written = started;
+    }
+
+    /// Writes the CSV header line where none was written yet and the schema is known:
+    /// a result without rows is still a CSV file with its header.
+    pub(super) fn write_missing_header(&mut self) -> Result<()> {
+        if self.format != OutputFormat::Csv || self.header_written {
+            return Ok(());
+        }
+        let Some(schema) = self.schema.clone() else {
+            return Ok(());
+        };
+        let mut writer = arrow::csv::WriterBuilder::new()
+            .with_header(true)
+            .build(&mut self.out);
+        writer.write(&RecordBatch::new_empty(schema))?;
+        self.header_written = true;
+        Ok(())
     }
 
     /// The writer results go to.
@@ -95,11 +123,7 @@ impl<W: Write + Send> Sink for WriterSink<W> {
                 writer.write(batch)?;
                 self.header_written = true;
             }
-            OutputFormat::Json => {
-                let mut writer = arrow::json::LineDelimitedWriter::new(&mut self.out);
-                writer.write(batch)?;
-                writer.finish()?;
-            }
+            OutputFormat::Json => super::json::write_lines(&mut self.out, batch)?,
         }
         Ok(())
     }
@@ -110,7 +134,12 @@ impl<W: Write + Send> Sink for WriterSink<W> {
     }
 
     fn finish(&mut self) -> Result<()> {
+        self.write_missing_header()?;
         self.flush()
+    }
+
+    fn set_schema(&mut self, schema: &SchemaRef) {
+        self.schema = Some(schema.clone());
     }
 }
 
@@ -132,6 +161,31 @@ mod tests {
         sink.finish().unwrap();
         drop(sink);
         assert_eq!(String::from_utf8(out).unwrap(), "a\n1\n2\n1\n2\n");
+    }
+
+    #[test]
+    fn a_csv_result_without_rows_is_its_header_and_json_nothing() {
+        let batch =
+            RecordBatch::try_from_iter([("a", Arc::new(Int64Array::from(vec![1])) as _)]).unwrap();
+        for (format, expected) in [(OutputFormat::Csv, "a\n"), (OutputFormat::Json, "")] {
+            let mut out = Vec::new();
+            let mut sink = WriterSink::new(&mut out, format, "test");
+            sink.set_schema(&batch.schema());
+            sink.finish().unwrap();
+            drop(sink);
+            assert_eq!(String::from_utf8(out).unwrap(), expected);
+        }
+        // Resumed output already has its header; without a schema nothing can be written.
+        let mut out = Vec::new();
+        let mut sink = WriterSink::new(&mut out, OutputFormat::Csv, "test");
+        sink.set_schema(&batch.schema());
+        sink.set_started(true);
+        sink.finish().unwrap();
+        let mut unknown = WriterSink::new(Vec::new(), OutputFormat::Csv, "test");
+        unknown.finish().unwrap();
+        assert!(unknown.get_mut().is_empty());
+        drop(sink);
+        assert!(out.is_empty());
     }
 
     #[test]

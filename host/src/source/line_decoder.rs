@@ -18,12 +18,21 @@ pub(super) struct LineDecoder {
     format: FormatDecoder,
     /// Records the decoder takes before it must be flushed.
     batch_size: usize,
-    /// CSV timestamp columns without a time zone, which arrow-csv decodes as text and
-    /// [`timestamps`] converts: (position in the decoded batch, index in the source's
-    /// schema, unit).
-    timestamps: Vec<(usize, usize, TimeUnit)>,
+    /// The timestamp columns, which arrow decodes as text and [`timestamps`] converts.
+    timestamps: Vec<TextTimestamp>,
     /// The decoded batch's schema (the source's, projected) once they are converted.
     decoded_schema: SchemaRef,
+}
+
+/// A timestamp column decoded as text.
+#[derive(Debug)]
+struct TextTimestamp {
+    /// Its position in the decoded batch.
+    position: usize,
+    /// Its index in the source's schema (for errors).
+    index: usize,
+    unit: TimeUnit,
+    zone: Option<Arc<str>>,
 }
 
 enum FormatDecoder {
@@ -56,28 +65,33 @@ impl LineDecoder {
             Some(columns) => Arc::new(schema.project(columns)?),
             None => schema.clone(),
         };
+        // Timestamps are read as text (a JSON number as its digits) and parsed by
+        // `timestamps`, so that CSV and JSON read one value alike: ISO 8601 text, or a
+        // bare integer as epoch milliseconds.
+        let decoded: Vec<usize> = match projection {
+            Some(columns) => columns.to_vec(),
+            None => (0..schema.fields().len()).collect(),
+        };
         let mut timestamps = Vec::new();
+        for (position, &index) in decoded.iter().enumerate() {
+            if let DataType::Timestamp(unit, zone) = schema.field(index).data_type() {
+                timestamps.push(TextTimestamp {
+                    position,
+                    index,
+                    unit: *unit,
+                    zone: zone.clone(),
+                });
+            }
+        }
+        let fields: Vec<Field> = (schema.fields().iter())
+            .map(|field| match field.data_type() {
+                DataType::Timestamp(..) => field.as_ref().clone().with_data_type(DataType::Utf8),
+                _ => field.as_ref().clone(),
+            })
+            .collect();
+        let text_schema = Schema::new_with_metadata(fields, schema.metadata().clone());
         let format = match format {
             FormatKind::Csv => {
-                // Timestamps without a zone are read as text, and parsed by `timestamps`.
-                let decoded: Vec<usize> = match projection {
-                    Some(columns) => columns.to_vec(),
-                    None => (0..schema.fields().len()).collect(),
-                };
-                for (position, &index) in decoded.iter().enumerate() {
-                    if let DataType::Timestamp(unit, None) = schema.field(index).data_type() {
-                        timestamps.push((position, index, *unit));
-                    }
-                }
-                let fields: Vec<Field> = (schema.fields().iter().enumerate())
-                    .map(
-                        |(index, field)| match timestamps.iter().any(|t| t.1 == index) {
-                            true => field.as_ref().clone().with_data_type(DataType::Utf8),
-                            false => field.as_ref().clone(),
-                        },
-                    )
-                    .collect();
-                let text_schema = Schema::new_with_metadata(fields, schema.metadata().clone());
                 let mut builder = arrow::csv::ReaderBuilder::new(Arc::new(text_schema))
                     .with_header(false)
                     .with_delimiter(delimiter)
@@ -88,10 +102,13 @@ impl LineDecoder {
                 FormatDecoder::Csv(Box::new(builder.build_decoder()))
             }
             FormatKind::Json => {
-                // Fields outside the decoded schema are skipped unread.
+                // Fields outside the decoded schema are skipped unread. Primitives are
+                // read as text in text columns: a number in a TIMESTAMP column (and so in
+                // a VARCHAR one) as its digits.
                 FormatDecoder::Json(Box::new(
-                    arrow::json::ReaderBuilder::new(decoded_schema.clone())
+                    arrow::json::ReaderBuilder::new(Arc::new(text_schema.project(&decoded)?))
                         .with_batch_size(batch_size)
+                        .with_coerce_primitive(true)
                         .build_decoder()?,
                 ))
             }
@@ -159,11 +176,14 @@ impl LineDecoder {
             return Ok(batch);
         }
         let mut columns = batch.columns().to_vec();
-        for &(position, index, unit) in &self.timestamps {
-            let text = columns[position].as_string_opt::<i32>().ok_or_else(|| {
-                ArrowError::SchemaError("a timestamp column was not decoded as text".into())
-            })?;
-            columns[position] = timestamps::parse_column(text, unit, index)?;
+        for column in &self.timestamps {
+            let text = columns[column.position]
+                .as_string_opt::<i32>()
+                .ok_or_else(|| {
+                    ArrowError::SchemaError("a timestamp column was not decoded as text".into())
+                })?;
+            columns[column.position] =
+                timestamps::parse_column(text, column.unit, column.zone.clone(), column.index)?;
         }
         RecordBatch::try_new(self.decoded_schema.clone(), columns)
     }

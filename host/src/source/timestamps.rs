@@ -1,17 +1,19 @@
-//! CSV timestamps without a time zone, parsed from their text with a fast path for the
-//! ISO 8601 form almost every file uses, and arrow's own parser for every other form.
+//! Timestamps of CSV fields and JSON values, parsed from their text with a fast path for
+//! the ISO 8601 form almost every file uses, a bare integer read as epoch milliseconds (the
+//! convention of a BIGINT event time), and arrow's own parser for every other form.
 //!
 //! ```text
 //!  "2024-01-01T00:00:01.250" ─▶ fixed-position digits ─▶ days from civil date ─▶ ms
 //!   (a minute the row before had: its seconds since the epoch kept, only "01.250" read)
+//!  "1704067201250", "-5" (a CSV field, a JSON number or string) ─▶ epoch milliseconds
 //!  anything else ("…Z", "+02:00", a date alone, a leap second, junk) ─▶ string_to_datetime
 //! ```
 //! arrow-csv parses every timestamp with `string_to_datetime`, which handles time zones,
 //! offsets and a dozen layouts, and was about an eighth of a whole run's CPU. The source
 //! decodes such columns as text and converts them here. The fast path takes only what it
 //! can compute exactly as arrow does (`YYYY-MM-DD`, `T` or a space, `hh:mm:ss`, up to nine
-//! fraction digits, a valid date and time); for anything else the result, value or error,
-//! is arrow's.
+//! fraction digits, a valid date and time); arrow's parser reads no bare integer, which is
+//! read as epoch milliseconds; for anything else the result, value or error, is arrow's.
 
 use std::sync::Arc;
 
@@ -25,24 +27,26 @@ use arrow::error::ArrowError;
 use chrono::Utc;
 
 /// Converts a text column (NULL for an empty field, as arrow-csv decodes it) of column
-/// `column` (its index in the source's schema, for the error) to timestamps of `unit`
-/// without a time zone. The error is the one arrow-csv gives for the first value that does
-/// not parse.
+/// `column` (its index in the source's schema, for the error) to timestamps of `unit` in
+/// time zone `zone` (text without an offset is UTC time, the only zone a source declares).
+/// The error is the one arrow-csv gives for the first value that does not parse.
 pub(crate) fn parse_column(
     text: &StringArray,
     unit: TimeUnit,
+    zone: Option<Arc<str>>,
     column: usize,
 ) -> Result<ArrayRef, ArrowError> {
     Ok(match unit {
-        TimeUnit::Second => convert::<TimestampSecondType>(text, column)?,
-        TimeUnit::Millisecond => convert::<TimestampMillisecondType>(text, column)?,
-        TimeUnit::Microsecond => convert::<TimestampMicrosecondType>(text, column)?,
-        TimeUnit::Nanosecond => convert::<TimestampNanosecondType>(text, column)?,
+        TimeUnit::Second => convert::<TimestampSecondType>(text, zone, column)?,
+        TimeUnit::Millisecond => convert::<TimestampMillisecondType>(text, zone, column)?,
+        TimeUnit::Microsecond => convert::<TimestampMicrosecondType>(text, zone, column)?,
+        TimeUnit::Nanosecond => convert::<TimestampNanosecondType>(text, zone, column)?,
     })
 }
 
 fn convert<T: ArrowTimestampType>(
     text: &StringArray,
+    zone: Option<Arc<str>>,
     column: usize,
 ) -> Result<ArrayRef, ArrowError> {
     // arrow-csv made every empty field NULL: those keep a 0 under the same NULL bits.
@@ -57,7 +61,7 @@ fn convert<T: ArrowTimestampType>(
         });
     }
     let parsed = PrimitiveArray::<T>::new(values.into(), text.nulls().cloned());
-    Ok(Arc::new(parsed))
+    Ok(Arc::new(parsed.with_timezone_opt(zone)))
 }
 
 /// The text of the last `YYYY-MM-DD[T ]hh:mm` read and its seconds since the epoch:
@@ -65,15 +69,51 @@ fn convert<T: ArrowTimestampType>(
 /// neither parsed nor checked again.
 pub(crate) type LastMinute = Option<([u8; 16], i64)>;
 
-/// The timestamp `text` in `unit`, as arrow-csv reads it for a column without a time zone.
+/// The timestamp `text` in `unit`: a bare integer as epoch milliseconds, anything else as
+/// arrow-csv reads it for a column without a time zone.
 pub(crate) fn parse(
     text: &str,
     unit: TimeUnit,
     last_minute: &mut LastMinute,
 ) -> Result<i64, ArrowError> {
-    match iso(text.as_bytes(), last_minute).and_then(|(s, ns)| in_unit(s, ns, unit)) {
-        Some(value) => Ok(value),
+    if let Some(value) = iso(text.as_bytes(), last_minute).and_then(|(s, ns)| in_unit(s, ns, unit))
+    {
+        return Ok(value);
+    }
+    match epoch_millis(text, unit) {
+        Some(read) => read,
         None => arrow_timestamp(text, unit),
+    }
+}
+
+/// `text` read as epoch milliseconds in `unit`, where it is a bare integer (an optional
+/// `-` and ASCII digits, nothing else); `None` for any other text.
+fn epoch_millis(text: &str, unit: TimeUnit) -> Option<Result<i64, ArrowError>> {
+    let digits = text.strip_prefix('-').unwrap_or(text);
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let value = text.parse::<i64>().ok().and_then(|ms| match unit {
+        TimeUnit::Second => Some(ms.div_euclid(1_000)),
+        TimeUnit::Millisecond => Some(ms),
+        TimeUnit::Microsecond => ms.checked_mul(1_000),
+        TimeUnit::Nanosecond => ms.checked_mul(1_000_000),
+    });
+    Some(value.ok_or_else(|| {
+        ArrowError::ParseError(format!(
+            "{text} epoch milliseconds are out of range for a timestamp in {}",
+            unit_name(unit)
+        ))
+    }))
+}
+
+/// The unit in words.
+fn unit_name(unit: TimeUnit) -> &'static str {
+    match unit {
+        TimeUnit::Second => "seconds",
+        TimeUnit::Millisecond => "milliseconds",
+        TimeUnit::Microsecond => "microseconds",
+        TimeUnit::Nanosecond => "nanoseconds",
     }
 }
 
@@ -309,16 +349,56 @@ mod tests {
     fn a_column_keeps_nulls_and_names_the_column_of_a_bad_value() {
         // arrow-csv decodes an empty field as NULL.
         let text = StringArray::from(vec![Some("1970-01-01T00:00:02"), None, None]);
-        let parsed = parse_column(&text, TimeUnit::Millisecond, 3).expect("parses");
+        let parsed = parse_column(&text, TimeUnit::Millisecond, None, 3).expect("parses");
         assert_eq!(parsed.len(), 3);
         assert_eq!(parsed.null_count(), 2);
         let bad = StringArray::from(vec!["1970-01-01T00:00:02", "yesterday"]);
-        let error = parse_column(&bad, TimeUnit::Second, 3).expect_err("a bad value");
+        let error = parse_column(&bad, TimeUnit::Second, None, 3).expect_err("a bad value");
         assert!(
             error
                 .to_string()
                 .contains("Error parsing column 3 at line 1"),
             "{error}"
+        );
+    }
+
+    #[test]
+    fn a_bare_integer_is_epoch_milliseconds_in_every_unit() {
+        let read = |text: &str, unit| parse(text, unit, &mut None).ok();
+        assert_eq!(
+            read("1704067203000", TimeUnit::Millisecond),
+            Some(1_704_067_203_000)
+        );
+        assert_eq!(
+            read("1704067203000", TimeUnit::Nanosecond),
+            Some(1_704_067_203_000_000_000)
+        );
+        assert_eq!(read("1704067203250", TimeUnit::Second), Some(1_704_067_203));
+        assert_eq!(read("-1", TimeUnit::Second), Some(-1));
+        assert_eq!(read("-1", TimeUnit::Microsecond), Some(-1_000));
+        assert_eq!(read("0", TimeUnit::Nanosecond), Some(0));
+        // Not bare integers: arrow's reading, an error.
+        for text in ["-", "+5", "1.5", "1e3", " 5", "5 "] {
+            assert_eq!(read(text, TimeUnit::Millisecond), None, "{text}");
+        }
+        let error = parse(&i64::MAX.to_string(), TimeUnit::Nanosecond, &mut None)
+            .expect_err("out of range");
+        assert!(error.to_string().contains("out of range"), "{error}");
+        assert_eq!(
+            read(&i64::MAX.to_string(), TimeUnit::Millisecond),
+            Some(i64::MAX)
+        );
+    }
+
+    #[test]
+    fn a_column_with_a_zone_keeps_it() {
+        let text = StringArray::from(vec![Some("1000"), Some("1970-01-01T00:00:02")]);
+        let zone: Arc<str> = "+00:00".into();
+        let parsed =
+            parse_column(&text, TimeUnit::Millisecond, Some(zone.clone()), 0).expect("parses");
+        assert_eq!(
+            parsed.data_type(),
+            &arrow::datatypes::DataType::Timestamp(TimeUnit::Millisecond, Some(zone))
         );
     }
 }

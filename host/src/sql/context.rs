@@ -69,6 +69,11 @@ impl PlanningContext {
         self.scalars.insert(udf.name().to_string(), udf);
     }
 
+    /// Whether `name` (lower case) is a scalar function or an aggregate it can call.
+    pub(crate) fn knows_function(&self, name: &str) -> bool {
+        self.scalars.contains_key(name) || self.aggregates.contains_key(name)
+    }
+
     /// Planner options.
     pub(crate) fn config(&self) -> &ConfigOptions {
         &self.options

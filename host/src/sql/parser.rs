@@ -299,6 +299,12 @@ fn parse_with_options(parser: &mut Parser<'_>, what: &str) -> Result<WithOptions
                     )))
                 }
             };
+            if values.contains_key(&key) {
+                // Never last-wins: which of two paths was meant is the user's to say.
+                return Err(Error::plan(format!(
+                    "{what}: option '{key}' is given twice; give each option once"
+                )));
+            }
             values.insert(key, value);
             if !parser.consume_token(&Token::Comma) {
                 break;
@@ -395,7 +401,18 @@ fn blank_table_keyword_in_tumble(sql: &str) -> Result<String> {
         let windowing = ["TUMBLE", "HOP", "CUMULATE", "SESSION"]
             .iter()
             .any(|kind| is(&w[0].token, kind));
-        if !(windowing && w[1].token == Token::LParen && is(&w[2].token, "TABLE")) {
+        // Another name called the same way (`TUMBLING(TABLE bids, DESCRIPTOR(ts), …)`)
+        // is blanked too, so that planning can answer it with the window kinds there are.
+        let misspelt = matches!(&w[0].token, Token::Word(_))
+            && matches!(
+                significant.get(at + 3).map(|t| &t.token),
+                Some(Token::Word(_))
+            )
+            && significant.get(at + 4).map(|t| &t.token) == Some(&Token::Comma)
+            && significant
+                .get(at + 5)
+                .is_some_and(|t| is(&t.token, "DESCRIPTOR"));
+        if !((windowing || misspelt) && w[1].token == Token::LParen && is(&w[2].token, "TABLE")) {
             continue;
         }
         let Some(offset) = offset_of(w[2].span.start) else {

@@ -66,6 +66,40 @@ fn group_by_function(name: &str) -> Option<(&'static str, &'static str)> {
     })
 }
 
+/// The error for a call of `name`, a function nobody defines that takes an interval: a
+/// window kind that does not exist (`TUMBLING`, `SLIDE`), answered with the ones that do.
+fn unknown_window(name: &str) -> Error {
+    Error::plan(format!(
+        "unknown window function '{}'; the windows are TUMBLE(ts, size), HOP(ts, slide, size) and SESSION(ts, gap) in GROUP BY, and TUMBLE, HOP, CUMULATE and SESSION table-valued in FROM (e.g. FROM TUMBLE(TABLE source, DESCRIPTOR(ts), INTERVAL '10' SECOND))",
+        crate::text::shown(name, 60)
+    ))
+}
+
+/// Whether a call's arguments include an `INTERVAL` literal.
+fn has_interval_arg(args: &FunctionArguments) -> bool {
+    let FunctionArguments::List(list) = args else {
+        return false;
+    };
+    list.args.iter().any(|arg| {
+        matches!(
+            arg,
+            FunctionArg::Unnamed(FunctionArgExpr::Expr(Expr::Interval(_)))
+                | FunctionArg::Named {
+                    arg: FunctionArgExpr::Expr(Expr::Interval(_)),
+                    ..
+                }
+        )
+    })
+}
+
+/// Whether table-function arguments include a `DESCRIPTOR(…)`: a windowing call.
+fn has_descriptor_arg(args: &[FunctionArg]) -> bool {
+    args.iter().any(|arg| {
+        matches!(arg, FunctionArg::Unnamed(FunctionArgExpr::Expr(Expr::Function(f)))
+            if f.name.to_string().eq_ignore_ascii_case("descriptor"))
+    })
+}
+
 /// How many interval arguments a kind takes, and their names for messages.
 fn interval_args(kind: &str) -> &'static str {
     match kind {
@@ -95,6 +129,10 @@ pub(crate) fn rewrite_windows(
         if let Expr::Function(function) = expr {
             let name = function.name.to_string().to_ascii_lowercase();
             let Some((kind, column)) = group_by_function(&name) else {
+                if !context.knows_function(&name) && has_interval_arg(&function.args) {
+                    error = Some(unknown_window(&function.name.to_string()));
+                    return ControlFlow::Break(());
+                }
                 return ControlFlow::Continue(());
             };
             if kind == "CUMULATE" {
@@ -409,6 +447,11 @@ fn rewrite_factor(factor: &mut TableFactor, found: &mut Vec<Found>) -> Result<()
             *args = None;
             Ok(())
         }
+        TableFactor::Table {
+            name,
+            args: Some(args),
+            ..
+        } if has_descriptor_arg(&args.args) => Err(unknown_window(&name.to_string())),
         TableFactor::Derived { subquery, .. } => rewrite_query_relations(subquery, found),
         TableFactor::NestedJoin {
             table_with_joins, ..
