@@ -88,7 +88,8 @@ pub(crate) fn describe(err: &KafkaError, timeout: Duration) -> String {
     }
 }
 
-fn describe_code(code: RDKafkaErrorCode, text: &str, timeout: Duration) -> String {
+/// `code` in words (`text`: the client's words for it, used where Laminar has none).
+pub(crate) fn describe_code(code: RDKafkaErrorCode, text: &str, timeout: Duration) -> String {
     use RDKafkaErrorCode as C;
     let secs = timeout.as_secs_f64();
     match code {

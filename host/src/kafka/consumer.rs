@@ -102,6 +102,8 @@ pub struct KafkaReader {
     stop_at_end: bool,
     keep_keys: bool,
     idle_timeout: Option<Duration>,
+    /// Whether `group_id` was given: only then are offsets read from or committed to it.
+    has_group: bool,
     partitions: Vec<PartitionState>,
     /// A message taken from the queue that starts the next chunk (another partition's).
     pending: Option<MessageChunk>,
@@ -136,9 +138,12 @@ impl KafkaReader {
             // silent jump.
             .set("auto.offset.reset", "error")
             .set("allow.auto.create.topics", "false");
-        if let Some(group) = &options.group_id {
-            config.set("group.id", group);
-        }
+        // librdkafka refuses an assignment without a group id; without `group_id` the
+        // group is never joined and nothing is committed to it.
+        config.set(
+            "group.id",
+            options.group_id.as_deref().unwrap_or("laminar-no-group"),
+        );
         for (key, value) in &options.properties {
             config.set(key, value);
         }
@@ -213,6 +218,7 @@ impl KafkaReader {
             stop_at_end: options.stop_at_end,
             keep_keys: options.metadata.key.is_some(),
             idle_timeout: options.idle_timeout,
+            has_group: options.group_id.is_some(),
             partitions,
             pending: None,
         })
@@ -372,7 +378,7 @@ impl KafkaReader {
     /// with `require_stable` semantics (`isolation.level = read_committed`): the commit
     /// point of the exactly-once sink.
     pub fn committed(&self) -> Result<Option<KafkaPosition>> {
-        if self.consumer.group_metadata().is_none() {
+        if !self.has_group {
             return Ok(None);
         }
         let mut list = TopicPartitionList::new();
@@ -396,7 +402,7 @@ impl KafkaReader {
     /// Commits `position` to the consumer group for lag monitoring, without waiting
     /// (no-op without `group_id`). Never the replay position: checkpoints are.
     pub fn commit_for_monitoring(&self, position: &KafkaPosition) -> Result<()> {
-        if self.consumer.group_metadata().is_none() {
+        if !self.has_group {
             return Ok(());
         }
         let list = offsets_list(position).map_err(|e| self.target.error(client::describe(&e, self.timeout)))?;
@@ -407,7 +413,7 @@ impl KafkaReader {
 
     /// The group's metadata for `send_offsets_to_transaction` (`None`: no `group_id`).
     pub fn group_metadata(&self) -> Option<ConsumerGroupMetadata> {
-        self.consumer.group_metadata()
+        self.consumer.group_metadata().filter(|_| self.has_group)
     }
 }
 

@@ -212,16 +212,30 @@ impl KafkaSink {
         self.fail(doing, err)
     }
 
-    /// An error from the client while `doing`; a fatal one breaks the producer.
+    /// An error from the client while `doing`; a fatal one (the producer's own fatal
+    /// error, e.g. fenced, named rather than its consequence) breaks the producer.
     fn fail(&mut self, doing: &str, err: &KafkaError) -> Error {
+        if let Some(error) = self.fatal(doing) {
+            return error;
+        }
         let context = self.producer.context().clone();
         let error = self.target.client_error(doing, err, &context, self.commit_timeout);
-        let fatal = matches!(err, KafkaError::Transaction(e) if e.is_fatal())
-            || self.producer.client().fatal_error().is_some();
-        if fatal {
+        if matches!(err, KafkaError::Transaction(e) if e.is_fatal()) {
             self.broken = Some(error.to_string());
         }
         error
+    }
+
+    /// The producer's fatal error, if it has one, as the error of `doing`; the producer
+    /// is broken from then on.
+    fn fatal(&mut self, doing: &str) -> Option<Error> {
+        let (code, text) = self.producer.client().fatal_error()?;
+        let error = self.target.error(format!(
+            "{doing}: {}",
+            client::describe_code(code, &text, self.commit_timeout)
+        ));
+        self.broken = Some(error.to_string());
+        Some(error)
     }
 
     fn check_broken(&self) -> Result<()> {
@@ -257,12 +271,15 @@ impl KafkaSink {
         if failures.count == 0 {
             return Ok(());
         }
+        if let Some(error) = self.fatal("cannot deliver every row") {
+            return Err(error);
+        }
         let error = self.target.error(format!(
             "{} row(s) could not be delivered, the first at {}",
             failures.count,
             failures.first.unwrap_or_default()
         ));
-        if failures.fatal || self.producer.client().fatal_error().is_some() {
+        if failures.fatal {
             self.broken = Some(error.to_string());
         }
         Err(error)
