@@ -9,7 +9,6 @@
 //! Every test prints a notice and passes when `LAMINAR_KAFKA_BOOTSTRAP` is unset.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -20,137 +19,9 @@ use laminar::kafka::{KafkaPosition, KafkaSink, KafkaSinkOptions, KafkaSourceOpti
 use laminar::sink::Sink;
 use laminar::source::{KafkaSource, Source};
 use laminar::time::PartitionWatermarks;
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::error::KafkaError;
-use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
-use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
+use rdkafka::producer::Producer;
 
-/// The broker's address, or `None` with a notice.
-fn bootstrap(test: &str) -> Option<String> {
-    match std::env::var("LAMINAR_KAFKA_BOOTSTRAP") {
-        Ok(addr) if !addr.is_empty() => Some(addr),
-        _ => {
-            eprintln!(
-                "skipping {test}: LAMINAR_KAFKA_BOOTSTRAP is unset (start a broker with tests/kafka/broker start)"
-            );
-            None
-        }
-    }
-}
-
-/// A topic name no other test or run uses.
-fn unique(prefix: &str) -> String {
-    static NEXT: AtomicU32 = AtomicU32::new(0);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
-    format!(
-        "{prefix}-{}-{nanos}-{}",
-        std::process::id(),
-        NEXT.fetch_add(1, Ordering::Relaxed)
-    )
-}
-
-fn create_topic(brokers: &str, partitions: i32) -> String {
-    let name = unique("laminar-test");
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .create()
-        .expect("admin client");
-    let topic = NewTopic::new(&name, partitions, TopicReplication::Fixed(1));
-    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
-    let results = futures_executor::block_on(admin.create_topics([&topic], &options))
-        .expect("create topic");
-    for result in results {
-        result.expect("topic created");
-    }
-    name
-}
-
-fn producer(brokers: &str, transactional_id: Option<&str>) -> BaseProducer {
-    let mut config = ClientConfig::new();
-    config.set("bootstrap.servers", brokers);
-    if let Some(id) = transactional_id {
-        config.set("transactional.id", id);
-    }
-    let producer: BaseProducer = config.create().expect("producer");
-    if transactional_id.is_some() {
-        producer
-            .init_transactions(Duration::from_secs(30))
-            .expect("init transactions");
-    }
-    producer
-}
-
-fn send(producer: &BaseProducer, topic: &str, partition: i32, key: &str, value: &str) {
-    producer
-        .send(
-            BaseRecord::to(topic)
-                .partition(partition)
-                .key(key)
-                .payload(value),
-        )
-        .map_err(|(e, _)| e)
-        .expect("send");
-}
-
-/// Every message of `topic` as (partition, key, value), read from the beginning to the
-/// end with the given isolation level.
-fn read_all(brokers: &str, topic: &str, isolation: &str) -> Vec<(i32, Option<String>, String)> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .set("enable.partition.eof", "true")
-        .set("group.id", "laminar-test-reader")
-        .set("isolation.level", isolation)
-        .create()
-        .expect("consumer");
-    let metadata = consumer
-        .fetch_metadata(Some(topic), Duration::from_secs(10))
-        .expect("metadata");
-    let partitions: Vec<i32> = metadata.topics()[0]
-        .partitions()
-        .iter()
-        .map(|p| p.id())
-        .collect();
-    let mut list = TopicPartitionList::new();
-    for &p in &partitions {
-        list.add_partition_offset(topic, p, Offset::Beginning)
-            .expect("offset");
-    }
-    consumer.assign(&list).expect("assign");
-    let mut at_end = BTreeSet::new();
-    let mut out = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while at_end.len() < partitions.len() {
-        assert!(Instant::now() < deadline, "reading {topic} took too long");
-        match consumer.poll(Duration::from_millis(200)) {
-            None => {}
-            Some(Err(KafkaError::PartitionEOF(p))) => {
-                at_end.insert(p);
-            }
-            Some(Err(e)) => panic!("consumer error: {e}"),
-            Some(Ok(m)) => {
-                at_end.remove(&m.partition());
-                out.push((
-                    m.partition(),
-                    m.key().map(|k| String::from_utf8_lossy(k).into_owned()),
-                    String::from_utf8_lossy(m.payload().unwrap_or_default()).into_owned(),
-                ));
-            }
-        }
-    }
-    out
-}
-
-fn options(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-    pairs
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
-}
+use crate::common::kafka::{bootstrap, create_topic, options, producer, read_all, send, unique};
 
 fn bids_schema() -> SchemaRef {
     Arc::new(Schema::new(vec![
@@ -171,15 +42,22 @@ struct Row {
     ts: Option<i64>,
 }
 
+/// A row as read: partition, auction (the row's index in its partition), event time,
+/// key, offset.
+type ReadRow = (i32, i64, Option<i64>, String, i64);
+
 /// Reads `source` to its end: every row as (partition, auction = the row's index,
 /// ts, key, offset), and the per-partition late rows (window 1000 ms, delay 200 ms).
-fn drain(source: &mut KafkaSource) -> (Vec<(i32, i64, Option<i64>, String, i64)>, BTreeSet<(i32, i64)>) {
+fn drain(source: &mut KafkaSource) -> (Vec<ReadRow>, BTreeSet<(i32, i64)>) {
     let mut rows = Vec::new();
     let mut late = BTreeSet::new();
     let mut watermarks = PartitionWatermarks::new(200, source.reader().partitions());
     let deadline = Instant::now() + Duration::from_secs(60);
     while let Some(batch) = source.next_partition_batch().expect("read") {
-        assert!(Instant::now() < deadline, "the source did not reach its end");
+        assert!(
+            Instant::now() < deadline,
+            "the source did not reach its end"
+        );
         let b = &batch.batch.batch;
         let ts = b.column(0).as_primitive::<Int64Type>();
         let auction = b.column(1).as_primitive::<Int64Type>();
@@ -187,8 +65,16 @@ fn drain(source: &mut KafkaSource) -> (Vec<(i32, i64, Option<i64>, String, i64)>
         let parts = b.column(4).as_primitive::<Int32Type>();
         let offsets = b.column(5).as_primitive::<Int64Type>();
         for r in 0..b.num_rows() {
-            assert_eq!(parts.value(r), batch.partition, "a batch holds one partition");
-            assert_eq!(offsets.value(r) as u64, batch.batch.lines[r], "lines are offsets");
+            assert_eq!(
+                parts.value(r),
+                batch.partition,
+                "a batch holds one partition"
+            );
+            assert_eq!(
+                offsets.value(r) as u64,
+                batch.batch.lines[r],
+                "lines are offsets"
+            );
             let t = ts.is_valid(r).then(|| ts.value(r));
             if let Some(t) = t {
                 let end = t.div_euclid(1000) * 1000 + 1000;
@@ -226,15 +112,35 @@ fn produce_bids(brokers: &str) -> (Vec<Row>, String) {
                 9 => Some((index as i64) * 100 - 2500 + partition as i64 * 7),
                 _ => Some((index as i64) * 100 + ((index * 37) % 11) as i64 * 30),
             };
-            let price = if index % 7 == 3 { "null".to_string() } else { format!("{}.5", index) };
+            let price = if index % 7 == 3 {
+                "null".to_string()
+            } else {
+                format!("{}.5", index)
+            };
             let value = match ts {
                 Some(t) => format!(r#"{{"ts":{t},"auction":{index},"price":{price}}}"#),
                 None => format!(r#"{{"ts":null,"auction":{index},"price":{price}}}"#),
             };
-            send(&plain, &topic, partition, &format!("key-{partition}-{index}"), &value);
-            rows.push(Row { partition, index, ts });
+            send(
+                &plain,
+                &topic,
+                partition,
+                &format!("key-{partition}-{index}"),
+                &value,
+            );
+            rows.push(Row {
+                partition,
+                index,
+                ts,
+            });
             if partition == 2 && index == 30 {
-                send(&plain, &topic, 2, "bad", "{\"ts\": \"not a number\u{1b}[31m\"}");
+                send(
+                    &plain,
+                    &topic,
+                    2,
+                    "bad",
+                    "{\"ts\": \"not a number\u{1b}[31m\"}",
+                );
             }
         }
     }
@@ -243,10 +149,17 @@ fn produce_bids(brokers: &str) -> (Vec<Row>, String) {
     let txn = producer(brokers, Some(&unique("laminar-input-txn")));
     txn.begin_transaction().expect("begin");
     for i in 0..5 {
-        send(&txn, &topic, 1, "aborted", &format!(r#"{{"ts":1,"auction":{},"price":1}}"#, 1000 + i));
+        send(
+            &txn,
+            &topic,
+            1,
+            "aborted",
+            &format!(r#"{{"ts":1,"auction":{},"price":1}}"#, 1000 + i),
+        );
     }
     txn.flush(Duration::from_secs(30)).expect("flush");
-    txn.abort_transaction(Duration::from_secs(30)).expect("abort");
+    txn.abort_transaction(Duration::from_secs(30))
+        .expect("abort");
     (rows, topic)
 }
 
@@ -277,12 +190,18 @@ fn the_source_reads_every_partition_once_with_its_partition_and_per_partition_la
         assert_eq!(source.reader().partitions(), vec![0, 1, 2, 3]);
         assert!(!source.is_unbounded());
         let (rows, late) = drain(&mut source);
-        assert_eq!(source.bad_rows_skipped(), 1, "the one bad message is counted");
+        assert_eq!(
+            source.bad_rows_skipped(),
+            1,
+            "the one bad message is counted"
+        );
         // Every produced row once, in its partition, with its key; none of the aborted.
         let got: BTreeSet<(i32, i64)> = rows.iter().map(|r| (r.0, r.1)).collect();
         assert_eq!(got.len(), rows.len(), "no row twice");
-        let expected: BTreeSet<(i32, i64)> =
-            produced.iter().map(|r| (r.partition, r.index as i64)).collect();
+        let expected: BTreeSet<(i32, i64)> = produced
+            .iter()
+            .map(|r| (r.partition, r.index as i64))
+            .collect();
         assert_eq!(got, expected);
         for r in &rows {
             assert_eq!(r.3, format!("key-{}-{}", r.0, r.1));
@@ -350,7 +269,13 @@ fn a_source_resumed_at_a_position_reads_the_rest_once_in_csv() {
     let topic = create_topic(&brokers, 3);
     let plain = producer(&brokers, None);
     for i in 0..90i64 {
-        send(&plain, &topic, (i % 3) as i32, "k", &format!("{},{i},\"x,{i}\"", i * 10));
+        send(
+            &plain,
+            &topic,
+            (i % 3) as i32,
+            "k",
+            &format!("{},{i},\"x,{i}\"", i * 10),
+        );
     }
     plain.flush(Duration::from_secs(30)).expect("flush");
     let schema: SchemaRef = Arc::new(Schema::new(vec![
@@ -376,7 +301,10 @@ fn a_source_resumed_at_a_position_reads_the_rest_once_in_csv() {
     // Read some batches, then "crash" and resume at the position.
     let mut batches = 0;
     while batches < 5 {
-        let batch = first.next_batch().expect("read").expect("not at the end yet");
+        let batch = first
+            .next_batch()
+            .expect("read")
+            .expect("not at the end yet");
         if batch.batch.num_rows() > 0 {
             batches += 1;
         }
@@ -394,19 +322,30 @@ fn a_source_resumed_at_a_position_reads_the_rest_once_in_csv() {
         collect(&batch.batch, &mut seen);
     }
     seen.sort_unstable();
-    assert_eq!(seen, (0..90).collect::<Vec<_>>(), "every row once across the restart");
+    assert_eq!(
+        seen,
+        (0..90).collect::<Vec<_>>(),
+        "every row once across the restart"
+    );
 }
 
 fn results_batch(rows: std::ops::Range<i64>) -> RecordBatch {
     RecordBatch::try_from_iter([
-        ("auction", Arc::new(Int64Array::from_iter_values(rows.clone())) as _),
+        (
+            "auction",
+            Arc::new(Int64Array::from_iter_values(rows.clone())) as _,
+        ),
         (
             "avg_price",
-            Arc::new(Float64Array::from_iter_values(rows.clone().map(|r| r as f64 / 2.0))) as _,
+            Arc::new(Float64Array::from_iter_values(
+                rows.clone().map(|r| r as f64 / 2.0),
+            )) as _,
         ),
         (
             "channel",
-            Arc::new(StringArray::from_iter(rows.map(|r| (r % 5 != 0).then(|| format!("c{r}"))))) as _,
+            Arc::new(StringArray::from_iter(
+                rows.map(|r| (r % 5 != 0).then(|| format!("c{r}"))),
+            )) as _,
         ),
     ])
     .expect("batch")
@@ -431,7 +370,10 @@ fn auctions(messages: &[(i32, Option<String>, String)]) -> Vec<i64> {
         .iter()
         .map(|(_, key, value)| {
             let key: i64 = key.as_deref().and_then(|k| k.parse().ok()).expect("key");
-            assert!(value.starts_with(&format!("{{\"auction\":{key},")), "{value}");
+            assert!(
+                value.starts_with(&format!("{{\"auction\":{key},")),
+                "{value}"
+            );
             key
         })
         .collect();
@@ -453,11 +395,22 @@ fn the_transactional_sink_shows_committed_rows_once_and_never_aborted_ones() {
     let group = unique("laminar-group");
     let source_opts = KafkaSourceOptions::parse(
         "source 'in'",
-        options(&[("brokers", &brokers), ("topic", &input), ("group_id", &group), ("stop_at", "end")]),
+        options(&[
+            ("brokers", &brokers),
+            ("topic", &input),
+            ("group_id", &group),
+            ("stop_at", "end"),
+        ]),
     )
     .expect("options");
-    let source = KafkaSource::open("in", Arc::new(Schema::new(vec![Field::new("a", DataType::Int64, true)])), &source_opts, 8, None)
-        .expect("source");
+    let source = KafkaSource::open(
+        "in",
+        Arc::new(Schema::new(vec![Field::new("a", DataType::Int64, true)])),
+        &source_opts,
+        8,
+        None,
+    )
+    .expect("source");
     let group_metadata = source.reader().group_metadata().expect("group metadata");
 
     let mut sink = KafkaSink::open("sink 'stats'", &opts, &schema, Some(&id)).expect("open");
@@ -466,9 +419,13 @@ fn the_transactional_sink_shows_committed_rows_once_and_never_aborted_ones() {
     assert!(sink.in_transaction());
     assert_eq!(sink.sync().expect("sync"), None);
     let checkpoint_1 = KafkaPosition::new(input.clone(), [(0, 3), (1, 4)]);
-    sink.commit_with_offsets(&checkpoint_1, &group_metadata).expect("commit");
+    sink.commit_with_offsets(&checkpoint_1, &group_metadata)
+        .expect("commit");
     assert!(!sink.in_transaction());
-    assert_eq!(source.reader().committed().expect("committed"), Some(checkpoint_1.clone()));
+    assert_eq!(
+        source.reader().committed().expect("committed"),
+        Some(checkpoint_1.clone())
+    );
     // Interval 2: written and flushed, then the process "dies" before the commit.
     sink.write(&results_batch(50..80)).expect("write");
     sink.sync().expect("sync");
@@ -476,12 +433,16 @@ fn the_transactional_sink_shows_committed_rows_once_and_never_aborted_ones() {
     // The restart: the same transactional id fences the old producer and aborts its open
     // transaction; the committed offsets are still checkpoint 1's, so recovery restores
     // checkpoint 1 and computes interval 2 again.
-    assert_eq!(source.reader().committed().expect("committed"), Some(checkpoint_1));
+    assert_eq!(
+        source.reader().committed().expect("committed"),
+        Some(checkpoint_1)
+    );
     let mut sink = KafkaSink::open("sink 'stats'", &opts, &schema, Some(&id)).expect("reopen");
     sink.write(&results_batch(50..80)).expect("write");
     sink.sync().expect("sync");
     let checkpoint_2 = KafkaPosition::new(input.clone(), [(0, 9), (1, 9)]);
-    sink.commit_with_offsets(&checkpoint_2, &group_metadata).expect("commit");
+    sink.commit_with_offsets(&checkpoint_2, &group_metadata)
+        .expect("commit");
     // An explicitly aborted interval is never visible either.
     sink.write(&results_batch(1000..1010)).expect("write");
     sink.sync().expect("sync");
@@ -491,9 +452,17 @@ fn the_transactional_sink_shows_committed_rows_once_and_never_aborted_ones() {
     sink.finish().expect("finish");
 
     let committed = read_all(&brokers, &out, "read_committed");
-    assert_eq!(auctions(&committed), (0..100).collect::<Vec<_>>(), "every row once");
+    assert_eq!(
+        auctions(&committed),
+        (0..100).collect::<Vec<_>>(),
+        "every row once"
+    );
     let uncommitted = read_all(&brokers, &out, "read_uncommitted");
-    assert_eq!(uncommitted.len(), 100 + 30 + 10, "the aborted rows were written");
+    assert_eq!(
+        uncommitted.len(),
+        100 + 30 + 10,
+        "the aborted rows were written"
+    );
     // A key's rows share a partition.
     let mut partition_of = BTreeMap::new();
     for (p, key, _) in &uncommitted {
@@ -508,13 +477,20 @@ fn the_at_least_once_sink_delivers_every_row_and_a_fenced_producer_is_a_clear_er
     };
     let out = create_topic(&brokers, 2);
     let schema = results_batch(0..1).schema();
-    let mut sink =
-        KafkaSink::open("sink 'stats'", &sink_options(&brokers, &out, "at_least_once"), &schema, None)
-            .expect("open");
+    let mut sink = KafkaSink::open(
+        "sink 'stats'",
+        &sink_options(&brokers, &out, "at_least_once"),
+        &schema,
+        None,
+    )
+    .expect("open");
     sink.write(&results_batch(0..40)).expect("write");
     sink.sync().expect("sync");
     sink.finish().expect("finish");
-    assert_eq!(auctions(&read_all(&brokers, &out, "read_committed")), (0..40).collect::<Vec<_>>());
+    assert_eq!(
+        auctions(&read_all(&brokers, &out, "read_committed")),
+        (0..40).collect::<Vec<_>>()
+    );
 
     // Two producers with one transactional id: the older is fenced.
     let opts = sink_options(&brokers, &out, "exactly_once");
@@ -553,17 +529,29 @@ fn an_unreachable_broker_is_an_error_within_the_timeout() {
         .to_string();
     let took = started.elapsed();
     assert!(took < Duration::from_secs(8), "took {took:?}");
-    assert!(err.contains("127.0.0.1:1") && err.contains("'bids'"), "{err}");
+    assert!(
+        err.contains("127.0.0.1:1") && err.contains("'bids'"),
+        "{err}"
+    );
     assert!(err.contains("no broker answered within 2 s"), "{err}");
     assert_eq!(err.lines().count(), 1, "{err}");
 
     let mut sink_opts = sink_options(brokers, "stats", "exactly_once");
     sink_opts.timeout = Duration::from_secs(2);
     let started = Instant::now();
-    let err = KafkaSink::open("sink 'stats'", &sink_opts, &results_batch(0..1).schema(), Some("x"))
-        .expect_err("no broker")
-        .to_string();
-    assert!(started.elapsed() < Duration::from_secs(8), "took {:?}", started.elapsed());
+    let err = KafkaSink::open(
+        "sink 'stats'",
+        &sink_opts,
+        &results_batch(0..1).schema(),
+        Some("x"),
+    )
+    .expect_err("no broker")
+    .to_string();
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "took {:?}",
+        started.elapsed()
+    );
     assert!(err.contains("no broker answered within 2 s"), "{err}");
 }
 
@@ -600,5 +588,8 @@ fn a_missing_topic_is_named() {
     let err = KafkaSource::open("bids", schema, &opts, 8, None)
         .expect_err("bad type")
         .to_string();
-    assert!(err.contains("partition_column column 'p' must be INT or BIGINT"), "{err}");
+    assert!(
+        err.contains("partition_column column 'p' must be INT or BIGINT"),
+        "{err}"
+    );
 }

@@ -202,7 +202,11 @@ impl ProducerContext for LaminarContext {
 
 /// Laminar's client settings for `brokers`, then `properties` (the user's, which may
 /// change the defaults but not the settings [`super::options`] keeps for itself).
-pub(crate) fn config(brokers: &str, timeout: Duration, properties: &[(String, String)]) -> ClientConfig {
+pub(crate) fn config(
+    brokers: &str,
+    timeout: Duration,
+    properties: &[(String, String)],
+) -> ClientConfig {
     let mut config = ClientConfig::new();
     let ms = timeout.as_millis().clamp(1, i32::MAX as u128).to_string();
     config
@@ -228,7 +232,9 @@ pub(crate) fn partitions<C: ClientContext>(
 ) -> crate::error::Result<Vec<i32>> {
     let metadata = client
         .fetch_metadata(Some(&target.topic), timeout)
-        .map_err(|e| target.client_error("cannot read the topic's metadata", &e, context, timeout))?;
+        .map_err(|e| {
+            target.client_error("cannot read the topic's metadata", &e, context, timeout)
+        })?;
     let Some(topic) = metadata.topics().iter().find(|t| t.name() == target.topic) else {
         return Err(target.error(describe_code(
             RDKafkaErrorCode::UnknownTopicOrPartition,

@@ -149,7 +149,12 @@ impl KafkaReader {
         }
         let consumer: BaseConsumer<LaminarContext> = config
             .create_with_context(LaminarContext::default())
-            .map_err(|e| target.error(format!("cannot create the consumer: {}", client::describe(&e, timeout))))?;
+            .map_err(|e| {
+                target.error(format!(
+                    "cannot create the consumer: {}",
+                    client::describe(&e, timeout)
+                ))
+            })?;
         let context = consumer.context().clone();
         let ids = client::partitions(consumer.client(), &target, &context, timeout)?;
         let now = Instant::now();
@@ -165,7 +170,10 @@ impl KafkaReader {
                         timeout,
                     )
                 })?;
-            let start = match (resume.and_then(|r| r.offset_of(partition)), options.start_offset) {
+            let start = match (
+                resume.and_then(|r| r.offset_of(partition)),
+                options.start_offset,
+            ) {
                 (Some(offset), _) => offset,
                 (None, StartOffset::Earliest) => low,
                 (None, StartOffset::Latest) => high,
@@ -182,18 +190,28 @@ impl KafkaReader {
         }
         if let StartOffset::Timestamp(ms) = options.start_offset {
             let mut times = TopicPartitionList::new();
-            for p in partitions.iter().filter(|p| resume.and_then(|r| r.offset_of(p.partition)).is_none()) {
+            for p in partitions
+                .iter()
+                .filter(|p| resume.and_then(|r| r.offset_of(p.partition)).is_none())
+            {
                 times
                     .add_partition_offset(&options.topic, p.partition, Offset::Offset(ms))
                     .map_err(|e| target.error(client::describe(&e, timeout)))?;
             }
             if times.count() > 0 {
                 let found = consumer.offsets_for_times(times, timeout).map_err(|e| {
-                    target.client_error("cannot find the offsets of start_offset's time", &e, &context, timeout)
+                    target.client_error(
+                        "cannot find the offsets of start_offset's time",
+                        &e,
+                        &context,
+                        timeout,
+                    )
                 })?;
                 for element in found.elements() {
                     if let (Some(p), Offset::Offset(o)) = (
-                        partitions.iter_mut().find(|p| p.partition == element.partition()),
+                        partitions
+                            .iter_mut()
+                            .find(|p| p.partition == element.partition()),
                         element.offset(),
                     ) {
                         p.next_offset = o;
@@ -208,9 +226,12 @@ impl KafkaReader {
                 .add_partition_offset(&options.topic, p.partition, Offset::Offset(p.next_offset))
                 .map_err(|e| target.error(client::describe(&e, timeout)))?;
         }
-        consumer
-            .assign(&assignment)
-            .map_err(|e| target.error(format!("cannot assign the partitions: {}", client::describe(&e, timeout))))?;
+        consumer.assign(&assignment).map_err(|e| {
+            target.error(format!(
+                "cannot assign the partitions: {}",
+                client::describe(&e, timeout)
+            ))
+        })?;
         Ok(Self {
             consumer,
             target,
@@ -278,10 +299,7 @@ impl KafkaReader {
     /// an empty chunk when no message came within [`IDLE_POLL`].
     pub fn next_chunk(&mut self, max: usize) -> Result<Option<MessageChunk>> {
         let max = max.max(1);
-        let mut chunk = match self.pending.take() {
-            Some(chunk) => chunk,
-            None => MessageChunk::default(),
-        };
+        let mut chunk = self.pending.take().unwrap_or_default();
         let mut wait = IDLE_POLL;
         while chunk.len() < max {
             if chunk.is_empty() && self.at_end() {
@@ -303,7 +321,11 @@ impl KafkaReader {
                 }
             };
             let partition = message.partition();
-            let Some(state) = self.partitions.iter_mut().find(|p| p.partition == partition) else {
+            let Some(state) = self
+                .partitions
+                .iter_mut()
+                .find(|p| p.partition == partition)
+            else {
                 continue;
             };
             if state.done || message.offset() < state.next_offset {
@@ -337,7 +359,11 @@ impl KafkaReader {
 
     /// The client says `partition` has no more messages now.
     fn reached_end(&mut self, partition: i32) {
-        if let Some(state) = self.partitions.iter_mut().find(|p| p.partition == partition) {
+        if let Some(state) = self
+            .partitions
+            .iter_mut()
+            .find(|p| p.partition == partition)
+        {
             state.caught_up = true;
             if self.stop_at_end {
                 state.done = true;
@@ -389,13 +415,23 @@ impl KafkaReader {
         let committed = self
             .consumer
             .committed_offsets(list, self.timeout)
-            .map_err(|e| self.target.client_error("cannot read the committed offsets", &e, &context, self.timeout))?;
+            .map_err(|e| {
+                self.target.client_error(
+                    "cannot read the committed offsets",
+                    &e,
+                    &context,
+                    self.timeout,
+                )
+            })?;
         Ok(Some(KafkaPosition::new(
             self.target.topic.clone(),
-            committed.elements().iter().filter_map(|e| match e.offset() {
-                Offset::Offset(o) => Some((e.partition(), o)),
-                _ => None,
-            }),
+            committed
+                .elements()
+                .iter()
+                .filter_map(|e| match e.offset() {
+                    Offset::Offset(o) => Some((e.partition(), o)),
+                    _ => None,
+                }),
         )))
     }
 
@@ -405,10 +441,14 @@ impl KafkaReader {
         if !self.has_group {
             return Ok(());
         }
-        let list = offsets_list(position).map_err(|e| self.target.error(client::describe(&e, self.timeout)))?;
-        self.consumer
-            .commit(&list, CommitMode::Async)
-            .map_err(|e| self.target.error(format!("cannot commit offsets: {}", client::describe(&e, self.timeout))))
+        let list = offsets_list(position)
+            .map_err(|e| self.target.error(client::describe(&e, self.timeout)))?;
+        self.consumer.commit(&list, CommitMode::Async).map_err(|e| {
+            self.target.error(format!(
+                "cannot commit offsets: {}",
+                client::describe(&e, self.timeout)
+            ))
+        })
     }
 
     /// The group's metadata for `send_offsets_to_transaction` (`None`: no `group_id`).
@@ -418,7 +458,9 @@ impl KafkaReader {
 }
 
 /// `position` as a topic-partition list with offsets.
-pub(crate) fn offsets_list(position: &KafkaPosition) -> rdkafka::error::KafkaResult<TopicPartitionList> {
+pub(crate) fn offsets_list(
+    position: &KafkaPosition,
+) -> rdkafka::error::KafkaResult<TopicPartitionList> {
     let mut list = TopicPartitionList::new();
     for p in &position.partitions {
         list.add_partition_offset(&position.topic, p.partition, Offset::Offset(p.next_offset))?;

@@ -131,7 +131,10 @@ mod tests {
 
     fn batch() -> RecordBatch {
         RecordBatch::try_from_iter([
-            ("auction", Arc::new(Int64Array::from(vec![Some(7), None])) as _),
+            (
+                "auction",
+                Arc::new(Int64Array::from(vec![Some(7), None])) as _,
+            ),
             (
                 "note",
                 Arc::new(StringArray::from(vec![Some("a,\"b\"\nc"), None])) as _,
@@ -147,7 +150,10 @@ mod tests {
         let rows = e.encode(&b).unwrap();
         assert_eq!(rows.len(), 2);
         assert_eq!(rows[0].key.as_deref(), Some(&b"7"[..]));
-        assert_eq!(rows[0].value, br#"{"auction":7,"note":"a,\"b\"\nc"}"#.to_vec());
+        assert_eq!(
+            rows[0].value,
+            br#"{"auction":7,"note":"a,\"b\"\nc"}"#.to_vec()
+        );
         assert_eq!(rows[1].key, None);
         assert_eq!(rows[1].value, b"{}".to_vec());
     }

@@ -24,9 +24,18 @@ const OWNED_PROPERTIES: &[(&str, &str)] = &[
     ("bootstrap.servers", "brokers"),
     ("metadata.broker.list", "brokers"),
     ("group.id", "group_id"),
-    ("transactional.id", "the transactional id the engine derives from the query"),
-    ("enable.auto.commit", "nothing: offsets live in Laminar's checkpoints"),
-    ("enable.auto.offset.store", "nothing: offsets live in Laminar's checkpoints"),
+    (
+        "transactional.id",
+        "the transactional id the engine derives from the query",
+    ),
+    (
+        "enable.auto.commit",
+        "nothing: offsets live in Laminar's checkpoints",
+    ),
+    (
+        "enable.auto.offset.store",
+        "nothing: offsets live in Laminar's checkpoints",
+    ),
     ("enable.partition.eof", "nothing: stop_at = 'end' needs it"),
 ];
 
@@ -174,9 +183,16 @@ impl KafkaSourceOptions {
         let start_offset = match lower(options.take("start_offset")).as_deref() {
             None | Some("earliest") => StartOffset::Earliest,
             Some("latest") => StartOffset::Latest,
-            Some(ms) => StartOffset::Timestamp(ms.parse::<i64>().ok().filter(|&t| t >= 0).ok_or_else(
-                || bad(&what, "start_offset", "'earliest', 'latest' or epoch milliseconds", ms),
-            )?),
+            Some(ms) => StartOffset::Timestamp(
+                ms.parse::<i64>().ok().filter(|&t| t >= 0).ok_or_else(|| {
+                    bad(
+                        &what,
+                        "start_offset",
+                        "'earliest', 'latest' or epoch milliseconds",
+                        ms,
+                    )
+                })?,
+            ),
         };
         let stop_at_end = match lower(options.take("stop_at")).as_deref() {
             None => false,
@@ -247,7 +263,12 @@ impl KafkaSinkOptions {
             None | Some("at_least_once") => Delivery::AtLeastOnce,
             Some("exactly_once") => Delivery::ExactlyOnce,
             Some(other) => {
-                return Err(bad(&what, "delivery", "'exactly_once' or 'at_least_once'", other))
+                return Err(bad(
+                    &what,
+                    "delivery",
+                    "'exactly_once' or 'at_least_once'",
+                    other,
+                ))
             }
         };
         let timeout = timeout_of(options, &what, "timeout", DEFAULT_TIMEOUT)?;
@@ -418,10 +439,19 @@ mod tests {
             (vec![], "needs topic"),
             (vec![("start_offset", "soon")], "start_offset must be"),
             (vec![("stop_at", "never")], "stop_at must be 'end'"),
-            (vec![("idle_timeout", "5 parsecs")], "idle_timeout must be a duration"),
+            (
+                vec![("idle_timeout", "5 parsecs")],
+                "idle_timeout must be a duration",
+            ),
             (vec![("timeout", "0")], "timeout must be more than zero"),
-            (vec![("partition_column", "p"), ("offset_column", "p")], "both name column 'p'"),
-            (vec![("properties.group.id", "x")], "properties.group.id cannot be set; use group_id"),
+            (
+                vec![("partition_column", "p"), ("offset_column", "p")],
+                "both name column 'p'",
+            ),
+            (
+                vec![("properties.group.id", "x")],
+                "properties.group.id cannot be set; use group_id",
+            ),
             (vec![("colour", "red")], "unknown option 'colour'"),
         ] {
             // The required options, unless the case leaves one out.
@@ -464,6 +494,9 @@ mod tests {
         ])
         .unwrap_err()
         .to_string();
-        assert!(err.contains("properties.transactional.id cannot be set"), "{err}");
+        assert!(
+            err.contains("properties.transactional.id cannot be set"),
+            "{err}"
+        );
     }
 }

@@ -75,14 +75,17 @@ mod tests {
     fn a_position_round_trips_through_rkyv_and_is_sorted() {
         let position = KafkaPosition::new("bids", [(3, 17), (0, 5), (1, 0), (2, 158)]);
         assert_eq!(
-            position.partitions.iter().map(|p| p.partition).collect::<Vec<_>>(),
+            position
+                .partitions
+                .iter()
+                .map(|p| p.partition)
+                .collect::<Vec<_>>(),
             [0, 1, 2, 3]
         );
         assert_eq!(position.offset_of(2), Some(158));
         assert_eq!(position.offset_of(9), None);
         let bytes = rkyv::to_bytes::<rkyv::rancor::Error>(&position).unwrap();
-        let archived =
-            rkyv::access::<ArchivedKafkaPosition, rkyv::rancor::Error>(&bytes).unwrap();
+        let archived = rkyv::access::<ArchivedKafkaPosition, rkyv::rancor::Error>(&bytes).unwrap();
         assert_eq!(KafkaPosition::from(archived), position);
     }
 }

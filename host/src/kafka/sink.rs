@@ -84,7 +84,10 @@ impl KafkaSink {
         };
         let encoder = RowEncoder::new(what, options.format, schema, options.key.as_deref())?;
         let timeout = options.timeout;
-        let commit_ms = options.commit_timeout.as_millis().clamp(1, i32::MAX as u128);
+        let commit_ms = options
+            .commit_timeout
+            .as_millis()
+            .clamp(1, i32::MAX as u128);
         let mut config = client::config(&options.brokers, timeout, &[]);
         config
             .set("acks", "all")
@@ -105,7 +108,12 @@ impl KafkaSink {
         }
         let producer: BaseProducer<LaminarContext> = config
             .create_with_context(LaminarContext::default())
-            .map_err(|e| target.error(format!("cannot create the producer: {}", client::describe(&e, timeout))))?;
+            .map_err(|e| {
+                target.error(format!(
+                    "cannot create the producer: {}",
+                    client::describe(&e, timeout)
+                ))
+            })?;
         let context = producer.context().clone();
         client::partitions(producer.client(), &target, &context, timeout)?;
         if options.delivery == Delivery::ExactlyOnce {
@@ -164,12 +172,15 @@ impl KafkaSink {
         }
         self.flush_all()?;
         self.begin()?;
-        let list = offsets_list(position).map_err(|e| self.target.error(client::describe(&e, self.timeout)))?;
+        let list = offsets_list(position)
+            .map_err(|e| self.target.error(client::describe(&e, self.timeout)))?;
         if let Err(e) = self
             .producer
             .send_offsets_to_transaction(&list, group, self.commit_timeout)
         {
-            return Err(self.transaction_failed("cannot add the source offsets to the transaction", &e));
+            return Err(
+                self.transaction_failed("cannot add the source offsets to the transaction", &e)
+            );
         }
         self.commit_open()
     }
@@ -219,7 +230,9 @@ impl KafkaSink {
             return error;
         }
         let context = self.producer.context().clone();
-        let error = self.target.client_error(doing, err, &context, self.commit_timeout);
+        let error = self
+            .target
+            .client_error(doing, err, &context, self.commit_timeout);
         if matches!(err, KafkaError::Transaction(e) if e.is_fatal()) {
             self.broken = Some(error.to_string());
         }

@@ -23,7 +23,9 @@ use super::lines::LineChunk;
 use super::{Source, SourceBatch};
 use crate::checkpoint::SourcePosition;
 use crate::error::{Error, Result};
-use crate::kafka::{KafkaPosition, KafkaReader, KafkaSourceOptions, MessageChunk, NO_VALUE, TOO_LONG_VALUE};
+use crate::kafka::{
+    KafkaPosition, KafkaReader, KafkaSourceOptions, MessageChunk, NO_VALUE, TOO_LONG_VALUE,
+};
 use crate::sql::OnError;
 use crate::text::{shown, ERROR_CHARS};
 
@@ -86,9 +88,17 @@ impl KafkaSource {
                 .fields()
                 .iter()
                 .position(|f| f.name() == column)
-                .or_else(|| schema.fields().iter().position(|f| f.name().eq_ignore_ascii_case(column)))
+                .or_else(|| {
+                    schema
+                        .fields()
+                        .iter()
+                        .position(|f| f.name().eq_ignore_ascii_case(column))
+                })
                 .ok_or_else(|| {
-                    Error::plan(format!("{what}: {option} = '{}' is not a declared column", shown(column, 80)))
+                    Error::plan(format!(
+                        "{what}: {option} = '{}' is not a declared column",
+                        shown(column, 80)
+                    ))
                 })?;
             let field = match option {
                 "key_column" => Field::Key,
@@ -188,17 +198,34 @@ impl KafkaSource {
             starts: chunk.starts,
             numbers: chunk.offsets.iter().map(|&o| o as u64).collect(),
         };
-        let Decoded { batch, mut kept, mut bad, .. } = self.decoder.decode(&lines);
+        let Decoded {
+            batch,
+            mut kept,
+            mut bad,
+            ..
+        } = self.decoder.decode(&lines);
         let mut batch = batch;
         // A key column of text: a key that is not UTF-8 makes its message a bad row.
-        let text_key = self.columns.iter().any(|c| matches!(c, Column::Meta(Field::Key)))
-            && self.schema.fields().iter().zip(&self.columns).any(|(f, c)| {
-                matches!(c, Column::Meta(Field::Key)) && f.data_type() == &DataType::Utf8
-            });
+        let text_key = self
+            .columns
+            .iter()
+            .any(|c| matches!(c, Column::Meta(Field::Key)))
+            && self
+                .schema
+                .fields()
+                .iter()
+                .zip(&self.columns)
+                .any(|(f, c)| {
+                    matches!(c, Column::Meta(Field::Key)) && f.data_type() == &DataType::Utf8
+                });
         if text_key {
             let good: Vec<bool> = kept
                 .iter()
-                .map(|&i| chunk.keys[i].as_deref().is_none_or(|k| std::str::from_utf8(k).is_ok()))
+                .map(|&i| {
+                    chunk.keys[i]
+                        .as_deref()
+                        .is_none_or(|k| std::str::from_utf8(k).is_ok())
+                })
                 .collect();
             if good.iter().any(|g| !g) {
                 batch = filter_record_batch(&batch, &BooleanArray::from(good.clone()))?;
@@ -222,7 +249,10 @@ impl KafkaSource {
                 let why = if line == NO_VALUE {
                     "the message has no value".to_string()
                 } else if line == TOO_LONG_VALUE {
-                    format!("the message value is longer than {} MiB", crate::kafka::MAX_VALUE_BYTES >> 20)
+                    format!(
+                        "the message value is longer than {} MiB",
+                        crate::kafka::MAX_VALUE_BYTES >> 20
+                    )
                 } else {
                     shown(&first.message, ERROR_CHARS)
                 };
@@ -242,11 +272,12 @@ impl KafkaSource {
                         DataType::Int32 => Arc::new(Int32Array::from(vec![chunk.partition; rows])),
                         _ => Arc::new(Int64Array::from(vec![chunk.partition as i64; rows])),
                     },
-                    Column::Meta(Field::Offset) => {
-                        Arc::new(Int64Array::from_iter_values(kept.iter().map(|&i| chunk.offsets[i])))
-                    }
+                    Column::Meta(Field::Offset) => Arc::new(Int64Array::from_iter_values(
+                        kept.iter().map(|&i| chunk.offsets[i]),
+                    )),
                     Column::Meta(Field::Timestamp) => {
-                        let values: Int64Array = kept.iter().map(|&i| chunk.timestamps[i]).collect();
+                        let values: Int64Array =
+                            kept.iter().map(|&i| chunk.timestamps[i]).collect();
                         match field.data_type() {
                             DataType::Timestamp(_, zone) => Arc::new(
                                 TimestampMillisecondArray::from(values.into_data())

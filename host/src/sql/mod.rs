@@ -10,8 +10,8 @@ mod types;
 mod window_rewrite;
 
 pub(crate) use context::PlanningContext;
-pub use ddl::{Connector, FormatKind, OnError, SinkDef, SourceDef, SourceOptions};
 pub(crate) use ddl::WithOptions;
+pub use ddl::{Connector, FormatKind, OnError, SinkDef, SourceDef, SourceOptions};
 pub(crate) use ident::{ident_for, normalize_name_text, normalize_object_name};
 pub(crate) use parser::{parse_script, QueryStatement, Statement};
 pub(crate) use window_rewrite::{rewrite_windows, WindowClause, WINDOW_END, WINDOW_START};

@@ -50,7 +50,15 @@ impl PartitionWatermarks {
             delay_ms,
             clocks: partitions
                 .into_iter()
-                .map(|p| (p, Clock { generator: WatermarkGenerator::new(delay_ms), idle: false }))
+                .map(|p| {
+                    (
+                        p,
+                        Clock {
+                            generator: WatermarkGenerator::new(delay_ms),
+                            idle: false,
+                        },
+                    )
+                })
                 .collect(),
         }
     }
@@ -72,13 +80,18 @@ impl PartitionWatermarks {
         &mut self
             .clocks
             .entry(partition)
-            .or_insert_with(|| Clock { generator: WatermarkGenerator::new(delay), idle: false })
+            .or_insert_with(|| Clock {
+                generator: WatermarkGenerator::new(delay),
+                idle: false,
+            })
             .generator
     }
 
     /// The watermark of `partition` after its rows so far (`None` before its first).
     pub fn watermark(&self, partition: i32) -> Option<i64> {
-        self.clocks.get(&partition).and_then(|c| c.generator.current())
+        self.clocks
+            .get(&partition)
+            .and_then(|c| c.generator.current())
     }
 
     /// Whether a row of `partition` in a window ending at `window_end` is late now.
@@ -99,7 +112,11 @@ impl PartitionWatermarks {
     pub fn combined(&self) -> Option<i64> {
         let mut active = self.clocks.values().filter(|c| !c.idle).peekable();
         if active.peek().is_none() {
-            return self.clocks.values().filter_map(|c| c.generator.current()).max();
+            return self
+                .clocks
+                .values()
+                .filter_map(|c| c.generator.current())
+                .max();
         }
         let mut min: Option<i64> = None;
         for clock in active {
