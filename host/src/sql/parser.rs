@@ -458,6 +458,21 @@ mod tests {
     }
 
     #[test]
+    fn a_dotted_option_key_is_one_key() {
+        // Kafka's `properties.<librdkafka key>`; the file connector has no such option.
+        let err = parse(
+            "CREATE SOURCE s (a BIGINT)
+             WITH (connector = 'file', path = 'x.csv', properties.fetch.min.bytes = '1');",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("unknown option 'properties.fetch.min.bytes'"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn syntax_errors_name_line_and_column() {
         let err = parse("SELECT a\nFROM bids WHERE").unwrap_err();
         let Error::SqlSyntax { location, .. } = err else {
