@@ -593,3 +593,65 @@ fn a_missing_topic_is_named() {
         "{err}"
     );
 }
+
+#[test]
+fn an_unbounded_source_returns_idle_ticks_then_new_rows_and_reports_idle_partitions() {
+    let Some(brokers) = bootstrap("kafka idle ticks") else {
+        return;
+    };
+    let topic = create_topic(&brokers, 2);
+    let group = unique("laminar-monitor");
+    let opts = KafkaSourceOptions::parse(
+        "source 'live'",
+        options(&[
+            ("brokers", &brokers),
+            ("topic", &topic),
+            ("start_offset", "latest"),
+            ("idle_timeout", "300ms"),
+            ("group_id", &group),
+        ]),
+    )
+    .expect("options");
+    let schema: SchemaRef = Arc::new(Schema::new(vec![Field::new("n", DataType::Int64, true)]));
+    let mut source = KafkaSource::open("live", schema, &opts, 8, None).expect("open");
+    assert!(source.is_unbounded());
+    // Nothing there: empty batches (the run loop checkpoints on them), never the end.
+    let started = Instant::now();
+    let tick = source.next_batch().expect("tick").expect("never ends");
+    assert_eq!(tick.batch.num_rows(), 0);
+    assert!(started.elapsed() < Duration::from_secs(5));
+    let plain = producer(&brokers, None);
+    send(&plain, &topic, 1, "k", "41");
+    send(&plain, &topic, 1, "k", "42");
+    plain.flush(Duration::from_secs(30)).expect("flush");
+    let mut got = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while got.len() < 2 {
+        assert!(Instant::now() < deadline, "the new rows did not arrive");
+        let batch = source
+            .next_partition_batch()
+            .expect("read")
+            .expect("never ends");
+        let n = batch.batch.batch.column(0).as_primitive::<Int64Type>();
+        got.extend((0..n.len()).map(|r| (batch.partition, n.value(r))));
+    }
+    assert_eq!(got, vec![(1, 41), (1, 42)]);
+    // Both partitions caught up and quiet for longer than idle_timeout: idle.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while source.reader().idle_partitions() != vec![0, 1] {
+        assert!(Instant::now() < deadline, "never idle");
+        source.next_batch().expect("tick");
+    }
+    // Committing the position for monitoring reaches the group.
+    let position = source.kafka_position();
+    assert_eq!(position.offset_of(1), Some(2));
+    source
+        .reader()
+        .commit_for_monitoring(&position)
+        .expect("commit");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while source.reader().committed().expect("committed") != Some(position.clone()) {
+        assert!(Instant::now() < deadline, "the commit never arrived");
+        source.next_batch().expect("tick");
+    }
+}
