@@ -84,6 +84,17 @@ pub enum Error {
     /// State could not be stored, written or read back.
     #[error(transparent)]
     State(#[from] crate::state::StateError),
+    /// A Kafka broker or topic could not be used: unreachable within the timeout, a
+    /// missing topic, refused authorisation, a fenced producer, a failed delivery.
+    #[error("kafka topic '{topic}' on {brokers}: {message}")]
+    Kafka {
+        /// The bootstrap brokers as configured.
+        brokers: String,
+        /// The topic.
+        topic: String,
+        /// What went wrong (one line; text from the client is escaped).
+        message: String,
+    },
     /// A Wasm plugin could not be loaded: unreadable, not a component, the wrong interface
     /// or version, or a description the host cannot use.
     #[error("cannot load plugin {path}: {message}")]

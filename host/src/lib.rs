@@ -15,6 +15,7 @@ pub mod cli;
 pub mod engine;
 mod error;
 pub mod gen;
+pub mod kafka;
 mod nulls;
 pub mod operator;
 mod plan;

@@ -4,6 +4,7 @@ mod decode;
 mod file_input;
 mod header;
 mod input_log;
+mod kafka;
 mod line_decoder;
 mod lines;
 mod memory;
@@ -14,6 +15,7 @@ mod stream;
 mod timestamps;
 
 pub use input_log::InputLog;
+pub use kafka::{KafkaSource, PartitionBatch};
 pub use memory::MemorySource;
 pub use stream::LineSource;
 

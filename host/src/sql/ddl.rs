@@ -99,6 +99,26 @@ impl WithOptions {
         self.values.remove(key)
     }
 
+    /// Removes every option whose key starts with `prefix` and returns them, the prefix
+    /// cut off (`properties.fetch.min.bytes` → `fetch.min.bytes`), in key order.
+    pub(crate) fn take_prefixed(&mut self, prefix: &str) -> Vec<(String, String)> {
+        let keys: Vec<String> = (self.values.keys())
+            .filter(|k| k.starts_with(prefix))
+            .cloned()
+            .collect();
+        keys.into_iter()
+            .filter_map(|k| {
+                let value = self.values.remove(&k)?;
+                Some((k[prefix.len()..].to_string(), value))
+            })
+            .collect()
+    }
+
+    /// What the options belong to, for messages (`source 'bids'`).
+    pub(crate) fn what(&self) -> &str {
+        &self.what
+    }
+
     pub(crate) fn connector(&mut self) -> Result<Connector> {
         let kind = self.take("connector").ok_or_else(|| {
             Error::plan(format!(

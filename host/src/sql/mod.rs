@@ -11,6 +11,7 @@ mod types;
 mod window_rewrite;
 
 pub(crate) use context::PlanningContext;
+pub(crate) use ddl::WithOptions;
 pub use ddl::{Connector, FormatKind, OnError, SinkDef, SourceDef, SourceOptions};
 pub(crate) use ident::{ident_for, normalize_name_text, normalize_object_name};
 pub(crate) use parser::{parse_script, QueryStatement, Statement};

@@ -283,11 +283,13 @@ fn parse_with_options(parser: &mut Parser<'_>, what: &str) -> Result<WithOptions
     if parser.parse_keyword(Keyword::WITH) {
         parser.expect_token(&Token::LParen).map_err(syntax_error)?;
         loop {
-            let key = parser
-                .parse_identifier()
-                .map_err(syntax_error)?
-                .value
-                .to_ascii_lowercase();
+            // A dotted key (`properties.fetch.min.bytes`) is one key.
+            let mut key = parser.parse_identifier().map_err(syntax_error)?.value;
+            while parser.consume_token(&Token::Period) {
+                key.push('.');
+                key.push_str(&parser.parse_identifier().map_err(syntax_error)?.value);
+            }
+            let key = key.to_ascii_lowercase();
             parser.expect_token(&Token::Eq).map_err(syntax_error)?;
             let value = match parser.next_token().token {
                 Token::SingleQuotedString(s) | Token::DoubleQuotedString(s) => s,
@@ -470,6 +472,21 @@ mod tests {
         assert_eq!(def.schema.fields().len(), 3);
         assert_eq!(def.watermark.as_ref().unwrap().delay_ms, 5000);
         assert_eq!(def.options.on_error, crate::sql::OnError::Skip);
+    }
+
+    #[test]
+    fn a_dotted_option_key_is_one_key() {
+        // Kafka's `properties.<librdkafka key>`; the file connector has no such option.
+        let err = parse(
+            "CREATE SOURCE s (a BIGINT)
+             WITH (connector = 'file', path = 'x.csv', properties.fetch.min.bytes = '1');",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("unknown option 'properties.fetch.min.bytes'"),
+            "{err}"
+        );
     }
 
     #[test]
