@@ -16,6 +16,7 @@ mod crash_recovery;
 mod crash_storage;
 mod input_limits;
 mod kafka_connector;
+mod kafka_pipeline;
 mod newcomer;
 mod oracle_files;
 mod oracle_window_kinds;

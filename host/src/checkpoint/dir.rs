@@ -210,6 +210,22 @@ impl DataflowDir {
         }
     }
 
+    /// The newest checkpoint with an id at or below `limit` that reads back whole (see
+    /// [`load_newest`](Self::load_newest)); the newer ones are removed (void: a sink's
+    /// commit of theirs never happened).
+    pub fn load_newest_at_most(
+        &self,
+        limit: u64,
+        warn: &mut dyn FnMut(String),
+    ) -> Result<Option<LoadedCheckpoint>> {
+        for (id, file) in self.checkpoint_files()? {
+            if id > limit {
+                self.remove(&file)?;
+            }
+        }
+        self.load_newest(warn)
+    }
+
     /// Reads and checks one checkpoint file.
     pub fn load(&self, path: &Path) -> Result<LoadedCheckpoint> {
         read_checkpoint(self.storage.as_ref(), path)

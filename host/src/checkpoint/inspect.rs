@@ -236,7 +236,22 @@ impl fmt::Display for StateReport {
                     let sources = m
                         .sources
                         .iter()
-                        .map(|s| format!("{} at {}", s.name, position_text(&s.position)))
+                        .map(|s| match &s.kafka {
+                            Some(kafka) => format!(
+                                "{} at {}",
+                                s.name,
+                                kafka
+                                    .partitions
+                                    .iter()
+                                    .map(|p| format!(
+                                        "partition {} offset {}",
+                                        p.partition, p.next_offset
+                                    ))
+                                    .collect::<Vec<_>>()
+                                    .join(", ")
+                            ),
+                            None => format!("{} at {}", s.name, position_text(&s.position)),
+                        })
                         .collect::<Vec<_>>()
                         .join(", ");
                     let sinks = m
@@ -257,7 +272,24 @@ impl fmt::Display for StateReport {
                         m.open_windows(),
                         m.groups(),
                         bytes,
-                    )?
+                    )?;
+                    for (i, q) in m.queries.iter().enumerate() {
+                        if q.partitions.is_empty() {
+                            continue;
+                        }
+                        let watermarks = q
+                            .partitions
+                            .iter()
+                            .map(|p| {
+                                let at =
+                                    p.max_event_time.map_or("-".to_string(), |t| t.to_string());
+                                let idle = if p.idle { " (idle)" } else { "" };
+                                format!("partition {} max event time {at}{idle}", p.partition)
+                            })
+                            .collect::<Vec<_>>()
+                            .join(", ");
+                        writeln!(f, "    query {}: {watermarks}", i + 1)?;
+                    }
                 }
                 Err(e) => writeln!(f, "  checkpoint file {}: CORRUPT: {e}", file.display())?,
             }

@@ -95,6 +95,8 @@ pub struct SourceMark {
     pub events_read: u64,
     /// Rows it skipped as undecodable.
     pub bad_rows: u64,
+    /// A Kafka source: the next offset of every partition, where recovery reads on.
+    pub kafka: Option<crate::kafka::KafkaPosition>,
 }
 
 /// A file sink's durable length and checksum at a checkpoint.
@@ -107,7 +109,7 @@ pub struct SinkMark {
 }
 
 /// One query of the dataflow at a checkpoint.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Archive, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Archive, Serialize, Deserialize)]
 pub struct QueryMark {
     /// Its run-summary counters.
     pub counters: Counters,
@@ -117,6 +119,9 @@ pub struct QueryMark {
     pub open_windows: u32,
     /// Groups over its open windows.
     pub groups: u64,
+    /// Over a partitioned (Kafka) source: each partition's event-time state (its
+    /// `max_event_time` is then the combined one's, for display only).
+    pub partitions: Vec<crate::time::PartitionTime>,
 }
 
 /// The manifest of one checkpoint of a script's dataflow: one barrier for every source,
@@ -199,6 +204,7 @@ impl From<&ArchivedSourceMark> for SourceMark {
             file: a.file.as_ref().map(Into::into),
             events_read: a.events_read.to_native(),
             bad_rows: a.bad_rows.to_native(),
+            kafka: a.kafka.as_ref().map(Into::into),
         }
     }
 }
@@ -210,6 +216,15 @@ impl From<&ArchivedQueryMark> for QueryMark {
             max_event_time: a.max_event_time.as_ref().map(|t| t.to_native()),
             open_windows: a.open_windows.to_native(),
             groups: a.groups.to_native(),
+            partitions: a
+                .partitions
+                .iter()
+                .map(|p| crate::time::PartitionTime {
+                    partition: p.partition.to_native(),
+                    max_event_time: p.max_event_time.as_ref().map(|t| t.to_native()),
+                    idle: p.idle,
+                })
+                .collect(),
         }
     }
 }
@@ -270,6 +285,7 @@ mod tests {
                 file: None,
                 events_read: 7,
                 bad_rows: 1,
+                kafka: None,
             }],
             sinks: vec![SinkMark {
                 name: "out".into(),
@@ -283,6 +299,7 @@ mod tests {
                 max_event_time: Some(-5),
                 open_windows: 2,
                 groups: 10,
+                partitions: Vec::new(),
             }],
         };
         let bytes = rkyv::to_bytes::<rkyv::rancor::Error>(&manifest).unwrap();

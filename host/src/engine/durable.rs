@@ -61,14 +61,23 @@ impl Checkpointer {
         &self.dir
     }
 
-    /// The newest readable checkpoint, if there is one.
+    /// The checkpoint to restore: the newest readable one, or, where a sink commits at
+    /// checkpoints (`committed` is `Some`), the newest at or before the one it committed
+    /// (`Some(None)`: none committed yet, so none). Newer checkpoints are void (their
+    /// sink transactions were aborted) and removed; ids go on after the highest ever
+    /// written, so that a sink's committed id always names one checkpoint.
     pub(crate) fn recover(
         &mut self,
+        committed: Option<Option<u64>>,
         warn: &mut dyn FnMut(String),
     ) -> Result<Option<LoadedCheckpoint>> {
-        let loaded = self.dir.load_newest(warn)?;
+        let highest = self.dir.checkpoint_files()?.last().map_or(0, |(id, _)| *id);
+        let loaded = match committed {
+            None => self.dir.load_newest(warn)?,
+            Some(limit) => self.dir.load_newest_at_most(limit.unwrap_or(0), warn)?,
+        };
+        self.next_id = highest.max(loaded.as_ref().map_or(0, |l| l.manifest.id)) + 1;
         if let Some(loaded) = &loaded {
-            self.next_id = loaded.manifest.id + 1;
             self.fallback = Some(loaded.manifest.sources.clone());
         }
         Ok(loaded)
@@ -88,6 +97,8 @@ impl Checkpointer {
         flow.settle_all()?;
         let (manifest, records) = self.manifest(flow)?;
         let bytes = self.dir.write_checkpoint(&manifest, &records)?;
+        flow.commit_checkpoint(manifest.id)?;
+        crash_point("checkpoint-after-commit");
         // The directory now keeps this checkpoint and the one before it: only the input
         // before the older one is no longer needed.
         if let Some(older) = self.fallback.replace(manifest.sources) {
@@ -143,7 +154,14 @@ impl Checkpointer {
     /// committed).
     pub(crate) fn complete(&mut self, flow: &mut Flow) -> Result<()> {
         crash_point("before-complete");
-        let (manifest, _) = self.manifest(flow)?;
+        let (manifest, records) = self.manifest(flow)?;
+        if flow.committing {
+            // The last interval's transaction commits as a checkpoint of its own: a crash
+            // after the commit restores it (everything read, nothing open) and completes.
+            self.dir.write_checkpoint(&manifest, &records)?;
+            flow.commit_checkpoint(manifest.id)?;
+            crash_point("complete-after-commit");
+        }
         self.dir.mark_completed(&manifest)?;
         crash_point("after-complete");
         Ok(())
@@ -302,5 +320,13 @@ fn connector_text(connector: &Connector) -> String {
         Connector::File(path) => format!("file {}", path.display()),
         Connector::Stdio => "stdio".to_string(),
         Connector::Memory => "memory".to_string(),
+        // The brokers may move; the topic and how it is read decide the output.
+        Connector::KafkaSource(o) => format!(
+            "kafka topic {}, start {:?}, stop at end {}",
+            o.topic, o.start_offset, o.stop_at_end
+        ),
+        Connector::KafkaSink(o) => {
+            format!("kafka topic {}, key {:?}, {:?}", o.topic, o.key, o.delivery)
+        }
     }
 }

@@ -168,7 +168,7 @@ impl Engine {
             return Ok(RunSummary::default());
         }
         let Some(state_dir) = self.config.state_dir.clone() else {
-            let mut flow = self.open_flow(planned, output, None)?;
+            let (mut flow, _) = self.open_flow(planned, output, None)?;
             return flow.run(progress, None);
         };
         let fingerprint = {
@@ -194,9 +194,7 @@ impl Engine {
             ));
             return Ok(durable::summary_of(&last));
         }
-        let notices = &mut self.notices.0;
-        let loaded = checkpointer.recover(&mut |text| notices(&format!("warning: {text}")))?;
-        let mut flow = self.open_flow(planned, output, Some((&checkpointer, loaded.as_ref())))?;
+        let (mut flow, loaded) = self.open_flow(planned, output, Some(&mut checkpointer))?;
         let mut resumed = None;
         if let Some(loaded) = &loaded {
             durable::restore(loaded, &mut flow)?;

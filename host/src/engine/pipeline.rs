@@ -5,6 +5,8 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use arrow::datatypes::SchemaRef;
+
 use super::dataflow::{Input, Output, PlannedQuery};
 use super::durable::Checkpointer;
 use super::query_run::QueryRun;
@@ -12,10 +14,11 @@ use super::run::{Flow, SinkRun, SourceRun};
 use super::{Engine, OutputFactory};
 use crate::checkpoint::{LoadedCheckpoint, SourceMark, SourcePosition};
 use crate::error::{Error, Result};
+use crate::kafka::KafkaSink;
 use crate::plan::CompiledQuery;
 use crate::reactor::{Aggregation, StatelessCores, Work};
 use crate::sink::{FileSink, OutputFormat, Replace, Sink, WriterSink};
-use crate::source::{InputLog, LineSource, MemorySource, Source};
+use crate::source::{InputLog, KafkaSource, LineSource, MemorySource, Source};
 use crate::sql::{Connector, FormatKind, QueryStatement, SourceDef};
 use crate::time::EventTimeStage;
 
@@ -33,17 +36,17 @@ impl Engine {
         )
     }
 
-    /// Opens the dataflow of `planned`: each source it reads once, each sink once, and
-    /// every query's work. A durable run passes its checkpointer and the checkpoint it
-    /// recovers from, whose positions the sources read on from and whose lengths the file
-    /// sinks are cut back to.
+    /// Opens the dataflow of `planned`: each sink once, each source it reads once, and
+    /// every query's work. A durable run passes its checkpointer: recovery picks the
+    /// checkpoint to restore (the newest, or the newest an exactly-once sink committed),
+    /// the file sinks are cut back to its lengths and the sources read on from its
+    /// positions; the checkpoint is returned for the queries' state.
     pub(super) fn open_flow(
         &mut self,
         planned: Vec<PlannedQuery>,
         output: &mut OutputFactory<'_>,
-        durable: Option<(&Checkpointer, Option<&LoadedCheckpoint>)>,
-    ) -> Result<Flow> {
-        let manifest = durable.and_then(|(_, loaded)| loaded.map(|l| &l.manifest));
+        mut durable: Option<&mut Checkpointer>,
+    ) -> Result<(Flow, Option<LoadedCheckpoint>)> {
         // Each source read, in the order queries first read it, with the queries that
         // read it directly.
         let mut readers: Vec<(String, Vec<usize>)> = Vec::new();
@@ -62,13 +65,83 @@ impl Engine {
             }
             roots.push(source);
         }
+        let unbounded: Vec<bool> = readers
+            .iter()
+            .map(|(name, _)| is_unbounded(&self.sources[name]))
+            .collect();
+
+        // The sinks first: an exactly-once sink says which checkpoint recovery restores.
+        let mut sinks: Vec<SinkRun> = Vec::new();
+        let mut named: HashMap<String, usize> = HashMap::new();
+        let mut query_sinks = Vec::with_capacity(planned.len());
+        for (index, query) in planned.iter().enumerate() {
+            let unbounded = unbounded[roots[index]];
+            let at = |e: Error| e.at(query.location);
+            let is_durable = durable.is_some();
+            let schema = &query.compiled.schema;
+            let sink = match &query.output {
+                Output::Sink(name) => {
+                    let index = self
+                        .open_named(name, schema, unbounded, is_durable, &mut sinks, &mut named)
+                        .map_err(at)?;
+                    // An empty result is still written with its CSV header.
+                    sinks[index].sink.set_schema(schema);
+                    Some(index)
+                }
+                Output::Streams => None,
+                Output::Default => {
+                    let sink = output(schema).map_err(at)?;
+                    sinks.push(SinkRun { name: None, sink });
+                    Some(sinks.len() - 1)
+                }
+            };
+            let late_sink = match &query.statement.late_sink {
+                Some(name) => Some(
+                    self.open_named(name, schema, unbounded, is_durable, &mut sinks, &mut named)
+                        .map_err(at)?,
+                ),
+                None => None,
+            };
+            query_sinks.push((sink, late_sink));
+        }
+        let mut loaded = None;
+        let mut committing = false;
+        if let Some(checkpointer) = durable.as_deref_mut() {
+            let mut committed = None;
+            for run in &sinks {
+                if let Some(id) = run.sink.committed_checkpoint()? {
+                    if committing {
+                        return Err(Error::unsupported(
+                            "two exactly-once Kafka sinks in one script",
+                            "give one of them delivery = 'at_least_once', or run them in two scripts: one script commits one transaction per checkpoint",
+                        ));
+                    }
+                    committing = true;
+                    committed = Some(id);
+                }
+            }
+            let notices = &mut self.notices.0;
+            loaded = checkpointer
+                .recover(committed, &mut |text| notices(&format!("warning: {text}")))?;
+            let manifest = loaded.as_ref().map(|l| &l.manifest);
+            for run in &mut sinks {
+                let at = match (&run.name, manifest) {
+                    (Some(name), Some(m)) => m.sink_file(name),
+                    _ => None,
+                };
+                // Cut back to the bytes the checkpoint recorded (nothing without one).
+                run.sink.resume(at)?;
+            }
+        }
+        let manifest = loaded.as_ref().map(|l| &l.manifest);
+
         let mut sources = Vec::with_capacity(readers.len());
         for (name, consumers) in readers {
             let def = self.sources[&name].clone();
             let compiled: Vec<&CompiledQuery> =
                 consumers.iter().map(|&q| &planned[q].compiled).collect();
             let mark = manifest.and_then(|m| m.source(&name));
-            let source = self.open_source(&def, &compiled, durable.map(|(c, _)| c), mark)?;
+            let source = self.open_source(&def, &compiled, durable.as_deref(), mark)?;
             sources.push(SourceRun {
                 name,
                 source,
@@ -77,44 +150,24 @@ impl Engine {
                 done: false,
             });
         }
-        let mut sinks: Vec<SinkRun> = Vec::new();
-        let mut named: HashMap<String, usize> = HashMap::new();
         let mut queries = Vec::with_capacity(planned.len());
         let mut labels = Vec::with_capacity(planned.len());
-        for (index, query) in planned.into_iter().enumerate() {
-            let unbounded = sources[roots[index]].source.is_unbounded();
+        for ((index, query), (sink, late_sink)) in planned.into_iter().enumerate().zip(query_sinks)
+        {
             let at = |e: Error| e.at(query.location);
-            let sink = match &query.output {
-                Output::Sink(name) => {
-                    let index = self
-                        .open_named(name, unbounded, durable, &mut sinks, &mut named)
-                        .map_err(at)?;
-                    // An empty result is still written with its CSV header.
-                    sinks[index].sink.set_schema(&query.compiled.schema);
-                    Some(index)
-                }
-                Output::Streams => None,
-                Output::Default => {
-                    let mut sink = output(&query.compiled.schema).map_err(at)?;
-                    if durable.is_some() {
-                        sink.resume(None)?;
-                    }
-                    sinks.push(SinkRun { name: None, sink });
-                    Some(sinks.len() - 1)
-                }
-            };
-            let late_sink = match &query.statement.late_sink {
-                Some(name) => Some(
-                    self.open_named(name, unbounded, durable, &mut sinks, &mut named)
-                        .map_err(at)?,
-                ),
-                None => None,
-            };
             labels.push((query.location, query.output_text()));
             let mut compiled = query.compiled;
+            let source = &sources[roots[index]].source;
+            if let (Input::Source(_), Some(stage), Some(partitions)) =
+                (&query.input, &mut compiled.event_time, source.partitions())
+            {
+                // Event time per partition: lateness on the row's own partition's
+                // watermark, windows closing on the minimum over partitions.
+                stage.partition_by(partitions);
+            }
             let work = self.work(&mut compiled, &query.statement).map_err(at)?;
             let origin = match &query.input {
-                Input::Source(_) => sources[roots[index]].source.origin().to_string(),
+                Input::Source(_) => source.origin().to_string(),
                 Input::Stream(_) => format!("stream '{}'", compiled.source),
             };
             queries.push(QueryRun {
@@ -123,7 +176,7 @@ impl Engine {
                 sink,
                 late_sink,
                 feeds: query.feeds,
-                unbounded,
+                unbounded: unbounded[roots[index]],
                 origin,
                 events_read: 0,
                 rows_emitted: 0,
@@ -131,13 +184,15 @@ impl Engine {
                 finished: false,
             });
         }
-        Ok(Flow {
+        let flow = Flow {
             sources,
             queries,
             sinks,
             roots,
             labels,
-        })
+            committing,
+        };
+        Ok((flow, loaded))
     }
 
     /// Where the query's work runs: takes the window aggregate out of `compiled` and
@@ -178,23 +233,21 @@ impl Engine {
         Ok(work)
     }
 
-    /// The index in `sinks` of sink `name`, opened on its first use (and, for a durable
-    /// run, cut back to the bytes the checkpoint recorded: nothing without one).
+    /// The index in `sinks` of sink `name` (receiving rows of `schema`), opened on its
+    /// first use.
     fn open_named(
         &self,
         name: &str,
+        schema: &SchemaRef,
         unbounded: bool,
-        durable: Option<(&Checkpointer, Option<&LoadedCheckpoint>)>,
+        durable: bool,
         sinks: &mut Vec<SinkRun>,
         named: &mut HashMap<String, usize>,
     ) -> Result<usize> {
         if let Some(&index) = named.get(name) {
             return Ok(index);
         }
-        let mut sink = self.open_sink(name, unbounded, durable.is_some())?;
-        if let Some((_, loaded)) = durable {
-            sink.resume(loaded.and_then(|l| l.manifest.sink_file(name)))?;
-        }
+        let sink = self.open_sink(name, schema, unbounded, durable)?;
         sinks.push(SinkRun {
             name: Some(name.to_string()),
             sink,
@@ -208,6 +261,7 @@ impl Engine {
     pub(super) fn open_sink(
         &self,
         name: &str,
+        schema: &SchemaRef,
         unbounded: bool,
         durable: bool,
     ) -> Result<Box<dyn Sink>> {
@@ -234,10 +288,28 @@ impl Engine {
                     Box::new(FileSink::new(storage, path, replace, format))
                 }
             }
-            Connector::Stdio | Connector::Memory => {
+            Connector::Stdio | Connector::Memory | Connector::KafkaSource(_) => {
                 Box::new(WriterSink::new(std::io::stdout(), format, "stdout"))
             }
+            Connector::KafkaSink(options) => {
+                let id = self.transactional_id(name);
+                Box::new(KafkaSink::open(
+                    &format!("sink '{name}'"),
+                    options,
+                    schema,
+                    id.as_deref(),
+                )?)
+            }
         })
+    }
+
+    /// The transactional id of exactly-once Kafka sink `name`: stable across the restarts
+    /// of one state dir (which holds one script), distinct between state dirs.
+    fn transactional_id(&self, name: &str) -> Option<String> {
+        let dir = self.config.state_dir.as_ref()?;
+        let dir = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.clone());
+        let hash = crc32c::crc32c(dir.to_string_lossy().as_bytes());
+        Some(format!("laminar-{hash:08x}-{name}"))
     }
 
     /// Opens source `def` for the queries `readers` that read it, decoding the columns
@@ -310,6 +382,19 @@ impl Engine {
                     None => source.with_decode_threads(decode_threads),
                 })
             }
+            Connector::KafkaSource(options) => Box::new(KafkaSource::open(
+                &def.name,
+                def.schema.clone(),
+                options,
+                batch_size,
+                mark.and_then(|m| m.kafka.as_ref()),
+            )?),
+            Connector::KafkaSink(_) => {
+                return Err(Error::plan(format!(
+                    "source '{}': a Kafka sink's options cannot read",
+                    def.name
+                )))
+            }
             Connector::File(_) => {
                 let identity = mark.and_then(|m| m.file.as_ref());
                 let mut source = LineSource::open_at(def, batch_size, &position, identity)?
@@ -320,6 +405,15 @@ impl Engine {
                 Box::new(source)
             }
         })
+    }
+}
+
+/// Whether source `def` may never end (its results are then written as they come).
+fn is_unbounded(def: &SourceDef) -> bool {
+    match &def.options.connector {
+        Connector::Stdio => true,
+        Connector::KafkaSource(options) => !options.stop_at_end,
+        _ => false,
     }
 }
 

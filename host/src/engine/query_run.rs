@@ -188,6 +188,12 @@ impl QueryRun {
                 .and_then(|s| s.max_event_time()),
             open_windows,
             groups,
+            partitions: self
+                .query
+                .event_time
+                .as_ref()
+                .map(|s| s.partition_times())
+                .unwrap_or_default(),
         }
     }
 
@@ -200,6 +206,7 @@ impl QueryRun {
                 mark.counters.late_events_dropped,
                 mark.counters.event_time_bad_rows,
             );
+            stage.restore_partitions(&mark.partitions);
         }
         self.events_read = mark.counters.events_read;
         self.rows_emitted = mark.counters.rows_emitted;

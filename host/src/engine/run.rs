@@ -52,6 +52,8 @@ pub(crate) struct Flow {
     pub(super) roots: Vec<usize>,
     /// Each query's place in the script and where its results go, for the summary.
     pub(super) labels: Vec<(crate::error::SqlLocation, String)>,
+    /// Whether a sink commits at checkpoints (an exactly-once Kafka sink).
+    pub(super) committing: bool,
 }
 
 impl std::fmt::Debug for Flow {
@@ -195,6 +197,7 @@ impl Flow {
             lines: (first..=run.rows_in).collect(),
             batch,
             times: None,
+            partition: None,
         })
     }
 
@@ -240,6 +243,7 @@ impl Flow {
                 file: run.source.file_identity()?,
                 events_read: run.events_read,
                 bad_rows: run.source.bad_rows_skipped(),
+                kafka: run.source.kafka_position(),
             });
         }
         let mut sinks = Vec::new();
@@ -253,6 +257,15 @@ impl Flow {
             }
         }
         Ok((sources, sinks))
+    }
+
+    /// After checkpoint `id` is durable: the sinks that hold their output back until then
+    /// make it final (an exactly-once Kafka sink commits its transaction).
+    pub(super) fn commit_checkpoint(&mut self, id: u64) -> Result<()> {
+        for run in &mut self.sinks {
+            run.sink.commit_checkpoint(id)?;
+        }
+        Ok(())
     }
 
     /// After a checkpoint: drops logged input of source `name` before `position`.

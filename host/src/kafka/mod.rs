@@ -29,6 +29,7 @@
 mod client;
 mod consumer;
 mod encode;
+mod ledger;
 mod options;
 mod position;
 mod sink;
@@ -36,6 +37,7 @@ mod sink;
 pub use client::Target;
 pub use consumer::{KafkaReader, MessageChunk, IDLE_POLL, MAX_VALUE_BYTES};
 pub(crate) use consumer::{NO_VALUE, TOO_LONG_VALUE};
+pub use ledger::CommitLedger;
 pub use options::{
     Delivery, KafkaSinkOptions, KafkaSourceOptions, MetadataColumns, StartOffset,
     DEFAULT_COMMIT_TIMEOUT, DEFAULT_TIMEOUT,

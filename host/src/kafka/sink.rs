@@ -34,6 +34,7 @@ use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use super::client::{self, LaminarContext, Target};
 use super::consumer::offsets_list;
 use super::encode::RowEncoder;
+use super::ledger::CommitLedger;
 use super::options::{Delivery, KafkaSinkOptions};
 use super::position::KafkaPosition;
 use crate::checkpoint::FileIdentity;
@@ -52,6 +53,8 @@ pub struct KafkaSink {
     timeout: Duration,
     commit_timeout: Duration,
     in_transaction: bool,
+    /// Where `exactly_once` records which checkpoint committed.
+    ledger: Option<CommitLedger>,
     /// Once the producer is fenced or failed fatally, every call fails with this.
     broken: Option<String>,
     rows_sent: u64,
@@ -116,12 +119,17 @@ impl KafkaSink {
             })?;
         let context = producer.context().clone();
         client::partitions(producer.client(), &target, &context, timeout)?;
+        let mut ledger = None;
         if options.delivery == Delivery::ExactlyOnce {
             producer.init_transactions(timeout).map_err(|e| {
                 target.client_error("cannot start transactions", &e, &context, timeout)
             })?;
+            if let Some(id) = transactional_id {
+                ledger = Some(CommitLedger::open(&target, id, timeout)?);
+            }
         }
         Ok(Self {
+            ledger,
             producer,
             target,
             delivery: options.delivery,
@@ -346,5 +354,23 @@ impl Sink for KafkaSink {
     fn sync(&mut self) -> Result<Option<FileIdentity>> {
         self.flush_all()?;
         Ok(None)
+    }
+
+    /// `exactly_once`: commits the interval's transaction with checkpoint `id` as its
+    /// commit point (see [`CommitLedger`]); `at_least_once`: nothing (sync flushed).
+    fn commit_checkpoint(&mut self, id: u64) -> Result<()> {
+        let Some(ledger) = &self.ledger else {
+            return Ok(());
+        };
+        let position = ledger.position_of(id);
+        let group = ledger.group_metadata()?;
+        self.commit_with_offsets(&position, &group)
+    }
+
+    fn committed_checkpoint(&self) -> Result<Option<Option<u64>>> {
+        match &self.ledger {
+            Some(ledger) => ledger.committed_checkpoint().map(Some),
+            None => Ok(None),
+        }
     }
 }

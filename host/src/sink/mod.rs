@@ -39,6 +39,21 @@ pub trait Sink: Send {
         Ok(None)
     }
 
+    /// After checkpoint `id` is durable: makes what the sink wrote before it final where
+    /// the sink holds it back until then (an exactly-once Kafka sink commits its
+    /// transaction, recording `id` as its commit point).
+    fn commit_checkpoint(&mut self, id: u64) -> Result<()> {
+        let _ = id;
+        Ok(())
+    }
+
+    /// For recovery, a sink that commits at checkpoints: `Some` with the id of the newest
+    /// checkpoint it committed (`Some(None)`: none yet), which recovery must restore
+    /// rather than a newer one; `None` for every other sink.
+    fn committed_checkpoint(&self) -> Result<Option<Option<u64>>> {
+        Ok(None)
+    }
+
     /// For recovery: continues after the bytes the checkpoint recorded (`at`), dropping
     /// whatever a crashed run wrote after them; a file whose first bytes are not those is
     /// refused. `None`: start afresh.

@@ -178,16 +178,18 @@ impl KafkaSource {
             return Ok(None);
         };
         let partition = chunk.partition;
-        let batch = if chunk.is_empty() {
+        let mut batch = if chunk.is_empty() {
             SourceBatch {
                 batch: RecordBatch::new_empty(self.schema.clone()),
                 lines: Vec::new(),
                 times: None,
+                partition: None,
             }
         } else {
             self.messages += chunk.len() as u64;
             self.decode(chunk)?
         };
+        batch.partition = Some(partition);
         Ok(Some(PartitionBatch { partition, batch }))
     }
 
@@ -305,6 +307,7 @@ impl KafkaSource {
             batch,
             lines: kept.iter().map(|&i| chunk.offsets[i] as u64).collect(),
             times: None,
+            partition: None,
         })
     }
 }
@@ -332,10 +335,18 @@ impl Source for KafkaSource {
     }
 
     /// Messages returned so far, as `Rows`: a count only, not a replay position. A
-    /// checkpoint must record [`KafkaSource::kafka_position`] instead.
+    /// checkpoint records [`Source::kafka_position`] too, which recovery reads on from.
     fn position(&self) -> SourcePosition {
         SourcePosition::Rows {
             rows: self.messages,
         }
+    }
+
+    fn partitions(&self) -> Option<Vec<i32>> {
+        Some(self.reader.partitions())
+    }
+
+    fn kafka_position(&self) -> Option<KafkaPosition> {
+        Some(self.reader.position())
     }
 }

@@ -55,6 +55,7 @@ impl Source for MemorySource {
                 batch,
                 lines,
                 times: None,
+                partition: None,
             }));
         }
         Ok(None)

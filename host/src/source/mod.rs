@@ -37,6 +37,9 @@ pub struct SourceBatch {
     /// The event-time local pass over the rows, where the source ran it on the thread
     /// that decoded them (`None`: the query's event-time stage runs it).
     pub times: Option<LocalTimes>,
+    /// The source partition every row came from (Kafka), `None` for unpartitioned
+    /// sources: event time is then kept per partition.
+    pub partition: Option<i32>,
 }
 
 /// A stream of decoded batches in arrival order.
@@ -68,6 +71,17 @@ pub trait Source: Send {
     /// up to there (file sources; `None` for others), which recovery checks.
     fn file_identity(&mut self) -> Result<Option<FileIdentity>> {
         Ok(None)
+    }
+
+    /// The source's partitions, for event time per partition (`None`: one stream).
+    fn partitions(&self) -> Option<Vec<i32>> {
+        None
+    }
+
+    /// For a checkpoint of a Kafka source: the next offset of every partition, which
+    /// recovery reads on from ([`position`](Self::position) is a count only).
+    fn kafka_position(&self) -> Option<crate::kafka::KafkaPosition> {
+        None
     }
 
     /// After a checkpoint at `position` was committed: drops logged input before it.

@@ -150,9 +150,9 @@ impl LineSource {
                 return Ok(source);
             }
             Connector::Stdio => (Box::new(std::io::stdin()), "stdin".into(), true),
-            Connector::Memory => {
+            Connector::Memory | Connector::KafkaSource(_) | Connector::KafkaSink(_) => {
                 return Err(Error::plan(format!(
-                    "source '{}' holds in-memory batches, not a stream",
+                    "source '{}' is not a file or stdin",
                     def.name
                 )))
             }
@@ -304,6 +304,7 @@ impl LineSource {
             batch,
             lines,
             times,
+            partition: None,
         })
     }
 
@@ -415,6 +416,7 @@ impl LineSource {
                 batch: RecordBatch::new_empty(self.schema.clone()),
                 lines: Vec::new(),
                 times: None,
+                partition: None,
             })),
         }
     }

@@ -17,6 +17,10 @@ pub enum Connector {
     Stdio,
     /// Batches registered through [`crate::Engine::register_batches`].
     Memory,
+    /// A Kafka topic read by a source (every partition).
+    KafkaSource(Box<crate::kafka::KafkaSourceOptions>),
+    /// A Kafka topic a sink writes to.
+    KafkaSink(Box<crate::kafka::KafkaSinkOptions>),
 }
 
 /// Encoding of rows.
@@ -119,10 +123,28 @@ impl WithOptions {
         &self.what
     }
 
+    /// The sink connector: a file, stdout or a Kafka topic (which takes its own options,
+    /// the format among them).
+    pub(crate) fn sink_connector(&mut self) -> Result<(Connector, FormatKind)> {
+        if self.is_kafka() {
+            self.take("connector");
+            let options = crate::kafka::KafkaSinkOptions::take_from(self)?;
+            let format = options.format;
+            return Ok((Connector::KafkaSink(Box::new(options)), format));
+        }
+        Ok((self.connector()?, self.format()?))
+    }
+
+    fn is_kafka(&self) -> bool {
+        self.values
+            .get("connector")
+            .is_some_and(|c| c.eq_ignore_ascii_case("kafka"))
+    }
+
     pub(crate) fn connector(&mut self) -> Result<Connector> {
         let kind = self.take("connector").ok_or_else(|| {
             Error::plan(format!(
-                "{} needs WITH (connector = 'file' | 'stdin' | 'stdout')",
+                "{} needs WITH (connector = 'file' | 'stdin' | 'stdout' | 'kafka')",
                 self.what
             ))
         })?;
@@ -135,7 +157,7 @@ impl WithOptions {
             }
             "stdin" | "stdout" => Ok(Connector::Stdio),
             other => Err(Error::plan(format!(
-                "{}: unknown connector '{other}'; use 'file', 'stdin' or 'stdout'",
+                "{}: unknown connector '{other}'; use 'file', 'stdin', 'stdout' or 'kafka'",
                 self.what
             ))),
         }
@@ -158,6 +180,19 @@ impl WithOptions {
     }
 
     pub(crate) fn source_options(mut self) -> Result<SourceOptions> {
+        if self.is_kafka() {
+            self.take("connector");
+            let kafka = crate::kafka::KafkaSourceOptions::take_from(&mut self)?;
+            self.finish()?;
+            return Ok(SourceOptions {
+                format: kafka.format,
+                header: Some(false),
+                delimiter: b',',
+                on_error: kafka.on_error,
+                batch_size: kafka.batch_size,
+                connector: Connector::KafkaSource(Box::new(kafka)),
+            });
+        }
         let connector = self.connector()?;
         let format = self.format()?;
         let header = match self

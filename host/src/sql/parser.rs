@@ -267,8 +267,7 @@ fn watermark_spec(column: String, expr: &Expr, context: &PlanningContext) -> Res
 fn parse_create_sink(parser: &mut Parser<'_>) -> Result<SinkDef> {
     let name = normalize_ident(&parser.parse_identifier().map_err(syntax_error)?);
     let mut options = parse_with_options(parser, &format!("sink '{name}'"))?;
-    let connector = options.connector()?;
-    let format = options.format()?;
+    let (connector, format) = options.sink_connector()?;
     options.finish()?;
     Ok(SinkDef {
         name,

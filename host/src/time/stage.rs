@@ -12,7 +12,10 @@ use arrow::compute::take_record_batch;
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use arrow::record_batch::RecordBatch;
 
-use super::{event_time_millis, EventTimeRule, LocalTimes, WatermarkGenerator};
+use super::{
+    event_time_millis, EventTimeRule, LocalTimes, PartitionTime, PartitionWatermarks,
+    WatermarkGenerator,
+};
 use crate::error::{Error, Result};
 use crate::source::SourceBatch;
 use crate::sql::{OnError, WINDOW_END, WINDOW_START};
@@ -36,6 +39,9 @@ pub struct EventTimeStage {
     /// HOP and CUMULATE rows go to the aggregate once, with their pane (slice), in pieces
     /// cut where the watermark crosses a window end (see [`slice`](Self::slice)).
     sliced: bool,
+    /// Over a partitioned source (Kafka): a watermark per partition, in place of
+    /// `watermark` (see [`partition_by`](Self::partition_by)).
+    partitions: Option<PartitionWatermarks>,
 }
 
 impl EventTimeStage {
@@ -65,6 +71,30 @@ impl EventTimeStage {
             bad_rows: 0,
             late_rows: None,
             sliced: false,
+            partitions: None,
+        }
+    }
+
+    /// Keeps event time per partition of a partitioned source (Kafka): a row is late iff
+    /// its window end is at or before its own partition's watermark, and windows close on
+    /// the minimum over the partitions ([`PartitionWatermarks`]). Batches then name their
+    /// partition ([`SourceBatch::partition`]).
+    pub fn partition_by(&mut self, partitions: Vec<i32>) {
+        self.partitions = Some(PartitionWatermarks::new(self.rule.delay_ms, partitions));
+    }
+
+    /// Each partition's event-time state, for a checkpoint (empty when not partitioned).
+    pub fn partition_times(&self) -> Vec<PartitionTime> {
+        self.partitions
+            .as_ref()
+            .map(PartitionWatermarks::snapshot)
+            .unwrap_or_default()
+    }
+
+    /// Brings back each partition's event-time state from a checkpoint.
+    pub fn restore_partitions(&mut self, times: &[PartitionTime]) {
+        if let Some(partitions) = &mut self.partitions {
+            partitions.restore(times);
         }
     }
 
@@ -98,7 +128,17 @@ impl EventTimeStage {
             return Ok(vec![(batch, self.watermark())]);
         }
         let (local, carried) = self.classify(input)?;
-        let (batch, cuts) = self.panes(&input.batch, &local, carried)?;
+        let (batch, mut cuts) = self.panes(&input.batch, &local, carried)?;
+        if self.partitions.is_some() {
+            // A cut's watermark is the batch's partition's; windows close on the minimum
+            // over partitions, which the other partitions' watermarks (unchanged by this
+            // batch) may hold lower: at most the combined one after the batch.
+            let combined = self.watermark();
+            cuts.retain(|_| combined.is_some());
+            for (_, watermark) in &mut cuts {
+                *watermark = combined.map_or(*watermark, |c| (*watermark).min(c));
+            }
+        }
         let mut pieces = Vec::with_capacity(cuts.len() + 1);
         let mut from = 0;
         for (at, watermark) in cuts {
@@ -215,9 +255,13 @@ impl EventTimeStage {
         self.bad_rows
     }
 
-    /// The watermark after every row seen so far.
+    /// The watermark windows close on, after every row seen so far: over a partitioned
+    /// source, the minimum over its partitions.
     pub fn watermark(&self) -> Option<i64> {
-        self.watermark.current()
+        match &self.partitions {
+            Some(partitions) => partitions.combined(),
+            None => self.watermark.current(),
+        }
     }
 
     /// The largest event time seen so far: the watermark generator's state.
@@ -281,13 +325,18 @@ impl EventTimeStage {
                 });
             }
         }
-        local.complete(self.watermark.current(), &self.rule.window);
+        // Over a partitioned source, the batch's partition's own generator.
+        let generator = match (&mut self.partitions, input.partition) {
+            (Some(partitions), Some(partition)) => partitions.generator_mut(partition),
+            _ => &mut self.watermark,
+        };
+        local.complete(generator.current(), &self.rule.window);
+        let carried = generator.max_event_time();
+        if let Some(max) = local.max_time {
+            generator.observe(max);
+        }
         self.late_events += local.late;
         self.bad_rows += local.bad;
-        let carried = self.watermark.max_event_time();
-        if let Some(max) = local.max_time {
-            self.watermark.observe(max);
-        }
         if local.late > 0 && self.late_rows.is_some() {
             let late = self.late_rows_of(&input.batch, &local)?;
             self.late_rows.get_or_insert_with(Vec::new).push(late);

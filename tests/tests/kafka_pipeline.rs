@@ -1,0 +1,460 @@
+//! Kafka in and out through the real `laminar` binary against the real broker
+//! (`LAMINAR_KAFKA_BOOTSTRAP`; skipped with a notice without one).
+//!
+//! - Oracle: a 4-partition topic of out-of-order bids with late rows and NULL prices,
+//!   auctions spread over every partition, read with `stop_at = 'end'` into a file sink
+//!   at `--cores` 1 and 2 and batch sizes 7 and 8192. The result equals DataFusion over
+//!   the rows the contract keeps, lateness decided per partition by a model written here.
+//! - Exactly once: the same topic into an `exactly_once` Kafka sink (with the Wasm
+//!   `median`) and a file sink, killed with SIGKILL at 16 random moments and at named
+//!   crash points around the transaction, restarted each time: a `read_committed`
+//!   consumer reads the output topic, which as a multiset equals an uninterrupted run's,
+//!   and so does the file.
+
+use crate::common;
+use crate::common::kafka::{bootstrap, create_topic, producer, read_all, send};
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use datafusion::arrow::array::{Float64Array, Int64Array, TimestampMillisecondArray};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+use datafusion::arrow::record_batch::RecordBatch;
+use laminar::gen::SplitMix64;
+use laminar_tests::{batch_sql, sorted_rows, Value};
+use rdkafka::producer::Producer;
+
+const PARTITIONS: i32 = 4;
+const WINDOW_MS: i64 = 10_000;
+const DELAY_MS: i64 = 2_000;
+
+/// One produced bid.
+#[derive(Debug, Clone)]
+struct Bid {
+    partition: i32,
+    ts: i64,
+    auction: i64,
+    price: Option<f64>,
+}
+
+/// Produces `per_partition` bids to each of 4 partitions: event time rising with jitter,
+/// some far behind (late), every 11th price NULL, auctions 0..20 in every partition.
+fn produce(brokers: &str, per_partition: usize, seed: u64) -> (String, Vec<Bid>) {
+    let topic = create_topic(brokers, PARTITIONS);
+    let plain = producer(brokers, None);
+    let mut rng = SplitMix64::new(seed);
+    let mut bids = Vec::new();
+    for partition in 0..PARTITIONS {
+        let mut now = 1_700_000_000_000i64 + i64::from(partition) * 1_300;
+        for i in 0..per_partition {
+            now += rng.below(40) as i64;
+            let ts = match rng.below(100) {
+                0..=2 => now - 6_000 - rng.below(10_000) as i64,
+                _ => now - rng.below(1_500) as i64,
+            };
+            let auction = rng.below(20) as i64;
+            let price = (i % 11 != 0).then(|| (rng.below(100_000) as f64) / 100.0);
+            let value = format!(
+                r#"{{"ts":{ts},"auction":{auction},"price":{}}}"#,
+                price.map_or("null".to_string(), |p| p.to_string())
+            );
+            send(&plain, &topic, partition, &auction.to_string(), &value);
+            if i % 5_000 == 4_999 {
+                // Room in the producer's queue.
+                plain.flush(Duration::from_secs(60)).expect("flush");
+            }
+            bids.push(Bid {
+                partition,
+                ts,
+                auction,
+                price,
+            });
+        }
+    }
+    plain.flush(Duration::from_secs(60)).expect("flush");
+    (topic, bids)
+}
+
+/// The contract's lateness, per partition: a row is late iff its window end is at or
+/// before the largest event time of its partition's earlier rows minus the delay.
+fn on_time(bids: &[Bid]) -> (Vec<&Bid>, usize) {
+    let mut max: BTreeMap<i32, i64> = BTreeMap::new();
+    let mut kept = Vec::new();
+    let mut late = 0;
+    for bid in bids {
+        let end = bid.ts.div_euclid(WINDOW_MS) * WINDOW_MS + WINDOW_MS;
+        let is_late = max.get(&bid.partition).is_some_and(|m| end <= m - DELAY_MS);
+        if is_late {
+            late += 1;
+        } else {
+            kept.push(bid);
+        }
+        let m = max.entry(bid.partition).or_insert(bid.ts);
+        *m = (*m).max(bid.ts);
+    }
+    (kept, late)
+}
+
+/// DataFusion over the kept rows.
+fn oracle(kept: &[&Bid], with_median: bool) -> Vec<Vec<Value>> {
+    let schema = Arc::new(Schema::new(vec![
+        Field::new(
+            "ts",
+            DataType::Timestamp(TimeUnit::Millisecond, None),
+            false,
+        ),
+        Field::new("auction", DataType::Int64, false),
+        Field::new("price", DataType::Float64, true),
+    ]));
+    let batch = RecordBatch::try_new(
+        schema,
+        vec![
+            Arc::new(TimestampMillisecondArray::from(
+                kept.iter().map(|b| b.ts).collect::<Vec<_>>(),
+            )),
+            Arc::new(Int64Array::from(
+                kept.iter().map(|b| b.auction).collect::<Vec<_>>(),
+            )),
+            Arc::new(Float64Array::from(
+                kept.iter().map(|b| b.price).collect::<Vec<_>>(),
+            )),
+        ],
+    )
+    .expect("batch");
+    let median = if with_median { ", median(price)" } else { "" };
+    sorted_rows(&batch_sql(
+        batch,
+        &format!(
+            "SELECT auction, date_bin(INTERVAL '10 seconds', ts, TIMESTAMP '1970-01-01T00:00:00') AS ws,
+                COUNT(*), COUNT(price), SUM(price), MIN(price), MAX(price){median}
+             FROM kept GROUP BY auction, ws"
+        ),
+        Vec::new(),
+        1,
+    ))
+}
+
+fn source(brokers: &str, topic: &str, batch_size: usize) -> String {
+    format!(
+        "CREATE SOURCE bids (ts TIMESTAMP, auction BIGINT, price DOUBLE,
+             WATERMARK FOR ts AS ts - INTERVAL '2' SECOND)
+         WITH (connector = 'kafka', brokers = '{brokers}', topic = '{topic}', format = 'json',
+               stop_at = 'end', batch_size = '{batch_size}');\n"
+    )
+}
+
+const QUERY: &str = "SELECT auction, window_start, COUNT(*) AS n, COUNT(price) AS priced,
+        SUM(price) AS volume, MIN(price) AS low, MAX(price) AS high
+    FROM TUMBLE(TABLE bids, DESCRIPTOR(ts), INTERVAL '10' SECOND)
+    GROUP BY auction, window_start, window_end";
+
+fn read_results(path: &Path, with_median: bool) -> Vec<Vec<Value>> {
+    let fields = result_schema(with_median);
+    let file = std::fs::File::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let reader = datafusion::arrow::csv::ReaderBuilder::new(fields)
+        .with_header(true)
+        .build(file)
+        .expect("csv reader");
+    let batches: Vec<RecordBatch> = reader.map(|b| b.expect("csv")).collect();
+    sorted_rows(&batches)
+}
+
+/// Sums over several partitions add in another order than DataFusion's: compared within
+/// 1e-9 relative, the rest exactly.
+fn assert_close(actual: &[Vec<Value>], expected: &[Vec<Value>], what: &str) {
+    assert_eq!(actual.len(), expected.len(), "{what}: row counts differ");
+    for (a, e) in actual.iter().zip(expected) {
+        for (x, y) in a.iter().zip(e) {
+            let same = match (x, y) {
+                (Value::Float(x), Value::Float(y)) => {
+                    (x - y).abs() <= 1e-9 * x.abs().max(y.abs()).max(1.0)
+                }
+                _ => x == y,
+            };
+            assert!(
+                same,
+                "{what}: rows differ:\n actual   {a:?}\n expected {e:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_four_partition_topic_with_late_rows_and_nulls_matches_datafusion() {
+    let Some(brokers) = bootstrap("kafka_pipeline oracle") else {
+        return;
+    };
+    let (topic, bids) = produce(&brokers, 2_000, 11);
+    let (kept, late) = on_time(&bids);
+    assert!(late > 50, "the data must hold late rows: {late}");
+    let expected = oracle(&kept, false);
+    let dir = tempfile::tempdir().expect("tempdir");
+    for cores in ["1", "2"] {
+        for batch_size in [7, 8192] {
+            let what = format!("--cores {cores}, batch size {batch_size}");
+            let out = dir.path().join(format!("out-{cores}-{batch_size}.csv"));
+            let script = format!(
+                "{}CREATE SINK out WITH (connector = 'file', path = '{}', format = 'csv');
+                 INSERT INTO out {QUERY};",
+                source(&brokers, &topic, batch_size),
+                out.display()
+            );
+            let script_path = dir.path().join("q.sql");
+            std::fs::write(&script_path, script).expect("script");
+            let output = common::laminar()
+                .arg("run")
+                .arg(&script_path)
+                .args(["--cores", cores])
+                .output()
+                .expect("run laminar");
+            let err = common::stderr(&output);
+            assert!(output.status.success(), "{what}: {err}");
+            assert!(
+                err.contains(&format!(
+                    "{} events read, {late} late events dropped, 0 bad rows skipped",
+                    bids.len()
+                )),
+                "{what}: {err}"
+            );
+            assert_close(&read_results(&out, false), &expected, &what);
+        }
+    }
+}
+
+/// How a crashing run is stopped.
+#[derive(Debug, Clone, Copy)]
+enum Crash {
+    /// `kill -9` once the file sink's partial file holds this many bytes.
+    Past(u64),
+    /// The binary aborts itself at this crash point (`LAMINAR_CRASH_AT`).
+    At(&'static str),
+}
+
+/// Kills `child` once `file` grew to `bytes` (a size this run wrote, not what the last
+/// run left); false when the run ended first.
+fn kill_past(child: &mut std::process::Child, file: &Path, bytes: u64) -> bool {
+    let size = || std::fs::metadata(file).ok().map(|m| m.len());
+    let left = size();
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while Instant::now() < deadline {
+        if child.try_wait().expect("try_wait").is_some() {
+            return false;
+        }
+        let now = size();
+        if now != left && now.unwrap_or(0) >= bytes {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let killed = child.kill().is_ok();
+    let _ = child.wait();
+    killed
+}
+
+/// A durable run of the exactly-once script.
+fn durable_run(script: &Path, state: &Path, cores: &str, crash_at: Option<&str>) -> Command {
+    let mut cmd = common::laminar();
+    cmd.arg("run")
+        .arg(script)
+        .arg("--state-dir")
+        .arg(state)
+        .args(["--checkpoint-interval", "200ms", "--cores", cores])
+        .env_remove("LAMINAR_CRASH_AT")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    if let Some(point) = crash_at {
+        cmd.env("LAMINAR_CRASH_AT", point);
+    }
+    cmd
+}
+
+/// The script: `bids` into an exactly-once Kafka sink (with the Wasm median) and a file
+/// sink.
+fn exactly_once_script(brokers: &str, input: &str, output: &str, file: &Path) -> String {
+    format!(
+        "CREATE AGGREGATE median FROM '{}';
+         {}CREATE SINK stats WITH (connector = 'kafka', brokers = '{brokers}', topic = '{output}',
+               format = 'json', key = 'auction', delivery = 'exactly_once');
+         CREATE SINK copy WITH (connector = 'file', path = '{}', format = 'csv');
+         INSERT INTO stats SELECT auction, window_start, COUNT(*) AS n, COUNT(price) AS priced,
+             SUM(price) AS volume, MIN(price) AS low, MAX(price) AS high, median(price) AS mid
+           FROM TUMBLE(TABLE bids, DESCRIPTOR(ts), INTERVAL '10' SECOND)
+           GROUP BY auction, window_start, window_end;
+         INSERT INTO copy SELECT auction, window_start, COUNT(*) AS n, COUNT(price) AS priced,
+             SUM(price) AS volume, MIN(price) AS low, MAX(price) AS high, median(price) AS mid
+           FROM TUMBLE(TABLE bids, DESCRIPTOR(ts), INTERVAL '10' SECOND)
+           GROUP BY auction, window_start, window_end;\n",
+        laminar_tests::guest("median").display(),
+        source(brokers, input, 500),
+        file.display()
+    )
+}
+
+/// The columns of a result row.
+fn result_schema(with_median: bool) -> Arc<Schema> {
+    let mut fields = vec![
+        Field::new("auction", DataType::Int64, true),
+        Field::new(
+            "window_start",
+            DataType::Timestamp(TimeUnit::Millisecond, None),
+            true,
+        ),
+        Field::new("n", DataType::Int64, true),
+        Field::new("priced", DataType::Int64, true),
+        Field::new("volume", DataType::Float64, true),
+        Field::new("low", DataType::Float64, true),
+        Field::new("high", DataType::Float64, true),
+    ];
+    if with_median {
+        fields.push(Field::new("mid", DataType::Float64, true));
+    }
+    Arc::new(Schema::new(fields))
+}
+
+/// The output topic's committed messages (JSON values) as sorted rows; each message's key
+/// must be its auction.
+fn committed_rows(brokers: &str, topic: &str) -> Vec<Vec<Value>> {
+    let messages = read_all(brokers, topic, "read_committed");
+    let mut lines = String::new();
+    for (_, key, value) in &messages {
+        assert!(
+            value.starts_with(&format!("{{\"auction\":{}", key.as_deref().unwrap_or("?"))),
+            "key {key:?} of {value}"
+        );
+        lines.push_str(value);
+        lines.push('\n');
+    }
+    let reader = datafusion::arrow::json::ReaderBuilder::new(result_schema(true))
+        .build(std::io::Cursor::new(lines.into_bytes()))
+        .expect("json reader");
+    let batches: Vec<RecordBatch> = reader.map(|b| b.expect("json")).collect();
+    sorted_rows(&batches)
+}
+
+#[test]
+fn kill_9_around_the_transaction_loses_and_repeats_no_row_of_the_exactly_once_sink() {
+    let Some(brokers) = bootstrap("kafka_pipeline exactly once") else {
+        return;
+    };
+    let (input, bids) = produce(&brokers, 25_000, 29);
+    let (kept, _) = on_time(&bids);
+    let expected = oracle(&kept, true);
+    let dir = tempfile::tempdir().expect("tempdir");
+
+    // The uninterrupted run: its topic and file equal the oracle.
+    let reference_topic = create_topic(&brokers, 3);
+    let reference_file = dir.path().join("reference.csv");
+    let script = dir.path().join("reference.sql");
+    std::fs::write(
+        &script,
+        exactly_once_script(&brokers, &input, &reference_topic, &reference_file),
+    )
+    .expect("script");
+    let out = durable_run(&script, &dir.path().join("reference-state"), "2", None)
+        .output()
+        .expect("reference run");
+    assert!(out.status.success(), "{}", common::stderr(&out));
+    assert_close(&read_results(&reference_file, true), &expected, "reference");
+    assert_close(
+        &committed_rows(&brokers, &reference_topic),
+        &expected,
+        "reference topic",
+    );
+
+    // Killed again and again.
+    let output_topic = create_topic(&brokers, 3);
+    let file = dir.path().join("copy.csv");
+    let script = dir.path().join("crashing.sql");
+    std::fs::write(
+        &script,
+        exactly_once_script(&brokers, &input, &output_topic, &file),
+    )
+    .expect("script");
+    let state = dir.path().join("state");
+    let reference_bytes = std::fs::metadata(&reference_file)
+        .expect("reference file")
+        .len();
+    let partial = laminar::sink::partial_path(&file);
+    let mut rng = SplitMix64::new(3);
+    // Kills at rising shares of the output (so that each lands in a run still going),
+    // with the named points around the transaction mixed in, then those at the end.
+    let mut plan: Vec<Crash> = (0..16)
+        .map(|i| Crash::Past(reference_bytes * (i * 55 + rng.below(50)) / 1_000))
+        .collect();
+    for (at, point) in [
+        (2, "checkpoint-after-sink-sync:1"),
+        (5, "checkpoint-after-write:1"),
+        (8, "checkpoint-after-commit:1"),
+        (11, "checkpoint-after-write:2"),
+    ] {
+        plan.insert(at, Crash::At(point));
+    }
+    plan.extend(["before-complete", "complete-after-commit", "after-complete"].map(Crash::At));
+    let mut hits = 0;
+    let mut plan = plan.into_iter();
+    for attempt in 0.. {
+        assert!(attempt < 80, "the run never completed");
+        let cores = if attempt % 2 == 0 { "2" } else { "1" };
+        match plan.next() {
+            Some(Crash::Past(bytes)) => {
+                let mut child = durable_run(&script, &state, cores, None)
+                    .spawn()
+                    .expect("spawn");
+                if kill_past(&mut child, &partial, bytes) {
+                    hits += 1;
+                }
+                if hits == 3 {
+                    // `state inspect` shows each partition's offset and event time.
+                    let report = common::laminar()
+                        .args(["state", "inspect"])
+                        .arg(&state)
+                        .output()
+                        .expect("inspect");
+                    let text = common::stdout(&report);
+                    for partition in 0..PARTITIONS {
+                        assert!(
+                            text.contains(&format!("partition {partition} offset ")),
+                            "{text}"
+                        );
+                        assert!(
+                            text.contains(&format!("partition {partition} max event time ")),
+                            "{text}"
+                        );
+                    }
+                }
+            }
+            Some(Crash::At(point)) => {
+                let out = durable_run(&script, &state, cores, Some(point))
+                    .output()
+                    .expect("run");
+                if !out.status.success() {
+                    hits += 1;
+                }
+            }
+            None => {
+                let out = durable_run(&script, &state, cores, None)
+                    .output()
+                    .expect("run");
+                assert!(out.status.success(), "{}", common::stderr(&out));
+                break;
+            }
+        }
+    }
+    assert!(hits >= 14, "only {hits} crashes hit a running process");
+    // As a multiset, every row once: the oracle's (and so the uninterrupted run's),
+    // floating-point sums within their last bits.
+    assert_close(
+        &committed_rows(&brokers, &output_topic),
+        &expected,
+        "the committed output after kill -9s",
+    );
+    assert_close(
+        &read_results(&file, true),
+        &expected,
+        "file sink after kill -9s",
+    );
+}
