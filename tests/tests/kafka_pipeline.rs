@@ -458,3 +458,71 @@ fn kill_9_around_the_transaction_loses_and_repeats_no_row_of_the_exactly_once_si
         "file sink after kill -9s",
     );
 }
+
+/// Lines of `path` once it holds `lines`, or what it holds at `deadline`.
+fn wait_for_lines(path: &Path, lines: usize, deadline: Instant) -> usize {
+    loop {
+        let now = std::fs::read_to_string(path).map_or(0, |t| t.lines().count());
+        if now >= lines || Instant::now() >= deadline {
+            return now;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn an_idle_partition_stops_holding_windows_back_after_idle_timeout() {
+    let Some(brokers) = bootstrap("kafka_pipeline idle partitions") else {
+        return;
+    };
+    let topic = create_topic(&brokers, 2);
+    let plain = producer(&brokers, None);
+    let base = 1_700_000_000_000i64;
+    // Partition 0 runs to 40 s of event time, partition 1 stops at 15 s.
+    for (partition, until) in [(0, 40_000), (1, 15_000)] {
+        for t in (0..until).step_by(500) {
+            let value = format!(r#"{{"ts":{},"auction":1,"price":1.0}}"#, base + t);
+            send(&plain, &topic, partition, "1", &value);
+        }
+    }
+    plain.flush(Duration::from_secs(30)).expect("flush");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut children = Vec::new();
+    for idle in ["", ", idle_timeout = '300ms'"] {
+        let out = dir.path().join(format!("out{}.csv", children.len()));
+        let script = format!(
+            "CREATE SOURCE bids (ts TIMESTAMP, auction BIGINT, price DOUBLE,
+                 WATERMARK FOR ts AS ts)
+             WITH (connector = 'kafka', brokers = '{brokers}', topic = '{topic}',
+                   format = 'json'{idle});
+             CREATE SINK out WITH (connector = 'file', path = '{}', format = 'csv');
+             INSERT INTO out SELECT window_start, COUNT(*) AS n
+             FROM TUMBLE(TABLE bids, DESCRIPTOR(ts), INTERVAL '10' SECOND)
+             GROUP BY window_start, window_end;",
+            out.display()
+        );
+        let path = dir.path().join(format!("q{}.sql", children.len()));
+        std::fs::write(&path, script).expect("script");
+        let child = common::laminar()
+            .arg("run")
+            .arg(&path)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn");
+        children.push((child, out));
+    }
+    // With idleness, partition 1 stops holding the watermark at 15 s: the windows up to
+    // [20 s, 30 s) close (header + 3 rows). Without it, only [0 s, 10 s) can.
+    let idle_lines = wait_for_lines(&children[1].1, 4, Instant::now() + Duration::from_secs(30));
+    let held_lines = wait_for_lines(&children[0].1, 3, Instant::now() + Duration::from_secs(1));
+    for (child, _) in &mut children {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    assert_eq!(idle_lines, 4, "with idle_timeout the windows to 30 s close");
+    assert_eq!(
+        held_lines, 2,
+        "without it the silent partition holds them back"
+    );
+}

@@ -104,6 +104,32 @@ impl QueryRun {
         Ok(())
     }
 
+    /// Partitions of its source went idle: windows the watermark (the minimum over the
+    /// partitions still active) now passes are closed, their results appended to
+    /// `outputs`.
+    pub(super) fn set_idle(&mut self, idle: &[i32], outputs: &mut Vec<RecordBatch>) -> Result<()> {
+        let Some(stage) = &mut self.query.event_time else {
+            return Ok(());
+        };
+        let before = stage.watermark();
+        let after = stage.set_idle(idle);
+        if after <= before {
+            return Ok(());
+        }
+        if let Work::Aggregate(aggregation) = &mut self.work {
+            // No rows, only the watermark.
+            let mut empty = RecordBatch::new_empty(stage.schema());
+            for op in &mut self.query.before {
+                empty = op.process(empty)?;
+            }
+            aggregation.process(&empty, None, after, outputs)?;
+            if self.unbounded {
+                self.work.settle(outputs)?;
+            }
+        }
+        Ok(())
+    }
+
     /// The late rows the event-time stage kept for the late sink since the last call.
     pub(super) fn take_late_rows(&mut self) -> Vec<RecordBatch> {
         match &mut self.query.event_time {

@@ -87,8 +87,11 @@ impl Flow {
                 match self.sources[index].source.next_batch()? {
                     None => self.end_source(index)?,
                     // A live input paused: a checkpoint that fell due is taken all the same.
-                    Some(input) if input.batch.num_rows() == 0 => {}
-                    Some(input) => self.dispatch(index, input)?,
+                    Some(input) if input.batch.num_rows() == 0 => self.note_idle(index)?,
+                    Some(input) => {
+                        self.dispatch(index, input)?;
+                        self.note_idle(index)?;
+                    }
                 }
                 if let Some(checkpointer) = durable.as_deref_mut().filter(|c| c.due()) {
                     checkpointer.checkpoint(self, &mut summary)?;
@@ -129,6 +132,21 @@ impl Flow {
                 self.push(query, input.clone())?;
             }
             self.push(last, input)?;
+        }
+        Ok(())
+    }
+
+    /// Tells the queries reading source `index` which of its partitions are idle (none,
+    /// unless it has an `idle_timeout`), closing the windows that frees.
+    fn note_idle(&mut self, index: usize) -> Result<()> {
+        let idle = self.sources[index].source.idle_partitions();
+        if idle.is_empty() {
+            return Ok(());
+        }
+        for query in self.sources[index].consumers.clone() {
+            let mut outputs = Vec::new();
+            self.queries[query].set_idle(&idle, &mut outputs)?;
+            self.emit(query, outputs)?;
         }
         Ok(())
     }

@@ -346,6 +346,10 @@ impl Source for KafkaSource {
         Some(self.reader.partitions())
     }
 
+    fn idle_partitions(&self) -> Vec<i32> {
+        self.reader.idle_partitions()
+    }
+
     fn kafka_position(&self) -> Option<KafkaPosition> {
         Some(self.reader.position())
     }

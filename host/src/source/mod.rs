@@ -78,6 +78,12 @@ pub trait Source: Send {
         None
     }
 
+    /// The partitions idle now (no row for the source's `idle_timeout` and caught up
+    /// with their end): left out of the combined watermark.
+    fn idle_partitions(&self) -> Vec<i32> {
+        Vec::new()
+    }
+
     /// For a checkpoint of a Kafka source: the next offset of every partition, which
     /// recovery reads on from ([`position`](Self::position) is a count only).
     fn kafka_position(&self) -> Option<crate::kafka::KafkaPosition> {

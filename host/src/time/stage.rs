@@ -83,6 +83,19 @@ impl EventTimeStage {
         self.partitions = Some(PartitionWatermarks::new(self.rule.delay_ms, partitions));
     }
 
+    /// Marks `idle` partitions idle (a partition wakes with its next row): they no longer
+    /// hold the watermark back. Returns the watermark after.
+    pub fn set_idle(&mut self, idle: &[i32]) -> Option<i64> {
+        if let Some(partitions) = &mut self.partitions {
+            for &partition in idle {
+                if !partitions.is_idle(partition) {
+                    partitions.set_idle(partition, true);
+                }
+            }
+        }
+        self.watermark()
+    }
+
     /// Each partition's event-time state, for a checkpoint (empty when not partitioned).
     pub fn partition_times(&self) -> Vec<PartitionTime> {
         self.partitions
