@@ -21,10 +21,11 @@
 //! `--suite latency` runs figure 7 alone (at `--cores 1` and each N of `--cores-list`).
 //!
 //! ```text
-//! cargo build --release -p laminar && cargo run --release -p laminar-process-bench -- --events 10000000 [--suite durability|cores|latency|all]
+//! cargo build --release -p laminar && cargo run --release -p laminar-process-bench -- --events 10000000 [--suite durability|cores|latency|kafka|all]
 //! ```
 
 mod cores;
+mod kafka;
 mod latency;
 mod runs;
 
@@ -71,10 +72,14 @@ fn main() {
             laminar.display()
         ));
     }
-    if !["all", "durability", "cores", "latency"].contains(&suite.as_str()) {
-        usage("--suite durability|cores|latency|all");
+    if !["all", "durability", "cores", "latency", "kafka"].contains(&suite.as_str()) {
+        usage("--suite durability|cores|latency|kafka|all");
     }
     let bench = Bench::new(laminar, work, events);
+    if suite == "kafka" {
+        kafka(&bench, events, repeats);
+        return;
+    }
     if suite == "latency" {
         latency(&bench, &cores_list);
         return;
@@ -85,6 +90,38 @@ fn main() {
     }
     if suite != "durability" {
         cores(&bench, events, repeats, &cores_list);
+    }
+}
+
+/// The Kafka figures: events/s of each run and the ratios.
+fn kafka(bench: &Bench, events: u64, repeats: usize) {
+    let Ok(brokers) = std::env::var("LAMINAR_KAFKA_BOOTSTRAP") else {
+        usage("--suite kafka needs LAMINAR_KAFKA_BOOTSTRAP (tests/kafka/broker start)");
+    };
+    println!("data: {} events in {}", events, bench.bids().display());
+    let figures = bench.kafka_figures(&brokers, repeats);
+    report(
+        "load: file -> kafka topic (4 partitions, at_least_once)",
+        events,
+        figures.load,
+    );
+    for (cores, file, at_least_once, exactly_once) in figures.runs {
+        report(&format!("file -> file, --cores {cores}"), events, file);
+        report(
+            &format!("kafka -> kafka at_least_once, --cores {cores}"),
+            events,
+            at_least_once,
+        );
+        report(
+            &format!("kafka -> kafka exactly_once, --cores {cores}"),
+            events,
+            exactly_once,
+        );
+        println!(
+            "  --cores {cores}: kafka (at_least_once) / file throughput = {:.2}; exactly_once / at_least_once = {:.2}",
+            file.as_secs_f64() / at_least_once.as_secs_f64(),
+            at_least_once.as_secs_f64() / exactly_once.as_secs_f64()
+        );
     }
 }
 
@@ -197,7 +234,7 @@ fn report(what: &str, events: u64, time: Duration) {
 
 fn usage(problem: &str) -> ! {
     eprintln!(
-        "process-bench: {problem}\nusage: process-bench [--events N] [--runs N] [--laminar PATH] [--work-dir DIR] [--suite durability|cores|latency|all] [--cores-list 2,4,8]"
+        "process-bench: {problem}\nusage: process-bench [--events N] [--runs N] [--laminar PATH] [--work-dir DIR] [--suite durability|cores|latency|kafka|all] [--cores-list 2,4,8]"
     );
     std::process::exit(2)
 }
