@@ -1,5 +1,5 @@
 //! The state file: every entry of a [`StateStore`] in one immutable file, written in one
-//! pass and one sync, memory-mapped to read.
+//! pass and one sync, read whole to be read from.
 //!
 //! Layout, all little-endian, every entry and value at a 16-byte aligned offset:
 //!
@@ -150,22 +150,22 @@ impl StateStore {
         Ok(len)
     }
 
-    /// Opens the state file at `path`: maps it, checks its header and checksums, and
-    /// indexes its entries; values are then read from the map. A truncated or damaged file
-    /// is [`StateError::Corrupt`] naming it.
+    /// Opens the state file at `path`: reads it whole, checks its header and checksums,
+    /// and indexes its entries; values are then read in place. A truncated or damaged
+    /// file is [`StateError::Corrupt`] naming it.
     pub fn open_file(storage: &dyn Storage, path: &Path) -> Result<Self, StateError> {
         let file = path.display().to_string();
-        let map = storage
-            .map(path)
+        let bytes = storage
+            .read_aligned(path)
             .map_err(|e| StateError::io(format!("cannot open state file {file}"), e))?;
         let corrupt = |message: String| StateError::Corrupt {
             file: file.clone(),
             message,
         };
-        let entries = index(&map).map_err(corrupt)?;
+        let entries = index(&bytes).map_err(corrupt)?;
         Ok(Self {
             entries,
-            map: Some(map),
+            bytes: Some(bytes),
             origin: format!("state file {file}"),
         })
     }
@@ -241,7 +241,7 @@ fn index(bytes: &[u8]) -> Result<FxHashMap<Box<[u8]>, Slot>, String> {
             .filter(|&end| end <= bytes.len())
             .ok_or_else(|| bad("the value runs past the end of the file"))?;
         let key: Box<[u8]> = bytes[key_at..key_at + key_len].into();
-        let slot = Slot::Mapped {
+        let slot = Slot::InFile {
             offset: value_at,
             len: value_len,
         };

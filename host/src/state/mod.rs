@@ -1,9 +1,9 @@
 //! The state store: keyed values (rkyv archives or raw bytes) kept in memory and written
-//! to one immutable, memory-mapped file per snapshot.
+//! to one immutable file per snapshot.
 //!
 //! A [`StateStore`] is in-memory (tests, runs without `--state-dir`) until written with
-//! [`StateStore::write_file_atomic`]; [`StateStore::open_file`] maps such a file and serves
-//! reads from the map, zero-copy and validated (corrupt bytes are a [`StateError`] naming
+//! [`StateStore::write_file_atomic`]; [`StateStore::open_file`] reads such a file whole
+//! (aligned) and serves reads from it in place, validated (corrupt bytes are a [`StateError`] naming
 //! the file, never undefined behaviour). This module owns the state file format
 //! ([`file`]); it knows nothing of operators or checkpoints.
 

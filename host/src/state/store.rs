@@ -10,15 +10,15 @@ use rustc_hash::FxHashMap;
 
 use super::error::printable;
 use super::StateError;
-use crate::storage::MappedFile;
+use crate::storage::FileBytes;
 
 /// Where a value's bytes live.
 #[derive(Debug)]
 pub(crate) enum Slot {
     /// Put since the store was made or opened; 16-byte aligned.
     Owned(AlignedVec<16>),
-    /// In the mapped file, at a 16-byte aligned offset.
-    Mapped { offset: usize, len: usize },
+    /// In the file read, at a 16-byte aligned offset.
+    InFile { offset: usize, len: usize },
 }
 
 /// Keyed state values: rkyv archives (`put`/`get`, zero-copy and validated) or raw bytes
@@ -27,11 +27,11 @@ pub(crate) enum Slot {
 /// Made empty and in memory by [`new`](Self::new), or from a state file by
 /// [`open_file`](Self::open_file); either can be changed and written out with
 /// [`write_file_atomic`](Self::write_file_atomic). Values read from a file stay in its
-/// memory map until overwritten or deleted.
+/// bytes until overwritten or deleted.
 #[derive(Debug)]
 pub struct StateStore {
     pub(crate) entries: FxHashMap<Box<[u8]>, Slot>,
-    pub(crate) map: Option<MappedFile>,
+    pub(crate) bytes: Option<FileBytes>,
     /// The file the store was opened from, or "in-memory state": named in errors.
     pub(crate) origin: String,
 }
@@ -47,7 +47,7 @@ impl StateStore {
     pub fn new() -> Self {
         Self {
             entries: FxHashMap::default(),
-            map: None,
+            bytes: None,
             origin: "in-memory state".to_string(),
         }
     }
@@ -137,7 +137,7 @@ impl StateStore {
     fn slot_bytes<'a>(&'a self, slot: &'a Slot) -> Option<&'a [u8]> {
         match slot {
             Slot::Owned(bytes) => Some(bytes),
-            Slot::Mapped { offset, len } => self.map.as_ref()?.get(*offset..*offset + *len),
+            Slot::InFile { offset, len } => self.bytes.as_ref()?.get(*offset..*offset + *len),
         }
     }
 }

@@ -4,7 +4,7 @@ use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use super::MappedFile;
+use super::FileBytes;
 
 /// Durable file operations on paths, used as `Arc<dyn Storage>`.
 ///
@@ -41,11 +41,9 @@ pub trait Storage: Send + Sync + fmt::Debug {
         Ok(bytes)
     }
 
-    /// The whole of `path`, read-only, starting at a 16-byte aligned address: memory-mapped
-    /// by [`FsStorage`](super::FsStorage), copied by implementations without mappings. The
-    /// file must not change while the mapping lives.
-    fn map(&self, path: &Path) -> io::Result<MappedFile> {
-        Ok(MappedFile::copy_of(&self.read(path)?))
+    /// The whole of `path`, read into memory at a 16-byte aligned address.
+    fn read_aligned(&self, path: &Path) -> io::Result<FileBytes> {
+        Ok(FileBytes::copy_of(&self.read(path)?))
     }
 
     /// The length of `path` in bytes.

@@ -5,7 +5,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use super::{MappedFile, Storage, StorageFile};
+use super::{FileBytes, Storage, StorageFile};
 
 /// **A testing aid**: wraps another [`Storage`] and makes chosen writes or syncs fail.
 ///
@@ -214,8 +214,8 @@ impl Storage for FaultyStorage {
         self.inner.read(path)
     }
 
-    fn map(&self, path: &Path) -> io::Result<MappedFile> {
-        self.inner.map(path)
+    fn read_aligned(&self, path: &Path) -> io::Result<FileBytes> {
+        self.inner.read_aligned(path)
     }
 
     fn file_len(&self, path: &Path) -> io::Result<u64> {

@@ -4,7 +4,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
-use super::{MappedFile, Storage, StorageFile};
+use super::{Storage, StorageFile};
 
 /// The real file system.
 #[derive(Debug, Default, Clone, Copy)]
@@ -80,10 +80,6 @@ impl Storage for FsStorage {
 
     fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
         fs::read(path)
-    }
-
-    fn map(&self, path: &Path) -> io::Result<MappedFile> {
-        MappedFile::map(path)
     }
 
     fn file_len(&self, path: &Path) -> io::Result<u64> {

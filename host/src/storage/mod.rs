@@ -4,20 +4,20 @@
 //!
 //! This module owns the trait, the real file-system implementation ([`FsStorage`]), the
 //! fault-injecting test wrapper ([`FaultyStorage`]), the in-memory file system that
-//! drops what was not synced at a crash ([`CrashStorage`]) and read-only file mappings
-//! ([`MappedFile`], the one place with `unsafe`). It must not know any file format.
+//! drops what was not synced at a crash ([`CrashStorage`]) and whole files read at an
+//! aligned address ([`FileBytes`]). It must not know any file format.
 
 mod backend;
 mod crash;
 mod faulty;
 mod fs;
-mod mmap;
+mod file_bytes;
 
 pub use backend::{parent_of, Storage, StorageFile};
 pub use crash::CrashStorage;
 pub use faulty::FaultyStorage;
 pub use fs::FsStorage;
-pub use mmap::MappedFile;
+pub use file_bytes::FileBytes;
 
 #[cfg(test)]
 mod test;
