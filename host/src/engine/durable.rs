@@ -18,7 +18,7 @@ use crate::checkpoint::{
 };
 use crate::error::Result;
 use crate::operator::WindowSnapshot;
-use crate::sql::{Connector, FormatKind, SinkDef, SourceDef};
+use crate::sql::{FormatKind, SinkDef, SourceDef};
 use crate::storage::Storage;
 
 use super::dataflow::PlannedQuery;
@@ -268,7 +268,7 @@ pub(crate) fn fingerprint(
     for sink in sinks {
         parts.push((
             format!("sink '{}'", sink.name),
-            format!("{}, {:?}", connector_text(&sink.connector), sink.format).to_lowercase(),
+            format!("{}, {:?}", sink.connector.describe(), sink.format).to_lowercase(),
         ));
     }
     Fingerprint::new(parts, plugins)
@@ -294,7 +294,7 @@ fn source_parts(source: &SourceDef, parts: &mut Vec<(String, String)>) {
     let options = &source.options;
     parts.push((
         format!("source '{name}' connector"),
-        connector_text(&options.connector),
+        options.connector.describe(),
     ));
     let header = match options.header {
         Some(true) => "true",
@@ -313,20 +313,4 @@ fn source_parts(source: &SourceDef, parts: &mut Vec<(String, String)>) {
         format!("source '{name}' on_error"),
         format!("{:?}", options.on_error).to_lowercase(),
     ));
-}
-
-fn connector_text(connector: &Connector) -> String {
-    match connector {
-        Connector::File(path) => format!("file {}", path.display()),
-        Connector::Stdio => "stdio".to_string(),
-        Connector::Memory => "memory".to_string(),
-        // The brokers may move; the topic and how it is read decide the output.
-        Connector::KafkaSource(o) => format!(
-            "kafka topic {}, start {:?}, stop at end {}",
-            o.topic, o.start_offset, o.stop_at_end
-        ),
-        Connector::KafkaSink(o) => {
-            format!("kafka topic {}, key {:?}, {:?}", o.topic, o.key, o.delivery)
-        }
-    }
 }

@@ -67,7 +67,7 @@ impl Engine {
         }
         let unbounded: Vec<bool> = readers
             .iter()
-            .map(|(name, _)| is_unbounded(&self.sources[name]))
+            .map(|(name, _)| self.sources[name].options.connector.is_unbounded())
             .collect();
 
         // The sinks first: an exactly-once sink says which checkpoint recovery restores.
@@ -364,15 +364,9 @@ impl Engine {
                     }
                     None => None,
                 };
-                let source = LineSource::from_reader(
-                    def,
-                    self.config.stdin.open(),
-                    "stdin".into(),
-                    true,
-                    batch_size,
-                )
-                .with_projection(&read_columns)
-                .with_event_time(event_time);
+                let source = LineSource::stdin(def, self.config.stdin.open(), batch_size)
+                    .with_projection(&read_columns)
+                    .with_event_time(event_time);
                 Box::new(match log {
                     // A feeding thread reads stdin, so that the run can checkpoint while
                     // the input pauses (a read on the query thread would block it).
@@ -395,9 +389,9 @@ impl Engine {
                     def.name
                 )))
             }
-            Connector::File(_) => {
+            Connector::File(path) => {
                 let identity = mark.and_then(|m| m.file.as_ref());
-                let mut source = LineSource::open_at(def, batch_size, &position, identity)?
+                let mut source = LineSource::open_file(def, path, batch_size, &position, identity)?
                     .with_projection(&read_columns)
                     .with_event_time(event_time)
                     .with_decode_threads(decode_threads);
@@ -405,15 +399,6 @@ impl Engine {
                 Box::new(source)
             }
         })
-    }
-}
-
-/// Whether source `def` may never end (its results are then written as they come).
-fn is_unbounded(def: &SourceDef) -> bool {
-    match &def.options.connector {
-        Connector::Stdio => true,
-        Connector::KafkaSource(options) => !options.stop_at_end,
-        _ => false,
     }
 }
 

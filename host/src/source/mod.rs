@@ -1,23 +1,25 @@
 //! Sources: where rows come from (files, stdin, in-memory batches) and how they are decoded.
 
 mod decode;
+mod file;
 mod file_input;
 mod header;
 mod input_log;
 mod kafka;
 mod line_decoder;
+mod line_source;
 mod lines;
 mod memory;
 mod pipeline;
 mod plain_csv;
 mod ranges;
-mod stream;
+mod stdin;
 mod timestamps;
 
 pub use input_log::InputLog;
 pub use kafka::{KafkaSource, PartitionBatch};
+pub use line_source::LineSource;
 pub use memory::MemorySource;
-pub use stream::LineSource;
 
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;

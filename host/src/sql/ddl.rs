@@ -23,6 +23,35 @@ pub enum Connector {
     KafkaSink(Box<crate::kafka::KafkaSinkOptions>),
 }
 
+impl Connector {
+    /// What a state dir's fingerprint records of it: what decides the output (a file's
+    /// path, a topic and how it is read), not where a broker listens.
+    pub fn describe(&self) -> String {
+        match self {
+            Connector::File(path) => format!("file {}", path.display()),
+            Connector::Stdio => "stdio".to_string(),
+            Connector::Memory => "memory".to_string(),
+            Connector::KafkaSource(o) => format!(
+                "kafka topic {}, start {:?}, stop at end {}",
+                o.topic, o.start_offset, o.stop_at_end
+            ),
+            Connector::KafkaSink(o) => {
+                format!("kafka topic {}, key {:?}, {:?}", o.topic, o.key, o.delivery)
+            }
+        }
+    }
+
+    /// Whether a source over it may never end (its results are then written as they
+    /// come, and a file sink replaces its destination at the first write).
+    pub fn is_unbounded(&self) -> bool {
+        match self {
+            Connector::Stdio => true,
+            Connector::KafkaSource(options) => !options.stop_at_end,
+            Connector::File(_) | Connector::Memory | Connector::KafkaSink(_) => false,
+        }
+    }
+}
+
 /// Encoding of rows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FormatKind {

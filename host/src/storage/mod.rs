@@ -10,14 +10,14 @@
 mod backend;
 mod crash;
 mod faulty;
-mod fs;
 mod file_bytes;
+mod fs;
 
 pub use backend::{parent_of, Storage, StorageFile};
 pub use crash::CrashStorage;
 pub use faulty::FaultyStorage;
-pub use fs::FsStorage;
 pub use file_bytes::FileBytes;
+pub use fs::FsStorage;
 
 #[cfg(test)]
 mod test;

@@ -2,7 +2,7 @@
 //! drops, a file read to its length at open, a header after many blank lines.
 
 use super::*;
-use crate::sql::FormatKind;
+use crate::sql::{Connector, FormatKind};
 use arrow::datatypes::{DataType, Field, Schema};
 use std::sync::Arc;
 
@@ -120,7 +120,10 @@ fn a_source_dropped_early_stops_its_threads() {
 /// Every row of a file source at `threads` decoder threads, as numbers of column a.
 fn rows_of(def: &SourceDef, threads: usize, append_after_open: &[u8]) -> Vec<i64> {
     use arrow::array::AsArray;
-    let mut source = LineSource::open(def, 7)
+    let Connector::File(path) = &def.options.connector else {
+        panic!("a file source");
+    };
+    let mut source = LineSource::open_file(def, path, 7, &SourcePosition::Start, None)
         .unwrap()
         .with_decode_threads(threads);
     if let Connector::File(path) = &def.options.connector {

@@ -1,7 +1,10 @@
-//! A source over a byte stream of CSV or JSON lines: a file or standard input.
+//! The core of the line sources: decoding a byte stream of CSV or JSON lines into
+//! batches, on the calling thread or a pipeline of decoder threads, with the header rule
+//! and bad-row accounting. Opening a file is [`super::file`], standard input
+//! [`super::stdin`].
 
 use std::fs::File;
-use std::io::{BufReader, Read, Seek, SeekFrom};
+use std::io::{BufReader, Read};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -9,16 +12,16 @@ use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 
 use super::decode::{Decoded, RowDecoder};
-use super::file_input::{device_and_inode, read_file_at, skip_blank_lines, ReadChecksum};
+use super::file_input::{read_file_at, skip_blank_lines, ReadChecksum};
 use super::header::Header;
 use super::input_log::{stdin_has_input, InputLog};
 use super::lines::{LineChunk, LineReader};
 use super::pipeline::{Cut, Pipeline, PipelineEnd, Position};
 use super::ranges::{range_bytes, FileRanges};
 use super::{Source, SourceBatch};
-use crate::checkpoint::{check_prefix, FileIdentity, RunningChecksum, SourcePosition};
+use crate::checkpoint::{FileIdentity, SourcePosition};
 use crate::error::{Error, Result};
-use crate::sql::{Connector, OnError, SourceDef};
+use crate::sql::{OnError, SourceDef};
 use crate::time::EventTimeRule;
 
 /// Bytes read from the input at a time on the calling thread or stdin's reading thread.
@@ -36,132 +39,35 @@ type InputLines = LineReader<BufReader<Box<dyn Read + Send>>>;
 /// that hands batches back in input order.
 pub struct LineSource {
     /// The input, until a pipeline takes it.
-    lines: Option<InputLines>,
+    pub(super) lines: Option<InputLines>,
     /// A file input's handle for a pipeline, whose decoders read byte ranges of it.
-    file: Option<File>,
+    pub(super) file: Option<File>,
     /// A file input's length when it was opened: the source reads that much, whatever
     /// is appended while it runs, at any thread count.
-    file_len: u64,
+    pub(super) file_len: u64,
     /// The decoder threads, once started (at the first batch).
-    pipeline: Option<Pipeline>,
+    pub(super) pipeline: Option<Pipeline>,
     /// Decoder threads to start; 0 decodes on the calling thread.
-    decode_threads: usize,
+    pub(super) decode_threads: usize,
     /// With a pipeline: the input position after the last batch returned.
-    position: Position,
-    decoder: RowDecoder,
-    schema: SchemaRef,
-    origin: String,
-    unbounded: bool,
-    batch_size: usize,
-    on_error: OnError,
-    header: Header,
-    first_chunk: bool,
-    bad_rows: u64,
+    pub(super) position: Position,
+    pub(super) decoder: RowDecoder,
+    pub(super) schema: SchemaRef,
+    pub(super) origin: String,
+    pub(super) unbounded: bool,
+    pub(super) batch_size: usize,
+    pub(super) on_error: OnError,
+    pub(super) header: Header,
+    pub(super) first_chunk: bool,
+    pub(super) bad_rows: u64,
     /// Stdin of a durable run: every chunk goes to the write-ahead log first (on the
     /// reading thread when there is a pipeline; checkpoints sync it from the query thread).
-    log: Option<Arc<Mutex<InputLog>>>,
+    pub(super) log: Option<Arc<Mutex<InputLog>>>,
     /// A file source: the checksum of the bytes read so far, kept up at each checkpoint.
-    read_so_far: Option<ReadChecksum>,
+    pub(super) read_so_far: Option<ReadChecksum>,
 }
 
 impl LineSource {
-    /// Opens the connector of `def`; `batch_size` applies unless the source sets its own.
-    pub fn open(def: &SourceDef, batch_size: usize) -> Result<Self> {
-        Self::open_at(def, batch_size, &SourcePosition::Start, None)
-    }
-
-    /// Opens the connector of `def` to read on from `position` (a file's byte offset and
-    /// line; for stdin, see [`with_log`](Self::with_log)). A file is checked against the
-    /// `identity` the checkpoint recorded: one whose bytes before the offset changed is
-    /// refused, saying so.
-    pub fn open_at(
-        def: &SourceDef,
-        batch_size: usize,
-        position: &SourcePosition,
-        identity: Option<&FileIdentity>,
-    ) -> Result<Self> {
-        let (reader, origin, unbounded): (Box<dyn Read + Send>, String, bool) = match &def
-            .options
-            .connector
-        {
-            Connector::File(path) => {
-                let context =
-                    || format!("cannot open source '{}' file {}", def.name, path.display());
-                let mut file = File::open(path).map_err(|e| Error::io(context(), e))?;
-                let ranges = file.try_clone().map_err(|e| Error::io(context(), e))?;
-                let (offset, line) = match position {
-                    SourcePosition::File { offset, line } => (*offset, *line),
-                    _ => (0, 0),
-                };
-                let meta = file.metadata().map_err(|e| Error::io(context(), e))?;
-                let (device, inode) = device_and_inode(&meta);
-                let changed = |what: String| {
-                    Error::Execution(format!(
-                        "source '{}' file {} is not the one the checkpoint read: {what}; restore it, or remove the state dir to start over",
-                        def.name,
-                        path.display()
-                    ))
-                };
-                let checksum = match identity {
-                    Some(recorded) if offset > 0 => {
-                        check_prefix(recorded, (device, inode), meta.len(), |buf, at| {
-                            read_file_at(&file, buf, at)
-                        })
-                        .map_err(changed)?
-                    }
-                    _ if meta.len() < offset => {
-                        return Err(changed(format!(
-                            "it holds {} bytes, fewer than the {offset} the checkpoint read",
-                            meta.len()
-                        )))
-                    }
-                    _ => {
-                        let mut sum = RunningChecksum::default();
-                        sum.extend_to(offset, |buf, at| read_file_at(&file, buf, at))
-                            .map_err(|e| Error::io(context(), e))?;
-                        sum
-                    }
-                };
-                let read_so_far = ReadChecksum {
-                    file: file.try_clone().map_err(|e| Error::io(context(), e))?,
-                    checksum,
-                    device,
-                    inode,
-                };
-                if offset > 0 {
-                    file.seek(SeekFrom::Start(offset))
-                        .map_err(|e| Error::io(context(), e))?;
-                }
-                // The file as long as it is now, as the decoder threads' ranges read it:
-                // rows appended while the run goes on are read by the next run, whatever
-                // the thread count.
-                let mut source = Self::from_reader(
-                    def,
-                    Box::new(file.take(meta.len().saturating_sub(offset))),
-                    path.display().to_string(),
-                    false,
-                    batch_size,
-                );
-                source.start_at(offset, line);
-                source.first_chunk = offset == 0;
-                source.file = Some(ranges);
-                source.file_len = meta.len();
-                source.read_so_far = Some(read_so_far);
-                return Ok(source);
-            }
-            Connector::Stdio => (Box::new(std::io::stdin()), "stdin".into(), true),
-            Connector::Memory | Connector::KafkaSource(_) | Connector::KafkaSink(_) => {
-                return Err(Error::plan(format!(
-                    "source '{}' is not a file or stdin",
-                    def.name
-                )))
-            }
-        };
-        Ok(Self::from_reader(
-            def, reader, origin, unbounded, batch_size,
-        ))
-    }
-
     /// A source over any reader (used for stdin, files and tests).
     pub fn from_reader(
         def: &SourceDef,
@@ -231,23 +137,11 @@ impl LineSource {
 
     /// Says the input (already positioned there) starts `offset` bytes and `line` lines
     /// into the stream.
-    fn start_at(&mut self, offset: u64, line: u64) {
+    pub(super) fn start_at(&mut self, offset: u64, line: u64) {
         if let Some(lines) = &mut self.lines {
             lines.start_at(offset, line);
         }
         self.position = (offset, line);
-    }
-
-    /// Makes this (stdin) source durable: chunks the log holds beyond the checkpoint are
-    /// replayed first, and every chunk read afterwards is logged before it is decoded.
-    pub fn with_log(mut self, log: InputLog, bad_rows: u64) -> Self {
-        let line = log.last_logged_line();
-        self.start_at(0, line);
-        // The header, if any, was in the first chunk a run ever read.
-        self.first_chunk = line == 0;
-        self.bad_rows = bad_rows;
-        self.log = Some(Arc::new(Mutex::new(log)));
-        self
     }
 
     /// Sets the count of rows skipped before a checkpoint (a resumed run goes on from it).
@@ -552,5 +446,5 @@ fn locked(log: &Mutex<InputLog>) -> MutexGuard<'_, InputLog> {
 }
 
 #[cfg(test)]
-#[path = "stream_tests.rs"]
+#[path = "line_source_tests.rs"]
 mod tests;
