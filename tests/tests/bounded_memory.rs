@@ -45,7 +45,6 @@ fn ten_million_events_through_stdin_keep_peak_memory_bounded() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn laminar");
-    let pid = child.id();
     let mut stdin = child.stdin.take().expect("stdin");
     let writer = std::thread::spawn(move || -> std::io::Result<()> {
         let mut text = String::with_capacity(1 << 20);
@@ -58,13 +57,7 @@ fn ten_million_events_through_stdin_keep_peak_memory_bounded() {
         }
         stdin.write_all(text.as_bytes())
     });
-    let mut peak_kb = 0;
-    while child.try_wait().expect("wait").is_none() {
-        if let Some(kb) = common::peak_rss_kb(pid) {
-            peak_kb = peak_kb.max(kb);
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let peak_kb = common::wait_sampling_peak_rss(&mut child, Duration::from_millis(50));
     writer.join().expect("writer").expect("write stdin");
     let output = child.wait_with_output().expect("wait");
     let err = common::stderr(&output);

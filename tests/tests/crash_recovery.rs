@@ -443,7 +443,7 @@ fn a_hop_query_with_the_wasm_median_and_a_late_sink_survives_kills() {
 }
 
 #[test]
-fn a_session_query_with_the_wasm_median_survives_kills() {
+fn a_session_query_with_the_wasm_median_and_a_late_sink_survives_kills() {
     let input_dir = tempfile::tempdir().expect("tempdir");
     let input = bids_file(input_dir.path(), 300_000, 17);
     let mut scenario = median_scenario(
@@ -452,21 +452,32 @@ fn a_session_query_with_the_wasm_median_survives_kills() {
                 SESSION_END(ts, INTERVAL '1' SECOND) AS e, COUNT(*) AS n,
                 median(price) AS mid, SUM(price) AS volume
          FROM bids WHERE channel <> 'test'
-         GROUP BY auction, SESSION(ts, INTERVAL '1' SECOND);",
+         GROUP BY auction, SESSION(ts, INTERVAL '1' SECOND)
+         EMIT ON WINDOW CLOSE LATE DATA TO late_out;",
     );
+    let late = with_late_sink(&scenario);
     let (expected, expected_counters) = scenario.reference(None);
     assert!(expected.len() > 1_000);
+    let expected_late = std::fs::read_to_string(&late).expect("late sink");
+    // The late sink holds exactly the rows the summary counts late (the header aside).
+    assert!(expected_late.lines().count() > 100, "{expected_counters}");
     assert!(
-        !expected_counters.contains(" 0 late events"),
+        expected_counters.contains(&format!(
+            "{} late events",
+            expected_late.lines().count() - 1
+        )),
         "{expected_counters}"
     );
     std::fs::remove_file(&scenario.out).expect("remove reference output");
+    std::fs::remove_file(&late).expect("remove reference late rows");
 
     let crashes = schedule(18, 6, &POINTS[..4]);
     let (crashed, got_counters) = run_with_crashes(&scenario, &crashes, None);
     assert!(crashed >= 6, "only {crashed} crashes hit a running process");
     assert_eq!(got_counters, expected_counters);
     assert_eq!(sorted_lines(&scenario.out), expected);
+    // The late rows, in arrival order, exactly once.
+    assert!(std::fs::read_to_string(&late).expect("late sink") == expected_late);
 }
 
 #[test]

@@ -32,6 +32,7 @@ mod plugin_scalar;
 mod plugin_snapshot;
 mod script_dataflow;
 mod script_items;
+mod session_memory;
 mod sql_surface;
 mod state_dir;
 mod stdin_streaming;

@@ -515,12 +515,6 @@ fn unsupported_window_shapes_are_planning_errors_that_say_what_to_write() {
             "SELECT COUNT(*) FROM bids GROUP BY HOP(ts, INTERVAL '1' SECOND)",
             "HOP(time_column, INTERVAL slide, INTERVAL size)",
         ),
-        (
-            "CREATE SINK late_rows WITH (connector = 'file', path = 'never-written-late.csv', format = 'csv');
-             SELECT auction, COUNT(*) FROM bids GROUP BY auction, SESSION(ts, INTERVAL '1' SECOND)
-             EMIT ON WINDOW CLOSE LATE DATA TO late_rows",
-            "LATE DATA TO a sink with a SESSION window",
-        ),
     ];
     for (sql, expected) in cases {
         let mut engine = Engine::with_config(EngineConfig::default());

@@ -209,6 +209,32 @@ fn ordered_rows(batches: &[RecordBatch]) -> Vec<Vec<Value>> {
     rows
 }
 
+/// The rows of a late sink's CSV file (the bids' source columns), in file order.
+fn read_late_sink(path: &Path) -> Vec<RecordBatch> {
+    let ts = DataType::Timestamp(TimeUnit::Millisecond, None);
+    let source_types = [
+        ts,
+        DataType::Int64,
+        DataType::Int64,
+        DataType::Float64,
+        DataType::Utf8,
+    ];
+    let file = std::fs::File::open(path).expect("late sink");
+    let schema = Arc::new(Schema::new(
+        ["ts", "auction", "bidder", "price", "channel"]
+            .iter()
+            .zip(&source_types)
+            .map(|(name, t)| Field::new(*name, t.clone(), true))
+            .collect::<Vec<_>>(),
+    ));
+    datafusion::arrow::csv::ReaderBuilder::new(schema)
+        .with_header(true)
+        .build(file)
+        .expect("csv reader")
+        .map(|b| b.expect("csv batch"))
+        .collect()
+}
+
 #[test]
 fn the_late_sink_holds_exactly_the_contracts_late_rows_in_arrival_order() {
     let bids = bids(6_000, 38);
@@ -218,13 +244,6 @@ fn the_late_sink_holds_exactly_the_contracts_late_rows_in_arrival_order() {
     let rows = bids.all.num_rows();
     let late_path = dir.path().join("late.csv");
     let ts = DataType::Timestamp(TimeUnit::Millisecond, None);
-    let source_types = [
-        ts.clone(),
-        DataType::Int64,
-        DataType::Int64,
-        DataType::Float64,
-        DataType::Utf8,
-    ];
     let (_, hop_late) = unnested(&bids.all, |t| hop_windows(t, 2_000, 10_000), DELAY_MS);
     let (_, cumulate_late) = unnested(&bids.all, |t| cumulate_windows(t, 2_000, 10_000), DELAY_MS);
     let (_, tumble_late) = unnested(&bids.all, |t| hop_windows(t, 10_000, 10_000), DELAY_MS);
@@ -271,20 +290,7 @@ fn the_late_sink_holds_exactly_the_contracts_late_rows_in_arrival_order() {
                 )),
                 "{what}: {err}"
             );
-            let file = std::fs::File::open(&late_path).expect("late sink");
-            let schema = Arc::new(Schema::new(
-                ["ts", "auction", "bidder", "price", "channel"]
-                    .iter()
-                    .zip(&source_types)
-                    .map(|(name, t)| Field::new(*name, t.clone(), true))
-                    .collect::<Vec<_>>(),
-            ));
-            let written: Vec<RecordBatch> = datafusion::arrow::csv::ReaderBuilder::new(schema)
-                .with_header(true)
-                .build(file)
-                .expect("csv reader")
-                .map(|b| b.expect("csv batch"))
-                .collect();
+            let written = read_late_sink(&late_path);
             let indices = UInt32Array::from(late.iter().map(|&i| i as u32).collect::<Vec<_>>());
             let expected = take_record_batch(&bids.all, &indices).expect("take");
             assert_eq!(ordered_rows(&written), ordered_rows(&[expected]), "{what}");
@@ -342,5 +348,75 @@ fn hop_filtered_on_its_window_bounds_matches_datafusion() {
         );
         assert_rows_match(&actual, &expected);
         assert_eq!(summary.late_events_dropped, late.len() as u64);
+    }
+}
+
+#[test]
+fn a_session_late_sink_holds_exactly_the_models_late_rows_in_arrival_order() {
+    // SESSION lateness is decided per key after WHERE (by the aggregate): the late sink
+    // must hold exactly the sequential model's late rows, every source column, in arrival
+    // order, as many as the summary counts; from a file and stdin, at 1 and 2 cores, with
+    // and without --state-dir (checkpointing every 10 ms).
+    let bids = bids(6_000, 41);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let csv = dir.path().join("bids.csv");
+    bids.write_csv(&csv);
+    let rows = bids.all.num_rows();
+    let late_path = dir.path().join("late.csv");
+    let ts = DataType::Timestamp(TimeUnit::Millisecond, None);
+    let (sessions, late) = session_model(&bids.all, 2_000, DELAY_MS, channel_passes(&bids.all));
+    assert!(
+        late.len() > 50,
+        "the data must hold late rows: {}",
+        late.len()
+    );
+    let expected_results = session_rows(&bids.all, &sessions);
+    let indices = UInt32Array::from(late.iter().map(|&i| i as u32).collect::<Vec<_>>());
+    let expected_late = ordered_rows(&[take_record_batch(&bids.all, &indices).expect("take")]);
+    let query = format!(
+        "CREATE SINK late_bids WITH (connector = 'file', path = '{}', format = 'csv');
+         SELECT auction, SESSION_START(ts, INTERVAL '2' SECOND), SESSION_END(ts, INTERVAL '2' SECOND),
+                {SESSION_AGGREGATES}
+         FROM bids WHERE {FILTER} GROUP BY auction, SESSION(ts, INTERVAL '2' SECOND)
+         EMIT ON WINDOW CLOSE LATE DATA TO late_bids",
+        late_path.display()
+    );
+    let types = [
+        DataType::Int64,
+        ts.clone(),
+        ts,
+        DataType::Int64,
+        DataType::Float64,
+        DataType::Float64,
+        DataType::Int64,
+    ];
+    for (stdin, cores, batch_size, durable) in [
+        (false, "1", "7", false),
+        (false, "2", "8192", true),
+        (true, "1", "8192", true),
+        (true, "2", "1", false),
+    ] {
+        let state = dir
+            .path()
+            .join(format!("state-{stdin}-{cores}-{batch_size}"));
+        let mut args = vec!["--cores", cores, "--batch-size", batch_size];
+        let state_arg = state.display().to_string();
+        if durable {
+            args.extend(["--state-dir", &state_arg, "--checkpoint-interval", "10ms"]);
+        }
+        let what =
+            format!("stdin {stdin}, {cores} cores, batch size {batch_size}, durable {durable}");
+        let (actual, err) = run_binary(dir.path(), &csv, "csv", stdin, &query, &args, &types);
+        assert_rows_match(&actual, &expected_results);
+        assert!(
+            err.contains(&format!(
+                "{rows} events read, {} late events dropped",
+                late.len()
+            )),
+            "{what}: {err}"
+        );
+        let written = ordered_rows(&read_late_sink(&late_path));
+        assert_eq!(written.len(), late.len(), "{what}");
+        assert!(written == expected_late, "{what}: late rows differ");
     }
 }

@@ -130,12 +130,17 @@ impl QueryRun {
         Ok(())
     }
 
-    /// The late rows the event-time stage kept for the late sink since the last call.
+    /// The late rows kept for the late sink since the last call: the event-time stage's,
+    /// or a SESSION aggregate's (which judges lateness itself).
     pub(super) fn take_late_rows(&mut self) -> Vec<RecordBatch> {
-        match &mut self.query.event_time {
+        let mut late = match &mut self.query.event_time {
             Some(stage) => stage.take_late_rows(),
             None => Vec::new(),
+        };
+        if let Some(aggregation) = self.work.aggregation_mut() {
+            late.extend(aggregation.take_late_rows());
         }
+        late
     }
 
     /// Collects what the cores have finished (every window the watermark closed).

@@ -55,6 +55,9 @@ pub(crate) struct Sessions {
     pending_rows: Vec<u32>,
     pending_slots: Vec<u32>,
     meets: Vec<usize>,
+    /// The late rows of the last [`update`](Self::update), by index in its rows, in
+    /// order (`None`: not kept).
+    late_rows: Option<Vec<u32>>,
 }
 
 /// Reads a window column (millisecond timestamps or integers) as `i64`s.
@@ -93,7 +96,19 @@ impl Sessions {
             pending_rows: Vec::new(),
             pending_slots: Vec::new(),
             meets: Vec::new(),
+            late_rows: None,
         })
+    }
+
+    /// Keeps, for each [`update`](Self::update), which of its rows were late.
+    pub(crate) fn keep_late_rows(&mut self) {
+        self.late_rows.get_or_insert_with(Vec::new);
+    }
+
+    /// The late rows of the last [`update`](Self::update): indices into its rows, in
+    /// arrival order (empty when they are not kept).
+    pub(crate) fn late_rows(&self) -> &[u32] {
+        self.late_rows.as_deref().unwrap_or_default()
     }
 
     /// Rows counted late so far.
@@ -123,6 +138,9 @@ impl Sessions {
         };
         self.pending_rows.clear();
         self.pending_slots.clear();
+        if let Some(late) = &mut self.late_rows {
+            late.clear();
+        }
         for row in 0..rows {
             let t = times.value(row);
             let wm = watermarks.value(row);
@@ -163,6 +181,9 @@ impl Sessions {
             let slot = match self.meets.len() {
                 0 if hi <= wm => {
                     self.late += 1;
+                    if let Some(late) = &mut self.late_rows {
+                        late.push(row as u32);
+                    }
                     continue;
                 }
                 0 => {
@@ -473,6 +494,30 @@ mod tests {
                 "cut {cut}"
             );
             assert_eq!(op.late_events(), 1);
+        }
+    }
+
+    #[test]
+    fn late_rows_are_kept_with_their_source_columns_in_arrival_order() {
+        for cut in 0..=ROWS.len() {
+            // The input rows carry the source columns (here: all three) from column 0 on.
+            let mut op = operator().with_late_rows(0, input());
+            let mut late = Vec::new();
+            for part in [&ROWS[..cut], &ROWS[cut..]] {
+                op.update(&rows(part)).unwrap();
+                late.extend(op.take_late_rows());
+            }
+            let late: Vec<(i64, i64)> = late
+                .iter()
+                .flat_map(|b| {
+                    let c = |i: usize| b.column(i).as_primitive::<Int64Type>().clone();
+                    let (t, wm) = (c(1), c(2));
+                    (0..b.num_rows()).map(move |r| (t.value(r), wm.value(r)))
+                })
+                .collect();
+            assert_eq!(late, vec![(5, 28)], "cut {cut}");
+            assert_eq!(op.late_events(), 1);
+            assert!(op.take_late_rows().is_empty());
         }
     }
 

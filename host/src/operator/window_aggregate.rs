@@ -111,6 +111,20 @@ pub struct WindowAggregate {
     /// The key and the argument columns of one batch, reused from batch to batch.
     key_values: Vec<ArrayRef>,
     arg_values: Vec<ArrayRef>,
+    /// SESSION late rows for a late sink (see [`with_late_rows`](Self::with_late_rows)).
+    late_rows: Option<LateRows>,
+}
+
+/// Where a SESSION aggregate's input carries its rows' source columns, and the late rows
+/// taken from them so far.
+#[derive(Debug)]
+struct LateRows {
+    /// The first source column in the input rows.
+    from: usize,
+    /// The source columns.
+    schema: SchemaRef,
+    /// Late rows not yet taken, in arrival order.
+    batches: Vec<RecordBatch>,
 }
 
 impl WindowAggregate {
@@ -162,7 +176,40 @@ impl WindowAggregate {
             slots: Vec::new(),
             key_values: Vec::new(),
             arg_values: Vec::new(),
+            late_rows: None,
         })
+    }
+
+    /// SESSION: keeps the rows judged late, with their source columns, for
+    /// [`take_late_rows`](Self::take_late_rows) (`EMIT … LATE DATA TO sink`). The input
+    /// rows carry every source column (of `schema`) from column `from` on. Such an
+    /// aggregate runs on one thread (the query's), so its late rows leave with the batch
+    /// that brought them, in arrival order. No effect on other kinds, whose late rows the
+    /// event-time stage keeps.
+    pub fn with_late_rows(mut self, from: usize, schema: SchemaRef) -> Self {
+        if let Some(sessions) = &mut self.sessions {
+            sessions.keep_late_rows();
+            self.late_rows = Some(LateRows {
+                from,
+                schema,
+                batches: Vec::new(),
+            });
+        }
+        self
+    }
+
+    /// Whether it keeps its late rows ([`with_late_rows`](Self::with_late_rows)).
+    pub fn keeps_late_rows(&self) -> bool {
+        self.late_rows.is_some()
+    }
+
+    /// The late rows since the last call, with every source column, in arrival order
+    /// (empty unless [`with_late_rows`](Self::with_late_rows)).
+    pub fn take_late_rows(&mut self) -> Vec<RecordBatch> {
+        self.late_rows
+            .as_mut()
+            .map(|late| std::mem::take(&mut late.batches))
+            .unwrap_or_default()
     }
 
     /// A SESSION operator's per-row watermark column (`window_end` of its input rows; the
@@ -229,6 +276,9 @@ impl WindowAggregate {
             .flat_map(|operand| collect_columns(operand.expr()))
             .map(|column| column.index())
             .collect();
+        if let Some(late) = &self.late_rows {
+            columns.extend(late.from..late.from + late.schema.fields().len());
+        }
         columns.sort_unstable();
         columns.dedup();
         columns
@@ -274,7 +324,14 @@ impl WindowAggregate {
                 .iter()
                 .map(|call| call.args.iter().map(|a| a.evaluate(batch)).collect())
                 .collect::<Result<Vec<Vec<ArrayRef>>>>()?;
-            return sessions.update(&times, &watermarks, keys, &mut self.calls, &args);
+            sessions.update(&times, &watermarks, keys, &mut self.calls, &args)?;
+            if let Some(late) = &mut self.late_rows {
+                let rows = sessions.late_rows();
+                if !rows.is_empty() {
+                    late.keep(batch, rows)?;
+                }
+            }
+            return Ok(());
         }
         let offset = match (self.panes, self.window.pane_width()) {
             (true, Some(width)) if self.window_expr_is_end => -width,
@@ -520,6 +577,26 @@ impl WindowAggregate {
             });
         }
         Ok(RecordBatch::try_new(Arc::clone(&self.schema), columns)?)
+    }
+}
+
+impl LateRows {
+    /// Keeps the source columns of `rows` (indices into `batch`).
+    fn keep(&mut self, batch: &RecordBatch, rows: &[u32]) -> Result<()> {
+        let columns = self.schema.fields().len();
+        if batch.num_columns() < self.from + columns {
+            return Err(Error::Execution(
+                "internal: session rows without their source columns".into(),
+            ));
+        }
+        let indices = arrow::array::UInt32Array::from(rows.to_vec());
+        let taken = batch.columns()[self.from..self.from + columns]
+            .iter()
+            .map(|c| arrow::compute::take(c.as_ref(), &indices, None))
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        self.batches
+            .push(RecordBatch::try_new(Arc::clone(&self.schema), taken)?);
+        Ok(())
     }
 }
 

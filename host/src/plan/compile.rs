@@ -15,6 +15,7 @@ use datafusion_expr::execution_props::ExecutionProps;
 use datafusion_expr::expr::AggregateFunction;
 use datafusion_expr::physical_planning_context::PhysicalPlanningContext;
 use datafusion_expr::{Expr, ExprSchemable, LogicalPlan};
+use datafusion_physical_expr::expressions::Column;
 use datafusion_physical_expr::{create_physical_expr, PhysicalExpr};
 
 use crate::aggregate::{native_accumulator, GroupAccumulator};
@@ -54,11 +55,14 @@ const WINDOW_HINT: &str = "group by an event-time window: GROUP BY key, TUMBLE(t
      (or HOP(ts, slide, size), SESSION(ts, gap)), or FROM TUMBLE(TABLE source, DESCRIPTOR(ts), INTERVAL '10' SECOND) \
      (or HOP, CUMULATE, SESSION) … GROUP BY window_start, window_end, key";
 
-/// Compiles `plan` (already type-coerced) into operators.
+/// Compiles `plan` (already type-coerced) into operators. `late_rows`: the query writes
+/// its late rows to a sink; a SESSION aggregate, which judges lateness itself, then gets
+/// every source column of its rows (carried through the operators before it).
 pub(crate) fn compile(
     plan: &LogicalPlan,
     sources: &HashMap<String, SourceDef>,
     window: Option<&WindowClause>,
+    late_rows: bool,
 ) -> Result<CompiledQuery> {
     let mut chain = Vec::new();
     let mut plugins: Vec<Arc<Plugin>> = Vec::new();
@@ -113,6 +117,22 @@ pub(crate) fn compile(
             &PhysicalPlanningContext::default(),
         )?)
     };
+    // SESSION late rows: the source columns ride along after each projection's own
+    // columns, up to the aggregate; `carried_at` is where they are in the current rows.
+    let carried: Option<Vec<Field>> = match &event_time {
+        Some(stage) if late_rows && window.is_some_and(|w| w.spec.is_session()) => {
+            let schema = stage.schema();
+            let columns = schema.fields().len().saturating_sub(2);
+            Some(
+                schema.fields()[..columns]
+                    .iter()
+                    .map(|f| f.as_ref().clone())
+                    .collect(),
+            )
+        }
+        _ => None,
+    };
+    let mut carried_at = 0;
     let mut before: Vec<Box<dyn Operator>> = Vec::new();
     let mut after: Vec<Box<dyn Operator>> = Vec::new();
     let mut aggregate = None;
@@ -137,11 +157,15 @@ pub(crate) fn compile(
             }
             LogicalPlan::Projection(projection) => {
                 let input = projection.input.schema();
-                let exprs = projection
+                let mut exprs = projection
                     .expr
                     .iter()
                     .map(|e| physical(e, input))
                     .collect::<Result<Vec<_>>>()?;
+                let mut schema = nullable_schema(&projection.schema);
+                if let (Some(fields), None) = (&carried, &aggregate) {
+                    (schema, carried_at) = carry(&mut exprs, &schema, fields, carried_at);
+                }
                 let mut renamed = HashMap::new();
                 for (expr, field) in projection.expr.iter().zip(projection.schema.fields()) {
                     if let Expr::Column(c) = strip_alias(expr) {
@@ -151,10 +175,7 @@ pub(crate) fn compile(
                     }
                 }
                 window_columns = renamed;
-                ops.push(Box::new(ProjectOperator::new(
-                    exprs,
-                    nullable_schema(&projection.schema),
-                )));
+                ops.push(Box::new(ProjectOperator::new(exprs, schema)));
             }
             LogicalPlan::SubqueryAlias(_) => {}
             LogicalPlan::Aggregate(agg) => {
@@ -316,6 +337,10 @@ pub(crate) fn compile(
                 if let Some(watermarks) = watermark_column {
                     operator = operator.with_watermark_column(watermarks);
                 }
+                if let Some(fields) = &carried {
+                    let schema = Arc::new(Schema::new(fields.clone()));
+                    operator = operator.with_late_rows(carried_at, schema);
+                }
                 aggregate = Some(operator);
             }
             other => {
@@ -430,6 +455,28 @@ fn event_time_stage(source: &SourceDef, clause: &WindowClause) -> Result<EventTi
         source.options.on_error,
     ))
 }
+
+/// Appends to a projection's `exprs` (producing `schema`) the source columns `fields`,
+/// which its input holds from `at` on; returns the projection's schema with them and
+/// where they are in its output.
+fn carry(
+    exprs: &mut Vec<Arc<dyn PhysicalExpr>>,
+    schema: &SchemaRef,
+    fields: &[Field],
+    at: usize,
+) -> (SchemaRef, usize) {
+    let width = exprs.len();
+    let mut all: Vec<Field> = schema.fields().iter().map(|f| f.as_ref().clone()).collect();
+    for (i, field) in fields.iter().enumerate() {
+        let name = format!("{CARRIED_PREFIX}{}", field.name());
+        exprs.push(Arc::new(Column::new(&name, at + i)));
+        all.push(Field::new(name, field.data_type().clone(), true));
+    }
+    (Arc::new(Schema::new(all)), width)
+}
+
+/// The names of source columns carried to a SESSION aggregate for its late rows.
+const CARRIED_PREFIX: &str = "__late_";
 
 /// Whether `node` computes with one of the window columns `window_columns` (passing one
 /// through a projection, or grouping by it, does not count).

@@ -68,20 +68,16 @@ pub(crate) fn plan_query(
     // A plugin registered as `count` takes COUNT(x), never COUNT(*).
     let plan = crate::plugin::count_star_stays_built_in(plan)?;
     let plan = Analyzer::new().execute_and_check(plan, context.config(), |_, _| {})?;
-    let mut compiled = compile(&plan, sources, window.as_ref())?;
+    let mut compiled = compile(&plan, sources, window.as_ref(), late_sink)?;
     if late_sink {
         let Some(stage) = &mut compiled.event_time else {
             return Err(Error::unsupported(
                 "LATE DATA TO a sink in a query without a window",
-                "group by an event-time window (TUMBLE, HOP, CUMULATE): only windowed queries have late rows",
+                "group by an event-time window (TUMBLE, HOP, CUMULATE, SESSION): only windowed queries have late rows",
             ));
         };
-        if window.as_ref().is_some_and(|w| w.spec.is_session()) {
-            return Err(Error::unsupported(
-                "LATE DATA TO a sink with a SESSION window",
-                "drop LATE DATA TO (the run summary still counts late rows); TUMBLE, HOP and CUMULATE windows can write their late rows to a sink",
-            ));
-        }
+        // SESSION rows are judged late by the aggregate, per key (`compile` gave it every
+        // source column); the stage keeps the late rows of the other kinds.
         stage.keep_late_rows();
         let columns = sources
             .get(&compiled.source)

@@ -107,13 +107,15 @@ pub(crate) enum Aggregation {
 impl Aggregation {
     /// The aggregation of `first` and one more copy of it per extra core: inline with none,
     /// else a reactor with a core per copy (pinned when `pin`). Returns the pinning
-    /// failures beside it, for a warning.
+    /// failures beside it, for a warning. An aggregate that keeps its late rows (SESSION
+    /// with a late sink) runs inline at any core count: its late rows must leave with the
+    /// batch that brought them, in arrival order, as the event-time stage's do.
     pub(crate) fn new(
         first: WindowAggregate,
         more: Vec<WindowAggregate>,
         pin: bool,
     ) -> Result<(Self, Vec<String>)> {
-        if more.is_empty() {
+        if more.is_empty() || first.keeps_late_rows() {
             return Ok((Self::Inline(Box::new(first)), Vec::new()));
         }
         let mut all = Vec::with_capacity(more.len() + 1);
@@ -195,6 +197,15 @@ impl Aggregation {
         match self {
             Self::Inline(aggregate) => aggregate.windows_emitted(),
             Self::Cores(reactor) => reactor.merger.windows_emitted(),
+        }
+    }
+
+    /// The late rows an inline SESSION aggregate kept since the last call (see
+    /// [`WindowAggregate::with_late_rows`]; none on the cores, where it never runs).
+    pub(crate) fn take_late_rows(&mut self) -> Vec<RecordBatch> {
+        match self {
+            Self::Inline(aggregate) => aggregate.take_late_rows(),
+            Self::Cores(_) => Vec::new(),
         }
     }
 

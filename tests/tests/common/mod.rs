@@ -85,3 +85,16 @@ pub fn peak_rss_kb(pid: u32) -> Option<u64> {
         .find_map(|l| l.strip_prefix("VmHWM:"))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
 }
+
+/// Waits for `child` to exit, reading its peak resident set every `every`; returns the
+/// largest reading in kB (0: none could be read).
+pub fn wait_sampling_peak_rss(child: &mut std::process::Child, every: std::time::Duration) -> u64 {
+    let mut peak_kb = 0;
+    while child.try_wait().expect("wait").is_none() {
+        if let Some(kb) = peak_rss_kb(child.id()) {
+            peak_kb = peak_kb.max(kb);
+        }
+        std::thread::sleep(every);
+    }
+    peak_kb
+}
