@@ -526,3 +526,32 @@ fn an_idle_partition_stops_holding_windows_back_after_idle_timeout() {
         "without it the silent partition holds them back"
     );
 }
+
+#[test]
+fn an_unreachable_broker_or_exactly_once_without_a_state_dir_is_one_clear_line() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // Nothing listens on port 1: the error comes within the 2 s timeout, never a hang.
+    let unreachable = "CREATE SOURCE bids (ts TIMESTAMP, auction BIGINT, price DOUBLE)
+        WITH (connector = 'kafka', brokers = '127.0.0.1:1', topic = 'bids', format = 'json',
+              timeout = '2s');
+        SELECT auction FROM bids;";
+    let started = Instant::now();
+    let out = common::run_script(dir.path(), unreachable, &[]);
+    assert!(started.elapsed() < Duration::from_secs(20), "it hung");
+    common::assert_clean_error(&out, &["127.0.0.1:1", "bids"]);
+
+    let Some(brokers) = bootstrap("kafka_pipeline exactly once without a state dir") else {
+        return;
+    };
+    let topic = create_topic(&brokers, 1);
+    let script = format!(
+        "CREATE SOURCE bids (ts TIMESTAMP, auction BIGINT, price DOUBLE)
+            WITH (connector = 'kafka', brokers = '{brokers}', topic = '{topic}', format = 'json',
+                  stop_at = 'end');
+         CREATE SINK out WITH (connector = 'kafka', brokers = '{brokers}', topic = '{topic}',
+                  format = 'json', delivery = 'exactly_once');
+         INSERT INTO out SELECT auction FROM bids;"
+    );
+    let out = common::run_script(dir.path(), &script, &[]);
+    common::assert_clean_error(&out, &["exactly_once", "state dir"]);
+}
