@@ -15,6 +15,7 @@ mod cli_errors;
 mod crash_recovery;
 mod crash_storage;
 mod input_limits;
+mod interrupt;
 mod kafka_connector;
 mod kafka_pipeline;
 mod newcomer;

@@ -1,6 +1,7 @@
 //! The `laminar` command line: parses arguments, calls the library, prints results.
 
 mod durability;
+mod interrupt;
 mod plugin;
 mod progress;
 
@@ -11,7 +12,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
-use crate::engine::{Engine, EngineConfig};
+use crate::engine::{Engine, EngineConfig, RunSummary, StopSignal};
 use crate::error::{Error, Result};
 use crate::gen::{write_bids, BidsConfig};
 use crate::sink::{OutputFormat, Sink, WriterSink};
@@ -139,7 +140,7 @@ enum DataFormat {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     match dispatch(cli) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(err) => {
             // Every message already includes its cause: one line, no backtrace; text from
             // files and plugins in it is shown escaped.
@@ -152,7 +153,8 @@ pub fn main() -> ExitCode {
     }
 }
 
-fn dispatch(cli: Cli) -> Result<()> {
+fn dispatch(cli: Cli) -> Result<ExitCode> {
+    let done = |result: Result<()>| result.map(|()| ExitCode::SUCCESS);
     match cli.command {
         Command::Run {
             script,
@@ -173,7 +175,7 @@ fn dispatch(cli: Cli) -> Result<()> {
         ),
         Command::State {
             what: StateCommand::Inspect { dir },
-        } => durability::inspect(&dir),
+        } => done(durability::inspect(&dir)),
         Command::Plugin {
             what: PluginCommand::Inspect { path, plugins },
         } => {
@@ -182,7 +184,7 @@ fn dispatch(cli: Cli) -> Result<()> {
                     "plugin inspect takes the plugin as its argument, not --plugin",
                 ));
             }
-            plugin::inspect(&path, &plugins.load_options()?)
+            done(plugin::inspect(&path, &plugins.load_options()?))
         }
         Command::Gen {
             what:
@@ -210,7 +212,7 @@ fn dispatch(cli: Cli) -> Result<()> {
                 DataFormat::Csv => FormatKind::Csv,
                 DataFormat::Json => FormatKind::Json,
             };
-            if out.as_os_str() == "-" {
+            done(if out.as_os_str() == "-" {
                 write_bids(&config, format, &mut std::io::stdout().lock())
             } else {
                 let file = File::create(&out)
@@ -220,7 +222,7 @@ fn dispatch(cli: Cli) -> Result<()> {
                 writer
                     .flush()
                     .map_err(|e| Error::io(format!("cannot write {}", out.display()), e))
-            }
+            })
         }
     }
 }
@@ -233,7 +235,7 @@ fn run(
     quiet: bool,
     plugins: &plugin::PluginArgs,
     durability: &durability::DurabilityArgs,
-) -> Result<()> {
+) -> Result<ExitCode> {
     let sql = std::fs::read_to_string(script)
         .map_err(|e| Error::io(format!("cannot read script {}", script.display()), e))?;
     let format = match output {
@@ -254,6 +256,12 @@ fn run(
         config.cores = usize::from(cores);
     }
     durability.apply(&mut config);
+    // SIGINT/SIGTERM stop the run cleanly (see `interrupt`).
+    let stop = StopSignal::new();
+    let interrupts = interrupt::install(&stop)?;
+    config.stdin = interrupt::stdin_until(&stop);
+    config.stop = stop;
+    let durable = config.state_dir.is_some();
     let mut engine = Engine::with_config(config);
     plugins.load_into(&mut engine)?;
     // One query may print to stdout: the rows of several would be mixed in one stream
@@ -285,7 +293,31 @@ fn run(
         }
         eprintln!("laminar: {summary}");
     }
-    Ok(())
+    if !summary.interrupted {
+        return Ok(ExitCode::SUCCESS);
+    }
+    let signal = interrupts.received().unwrap_or(2);
+    say_how_it_stopped(&summary, durable, interrupt::name(signal));
+    Ok(ExitCode::from(interrupt::exit_status(signal)))
+}
+
+/// After a stop: what was left undone, and for a durable run how to go on.
+fn say_how_it_stopped(summary: &RunSummary, durable: bool, signal: &str) {
+    if !durable {
+        eprintln!(
+            "laminar: stopped by {signal} before the end of input: open windows were not emitted, and the file sinks of file sources were not written (their files keep their earlier content; no temporary file is left)"
+        );
+        return;
+    }
+    eprintln!(
+        "laminar: stopped by {signal}; a checkpoint holds everything read so far: run the same command again to resume (the sinks are completed then)"
+    );
+    if let Some(line) = summary.resume_after_line {
+        eprintln!(
+            "laminar: stdin: resend the input after line {line} (the resumed run reads on from line {})",
+            line + 1
+        );
+    }
 }
 
 /// `--cores N` capped at the CPUs this process may run on: more threads than CPUs only

@@ -2,6 +2,7 @@
 
 use std::io::Read;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -47,6 +48,47 @@ pub struct EngineConfig {
     pub storage: Arc<dyn Storage>,
     /// Where `connector = 'stdin'` sources read (default: the process's standard input).
     pub stdin: StdinReader,
+    /// Asks a running script to stop (the CLI sets it on SIGINT/SIGTERM; default: never
+    /// set). See [`StopSignal`] for what a stopped run does.
+    pub stop: StopSignal,
+}
+
+/// A request to stop a running script before its input ends, shared between the run and
+/// whoever asks (a signal handler, another thread). Clones share one flag.
+///
+/// The run looks at it between batches; at a stop it reads nothing more and returns a
+/// [`RunSummary`](super::RunSummary) marked `interrupted` ([`Engine::execute`](super::Engine::execute)
+/// returns the rows collected until then):
+/// - without a state dir, no open window is emitted and nothing more is written; a file
+///   sink of bounded input (written to a temporary file and renamed at the end) removes
+///   its temporary file, so its destination keeps its earlier content; rows already
+///   printed or written to a live (stdin) sink stay;
+/// - with a state dir, it takes a checkpoint at the stop (nothing read is lost), does not
+///   mark the run complete and commits no sink: the same script run again resumes there
+///   (for stdin, after [`RunSummary::resume_after_line`](super::RunSummary)).
+///
+/// A source whose read blocks (stdin with no input, decoded on the query thread) is seen
+/// to stop only when the read returns: the reader should give up once a stop is asked, as
+/// the CLI's stdin does (a read that fails after a stop ends the run as stopped, not as an
+/// error).
+#[derive(Debug, Clone, Default)]
+pub struct StopSignal(Arc<AtomicBool>);
+
+impl StopSignal {
+    /// A signal not yet set.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Asks the run to stop.
+    pub fn stop(&self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether a stop was asked.
+    pub fn is_stopped(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
 }
 
 /// Opens the input of `connector = 'stdin'` sources: the process's standard input, or any
@@ -90,6 +132,7 @@ impl Default for EngineConfig {
             wal: WalConfig::default(),
             storage: Arc::new(FsStorage::new()),
             stdin: StdinReader::process(),
+            stop: StopSignal::default(),
         }
     }
 }

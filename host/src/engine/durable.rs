@@ -153,8 +153,10 @@ impl Checkpointer {
     /// Records that the run completed (after every sink was synced, before any is
     /// committed).
     pub(crate) fn complete(&mut self, flow: &mut Flow) -> Result<()> {
-        crash_point("before-complete");
+        // Every input and sink synced first: a crash from here on finds everything the
+        // run read and wrote durable.
         let (manifest, records) = self.manifest(flow)?;
+        crash_point("before-complete");
         if flow.committing {
             // The last interval's transaction commits as a checkpoint of its own: a crash
             // after the commit restores it (everything read, nothing open) and completes.

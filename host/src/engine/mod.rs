@@ -9,7 +9,7 @@ mod run;
 mod script_check;
 mod summary;
 
-pub use config::{EngineConfig, NoticeHandler, StdinReader};
+pub use config::{EngineConfig, NoticeHandler, StdinReader, StopSignal};
 pub use summary::{QuerySummary, RunSummary};
 
 use std::collections::HashMap;
@@ -169,7 +169,7 @@ impl Engine {
         }
         let Some(state_dir) = self.config.state_dir.clone() else {
             let (mut flow, _) = self.open_flow(planned, output, None)?;
-            return flow.run(progress, None);
+            return flow.run(progress, None, &self.config.stop);
         };
         let fingerprint = {
             let sources = self.sources_read(&planned);
@@ -218,7 +218,7 @@ impl Engine {
             let events = manifest.sources.iter().map(|s| s.events_read).sum();
             resumed = Some((manifest.id, events));
         }
-        let mut summary = flow.run(progress, Some(&mut checkpointer))?;
+        let mut summary = flow.run(progress, Some(&mut checkpointer), &self.config.stop)?;
         if let Some((id, events)) = resumed {
             summary.resumed_from = Some(id);
             summary.resumed_events = events;

@@ -1,7 +1,8 @@
 //! Drives a script's dataflow: each source is read once, in turn with the others, and
 //! every batch goes to each query reading it; a windowed stream's results go on to the
 //! queries reading the stream in the same pass; results go to their sinks. A durable run
-//! checkpoints the whole dataflow at one barrier between batches.
+//! checkpoints the whole dataflow at one barrier between batches. A stop request is seen
+//! between batches too (see [`super::StopSignal`]).
 
 use std::time::{Duration, Instant};
 
@@ -9,6 +10,7 @@ use arrow::array::UInt32Array;
 use arrow::compute::{concat_batches, sort_to_indices, take_record_batch};
 use arrow::record_batch::RecordBatch;
 
+use super::config::StopSignal;
 use super::durable::Checkpointer;
 use super::query_run::QueryRun;
 use super::summary::QuerySummary;
@@ -67,12 +69,13 @@ impl std::fmt::Debug for Flow {
 }
 
 impl Flow {
-    /// Runs the dataflow until every source ends; a durable run passes its
-    /// checkpointer.
+    /// Runs the dataflow until every source ends or `stop` is set; a durable run passes
+    /// its checkpointer.
     pub(super) fn run(
         &mut self,
         progress: &mut dyn FnMut(&RunSummary),
         mut durable: Option<&mut Checkpointer>,
+        stop: &StopSignal,
     ) -> Result<RunSummary> {
         let started = Instant::now();
         let mut last_progress = started;
@@ -84,7 +87,15 @@ impl Flow {
                     continue;
                 }
                 reading = true;
-                match self.sources[index].source.next_batch()? {
+                if stop.is_stopped() {
+                    return self.stopped(summary, started, durable);
+                }
+                let next = match self.sources[index].source.next_batch() {
+                    // A read given up because of the stop (the CLI's stdin does).
+                    Err(_) if stop.is_stopped() => return self.stopped(summary, started, durable),
+                    next => next?,
+                };
+                match next {
                     None => self.end_source(index)?,
                     // A live input paused: a checkpoint that fell due is taken all the same.
                     Some(input) if input.batch.num_rows() == 0 => self.note_idle(index)?,
@@ -116,6 +127,33 @@ impl Flow {
             sink.sink.finish()?;
         }
         self.fill_summary(&mut summary, started);
+        Ok(summary)
+    }
+
+    /// Ends the run at a stop request: nothing more is read. A durable run checkpoints
+    /// (nothing read is lost) and is neither marked complete nor committed; otherwise each
+    /// sink drops what only the end of input would have committed (a temporary file).
+    fn stopped(
+        &mut self,
+        mut summary: RunSummary,
+        started: Instant,
+        durable: Option<&mut Checkpointer>,
+    ) -> Result<RunSummary> {
+        let mut resume_after_line = None;
+        for run in &mut self.sources {
+            resume_after_line = run.source.stop_reading().or(resume_after_line);
+        }
+        match durable {
+            Some(checkpointer) => checkpointer.checkpoint(self, &mut summary)?,
+            None => {
+                for sink in &mut self.sinks {
+                    sink.sink.abandon()?;
+                }
+            }
+        }
+        self.fill_summary(&mut summary, started);
+        summary.interrupted = true;
+        summary.resume_after_line = resume_after_line;
         Ok(summary)
     }
 

@@ -38,6 +38,13 @@ pub struct RunSummary {
     pub resumed_events: u64,
     /// Each query of the script, in script order.
     pub queries: Vec<QuerySummary>,
+    /// The run was stopped before its input ended ([`super::StopSignal`]): the counters
+    /// are those of what ran until then.
+    pub interrupted: bool,
+    /// A stopped durable run reading stdin: the last input line its write-ahead log holds.
+    /// The same command run again resumes after it, so a producer resends the lines after
+    /// it.
+    pub resume_after_line: Option<u64>,
 }
 
 /// What one query of a script did.
@@ -90,6 +97,9 @@ impl RunSummary {
 
 impl fmt::Display for RunSummary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.interrupted {
+            f.write_str("interrupted: ")?;
+        }
         write!(
             f,
             "{} events read, {} late events dropped, {} bad rows skipped, {} windows emitted ({} rows) in {:.2} s ({:.0} events/s)",

@@ -8,11 +8,15 @@
 //! always found again; [`SinkFile::commit`] syncs the file, renames it over the
 //! destination and syncs the directory. A restarted run that finds its run completed but
 //! the rename not done finishes it with [`finish_commit`].
+//!
+//! A run stopped before its end ([`SinkFile::discard`]) removes its temporary file; the
+//! temporary files not yet committed are also listed process-wide, so that a process that
+//! must exit at once (a second Ctrl-C) removes them first ([`remove_temporary_files`]).
 
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use arrow::record_batch::RecordBatch;
 
@@ -82,7 +86,11 @@ impl SinkFile {
     /// destination is not touched before then.
     pub fn new(storage: Arc<dyn Storage>, destination: &Path, replace: Replace) -> Self {
         let path = match replace {
-            Replace::OnCommit => temporary_beside(destination),
+            Replace::OnCommit => {
+                let path = temporary_beside(destination);
+                temporaries().push(path.clone());
+                path
+            }
             Replace::OnFirstWrite => destination.to_path_buf(),
         };
         Self::at(storage, destination, replace, path)
@@ -217,11 +225,54 @@ impl SinkFile {
         out.get_mut().0.sync_data()?;
         if self.replace == Replace::OnCommit {
             self.storage.rename(&self.path, &self.destination)?;
+            forget_temporary(&self.path);
         }
         self.storage.sync_dir(parent_of(&self.destination))?;
         self.name_synced = true;
         self.committed = true;
         Ok(())
+    }
+}
+
+impl SinkFile {
+    /// Whether the file written is a temporary one, removed unless committed.
+    fn is_temporary(&self) -> bool {
+        self.replace == Replace::OnCommit && self.path != partial_path(&self.destination)
+    }
+
+    /// The run stopped before its end: a temporary file not committed is removed (the
+    /// destination stays as it was); a file written in place (a live sink, or a durable
+    /// run's partial file, which a resumed run continues) keeps what was written.
+    pub fn discard(&mut self) -> io::Result<()> {
+        if !self.is_temporary() || self.committed {
+            return self.flush();
+        }
+        let created = self.out.take().is_some();
+        forget_temporary(&self.path);
+        match created {
+            true => self.storage.remove_file(&self.path),
+            false => Ok(()),
+        }
+    }
+}
+
+/// The temporary files of this process's bounded file sinks that are not committed yet.
+fn temporaries() -> std::sync::MutexGuard<'static, Vec<PathBuf>> {
+    static TEMPORARIES: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+    TEMPORARIES.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// `path` was renamed into place or removed.
+fn forget_temporary(path: &Path) {
+    temporaries().retain(|p| p != path);
+}
+
+/// Removes every temporary file of this process's file sinks that is not committed yet,
+/// straight through the file system (their destinations stay as they were): for a process
+/// about to exit without running its destructors. A file not created yet is skipped.
+pub fn remove_temporary_files() {
+    for path in std::mem::take(&mut *temporaries()) {
+        let _ = std::fs::remove_file(path);
     }
 }
 
@@ -274,14 +325,12 @@ impl Write for SinkFile {
 
 impl Drop for SinkFile {
     fn drop(&mut self) {
-        let temporary = self.path != partial_path(&self.destination);
-        if self.replace == Replace::OnCommit
-            && temporary
-            && !self.committed
-            && self.out.take().is_some()
-        {
-            // The run failed: its partial output goes, the destination stays as it was.
-            let _ = self.storage.remove_file(&self.path);
+        if self.is_temporary() && !self.committed {
+            forget_temporary(&self.path);
+            if self.out.take().is_some() {
+                // The run failed: its partial output goes, the destination stays as it was.
+                let _ = self.storage.remove_file(&self.path);
+            }
         }
     }
 }
@@ -353,6 +402,16 @@ impl Sink for FileSink {
                 e,
             )
         })
+    }
+
+    fn abandon(&mut self) -> Result<()> {
+        if !self.inner.get_mut().is_temporary() {
+            return self.inner.flush();
+        }
+        match self.inner.get_mut().discard() {
+            Ok(()) => Ok(()),
+            Err(e) => Err(self.io_error("remove", e)),
+        }
     }
 
     fn sync(&mut self) -> Result<Option<FileIdentity>> {
@@ -466,6 +525,33 @@ mod tests {
         drop(file);
         assert_eq!(std::fs::read_to_string(&dest).unwrap(), "precious\n");
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn a_stopped_run_discards_its_temporary_file_and_the_process_lists_uncommitted_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let dest = dir.path().join("out.csv");
+        std::fs::write(&dest, "precious\n").unwrap();
+        let mut stopped = SinkFile::new(fs(), &dest, Replace::OnCommit);
+        stopped.write_all(b"partial").unwrap();
+        stopped.discard().unwrap();
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+        assert!(!temporaries().contains(&stopped.path));
+        // Listed until committed, discarded or dropped, for a process that must exit at
+        // once (no destructors): it removes every listed file first. (Calling that here
+        // would remove the files of the tests running beside this one.)
+        let mut forced = SinkFile::new(fs(), &dest, Replace::OnCommit);
+        forced.write_all(b"partial").unwrap();
+        assert!(temporaries().contains(&forced.path));
+        let path = forced.path.clone();
+        drop(forced);
+        assert!(!temporaries().contains(&path));
+        assert_eq!(std::fs::read_to_string(&dest).unwrap(), "precious\n");
+        // A committed file is no longer listed.
+        let mut committed = SinkFile::new(fs(), &dest, Replace::OnCommit);
+        committed.write_all(b"new\n").unwrap();
+        committed.commit().unwrap();
+        assert!(!temporaries().contains(&committed.path));
     }
 
     #[test]

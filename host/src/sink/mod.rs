@@ -6,7 +6,7 @@ mod json;
 mod writer;
 
 pub use collect::CollectSink;
-pub use file::{finish_commit, partial_path, FileSink, Replace, SinkFile};
+pub use file::{finish_commit, partial_path, remove_temporary_files, FileSink, Replace, SinkFile};
 pub use writer::{OutputFormat, WriterSink, TABLE_ROWS};
 
 use arrow::datatypes::SchemaRef;
@@ -23,6 +23,15 @@ pub trait Sink: Send {
     fn flush(&mut self) -> Result<()>;
     /// Called once after the last batch.
     fn finish(&mut self) -> Result<()>;
+
+    /// Called instead of [`finish`](Self::finish) when the run stops before its input
+    /// ends (a stop request): what the sink already showed stays (rows printed, rows of a
+    /// live file, flushed by default), and what only `finish` would have made visible is
+    /// dropped (a bounded run's temporary file is removed; its destination stays as it
+    /// was).
+    fn abandon(&mut self) -> Result<()> {
+        self.flush()
+    }
 
     /// The schema of the results to come, told before the first batch, so that a result
     /// without rows is still written whole (a CSV header line). Sinks that need nothing of

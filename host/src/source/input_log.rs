@@ -42,6 +42,8 @@ pub struct InputLog {
     line: u64,
     /// The last input line the log holds.
     logged_line: u64,
+    /// A stopping run closed the log: appends are refused.
+    closed: bool,
 }
 
 impl InputLog {
@@ -88,6 +90,7 @@ impl InputLog {
             lsn,
             line,
             logged_line,
+            closed: false,
         })
     }
 
@@ -134,6 +137,12 @@ impl InputLog {
     /// is buffered and nothing waits on stdin), else when the group-commit interval or
     /// size is reached.
     pub(crate) fn append(&mut self, chunk: &LineChunk, idle: bool) -> Result<()> {
+        if self.closed {
+            return Err(Error::Execution(format!(
+                "the write-ahead log in {} was closed: the run is stopping",
+                self.dir.display()
+            )));
+        }
         self.lsn = self
             .wal
             .append(RecordKind::InputLines, encode(chunk), idle)
@@ -142,6 +151,12 @@ impl InputLog {
         self.logged_line = self.line;
         crate::checkpoint::crash_point("wal-after-append");
         Ok(())
+    }
+
+    /// Refuses every later append (a stopping run), so that the last logged line stays
+    /// the one a producer is told to resend after.
+    pub(crate) fn close(&mut self) {
+        self.closed = true;
     }
 
     /// Makes every appended chunk durable.

@@ -417,6 +417,13 @@ impl Source for LineSource {
         }
     }
 
+    fn stop_reading(&mut self) -> Option<u64> {
+        let log = self.log.as_ref()?;
+        let mut log = locked(log);
+        log.close();
+        Some(log.last_logged_line())
+    }
+
     fn release_input(&mut self, position: &SourcePosition) -> Result<()> {
         match &self.log {
             Some(log) => locked(log).release(position),

@@ -92,6 +92,14 @@ pub trait Source: Send {
         None
     }
 
+    /// The run is stopping before its input ends: nothing more is read. A source that
+    /// logs its input (stdin of a durable run) closes its log, so that a reading thread
+    /// logs nothing more, and returns the last input line the log holds: a producer
+    /// resends the lines after it.
+    fn stop_reading(&mut self) -> Option<u64> {
+        None
+    }
+
     /// After a checkpoint at `position` was committed: drops logged input before it.
     fn release_input(&mut self, position: &SourcePosition) -> Result<()> {
         let _ = position;
