@@ -26,6 +26,39 @@ impl<A: Aggregate> Guest for Plugin<A> {
     }
 }
 
+impl<A: Aggregate> crate::upgrade_bindings::exports::laminar::udaf::upgrade::Guest for Plugin<A> {
+    fn reads_state_versions() -> Vec<u32> {
+        A::READS_STATE_VERSIONS.to_vec()
+    }
+
+    fn migrate(
+        from_version: u32,
+        states: crate::upgrade_bindings::exports::laminar::udaf::upgrade::VarBinary,
+    ) -> Result<crate::upgrade_bindings::exports::laminar::udaf::upgrade::VarBinary, String> {
+        if !A::READS_STATE_VERSIONS.contains(&from_version) {
+            return Err(format!(
+                "{} does not read states of version {from_version}",
+                A::NAME
+            ));
+        }
+        let count = states.offsets.len().saturating_sub(1);
+        check_offsets(&states.offsets, states.data.len(), 0)?;
+        let mut offsets = Vec::with_capacity(count + 1);
+        let mut data = Vec::new();
+        offsets.push(0);
+        for i in 0..count {
+            let bytes = &states.data[states.offsets[i] as usize..states.offsets[i + 1] as usize];
+            if !bytes.is_empty() {
+                A::migrate(from_version, bytes)?.encode(&mut data);
+            }
+            let end =
+                u32::try_from(data.len()).map_err(|_| "state bytes exceed 4 GiB".to_string())?;
+            offsets.push(end);
+        }
+        Ok(crate::upgrade_bindings::exports::laminar::udaf::upgrade::VarBinary { offsets, data })
+    }
+}
+
 /// Arguments whose columns are described on the stack rather than in a heap allocation.
 const INLINE_ARGS: usize = 4;
 

@@ -66,6 +66,19 @@ pub mod bindings {
     });
 }
 
+/// Bindings of the optional `laminar:udaf/upgrade` interface (world `upgrader`), which
+/// [`export_aggregate!`] exports beside the aggregate.
+#[doc(hidden)]
+pub mod upgrade_bindings {
+    wit_bindgen::generate!({
+        world: "upgrader",
+        path: "../wit",
+        pub_export_macro: true,
+        export_macro_name: "__export_upgrader_world",
+        default_bindings_module: "laminar_guest::upgrade_bindings",
+    });
+}
+
 pub use args::{Args, Batch};
 pub use bindings::exports::laminar::udaf::aggregate::DataType;
 pub use codec::{Codec, DecodeError};
@@ -90,8 +103,13 @@ pub trait Aggregate: 'static {
     /// [`Value::Null`].
     const RETURNS: DataType;
     /// Version of the encoding of [`Aggregate::State`]; bump it when that encoding changes,
-    /// so that the host refuses to merge checkpoints written by an older build.
+    /// so that the host refuses to merge checkpoints written by an older build (unless
+    /// this build reads them: [`Aggregate::READS_STATE_VERSIONS`]).
     const STATE_VERSION: u32 = 1;
+    /// Older state versions this build reads: a durable query whose checkpoint holds
+    /// states of one of them resumes with this build, each state converted by
+    /// [`Aggregate::migrate`]. Empty (the default): only [`Aggregate::STATE_VERSION`].
+    const READS_STATE_VERSIONS: &'static [u32] = &[];
 
     /// Adds one row. Called only for rows whose arguments are all non-NULL.
     fn update(state: &mut Self::State, args: &Args<'_>);
@@ -114,6 +132,19 @@ pub trait Aggregate: 'static {
 
     /// The final value of a group; [`Value::Null`] when there is none (e.g. no rows).
     fn evaluate(state: Self::State) -> Value;
+
+    /// Reads the state bytes of one group written under `version` (one of
+    /// [`Aggregate::READS_STATE_VERSIONS`]) by an older build. It must be exact: the state
+    /// returned, merged into an empty group and given the same later rows, evaluates to
+    /// what the old build would have returned. Never called for empty bytes (a group with
+    /// no state). The default refuses every version.
+    fn migrate(version: u32, bytes: &[u8]) -> Result<Self::State, String> {
+        let _ = bytes;
+        Err(format!(
+            "{} does not read states of version {version}",
+            Self::NAME
+        ))
+    }
 }
 
 /// Calls [`Aggregate::update`] for every row of `batch` whose arguments are all non-NULL:
@@ -146,8 +177,9 @@ pub fn update_rows<A: Aggregate + ?Sized>(
 /// Rows per iteration of the loop in [`update_rows`].
 const ROWS_PER_ITERATION: usize = 8;
 
-/// Exports an [`Aggregate`] implementation as the component's `laminar:udaf/aggregate`.
-/// Call it once per crate. The exports are compiled for `wasm32` targets only, so the same
+/// Exports an [`Aggregate`] implementation as the component's `laminar:udaf/aggregate`,
+/// with the optional `laminar:udaf/upgrade` (which reads nothing unless the aggregate sets
+/// [`Aggregate::READS_STATE_VERSIONS`]). Call it once per crate. The exports are compiled for `wasm32` targets only, so the same
 /// crate also builds natively for its unit tests.
 #[macro_export]
 macro_rules! export_aggregate {
@@ -160,6 +192,10 @@ macro_rules! export_aggregate {
         #[cfg(target_arch = "wasm32")]
         $crate::bindings::__export_udaf_world!(
             __LaminarExportedPlugin with_types_in $crate::bindings
+        );
+        #[cfg(target_arch = "wasm32")]
+        $crate::upgrade_bindings::__export_upgrader_world!(
+            __LaminarExportedPlugin with_types_in $crate::upgrade_bindings
         );
     };
 }

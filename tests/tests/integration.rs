@@ -31,6 +31,7 @@ mod plugin_hostile;
 mod plugin_sandbox;
 mod plugin_scalar;
 mod plugin_snapshot;
+mod plugin_upgrade;
 mod script_dataflow;
 mod script_items;
 mod session_memory;

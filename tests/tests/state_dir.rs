@@ -101,7 +101,7 @@ fn another_build_of_a_plugin_is_refused() {
     let first = with_plugin(&laminar_tests::guest("median"));
     let crashed = run(dir.path(), &first, Some("before-complete"));
     assert!(!crashed.status.success(), "{}", stderr(&crashed));
-    let second = with_plugin(&laminar_tests::guest("geomean"));
+    let second = with_plugin(&laminar_tests::guest("median_v2_alone"));
     let out = run(dir.path(), &second, None);
     common::assert_clean_error(&out, &["plugin 'agg' is another build"]);
 }

@@ -2,7 +2,9 @@
 //! the checkpoints of its dataflow, its write-ahead log and the marker of a completed run.
 //!
 //! ```text
-//!  DIR/ fingerprint            what the state belongs to: the whole script (refused if it differs)
+//!  DIR/ fingerprint            what the state belongs to: the whole script (refused if it
+//!                              differs, but for plugin upgrades), and which older builds of
+//!                              plugins wrote the states of older checkpoints
 //!       lock                   held (flock) while a run uses the directory
 //!       checkpoints/<id>.ckpt  the newest two checkpoints (manifest + every query's windows)
 //!       wal/                   stdin input not yet covered by a checkpoint
@@ -15,7 +17,7 @@ use std::sync::Arc;
 
 use arrow::record_batch::RecordBatch;
 
-use super::fingerprint::{ArchivedFingerprint, Fingerprint};
+use super::fingerprint::{ArchivedFingerprint, Fingerprint, PluginChange, PluginStates};
 use super::manifest::{
     query_window_prefix, window_key, ArchivedManifest, Manifest, CHECKPOINT_FORMAT, MANIFEST_KEY,
     WINDOW_PREFIX,
@@ -31,6 +33,9 @@ pub(super) const FINGERPRINT_FILE: &str = "fingerprint";
 /// Laminar.
 const FINGERPRINT_KEY: &[u8] = b"fingerprint-v2";
 const OLD_FINGERPRINT_KEY: &[u8] = b"fingerprint";
+/// The key of the builds that wrote older checkpoints' plugin states
+/// ([`PluginStates`]), in the fingerprint file; absent until a plugin is upgraded.
+const PLUGIN_STATES_KEY: &[u8] = b"plugin-states";
 const DONE_FILE: &str = "done";
 const DONE_KEY: &[u8] = b"final-manifest";
 pub(super) const CHECKPOINTS_DIR: &str = "checkpoints";
@@ -49,6 +54,12 @@ pub struct DataflowDir {
     storage: Arc<dyn Storage>,
     /// Held for as long as the directory is in use; released when dropped.
     _lock: File,
+    /// The fingerprint of the run now (written once accepted plugin changes are done).
+    fingerprint: Fingerprint,
+    /// Plugins whose build changed acceptably, not yet written to the fingerprint file.
+    changes: Vec<PluginChange>,
+    /// Builds that wrote the plugin states of older checkpoints.
+    older_states: Vec<PluginStates>,
 }
 
 /// A checkpoint read back from its file.
@@ -86,35 +97,99 @@ impl DataflowDir {
             }
             Err(std::fs::TryLockError::Error(e)) => return Err(io("cannot lock state dir", e)),
         }
-        let dir = Self {
+        let mut dir = Self {
             path: path.to_path_buf(),
             storage,
             _lock: lock,
+            fingerprint: fingerprint.clone(),
+            changes: Vec::new(),
+            older_states: Vec::new(),
         };
-        dir.check_fingerprint(fingerprint)?;
+        dir.check_fingerprint()?;
         Ok(dir)
     }
 
-    fn check_fingerprint(&self, now: &Fingerprint) -> Result<()> {
+    fn check_fingerprint(&mut self) -> Result<()> {
         let file = self.path.join(FINGERPRINT_FILE);
         if !self.exists(&file)? {
-            let mut store = StateStore::new();
-            store.put(FINGERPRINT_KEY, now)?;
-            store.write_file_atomic(self.storage.as_ref(), &file)?;
-            return Ok(());
+            return self.write_fingerprint();
         }
         let held = read_fingerprint(self.storage.as_ref(), &self.path)?;
-        let differences = held.differences(now);
-        if differences.is_empty() {
+        let review = held.review(&self.fingerprint);
+        if !review.refusals.is_empty() {
+            return Err(Error::StateDir {
+                dir: self.path.display().to_string(),
+                message: format!(
+                    "it holds the state of another script: {}; use another --state-dir, or remove this one to start over",
+                    review.refusals.join("; ")
+                ),
+            });
+        }
+        self.changes = review.changes;
+        self.older_states = read_plugin_states(self.storage.as_ref(), &self.path)?;
+        Ok(())
+    }
+
+    fn write_fingerprint(&self) -> Result<()> {
+        let mut store = StateStore::new();
+        store.put(FINGERPRINT_KEY, &self.fingerprint)?;
+        if !self.older_states.is_empty() {
+            store.put(PLUGIN_STATES_KEY, &self.older_states)?;
+        }
+        store.write_file_atomic(self.storage.as_ref(), &self.path.join(FINGERPRINT_FILE))?;
+        Ok(())
+    }
+
+    /// The plugins whose states in checkpoint `checkpoint` (`None`: no checkpoint) were
+    /// written by another build than the one running now: `from` is that build, `to` this
+    /// run's. Either the fingerprint names an older build that this run's reads (an
+    /// upgrade now), or an upgrade resumed earlier has not checkpointed since.
+    pub fn plugin_changes(&self, checkpoint: Option<u64>) -> Vec<PluginChange> {
+        let mut out = Vec::new();
+        for to in &self.fingerprint.plugins {
+            let older = checkpoint.and_then(|id| {
+                self.older_states
+                    .iter()
+                    .find(|s| s.build.name == to.name && id <= s.through_checkpoint)
+            });
+            let from = match older {
+                Some(states) => states.build.clone(),
+                None => match self.changes.iter().find(|c| c.to.name == to.name) {
+                    Some(change) => change.from.clone(),
+                    None => continue,
+                },
+            };
+            out.push(PluginChange {
+                from,
+                to: to.clone(),
+            });
+        }
+        out
+    }
+
+    /// Moves the fingerprint on to this run's plugin builds, once their states were carried
+    /// over: the checkpoints on disk keep the states of the builds they were written by,
+    /// which the fingerprint file records beside the new fingerprint. Nothing to do when no
+    /// build changed.
+    pub fn accept_plugin_changes(&mut self) -> Result<()> {
+        if self.changes.is_empty() {
             return Ok(());
         }
-        Err(Error::StateDir {
-            dir: self.path.display().to_string(),
-            message: format!(
-                "it holds the state of another script: {}; use another --state-dir, or remove this one to start over",
-                differences.join("; ")
-            ),
-        })
+        let files = self.checkpoint_files()?;
+        let oldest = files.first().map_or(u64::MAX, |(id, _)| *id);
+        // Records no checkpoint on disk needs any more go.
+        self.older_states.retain(|s| s.through_checkpoint >= oldest);
+        if let Some((newest, _)) = files.last() {
+            for change in &self.changes {
+                self.older_states.push(PluginStates {
+                    build: change.from.clone(),
+                    through_checkpoint: *newest,
+                });
+            }
+        }
+        self.write_fingerprint()?;
+        self.changes.clear();
+        Ok(())
     }
 
     /// The directory.
@@ -311,6 +386,16 @@ pub(super) fn read_fingerprint(storage: &dyn Storage, dir: &Path) -> Result<Fing
         .get::<Fingerprint>(FINGERPRINT_KEY)?
         .map(|a: &ArchivedFingerprint| a.into())
         .ok_or_else(|| damaged(&file, "it holds no fingerprint"))
+}
+
+/// The builds that wrote older checkpoints' plugin states, as the fingerprint file of
+/// state directory `dir` records them (none where no plugin was ever upgraded).
+fn read_plugin_states(storage: &dyn Storage, dir: &Path) -> Result<Vec<PluginStates>> {
+    let store = StateStore::open_file(storage, &dir.join(FINGERPRINT_FILE))?;
+    Ok(store
+        .get::<Vec<PluginStates>>(PLUGIN_STATES_KEY)?
+        .map(|a| a.iter().map(PluginStates::from).collect())
+        .unwrap_or_default())
 }
 
 /// The final manifest of a completed run in state directory `dir`, if it completed.

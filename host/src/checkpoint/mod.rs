@@ -24,7 +24,9 @@ mod window_state;
 
 pub use crash::crash_point;
 pub use dir::{DataflowDir, LoadedCheckpoint};
-pub use fingerprint::{Fingerprint, FingerprintPart, PluginPrint};
+pub use fingerprint::{
+    Fingerprint, FingerprintPart, PluginChange, PluginPrint, PluginStates, Review,
+};
 pub use identity::FileIdentity;
 pub(crate) use identity::{check_prefix, RunningChecksum};
 pub use inspect::{inspect, position_text, StateReport};

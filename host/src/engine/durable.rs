@@ -61,6 +61,11 @@ impl Checkpointer {
         &self.dir
     }
 
+    /// The directory, to move its fingerprint on after a plugin upgrade.
+    pub(crate) fn dir_mut(&mut self) -> &mut DataflowDir {
+        &mut self.dir
+    }
+
     /// The checkpoint to restore: the newest readable one, or, where a sink commits at
     /// checkpoints (`committed` is `Some`), the newest at or before the one it committed
     /// (`Some(None)`: none committed yet, so none). Newer checkpoints are void (their
@@ -171,8 +176,13 @@ impl Checkpointer {
 }
 
 /// Applies checkpoint `loaded` to the freshly opened dataflow `flow`: every query's
-/// event-time stage, counters and open windows.
-pub(super) fn restore(loaded: &LoadedCheckpoint, flow: &mut Flow) -> Result<()> {
+/// event-time stage, counters and open windows (the states of upgraded plugins carried
+/// over by `upgrade` first).
+pub(super) fn restore(
+    loaded: &LoadedCheckpoint,
+    flow: &mut Flow,
+    upgrade: &mut crate::plugin::StateUpgrade,
+) -> Result<()> {
     let manifest = &loaded.manifest;
     if manifest.queries.len() != flow.queries.len() {
         return Err(crate::error::Error::StateDir {
@@ -188,9 +198,16 @@ pub(super) fn restore(loaded: &LoadedCheckpoint, flow: &mut Flow) -> Result<()> 
         run.restore(mark);
         let advanced_to = run.query.event_time.as_ref().and_then(|s| s.watermark());
         if let Some(aggregation) = run.work.aggregation_mut() {
+            let mut windows = loaded.windows(index as u32)?;
+            // Plugin upgrades (plugin::upgrade): another build's states, converted.
+            upgrade.carry_over(
+                &run.query.call_plugins,
+                aggregation.key_count(),
+                &mut windows,
+            )?;
             aggregation.restore(&WindowSnapshot {
                 windows_emitted: mark.counters.windows_emitted,
-                windows: loaded.windows(index as u32)?,
+                windows,
                 late_events: 0,
                 // Every window ending at or before the watermark at the checkpoint was
                 // written.
@@ -245,6 +262,7 @@ pub(crate) fn fingerprint(
             name: info.name.clone(),
             content_hash: info.content_hash.clone(),
             state_version: info.state_version,
+            reads_state_versions: info.upgrade_reads(),
         });
     }
     let mut parts = Vec::new();

@@ -195,9 +195,15 @@ impl Engine {
             return Ok(durable::summary_of(&last));
         }
         let (mut flow, loaded) = self.open_flow(planned, output, Some(&mut checkpointer))?;
+        // Plugin upgrades (plugin::upgrade): states of another build of a plugin are carried
+        // over while restoring; only then does the state dir move on to the new build.
+        let changes = checkpointer
+            .dir()
+            .plugin_changes(loaded.as_ref().map(|l| l.manifest.id));
+        let mut upgrade = crate::plugin::StateUpgrade::new(changes);
         let mut resumed = None;
         if let Some(loaded) = &loaded {
-            durable::restore(loaded, &mut flow)?;
+            durable::restore(loaded, &mut flow, &mut upgrade)?;
             let manifest = &loaded.manifest;
             let positions = manifest
                 .sources
@@ -217,6 +223,10 @@ impl Engine {
             ));
             let events = manifest.sources.iter().map(|s| s.events_read).sum();
             resumed = Some((manifest.id, events));
+        }
+        checkpointer.dir_mut().accept_plugin_changes()?;
+        for line in upgrade.report() {
+            (self.notices.0)(&line);
         }
         let mut summary = flow.run(progress, Some(&mut checkpointer), &self.config.stop)?;
         if let Some((id, events)) = resumed {

@@ -47,6 +47,9 @@ pub(crate) struct CompiledQuery {
     pub(crate) plan_text: String,
     /// The plugins the query calls.
     pub(crate) plugins: Vec<Arc<Plugin>>,
+    /// The plugin of each aggregate call, in call order (`None`: a native aggregate): whose
+    /// states each state column of a checkpointed window holds.
+    pub(crate) call_plugins: Vec<Option<Arc<Plugin>>>,
     /// The source columns the query reads (indices, ascending): the only ones decoded.
     pub(crate) read_columns: Vec<usize>,
 }
@@ -66,6 +69,7 @@ pub(crate) fn compile(
 ) -> Result<CompiledQuery> {
     let mut chain = Vec::new();
     let mut plugins: Vec<Arc<Plugin>> = Vec::new();
+    let mut call_plugins: Vec<Option<Arc<Plugin>>> = Vec::new();
     let mut node = plan;
     loop {
         reject_unsupported(node)?;
@@ -296,6 +300,7 @@ pub(crate) fn compile(
                             "filter rows in WHERE",
                         ));
                     }
+                    call_plugins.push(plugin_of(func).cloned());
                     let accumulator: Box<dyn GroupAccumulator> = match plugin_of(func) {
                         Some(plugin) => {
                             if !plugins.iter().any(|p| Arc::ptr_eq(p, plugin)) {
@@ -393,6 +398,7 @@ pub(crate) fn compile(
             .into_iter()
             .chain(crate::plugin::scalar_plugins(plan))
             .collect(),
+        call_plugins,
         read_columns,
     })
 }

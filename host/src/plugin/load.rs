@@ -113,6 +113,9 @@ pub struct PluginInfo {
     pub returns: PluginType,
     /// Version of the plugin's state encoding (0 for a scalar function, which has none).
     pub state_version: u32,
+    /// Older state versions the build reads (converting them with its `upgrade` export),
+    /// ascending; empty for most plugins and every scalar function.
+    pub reads_state_versions: Vec<u32>,
     /// Whether results depend on the arguments only (always true of aggregates).
     pub deterministic: bool,
     /// The `laminar:udaf` version the component was built for.
@@ -127,6 +130,16 @@ pub struct PluginInfo {
     pub cache: CacheOutcome,
     /// Time to compile the component or load it from the cache.
     pub compile_time: Duration,
+}
+
+impl PluginInfo {
+    /// Whether this build may take over the state another build of the plugin left in a
+    /// state dir, and which older state versions it reads: `Some` for an aggregate (empty
+    /// when it reads only its own version), `None` for a scalar function, whose new build
+    /// would change results a resumed run already wrote.
+    pub fn upgrade_reads(&self) -> Option<Vec<u32>> {
+        (self.kind == PluginKind::Aggregate).then(|| self.reads_state_versions.clone())
+    }
 }
 
 /// A loaded, linked plugin from which any number of sandboxed instances are made.
@@ -239,6 +252,7 @@ impl Plugin {
                 args: Vec::new(),
                 returns: PluginType::Float64,
                 state_version: 0,
+                reads_state_versions: Vec::new(),
                 deterministic: true,
                 abi_version: ABI_VERSION.to_string(),
                 path: path.to_path_buf(),
@@ -312,6 +326,11 @@ impl Plugin {
         plugin.info.args = signature.args;
         plugin.info.returns = signature.returns;
         plugin.info.state_version = signature.state_version;
+        if kind == PluginKind::Aggregate {
+            plugin.info.reads_state_versions =
+                super::upgrade::reads_state_versions(&plugin, &label, signature.state_version)
+                    .map_err(|e| fail(e.to_string()))?;
+        }
         plugin.info.deterministic = signature.deterministic;
         Ok(Arc::new(plugin))
     }

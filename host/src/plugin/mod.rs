@@ -28,6 +28,7 @@ mod scalar;
 mod scalar_instance;
 mod types;
 mod udaf;
+mod upgrade;
 
 #[allow(missing_docs, clippy::all)]
 mod bindings {
@@ -40,6 +41,16 @@ mod bindings {
         ColumnDataParam, ColumnDataResult, ColumnParam, ColumnResult, DataType, VarBinaryParam,
         VarBinaryResult,
     };
+}
+
+/// Bindings of world `upgrader` (`wit/laminar-udaf.wit`): the optional interface through
+/// which a build reads the states of older builds.
+#[allow(missing_docs, clippy::all)]
+mod upgrade_bindings {
+    wasmtime::component::bindgen!({
+        world: "upgrader",
+        path: "../wit",
+    });
 }
 
 /// Bindings of world `udf` (`wit/laminar-scalar.wit`), for scalar function plugins.
@@ -68,10 +79,12 @@ pub use sandbox::SandboxLimits;
 pub use scalar::PluginScalar;
 pub use types::PluginType;
 pub use udaf::PluginUdaf;
+pub use upgrade::MAX_READ_VERSIONS;
 
 pub(crate) use accumulator::PluginAccumulator;
 pub(crate) use count_star::count_star_stays_built_in;
 pub(crate) use scalar::scalar_plugins;
+pub(crate) use upgrade::StateUpgrade;
 
 /// A streaming accumulator backed by a fresh instance of `plugin` (one per query operator).
 pub fn plugin_accumulator(

@@ -26,6 +26,9 @@
 //! | `reads_clock`   | results from the clocks, a sleep and random numbers (determinism)           |
 //! | `hostile_scalar`| a scalar function (world `udf`) that loops, bombs memory, returns a wrong   |
 //! |                 | length or type, an error or a panic, as its `mode` argument asks            |
+//! | `median_v2_alone` | `median` with state version 2 that does not read version 1 (an upgrade  |
+//! |                 | the host must refuse, naming both versions)                                 |
+//! | `median_v2_traps` | `median` with state version 2 that reads version 1 but traps in `merge` |
 //!
 //! The aggregates that misbehave only in their output (`wrong_count`, `wrong_type`,
 //! `opens_file`) implement the exported interface directly, through
