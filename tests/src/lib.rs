@@ -79,17 +79,31 @@ pub fn sorted_rows(batches: &[RecordBatch]) -> Vec<Vec<Value>> {
 
 /// Asserts two sorted row sets are equal, floats within `1e-9` relative error.
 pub fn assert_rows_match(actual: &[Vec<Value>], expected: &[Vec<Value>]) {
-    assert_eq!(actual.len(), expected.len(), "row counts differ");
+    assert_rows_close(actual, expected, 1e-9, "rows");
+}
+
+/// Asserts two sorted row sets (`what`, for the message) are equal, floats within
+/// `relative` error: sums of rows that arrive in another order differ in their last bits.
+pub fn assert_rows_close(
+    actual: &[Vec<Value>],
+    expected: &[Vec<Value>],
+    relative: f64,
+    what: &str,
+) {
+    assert_eq!(actual.len(), expected.len(), "{what}: row counts differ");
     for (i, (a, e)) in actual.iter().zip(expected).enumerate() {
-        assert_eq!(a.len(), e.len(), "row {i}: column counts differ");
+        assert_eq!(a.len(), e.len(), "{what}: row {i}: column counts differ");
         for (x, y) in a.iter().zip(e) {
             let same = match (x, y) {
                 (Value::Float(x), Value::Float(y)) => {
-                    (x - y).abs() <= 1e-9 * x.abs().max(y.abs()).max(1.0)
+                    (x - y).abs() <= relative * x.abs().max(y.abs()).max(1.0)
                 }
                 _ => x == y,
             };
-            assert!(same, "row {i} differs:\n actual   {a:?}\n expected {e:?}");
+            assert!(
+                same,
+                "{what}: row {i} differs:\n actual   {a:?}\n expected {e:?}"
+            );
         }
     }
 }

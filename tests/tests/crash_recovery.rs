@@ -12,9 +12,9 @@ use crate::common;
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use laminar::gen::{write_bids, BidsConfig, SplitMix64};
 use laminar::sink::partial_path;
@@ -153,37 +153,6 @@ fn schedule(seed: u64, kills: usize, points: &[&'static str]) -> Vec<Crash> {
     crashes
 }
 
-/// Kills `child` with SIGKILL once the sink file `written` holds `bytes`, `then` later;
-/// returns false when the child ended by itself first. The file's size counts only once it has changed
-/// since the start: until then it may be what the last run left, before this run cut it
-/// back to its checkpointed length.
-fn kill_past(child: &mut Child, written: &Path, bytes: u64, then: Duration) -> bool {
-    let size = || std::fs::metadata(written).ok().map(|m| m.len());
-    let left_by_last_run = size();
-    let mut deadline = None;
-    loop {
-        if child.try_wait().expect("try_wait").is_some() {
-            return false;
-        }
-        let now = Instant::now();
-        match deadline {
-            Some(at) if now >= at => break,
-            Some(_) => {}
-            None => {
-                let written = size();
-                if written != left_by_last_run && written.unwrap_or(0) >= bytes {
-                    deadline = Some(now + then);
-                }
-            }
-        }
-        std::thread::sleep(Duration::from_millis(2));
-    }
-    child.kill().is_ok() && {
-        let _ = child.wait();
-        true
-    }
-}
-
 /// Runs `scenario` with crashes until a run completes; returns the crashes that hit a
 /// running process and the final summary's counters.
 fn run_with_crashes(
@@ -254,7 +223,7 @@ fn run_with_crashes(
         let killed = match crash {
             Some(Crash::Past { share, then }) => {
                 let bytes = (*share * scenario.reference_bytes as f64) as u64;
-                kill_past(&mut child, &written, bytes, *then)
+                common::kill_once_grown(&mut child, &written, bytes, *then)
             }
             _ => false,
         };

@@ -24,7 +24,7 @@ use datafusion::arrow::array::{Float64Array, Int64Array, TimestampMillisecondArr
 use datafusion::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
 use datafusion::arrow::record_batch::RecordBatch;
 use laminar::gen::SplitMix64;
-use laminar_tests::{batch_sql, sorted_rows, Value};
+use laminar_tests::{assert_rows_close, batch_sql, sorted_rows, Value};
 use rdkafka::producer::Producer;
 
 const PARTITIONS: i32 = 4;
@@ -162,26 +162,6 @@ fn read_results(path: &Path, with_median: bool) -> Vec<Vec<Value>> {
     sorted_rows(&batches)
 }
 
-/// Sums over several partitions add in another order than DataFusion's: compared within
-/// 1e-9 relative, the rest exactly.
-fn assert_close(actual: &[Vec<Value>], expected: &[Vec<Value>], what: &str) {
-    assert_eq!(actual.len(), expected.len(), "{what}: row counts differ");
-    for (a, e) in actual.iter().zip(expected) {
-        for (x, y) in a.iter().zip(e) {
-            let same = match (x, y) {
-                (Value::Float(x), Value::Float(y)) => {
-                    (x - y).abs() <= 1e-9 * x.abs().max(y.abs()).max(1.0)
-                }
-                _ => x == y,
-            };
-            assert!(
-                same,
-                "{what}: rows differ:\n actual   {a:?}\n expected {e:?}"
-            );
-        }
-    }
-}
-
 #[test]
 fn a_four_partition_topic_with_late_rows_and_nulls_matches_datafusion() {
     let Some(brokers) = bootstrap("kafka_pipeline oracle") else {
@@ -219,7 +199,7 @@ fn a_four_partition_topic_with_late_rows_and_nulls_matches_datafusion() {
                 )),
                 "{what}: {err}"
             );
-            assert_close(&read_results(&out, false), &expected, &what);
+            assert_rows_close(&read_results(&out, false), &expected, 1e-9, &what);
         }
     }
 }
@@ -231,27 +211,6 @@ enum Crash {
     Past(u64),
     /// The binary aborts itself at this crash point (`LAMINAR_CRASH_AT`).
     At(&'static str),
-}
-
-/// Kills `child` once `file` grew to `bytes` (a size this run wrote, not what the last
-/// run left); false when the run ended first.
-fn kill_past(child: &mut std::process::Child, file: &Path, bytes: u64) -> bool {
-    let size = || std::fs::metadata(file).ok().map(|m| m.len());
-    let left = size();
-    let deadline = Instant::now() + Duration::from_secs(300);
-    while Instant::now() < deadline {
-        if child.try_wait().expect("try_wait").is_some() {
-            return false;
-        }
-        let now = size();
-        if now != left && now.unwrap_or(0) >= bytes {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(1));
-    }
-    let killed = child.kill().is_ok();
-    let _ = child.wait();
-    killed
 }
 
 /// A durable run of the exactly-once script.
@@ -358,10 +317,16 @@ fn kill_9_around_the_transaction_loses_and_repeats_no_row_of_the_exactly_once_si
         .output()
         .expect("reference run");
     assert!(out.status.success(), "{}", common::stderr(&out));
-    assert_close(&read_results(&reference_file, true), &expected, "reference");
-    assert_close(
+    assert_rows_close(
+        &read_results(&reference_file, true),
+        &expected,
+        1e-9,
+        "reference",
+    );
+    assert_rows_close(
         &committed_rows(&brokers, &reference_topic),
         &expected,
+        1e-9,
         "reference topic",
     );
 
@@ -404,7 +369,7 @@ fn kill_9_around_the_transaction_loses_and_repeats_no_row_of_the_exactly_once_si
                 let mut child = durable_run(&script, &state, cores, None)
                     .spawn()
                     .expect("spawn");
-                if kill_past(&mut child, &partial, bytes) {
+                if common::kill_once_grown(&mut child, &partial, bytes, Duration::ZERO) {
                     hits += 1;
                 }
                 if hits == 3 {
@@ -447,14 +412,16 @@ fn kill_9_around_the_transaction_loses_and_repeats_no_row_of_the_exactly_once_si
     assert!(hits >= 14, "only {hits} crashes hit a running process");
     // As a multiset, every row once: the oracle's (and so the uninterrupted run's),
     // floating-point sums within their last bits.
-    assert_close(
+    assert_rows_close(
         &committed_rows(&brokers, &output_topic),
         &expected,
+        1e-9,
         "the committed output after kill -9s",
     );
-    assert_close(
+    assert_rows_close(
         &read_results(&file, true),
         &expected,
+        1e-9,
         "file sink after kill -9s",
     );
 }

@@ -10,14 +10,14 @@
 use crate::common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
 use datafusion::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
 use datafusion::arrow::record_batch::RecordBatch;
 use laminar::gen::{BidsConfig, SplitMix64};
 use laminar::sink::partial_path;
-use laminar_tests::{assert_rows_match, batch_sql, sorted_rows, Bids, Value};
+use laminar_tests::{assert_rows_close, assert_rows_match, batch_sql, sorted_rows, Bids, Value};
 
 const ROWS: u64 = 30_000;
 
@@ -153,32 +153,14 @@ fn read_sink(path: &Path, columns: &[(&str, DataType)]) -> Vec<Vec<Value>> {
     sorted_rows(&batches)
 }
 
-/// Floating-point sums of a roll-up add in another order than DataFusion's: compared
-/// within 1e-6 relative.
-fn assert_close(actual: &[Vec<Value>], expected: &[Vec<Value>], what: &str) {
-    assert_eq!(actual.len(), expected.len(), "{what}: row counts differ");
-    for (a, e) in actual.iter().zip(expected) {
-        for (x, y) in a.iter().zip(e) {
-            let same = match (x, y) {
-                (Value::Float(x), Value::Float(y)) => {
-                    (x - y).abs() <= 1e-6 * x.abs().max(y.abs()).max(1.0)
-                }
-                _ => x == y,
-            };
-            assert!(
-                same,
-                "{what}: rows differ:\n actual   {a:?}\n expected {e:?}"
-            );
-        }
-    }
-}
-
 fn check_sinks(dir: &Path, expected: &[Vec<Vec<Value>>], what: &str) {
     for ((name, columns), expected) in sinks().iter().zip(expected) {
         let actual = read_sink(&dir.join(format!("{name}.csv")), columns);
         assert!(!actual.is_empty(), "{what}: sink {name} is empty");
         match *name {
-            "minutes" => assert_close(&actual, expected, &format!("{what}, sink {name}")),
+            "minutes" => {
+                assert_rows_close(&actual, expected, 1e-6, &format!("{what}, sink {name}"))
+            }
             _ => assert_rows_match(&actual, expected),
         }
     }
@@ -273,27 +255,6 @@ fn durable_command(script: &Path, state: &Path, cores: &str) -> Command {
     cmd
 }
 
-/// Kills `child` once `file` grew past `bytes` (a size this run wrote, not the one the
-/// last run left); false when it ended first.
-fn kill_past(child: &mut Child, file: &Path, bytes: u64) -> bool {
-    let size = || std::fs::metadata(file).ok().map(|m| m.len());
-    let left = size();
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while Instant::now() < deadline {
-        if child.try_wait().expect("try_wait").is_some() {
-            return false;
-        }
-        let now = size();
-        if now != left && now.unwrap_or(0) >= bytes {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(1));
-    }
-    let killed = child.kill().is_ok();
-    let _ = child.wait();
-    killed
-}
-
 #[test]
 fn kill_9_with_a_state_dir_resumes_the_whole_script_exactly() {
     let rows = 200_000;
@@ -345,7 +306,9 @@ fn kill_9_with_a_state_dir_resumes_the_whole_script_exactly() {
         }
         let mut child = cmd.spawn().expect("spawn laminar");
         let stopped = match crash {
-            Some(Crash::PastBytes(bytes)) => kill_past(&mut child, &partial, bytes),
+            Some(Crash::PastBytes(bytes)) => {
+                common::kill_once_grown(&mut child, &partial, bytes, Duration::ZERO)
+            }
             _ => false,
         };
         let output = child.wait_with_output().expect("wait");

@@ -98,3 +98,40 @@ pub fn wait_sampling_peak_rss(child: &mut std::process::Child, every: std::time:
     }
     peak_kb
 }
+
+/// Kills `child` (SIGKILL) `then` after `file` grew to `bytes`: a size this run wrote,
+/// not the one the last run left (before this run cut it back to its checkpointed
+/// length). Returns false when the run ended first.
+pub fn kill_once_grown(
+    child: &mut std::process::Child,
+    file: &Path,
+    bytes: u64,
+    then: std::time::Duration,
+) -> bool {
+    use std::time::{Duration, Instant};
+    let size = || std::fs::metadata(file).ok().map(|m| m.len());
+    let left_by_last_run = size();
+    let give_up = Instant::now() + Duration::from_secs(300);
+    let mut kill_at = None;
+    loop {
+        if child.try_wait().expect("try_wait").is_some() {
+            return false;
+        }
+        let now = Instant::now();
+        match kill_at {
+            Some(at) if now >= at => break,
+            Some(_) => {}
+            None if now >= give_up => break,
+            None => {
+                let written = size();
+                if written != left_by_last_run && written.unwrap_or(0) >= bytes {
+                    kill_at = Some(now + then);
+                }
+            }
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let killed = child.kill().is_ok();
+    let _ = child.wait();
+    killed
+}
