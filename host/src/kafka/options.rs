@@ -153,11 +153,7 @@ impl KafkaSourceOptions {
     /// (lower-case keys, `connector` already taken or absent); `what` names the source
     /// in errors. Unknown options are an error.
     pub fn parse(what: &str, pairs: BTreeMap<String, String>) -> Result<Self> {
-        let mut options = WithOptions::new(what, pairs);
-        options.take("connector");
-        let parsed = Self::take_from(&mut options)?;
-        options.finish()?;
-        Ok(parsed)
+        parse_all(what, pairs, Self::take_from)
     }
 
     /// Takes the Kafka source options out of `options`, leaving the others.
@@ -245,11 +241,7 @@ impl KafkaSinkOptions {
     /// Parses the options of `CREATE SINK … WITH (connector = 'kafka', …)` from `pairs`
     /// (lower-case keys, `connector` already taken or absent); `what` names the sink.
     pub fn parse(what: &str, pairs: BTreeMap<String, String>) -> Result<Self> {
-        let mut options = WithOptions::new(what, pairs);
-        options.take("connector");
-        let parsed = Self::take_from(&mut options)?;
-        options.finish()?;
-        Ok(parsed)
+        parse_all(what, pairs, Self::take_from)
     }
 
     /// Takes the Kafka sink options out of `options`, leaving the others.
@@ -326,6 +318,20 @@ fn timeout_of(
 }
 
 /// `'250ms'`, `'10s'`, `'2m'` or a bare number of milliseconds.
+/// Parses every option of `pairs` with `take`: `connector` may be there, anything left
+/// over is an error.
+fn parse_all<T>(
+    what: &str,
+    pairs: BTreeMap<String, String>,
+    take: impl FnOnce(&mut WithOptions) -> Result<T>,
+) -> Result<T> {
+    let mut options = WithOptions::new(what, pairs);
+    options.take("connector");
+    let parsed = take(&mut options)?;
+    options.finish()?;
+    Ok(parsed)
+}
+
 pub(crate) fn duration(what: &str, option: &str, text: &str) -> Result<Duration> {
     let t = text.trim().to_ascii_lowercase();
     let (number, unit_ms) = if let Some(n) = t.strip_suffix("ms") {
