@@ -21,13 +21,14 @@
 //! `--suite latency` runs figure 7 alone (at `--cores 1` and each N of `--cores-list`).
 //!
 //! ```text
-//! cargo build --release -p laminar && cargo run --release -p laminar-process-bench -- --events 10000000 [--suite durability|cores|latency|kafka|all]
+//! cargo build --release -p laminar && cargo run --release -p laminar-process-bench -- --events 10000000 [--suite durability|cores|latency|kafka|windows|all]
 //! ```
 
 mod cores;
 mod kafka;
 mod latency;
 mod runs;
+mod windows;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -72,12 +73,16 @@ fn main() {
             laminar.display()
         ));
     }
-    if !["all", "durability", "cores", "latency", "kafka"].contains(&suite.as_str()) {
-        usage("--suite durability|cores|latency|kafka|all");
+    if !["all", "durability", "cores", "latency", "kafka", "windows"].contains(&suite.as_str()) {
+        usage("--suite durability|cores|latency|kafka|windows|all");
     }
     let bench = Bench::new(laminar, work, events);
     if suite == "kafka" {
         kafka(&bench, events, repeats);
+        return;
+    }
+    if suite == "windows" {
+        windows(&bench, events, repeats);
         return;
     }
     if suite == "latency" {
@@ -90,6 +95,22 @@ fn main() {
     }
     if suite != "durability" {
         cores(&bench, events, repeats, &cores_list);
+    }
+}
+
+/// The window-kind figures: events/s of each kind and its ratio to TUMBLE's.
+fn windows(bench: &Bench, events: u64, repeats: usize) {
+    println!("data: {} events in {}", events, bench.bids().display());
+    for cores in [1, 2] {
+        let figures = bench.window_kind_figures(cores, repeats);
+        let tumble = figures.first().map_or(Duration::ZERO, |(_, t)| *t);
+        for (name, time) in &figures {
+            report(&format!("{name}, --cores {cores}"), events, *time);
+            println!(
+                "  {name} / TUMBLE throughput = {:.2}",
+                tumble.as_secs_f64() / time.as_secs_f64()
+            );
+        }
     }
 }
 
@@ -234,7 +255,7 @@ fn report(what: &str, events: u64, time: Duration) {
 
 fn usage(problem: &str) -> ! {
     eprintln!(
-        "process-bench: {problem}\nusage: process-bench [--events N] [--runs N] [--laminar PATH] [--work-dir DIR] [--suite durability|cores|latency|kafka|all] [--cores-list 2,4,8]"
+        "process-bench: {problem}\nusage: process-bench [--events N] [--runs N] [--laminar PATH] [--work-dir DIR] [--suite durability|cores|latency|kafka|windows|all] [--cores-list 2,4,8]"
     );
     std::process::exit(2)
 }
