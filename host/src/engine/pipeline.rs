@@ -207,8 +207,10 @@ impl Engine {
         let cores = self.config.cores.max(1);
         let (work, unpinned) = match compiled.aggregate.take() {
             Some(first) => {
+                // An aggregate keeping its late rows runs inline: no copies for the cores.
+                let copies = if first.keeps_late_rows() { 1 } else { cores };
                 let mut more = Vec::new();
-                for _ in 1..cores {
+                for _ in 1..copies {
                     more.extend(self.plan(statement)?.aggregate);
                 }
                 let (aggregation, unpinned) = Aggregation::new(first, more, self.config.pin_cores)?;
