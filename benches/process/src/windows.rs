@@ -14,16 +14,16 @@ const KINDS: &[(&str, &str)] = &[
         "TUMBLE(TABLE bids, DESCRIPTOR(ts), INTERVAL '10' SECOND)",
     ),
     (
-        "HOP 2 s / 10 s",
-        "HOP(TABLE bids, DESCRIPTOR(ts), INTERVAL '2' SECOND, INTERVAL '10' SECOND)",
+        "HOP 1 s / 10 s",
+        "HOP(TABLE bids, DESCRIPTOR(ts), INTERVAL '1' SECOND, INTERVAL '10' SECOND)",
     ),
     (
-        "CUMULATE 2 s / 10 s",
-        "CUMULATE(TABLE bids, DESCRIPTOR(ts), INTERVAL '2' SECOND, INTERVAL '10' SECOND)",
+        "CUMULATE 1 s / 10 s",
+        "CUMULATE(TABLE bids, DESCRIPTOR(ts), INTERVAL '1' SECOND, INTERVAL '10' SECOND)",
     ),
     (
-        "SESSION gap 1 s",
-        "SESSION(TABLE bids PARTITION BY auction, DESCRIPTOR(ts), INTERVAL '1' SECOND)",
+        "SESSION gap 2 s",
+        "SESSION(TABLE bids PARTITION BY auction, DESCRIPTOR(ts), INTERVAL '2' SECOND)",
     ),
 ];
 
