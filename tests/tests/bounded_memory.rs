@@ -45,17 +45,8 @@ fn ten_million_events_through_stdin_keep_peak_memory_bounded() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn laminar");
-    let mut stdin = child.stdin.take().expect("stdin");
-    let writer = std::thread::spawn(move || -> std::io::Result<()> {
-        let mut text = String::with_capacity(1 << 20);
-        for i in 0..EVENTS {
-            text.push_str(&format!("{},{},{}.5\n", i / 10, i % KEYS, i % 7));
-            if text.len() >= 1 << 20 {
-                stdin.write_all(text.as_bytes())?;
-                text.clear();
-            }
-        }
-        stdin.write_all(text.as_bytes())
+    let writer = common::feed_stdin(&mut child, EVENTS, |i| {
+        format!("{},{},{}.5\n", i / 10, i % KEYS, i % 7)
     });
     let peak_kb = common::wait_sampling_peak_rss(&mut child, Duration::from_millis(50));
     writer.join().expect("writer").expect("write stdin");

@@ -20,7 +20,6 @@
 
 use crate::common;
 
-use std::io::Write;
 use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
@@ -73,22 +72,13 @@ fn session_run(dir: &Path, events: u64) -> (String, u64) {
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn laminar");
-    let mut stdin = child.stdin.take().expect("stdin");
-    let writer = std::thread::spawn(move || -> std::io::Result<()> {
-        let mut text = String::with_capacity(1 << 20);
-        for i in 0..events {
-            text.push_str(&format!(
-                "{},{},{}.5\n",
-                i / EVENTS_PER_MS,
-                i / EVENTS_PER_SESSION,
-                i % 7
-            ));
-            if text.len() >= 1 << 20 {
-                stdin.write_all(text.as_bytes())?;
-                text.clear();
-            }
-        }
-        stdin.write_all(text.as_bytes())
+    let writer = common::feed_stdin(&mut child, events, |i| {
+        format!(
+            "{},{},{}.5\n",
+            i / EVENTS_PER_MS,
+            i / EVENTS_PER_SESSION,
+            i % 7
+        )
     });
     let peak_kb = common::wait_sampling_peak_rss(&mut child, Duration::from_millis(50));
     writer.join().expect("writer").expect("write stdin");

@@ -223,6 +223,18 @@ pub(crate) fn config(
     config
 }
 
+/// A consumer of `config` (`what` names it in the error), with Laminar's context.
+pub(crate) fn consumer(
+    config: &ClientConfig,
+    target: &Target,
+    what: &str,
+    timeout: Duration,
+) -> crate::error::Result<rdkafka::consumer::BaseConsumer<LaminarContext>> {
+    config
+        .create_with_context(LaminarContext::default())
+        .map_err(|e| target.error(format!("cannot create {what}: {}", describe(&e, timeout))))
+}
+
 /// The partitions of `target.topic`, ascending, asked of the brokers with `timeout`.
 pub(crate) fn partitions<C: ClientContext>(
     client: &Client<C>,

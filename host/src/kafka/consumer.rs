@@ -147,14 +147,7 @@ impl KafkaReader {
         for (key, value) in &options.properties {
             config.set(key, value);
         }
-        let consumer: BaseConsumer<LaminarContext> = config
-            .create_with_context(LaminarContext::default())
-            .map_err(|e| {
-                target.error(format!(
-                    "cannot create the consumer: {}",
-                    client::describe(&e, timeout)
-                ))
-            })?;
+        let consumer = client::consumer(&config, &target, "the consumer", timeout)?;
         let context = consumer.context().clone();
         let ids = client::partitions(consumer.client(), &target, &context, timeout)?;
         let now = Instant::now();

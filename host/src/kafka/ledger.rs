@@ -43,14 +43,7 @@ impl CommitLedger {
             .set("group.id", group)
             .set("enable.auto.commit", "false")
             .set("isolation.level", "read_committed");
-        let consumer: BaseConsumer<LaminarContext> = config
-            .create_with_context(LaminarContext::default())
-            .map_err(|e| {
-                target.error(format!(
-                    "cannot create the commit ledger's consumer: {}",
-                    client::describe(&e, timeout)
-                ))
-            })?;
+        let consumer = client::consumer(&config, target, "the commit ledger's consumer", timeout)?;
         Ok(Self {
             consumer,
             target: target.clone(),

@@ -135,3 +135,25 @@ pub fn kill_once_grown(
     let _ = child.wait();
     killed
 }
+
+/// Writes `lines` generated lines (`line(i)` for each `i`) to `child`'s stdin on a thread
+/// of its own, a megabyte at a time, and closes it: a long stdin stream of a test.
+pub fn feed_stdin(
+    child: &mut std::process::Child,
+    lines: u64,
+    line: impl Fn(u64) -> String + Send + 'static,
+) -> std::thread::JoinHandle<std::io::Result<()>> {
+    use std::io::Write;
+    let mut stdin = child.stdin.take().expect("stdin");
+    std::thread::spawn(move || {
+        let mut text = String::with_capacity(1 << 20);
+        for i in 0..lines {
+            text.push_str(&line(i));
+            if text.len() >= 1 << 20 {
+                stdin.write_all(text.as_bytes())?;
+                text.clear();
+            }
+        }
+        stdin.write_all(text.as_bytes())
+    })
+}
