@@ -52,8 +52,9 @@ const KEEP_CHECKPOINTS: usize = 2;
 pub struct DataflowDir {
     path: PathBuf,
     storage: Arc<dyn Storage>,
-    /// Held for as long as the directory is in use; released when dropped.
-    _lock: File,
+    /// Held for as long as the directory is in use; released when dropped (`None` for a
+    /// partition of a scale-out run, which a lease guards instead).
+    _lock: Option<File>,
     /// The fingerprint of the run now (written once accepted plugin changes are done).
     fingerprint: Fingerprint,
     /// Plugins whose build changed acceptably, not yet written to the fingerprint file.
@@ -77,26 +78,35 @@ impl DataflowDir {
     /// whose fingerprint is `fingerprint`. A directory holding another script's state is
     /// refused, naming what differs.
     pub fn open(storage: Arc<dyn Storage>, path: &Path, fingerprint: &Fingerprint) -> Result<Self> {
+        Self::open_with(storage, path, fingerprint, true)
+    }
+
+    /// Opens the state directory of one partition of a scale-out run: as
+    /// [`open`](Self::open), but without the run-long lock, since several processes take
+    /// turns on it; a [`super::PartitionLease`] decides who may write.
+    pub fn open_leased(
+        storage: Arc<dyn Storage>,
+        path: &Path,
+        fingerprint: &Fingerprint,
+    ) -> Result<Self> {
+        Self::open_with(storage, path, fingerprint, false)
+    }
+
+    fn open_with(
+        storage: Arc<dyn Storage>,
+        path: &Path,
+        fingerprint: &Fingerprint,
+        exclusive: bool,
+    ) -> Result<Self> {
         let io = |what: &str, e| Error::io(format!("{what} {}", path.display()), e);
         refuse_per_query_layout(storage.as_ref(), path)?;
         storage
             .create_dir_all_durable(&path.join(CHECKPOINTS_DIR))
             .map_err(|e| io("cannot create state dir", e))?;
-        // The lock is a property of the running process, not durable state: it is taken
-        // on the file system itself, also when the storage is another one (tests).
-        std::fs::create_dir_all(path).map_err(|e| io("cannot create state dir", e))?;
-        let lock =
-            File::create(path.join(LOCK_FILE)).map_err(|e| io("cannot lock state dir", e))?;
-        match lock.try_lock() {
-            Ok(()) => {}
-            Err(std::fs::TryLockError::WouldBlock) => {
-                return Err(Error::StateDir {
-                    dir: path.display().to_string(),
-                    message: "another laminar run is using it".into(),
-                })
-            }
-            Err(std::fs::TryLockError::Error(e)) => return Err(io("cannot lock state dir", e)),
-        }
+        let lock = match exclusive {
+            true => Some(lock_run(path)?),
+            false => None,
+        };
         let mut dir = Self {
             path: path.to_path_buf(),
             storage,
@@ -230,6 +240,14 @@ impl DataflowDir {
         Ok(())
     }
 
+    /// Whether the run whose state directory is `path` completed (without opening it).
+    pub fn is_completed(storage: &dyn Storage, path: &Path) -> Result<bool> {
+        let done = path.join(DONE_FILE);
+        storage
+            .exists(&done)
+            .map_err(|e| Error::io(format!("cannot read {}", done.display()), e))
+    }
+
     /// Checkpoint files by id, oldest first. Leftover temporary files (a crash while one
     /// was written) are removed.
     pub fn checkpoint_files(&self) -> Result<Vec<(u64, PathBuf)>> {
@@ -353,6 +371,22 @@ fn damaged(file: &Path, why: &str) -> Error {
     Error::StateDir {
         dir: dir.display().to_string(),
         message: format!("{} is damaged: {why}", file.display()),
+    }
+}
+/// Takes the run-long lock of state directory `path`: another run using it is refused.
+fn lock_run(path: &Path) -> Result<File> {
+    let io = |what: &str, e| Error::io(format!("{what} {}", path.display()), e);
+    // The lock is a property of the running process, not durable state: it is taken on
+    // the file system itself, also when the storage is another one (tests).
+    std::fs::create_dir_all(path).map_err(|e| io("cannot create state dir", e))?;
+    let lock = File::create(path.join(LOCK_FILE)).map_err(|e| io("cannot lock state dir", e))?;
+    match lock.try_lock() {
+        Ok(()) => Ok(lock),
+        Err(std::fs::TryLockError::WouldBlock) => Err(Error::StateDir {
+            dir: path.display().to_string(),
+            message: "another laminar run is using it".into(),
+        }),
+        Err(std::fs::TryLockError::Error(e)) => Err(io("cannot lock state dir", e)),
     }
 }
 

@@ -8,6 +8,7 @@ use super::dir::{
     read_checkpoint, read_completed, read_fingerprint, CHECKPOINTS_DIR, FINGERPRINT_FILE, WAL_DIR,
 };
 use super::fingerprint::Fingerprint;
+use super::lease::{read_owner, Owner};
 use super::manifest::{Manifest, SourcePosition};
 use crate::error::{Error, Result};
 use crate::storage::Storage;
@@ -29,11 +30,36 @@ pub struct StateReport {
     pub wal: std::result::Result<Vec<SegmentSummary>, String>,
     /// The last input line the WAL holds, when it holds one.
     pub logged_line: Option<u64>,
+    /// A scale-out run's state dir: each partition's owner and state, by partition.
+    pub partitions: Vec<PartitionReport>,
+}
+
+/// One partition of a scale-out run's state dir.
+#[derive(Debug)]
+pub struct PartitionReport {
+    /// The partition.
+    pub partition: i32,
+    /// The process that last owned it, or why its record cannot be read; `None`: never
+    /// owned.
+    pub owner: std::result::Result<Option<Owner>, String>,
+    /// Its state.
+    pub state: StateReport,
 }
 
 impl StateReport {
     /// Whether a run would recover, and from what; else why not.
     pub fn recovery(&self) -> std::result::Result<String, String> {
+        if !self.partitions.is_empty() {
+            for p in &self.partitions {
+                p.state
+                    .recovery()
+                    .map_err(|why| format!("partition {}: {why}", p.partition))?;
+            }
+            return Ok(format!(
+                "every one of the {} partitions would resume",
+                self.partitions.len()
+            ));
+        }
         match &self.fingerprint {
             None if self.checkpoints.is_empty() => {
                 return Ok("from the start (no state written yet)".into())
@@ -140,6 +166,24 @@ pub fn inspect(storage: &std::sync::Arc<dyn Storage>, dir: &Path) -> Result<Stat
             },
         });
     }
+    let mut partitions = Vec::new();
+    if let Ok(entries) = storage.read_dir(&dir.join("partitions")) {
+        for entry in entries {
+            let Some(partition) = entry
+                .file_name()
+                .and_then(|n| n.to_str())
+                .and_then(|n| n.parse::<i32>().ok())
+            else {
+                continue;
+            };
+            partitions.push(PartitionReport {
+                partition,
+                owner: read_owner(storage, &entry).map_err(|e| e.to_string()),
+                state: inspect(shared, &entry)?,
+            });
+        }
+        partitions.sort_by_key(|p| p.partition);
+    }
     let fingerprint = match storage.exists(&dir.join(FINGERPRINT_FILE)) {
         Ok(false) => None,
         _ => Some(read_fingerprint(storage, dir).map_err(|e| e.to_string())),
@@ -178,11 +222,35 @@ pub fn inspect(storage: &std::sync::Arc<dyn Storage>, dir: &Path) -> Result<Stat
         checkpoints,
         wal,
         logged_line,
+        partitions,
     })
 }
 
 impl fmt::Display for StateReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if !self.partitions.is_empty() {
+            writeln!(
+                f,
+                "state dir {} of a scale-out run: {} partitions",
+                self.dir.display(),
+                self.partitions.len()
+            )?;
+            for p in &self.partitions {
+                let owner = match &p.owner {
+                    Ok(Some(owner)) => format!("last owned by {}", owner.describe()),
+                    Ok(None) => "never owned".into(),
+                    Err(e) => format!("owner record unreadable: {e}"),
+                };
+                writeln!(f, "partition {}: {owner}", p.partition)?;
+                for line in p.state.to_string().lines() {
+                    writeln!(f, "  {line}")?;
+                }
+            }
+            return match self.recovery() {
+                Ok(how) => writeln!(f, "recovery: would succeed, {how}"),
+                Err(why) => writeln!(f, "recovery: would FAIL: {why}"),
+            };
+        }
         writeln!(f, "state dir {}", self.dir.display())?;
         match &self.fingerprint {
             None => writeln!(f, "  fingerprint: none yet")?,

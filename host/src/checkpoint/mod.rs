@@ -19,6 +19,7 @@ mod dir;
 mod fingerprint;
 mod identity;
 mod inspect;
+mod lease;
 mod manifest;
 mod window_state;
 
@@ -29,7 +30,8 @@ pub use fingerprint::{
 };
 pub use identity::FileIdentity;
 pub(crate) use identity::{check_prefix, RunningChecksum};
-pub use inspect::{inspect, position_text, StateReport};
+pub use inspect::{inspect, position_text, PartitionReport, StateReport};
+pub use lease::{partition_dir, read_owner, Owner, PartitionLease, TakeOver, WriteGuard};
 pub use manifest::{
     Counters, Manifest, QueryMark, SinkMark, SourceMark, SourcePosition, CHECKPOINT_FORMAT,
 };

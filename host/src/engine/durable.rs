@@ -56,6 +56,23 @@ impl Checkpointer {
         })
     }
 
+    /// Opens the state directory of one partition of a scale-out run (see
+    /// [`DataflowDir::open_leased`]).
+    pub(crate) fn open_partition(
+        storage: Arc<dyn Storage>,
+        dir: &Path,
+        fingerprint: &Fingerprint,
+        interval: Duration,
+    ) -> Result<Self> {
+        Ok(Self {
+            dir: DataflowDir::open_leased(storage, dir, fingerprint)?,
+            interval,
+            last: Instant::now(),
+            next_id: 1,
+            fallback: None,
+        })
+    }
+
     /// The directory.
     pub(crate) fn dir(&self) -> &DataflowDir {
         &self.dir

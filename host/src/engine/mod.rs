@@ -6,6 +6,7 @@ mod durable;
 mod pipeline;
 mod query_run;
 mod run;
+mod scale_out;
 mod script_check;
 mod summary;
 
@@ -67,6 +68,9 @@ pub struct Engine {
     stream_sources: HashMap<String, SourceDef>,
     plugins: HashMap<String, Arc<Plugin>>,
     notices: Notices,
+    /// The partition of a scale-out run whose dataflow is being opened: its source reads
+    /// that partition alone, its sinks are the partition's own.
+    scope: Option<scale_out::PartitionScope>,
 }
 
 impl Engine {
@@ -167,7 +171,13 @@ impl Engine {
         if planned.is_empty() {
             return Ok(RunSummary::default());
         }
+        let scale_out = self.scale_out_source(&planned)?;
         let Some(state_dir) = self.config.state_dir.clone() else {
+            if scale_out.is_some() {
+                return Err(Error::plan(
+                    "a source with group_id scales out over several processes, each resuming the partitions it is given from their checkpoints: run it with --state-dir (one directory the processes share)",
+                ));
+            }
             let (mut flow, _) = self.open_flow(planned, output, None)?;
             return flow.run(progress, None, &self.config.stop);
         };
@@ -176,6 +186,10 @@ impl Engine {
             let sinks = self.sinks_written(&planned);
             durable::fingerprint(&planned, &sources, &sinks)
         };
+        if let Some(options) = scale_out {
+            return self.run_scaled_out(planned, &state_dir, &fingerprint, &options, progress);
+        }
+        scale_out::check_layout(self.config.storage.as_ref(), &state_dir, false)?;
         let mut checkpointer = Checkpointer::open(
             Arc::clone(&self.config.storage),
             &state_dir,
@@ -195,15 +209,34 @@ impl Engine {
             return Ok(durable::summary_of(&last));
         }
         let (mut flow, loaded) = self.open_flow(planned, output, Some(&mut checkpointer))?;
+        let resumed = self.resume_flow(&mut flow, loaded.as_ref(), &mut checkpointer, "")?;
+        let mut summary = flow.run(progress, Some(&mut checkpointer), &self.config.stop)?;
+        if let Some((id, events)) = resumed {
+            summary.resumed_from = Some(id);
+            summary.resumed_events = events;
+        }
+        Ok(summary)
+    }
+
+    /// Restores a freshly opened durable dataflow from checkpoint `loaded` (carrying the
+    /// states of upgraded plugins over) and says where it resumes, each line led by
+    /// `label`; returns the checkpoint's id and the events read before it.
+    fn resume_flow(
+        &mut self,
+        flow: &mut run::Flow,
+        loaded: Option<&crate::checkpoint::LoadedCheckpoint>,
+        checkpointer: &mut Checkpointer,
+        label: &str,
+    ) -> Result<Option<(u64, u64)>> {
         // Plugin upgrades (plugin::upgrade): states of another build of a plugin are carried
         // over while restoring; only then does the state dir move on to the new build.
         let changes = checkpointer
             .dir()
-            .plugin_changes(loaded.as_ref().map(|l| l.manifest.id));
+            .plugin_changes(loaded.map(|l| l.manifest.id));
         let mut upgrade = crate::plugin::StateUpgrade::new(changes);
         let mut resumed = None;
-        if let Some(loaded) = &loaded {
-            durable::restore(loaded, &mut flow, &mut upgrade)?;
+        if let Some(loaded) = loaded {
+            durable::restore(loaded, flow, &mut upgrade)?;
             let manifest = &loaded.manifest;
             let positions = manifest
                 .sources
@@ -218,7 +251,7 @@ impl Engine {
                 .collect::<Vec<_>>()
                 .join(", ");
             (self.notices.0)(&format!(
-                "resuming from checkpoint {} ({positions})",
+                "{label}resuming from checkpoint {} ({positions})",
                 manifest.id
             ));
             let events = manifest.sources.iter().map(|s| s.events_read).sum();
@@ -226,14 +259,9 @@ impl Engine {
         }
         checkpointer.dir_mut().accept_plugin_changes()?;
         for line in upgrade.report() {
-            (self.notices.0)(&line);
+            (self.notices.0)(&format!("{label}{line}"));
         }
-        let mut summary = flow.run(progress, Some(&mut checkpointer), &self.config.stop)?;
-        if let Some((id, events)) = resumed {
-            summary.resumed_from = Some(id);
-            summary.resumed_events = events;
-        }
-        Ok(summary)
+        Ok(resumed)
     }
 
     fn declare_source(&mut self, def: SourceDef) -> Result<()> {

@@ -278,6 +278,15 @@ impl Engine {
         };
         Ok(match &def.connector {
             Connector::File(path) => {
+                // A partition of a scale-out run writes a file of its own.
+                let partitioned;
+                let path = match &self.scope {
+                    Some(scope) => {
+                        partitioned = super::scale_out::partition_path(path, scope.partition);
+                        &partitioned
+                    }
+                    None => path,
+                };
                 let replace = if unbounded {
                     Replace::OnFirstWrite
                 } else {
@@ -308,6 +317,14 @@ impl Engine {
     /// The transactional id of exactly-once Kafka sink `name`: stable across the restarts
     /// of one state dir (which holds one script), distinct between state dirs.
     fn transactional_id(&self, name: &str) -> Option<String> {
+        if let Some(scope) = &self.scope {
+            // Every process of the group derives the same id for a partition, so that the
+            // process taking a partition over fences the one it took it from.
+            return Some(format!(
+                "laminar-{}-{name}-p{}",
+                scope.group, scope.partition
+            ));
+        }
         let dir = self.config.state_dir.as_ref()?;
         let dir = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.clone());
         let hash = crc32c::crc32c(dir.to_string_lossy().as_bytes());
@@ -378,12 +395,15 @@ impl Engine {
                     None => source.with_decode_threads(decode_threads),
                 })
             }
-            Connector::KafkaSource(options) => Box::new(KafkaSource::open(
+            Connector::KafkaSource(options) => Box::new(KafkaSource::open_partitions(
                 &def.name,
                 def.schema.clone(),
                 options,
                 batch_size,
                 mark.and_then(|m| m.kafka.as_ref()),
+                self.scope
+                    .as_ref()
+                    .map(|s| std::slice::from_ref(&s.partition)),
             )?),
             Connector::KafkaSink(_) => {
                 return Err(Error::plan(format!(

@@ -23,6 +23,16 @@ use crate::source::{Source, SourceBatch};
 /// How often the progress callback is called.
 const PROGRESS_INTERVAL: Duration = Duration::from_millis(250);
 
+/// What one read of a source gave.
+pub(super) enum Read {
+    /// Rows.
+    Rows(SourceBatch),
+    /// Nothing for now (a live input paused).
+    Idle,
+    /// The end of its input.
+    Ended,
+}
+
 /// A source of the dataflow while it runs.
 pub(super) struct SourceRun {
     /// Its name in the script.
@@ -90,20 +100,12 @@ impl Flow {
                 if stop.is_stopped() {
                     return self.stopped(summary, started, durable);
                 }
-                let next = match self.sources[index].source.next_batch() {
+                let read = match self.read(index) {
                     // A read given up because of the stop (the CLI's stdin does).
                     Err(_) if stop.is_stopped() => return self.stopped(summary, started, durable),
-                    next => next?,
+                    read => read?,
                 };
-                match next {
-                    None => self.end_source(index)?,
-                    // A live input paused: a checkpoint that fell due is taken all the same.
-                    Some(input) if input.batch.num_rows() == 0 => self.note_idle(index)?,
-                    Some(input) => {
-                        self.dispatch(index, input)?;
-                        self.note_idle(index)?;
-                    }
-                }
+                self.apply(index, read)?;
                 if let Some(checkpointer) = durable.as_deref_mut().filter(|c| c.due()) {
                     checkpointer.checkpoint(self, &mut summary)?;
                 }
@@ -117,6 +119,42 @@ impl Flow {
                 break;
             }
         }
+        self.complete(durable)?;
+        self.fill_summary(&mut summary, started);
+        Ok(summary)
+    }
+
+    /// Reads the next batch of source `index`.
+    pub(super) fn read(&mut self, index: usize) -> Result<Read> {
+        Ok(match self.sources[index].source.next_batch()? {
+            None => Read::Ended,
+            // A live input paused: a checkpoint that fell due is taken all the same.
+            Some(input) if input.batch.num_rows() == 0 => Read::Idle,
+            Some(input) => Read::Rows(input),
+        })
+    }
+
+    /// Runs what source `index` gave through the dataflow: rows to every query reading
+    /// it, idle partitions noted, the end of its input to every query it feeds.
+    pub(super) fn apply(&mut self, index: usize, read: Read) -> Result<()> {
+        match read {
+            Read::Ended => self.end_source(index),
+            Read::Idle => self.note_idle(index),
+            Read::Rows(input) => {
+                self.dispatch(index, input)?;
+                self.note_idle(index)
+            }
+        }
+    }
+
+    /// Whether every source's input ended.
+    pub(super) fn all_ended(&self) -> bool {
+        self.sources.iter().all(|s| s.done)
+    }
+
+    /// Completes the run after every source ended: a durable run is marked complete, then
+    /// every sink finishes (its file renamed into place).
+    pub(super) fn complete(&mut self, durable: Option<&mut Checkpointer>) -> Result<()> {
         if let Some(checkpointer) = durable {
             // Everything is written and synced before the run is marked complete; the
             // sink files are renamed into place after that (a crash in between finishes
@@ -126,8 +164,15 @@ impl Flow {
         for sink in &mut self.sinks {
             sink.sink.finish()?;
         }
-        self.fill_summary(&mut summary, started);
-        Ok(summary)
+        Ok(())
+    }
+
+    /// Another process took this dataflow's output over: every sink drops what it holds
+    /// unwritten, so that nothing this process still has reaches them.
+    pub(super) fn drop_unwritten(&mut self) {
+        for sink in &mut self.sinks {
+            sink.sink.drop_unwritten();
+        }
     }
 
     /// Ends the run at a stop request: nothing more is read. A durable run checkpoints
@@ -338,7 +383,7 @@ impl Flow {
     }
 
     /// The run's counters: the sources' and every query's.
-    fn fill_summary(&self, summary: &mut RunSummary, started: Instant) {
+    pub(super) fn fill_summary(&self, summary: &mut RunSummary, started: Instant) {
         summary.elapsed = started.elapsed();
         summary.events_read = self.sources.iter().map(|s| s.events_read).sum();
         summary.bad_rows_skipped = self

@@ -95,6 +95,37 @@ impl RunSummary {
     }
 }
 
+impl RunSummary {
+    /// Adds the counters of `other` (another partition's dataflow of a scale-out run) to
+    /// these; the queries' counters are added query by query.
+    pub fn add(&mut self, other: &RunSummary) {
+        self.events_read += other.events_read;
+        self.late_events_dropped += other.late_events_dropped;
+        self.bad_rows_skipped += other.bad_rows_skipped;
+        self.windows_emitted += other.windows_emitted;
+        self.rows_emitted += other.rows_emitted;
+        self.watermark_ms = self.watermark_ms.max(other.watermark_ms);
+        self.checkpoints += other.checkpoints;
+        if other.checkpoints > 0 {
+            self.last_checkpoint_bytes = other.last_checkpoint_bytes;
+            self.last_checkpoint_time = other.last_checkpoint_time;
+        }
+        self.checkpoint_time += other.checkpoint_time;
+        self.resumed_events += other.resumed_events;
+        if self.queries.is_empty() {
+            self.queries = other.queries.clone();
+            return;
+        }
+        for (mine, theirs) in self.queries.iter_mut().zip(&other.queries) {
+            mine.events_read += theirs.events_read;
+            mine.late_events_dropped += theirs.late_events_dropped;
+            mine.bad_rows_skipped += theirs.bad_rows_skipped;
+            mine.windows_emitted += theirs.windows_emitted;
+            mine.rows_emitted += theirs.rows_emitted;
+        }
+    }
+}
+
 impl fmt::Display for RunSummary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.interrupted {

@@ -123,6 +123,17 @@ impl KafkaReader {
     /// (a checkpoint's) or else to `options.start_offset`. Fails within `options.timeout`
     /// per broker call when no broker answers, and when the topic does not exist.
     pub fn open(options: &KafkaSourceOptions, resume: Option<&KafkaPosition>) -> Result<Self> {
+        Self::open_partitions(options, resume, None)
+    }
+
+    /// [`open`](Self::open), assigning only the partitions in `only` (all when `None`):
+    /// one partition of a scale-out run. Such a reader never reads from or commits to
+    /// `group_id`, whose members the group coordinator alone decides.
+    pub fn open_partitions(
+        options: &KafkaSourceOptions,
+        resume: Option<&KafkaPosition>,
+        only: Option<&[i32]>,
+    ) -> Result<Self> {
         let target = Target {
             brokers: options.brokers.clone(),
             topic: options.topic.clone(),
@@ -140,16 +151,20 @@ impl KafkaReader {
             .set("allow.auto.create.topics", "false");
         // librdkafka refuses an assignment without a group id; without `group_id` the
         // group is never joined and nothing is committed to it.
-        config.set(
-            "group.id",
-            options.group_id.as_deref().unwrap_or("laminar-no-group"),
-        );
+        let group = options.group_id.as_deref().filter(|_| only.is_none());
+        config.set("group.id", group.unwrap_or("laminar-no-group"));
         for (key, value) in &options.properties {
             config.set(key, value);
         }
         let consumer = client::consumer(&config, &target, "the consumer", timeout)?;
         let context = consumer.context().clone();
-        let ids = client::partitions(consumer.client(), &target, &context, timeout)?;
+        let mut ids = client::partitions(consumer.client(), &target, &context, timeout)?;
+        if let Some(only) = only {
+            if let Some(missing) = only.iter().find(|p| !ids.contains(p)) {
+                return Err(target.error(format!("the topic has no partition {missing}")));
+            }
+            ids.retain(|p| only.contains(p));
+        }
         let now = Instant::now();
         let mut partitions = Vec::with_capacity(ids.len());
         for &partition in &ids {
@@ -232,7 +247,7 @@ impl KafkaReader {
             stop_at_end: options.stop_at_end,
             keep_keys: options.metadata.key.is_some(),
             idle_timeout: options.idle_timeout,
-            has_group: options.group_id.is_some(),
+            has_group: group.is_some(),
             partitions,
             pending: None,
         })

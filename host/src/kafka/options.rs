@@ -54,7 +54,10 @@ pub enum StartOffset {
 /// Columns of the declared schema filled from the message rather than its value.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct MetadataColumns {
-    /// `key_column`: the message key (VARCHAR, or BINARY/VARBINARY; NULL without a key).
+    /// `key_column`: the column the producer keys messages by, filled from the message
+    /// key read as text in the column's type (VARBINARY: the key's bytes; NULL without a
+    /// key). A JSON value may carry the column too; a key that disagrees with it makes
+    /// the message a bad row. With `group_id`, every message must have a key.
     pub key: Option<String>,
     /// `partition_column`: the partition (INT or BIGINT).
     pub partition: Option<String>,
@@ -104,8 +107,13 @@ pub struct KafkaSourceOptions {
     /// partition without a message for this long that has caught up with its end is idle
     /// and left out of the combined watermark. Off by default.
     pub idle_timeout: Option<Duration>,
-    /// `group_id`: the consumer group offsets are committed to (for lag monitoring and
-    /// the exactly-once sink's commit point). Partitions are always assigned manually.
+    /// `group_id`: scale-out. The engine joins this consumer group and runs the
+    /// dataflow once per partition the group assigns to the process, each with its own
+    /// state under the shared state dir; partitions move between processes as the group
+    /// rebalances. Without it, one process reads every partition. (A [`KafkaReader`]
+    /// opened on every partition commits offsets to it for lag monitoring.)
+    ///
+    /// [`KafkaReader`]: super::KafkaReader
     pub group_id: Option<String>,
     /// `timeout`: see [`DEFAULT_TIMEOUT`].
     pub timeout: Duration,

@@ -57,6 +57,9 @@ pub struct SinkFile {
     /// The checksum of every byte of the file, kept up as they are written: a checkpoint
     /// records it, so that recovery recognises the file.
     checksum: RunningChecksum,
+    /// Another process owns the file now ([`SinkFile::drop_unwritten`]): nothing more is
+    /// written.
+    fenced: bool,
 }
 
 /// A [`StorageFile`] as an [`io::Write`], for the sink's buffer.
@@ -120,6 +123,7 @@ impl SinkFile {
             name_synced: false,
             committed: false,
             checksum: RunningChecksum::default(),
+            fenced: false,
         }
     }
 
@@ -207,6 +211,11 @@ impl SinkFile {
     }
 
     fn open(&mut self) -> io::Result<&mut BufWriter<StorageWriter>> {
+        if self.fenced {
+            return Err(io::Error::other(
+                "another process took this sink file over; this one writes nothing more",
+            ));
+        }
         if self.out.is_none() {
             let file = self.storage.create(&self.path)?;
             self.out = Some(BufWriter::with_capacity(1 << 16, StorageWriter(file)));
@@ -231,6 +240,19 @@ impl SinkFile {
         self.name_synced = true;
         self.committed = true;
         Ok(())
+    }
+}
+
+impl SinkFile {
+    /// Drops the bytes buffered but not yet written, without writing them (another
+    /// process owns the file now); the file is closed, and a later write reopens nothing.
+    pub fn drop_unwritten(&mut self) {
+        if let Some(out) = self.out.take() {
+            let (_file, _unwritten) = out.into_parts();
+        }
+        // Neither removed nor committed by this process any more.
+        self.committed = true;
+        self.fenced = true;
     }
 }
 
@@ -422,6 +444,11 @@ impl Sink for FileSink {
             Ok(identity) => Ok(Some(identity)),
             Err(e) => Err(self.io_error("sync", e)),
         }
+    }
+
+    fn drop_unwritten(&mut self) {
+        self.inner.drop_pending();
+        self.inner.get_mut().drop_unwritten();
     }
 
     fn resume(&mut self, at: Option<&FileIdentity>) -> Result<()> {

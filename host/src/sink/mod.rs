@@ -63,6 +63,12 @@ pub trait Sink: Send {
         Ok(None)
     }
 
+    /// Another process has taken this sink's output over (a partition of a scale-out run
+    /// moved while this one was paused): whatever is buffered is dropped without being
+    /// written, so that dropping the sink writes nothing either. Sinks that buffer nothing
+    /// of their own ignore it.
+    fn drop_unwritten(&mut self) {}
+
     /// For recovery: continues after the bytes the checkpoint recorded (`at`), dropping
     /// whatever a crashed run wrote after them; a file whose first bytes are not those is
     /// refused. `None`: start afresh.

@@ -88,6 +88,12 @@ impl<W: Write + Send> WriterSink<W> {
     }
 
     /// Prints the rows held for a table, if any.
+    /// Drops the batches held for a table not printed yet, without writing them.
+    pub fn drop_pending(&mut self) {
+        self.pending.clear();
+        self.pending_rows = 0;
+    }
+
     fn print_table(&mut self) -> Result<()> {
         if self.pending.is_empty() {
             return Ok(());

@@ -11,14 +11,14 @@
 use std::sync::Arc;
 
 use arrow::array::{
-    Array, ArrayRef, BinaryArray, BooleanArray, Int32Array, Int64Array, StringArray,
-    TimestampMillisecondArray,
+    Array, ArrayRef, BooleanArray, Int32Array, Int64Array, TimestampMillisecondArray,
 };
 use arrow::compute::filter_record_batch;
 use arrow::datatypes::{DataType, Schema, SchemaRef, TimeUnit};
 use arrow::record_batch::{RecordBatch, RecordBatchOptions};
 
 use super::decode::{Decoded, RowDecoder};
+use super::kafka_key::KeyColumn;
 use super::lines::LineChunk;
 use super::{Source, SourceBatch};
 use crate::checkpoint::SourcePosition;
@@ -26,7 +26,7 @@ use crate::error::{Error, Result};
 use crate::kafka::{
     KafkaPosition, KafkaReader, KafkaSourceOptions, MessageChunk, NO_VALUE, TOO_LONG_VALUE,
 };
-use crate::sql::OnError;
+use crate::sql::{FormatKind, OnError};
 use crate::text::{shown, ERROR_CHARS};
 
 /// A batch of rows of one partition.
@@ -55,6 +55,8 @@ pub struct KafkaSource {
     schema: SchemaRef,
     /// For each declared column: where it comes from.
     columns: Vec<Column>,
+    /// The `key_column`, where declared.
+    key: Option<KeyColumn>,
     on_error: OnError,
     origin: String,
     batch_size: usize,
@@ -80,6 +82,19 @@ impl KafkaSource {
         options: &KafkaSourceOptions,
         batch_size: usize,
         resume: Option<&KafkaPosition>,
+    ) -> Result<Self> {
+        Self::open_partitions(name, schema, options, batch_size, resume, None)
+    }
+
+    /// [`open`](Self::open), reading only the partitions in `only` (one partition of a
+    /// scale-out run; see [`KafkaReader::open_partitions`]).
+    pub fn open_partitions(
+        name: &str,
+        schema: SchemaRef,
+        options: &KafkaSourceOptions,
+        batch_size: usize,
+        resume: Option<&KafkaPosition>,
+        only: Option<&[i32]>,
     ) -> Result<Self> {
         let what = format!("source '{name}'");
         let mut meta: Vec<(usize, Field)> = Vec::new();
@@ -108,7 +123,8 @@ impl KafkaSource {
             };
             let data_type = schema.field(index).data_type();
             let fits = match field {
-                Field::Key => matches!(data_type, DataType::Utf8 | DataType::Binary),
+                // Read from the key's text in the column's type (see `kafka_key`).
+                Field::Key => !matches!(data_type, DataType::Null),
                 Field::Partition => matches!(data_type, DataType::Int32 | DataType::Int64),
                 Field::Offset => matches!(data_type, DataType::Int64),
                 Field::Timestamp => matches!(
@@ -118,7 +134,7 @@ impl KafkaSource {
             };
             if !fits {
                 let expected = match field {
-                    Field::Key => "VARCHAR or VARBINARY",
+                    Field::Key => "a type a key's text can be read as",
                     Field::Partition => "INT or BIGINT",
                     Field::Offset => "BIGINT",
                     Field::Timestamp => "TIMESTAMP or BIGINT (epoch milliseconds)",
@@ -131,8 +147,26 @@ impl KafkaSource {
             meta.push((index, field));
         }
         let mut value_fields = Vec::new();
+        let mut key = None;
         let columns = (0..schema.fields().len())
             .map(|i| match meta.iter().find(|(index, _)| *index == i) {
+                Some(&(_, Field::Key)) => {
+                    let field = schema.field(i);
+                    // A JSON value may carry the key column too; it must then agree.
+                    let in_value = (options.format == FormatKind::Json
+                        && KeyColumn::read_from_json(field.data_type()))
+                    .then(|| {
+                        value_fields.push(field.clone());
+                        value_fields.len() - 1
+                    });
+                    key = Some(KeyColumn {
+                        name: field.name().clone(),
+                        data_type: field.data_type().clone(),
+                        in_value,
+                        required: options.group_id.is_some(),
+                    });
+                    Column::Meta(Field::Key)
+                }
                 Some(&(_, field)) => Column::Meta(field),
                 None => {
                     value_fields.push(schema.field(i).clone());
@@ -140,19 +174,23 @@ impl KafkaSource {
                 }
             })
             .collect();
-        if value_fields.is_empty() {
+        if value_fields.iter().all(|f| {
+            key.as_ref()
+                .is_some_and(|k| k.in_value.is_some() && &k.name == f.name())
+        }) {
             return Err(Error::plan(format!(
                 "{what}: every column is a metadata column; declare at least one column read from the message value"
             )));
         }
         let value_schema = Arc::new(Schema::new(value_fields));
-        let reader = KafkaReader::open(options, resume)?;
+        let reader = KafkaReader::open_partitions(options, resume, only)?;
         Ok(Self {
             origin: format!("kafka topic '{}'", shown(&options.topic, 200)),
             reader,
             decoder: RowDecoder::new(options.format, value_schema, b','),
             schema,
             columns,
+            key,
             on_error: options.on_error,
             batch_size: options.batch_size.unwrap_or(batch_size).max(1),
             bad_rows: 0,
@@ -207,43 +245,29 @@ impl KafkaSource {
             ..
         } = self.decoder.decode(&lines);
         let mut batch = batch;
-        // A key column of text: a key that is not UTF-8 makes its message a bad row.
-        let text_key = self
-            .columns
-            .iter()
-            .any(|c| matches!(c, Column::Meta(Field::Key)))
-            && self
-                .schema
-                .fields()
-                .iter()
-                .zip(&self.columns)
-                .any(|(f, c)| {
-                    matches!(c, Column::Meta(Field::Key)) && f.data_type() == &DataType::Utf8
-                });
-        if text_key {
-            let good: Vec<bool> = kept
-                .iter()
-                .map(|&i| {
-                    chunk.keys[i]
-                        .as_deref()
-                        .is_none_or(|k| std::str::from_utf8(k).is_ok())
-                })
-                .collect();
-            if good.iter().any(|g| !g) {
-                batch = filter_record_batch(&batch, &BooleanArray::from(good.clone()))?;
+        // The key column: filled from the key, checked against the value's.
+        let mut keys = None;
+        if let Some(key) = &self.key {
+            let message_keys: Vec<Option<&[u8]>> =
+                kept.iter().map(|&i| chunk.keys[i].as_deref()).collect();
+            let value = key.in_value.map(|i| batch.column(i).clone());
+            let resolved = key.resolve(&message_keys, value.as_ref())?;
+            let mut column = resolved.column;
+            if resolved.bad.iter().any(Option::is_some) {
+                let good: BooleanArray = resolved.bad.iter().map(|b| Some(b.is_none())).collect();
+                batch = filter_record_batch(&batch, &good)?;
+                column = arrow::compute::filter(&column, &good)?;
                 let mut still = Vec::new();
-                for (&i, ok) in kept.iter().zip(&good) {
-                    match ok {
-                        true => still.push(i),
-                        false => bad.push(super::decode::BadLine {
-                            index: i,
-                            message: "the message key is not UTF-8".into(),
-                        }),
+                for (&i, why) in kept.iter().zip(resolved.bad) {
+                    match why {
+                        None => still.push(i),
+                        Some(message) => bad.push(super::decode::BadLine { index: i, message }),
                     }
                 }
                 kept = still;
                 bad.sort_by_key(|b| b.index);
             }
+            keys = Some(column);
         }
         if let Some(first) = bad.first() {
             if self.on_error == OnError::Fail {
@@ -288,16 +312,10 @@ impl KafkaSource {
                             _ => Arc::new(values),
                         }
                     }
-                    Column::Meta(Field::Key) => {
-                        let keys = kept.iter().map(|&i| chunk.keys[i].as_deref());
-                        match field.data_type() {
-                            DataType::Binary => Arc::new(keys.collect::<BinaryArray>()),
-                            _ => Arc::new(
-                                keys.map(|k| k.and_then(|k| std::str::from_utf8(k).ok()))
-                                    .collect::<StringArray>(),
-                            ),
-                        }
-                    }
+                    Column::Meta(Field::Key) => match &keys {
+                        Some(column) => column.clone(),
+                        None => arrow::array::new_null_array(field.data_type(), rows),
+                    },
                 })
             })
             .collect::<Result<Vec<_>>>()?;

@@ -6,6 +6,7 @@ mod file_input;
 mod header;
 mod input_log;
 mod kafka;
+mod kafka_key;
 mod line_decoder;
 mod line_source;
 mod lines;
