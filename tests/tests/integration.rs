@@ -18,6 +18,7 @@ mod input_limits;
 mod interrupt;
 mod kafka_connector;
 mod kafka_pipeline;
+mod kafka_scale_out;
 mod newcomer;
 mod oracle_files;
 mod oracle_window_kinds;

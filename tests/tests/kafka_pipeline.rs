@@ -12,33 +12,18 @@
 //!   and so does the file.
 
 use crate::common;
-use crate::common::kafka::{bootstrap, create_topic, producer, read_all, send};
+use crate::common::bids::{committed_rows, on_time, oracle, read_results, Bid};
+use crate::common::kafka::{bootstrap, create_topic, producer, send};
 
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use datafusion::arrow::array::{Float64Array, Int64Array, TimestampMillisecondArray};
-use datafusion::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
-use datafusion::arrow::record_batch::RecordBatch;
 use laminar::gen::SplitMix64;
-use laminar_tests::{assert_rows_close, batch_sql, sorted_rows, Value};
+use laminar_tests::assert_rows_close;
 use rdkafka::producer::Producer;
 
 const PARTITIONS: i32 = 4;
-const WINDOW_MS: i64 = 10_000;
-const DELAY_MS: i64 = 2_000;
-
-/// One produced bid.
-#[derive(Debug, Clone)]
-struct Bid {
-    partition: i32,
-    ts: i64,
-    auction: i64,
-    price: Option<f64>,
-}
 
 /// Produces `per_partition` bids to each of 4 partitions: event time rising with jitter,
 /// some far behind (late), every 11th price NULL, auctions 0..20 in every partition.
@@ -78,65 +63,6 @@ fn produce(brokers: &str, per_partition: usize, seed: u64) -> (String, Vec<Bid>)
     (topic, bids)
 }
 
-/// The contract's lateness, per partition: a row is late iff its window end is at or
-/// before the largest event time of its partition's earlier rows minus the delay.
-fn on_time(bids: &[Bid]) -> (Vec<&Bid>, usize) {
-    let mut max: BTreeMap<i32, i64> = BTreeMap::new();
-    let mut kept = Vec::new();
-    let mut late = 0;
-    for bid in bids {
-        let end = bid.ts.div_euclid(WINDOW_MS) * WINDOW_MS + WINDOW_MS;
-        let is_late = max.get(&bid.partition).is_some_and(|m| end <= m - DELAY_MS);
-        if is_late {
-            late += 1;
-        } else {
-            kept.push(bid);
-        }
-        let m = max.entry(bid.partition).or_insert(bid.ts);
-        *m = (*m).max(bid.ts);
-    }
-    (kept, late)
-}
-
-/// DataFusion over the kept rows.
-fn oracle(kept: &[&Bid], with_median: bool) -> Vec<Vec<Value>> {
-    let schema = Arc::new(Schema::new(vec![
-        Field::new(
-            "ts",
-            DataType::Timestamp(TimeUnit::Millisecond, None),
-            false,
-        ),
-        Field::new("auction", DataType::Int64, false),
-        Field::new("price", DataType::Float64, true),
-    ]));
-    let batch = RecordBatch::try_new(
-        schema,
-        vec![
-            Arc::new(TimestampMillisecondArray::from(
-                kept.iter().map(|b| b.ts).collect::<Vec<_>>(),
-            )),
-            Arc::new(Int64Array::from(
-                kept.iter().map(|b| b.auction).collect::<Vec<_>>(),
-            )),
-            Arc::new(Float64Array::from(
-                kept.iter().map(|b| b.price).collect::<Vec<_>>(),
-            )),
-        ],
-    )
-    .expect("batch");
-    let median = if with_median { ", median(price)" } else { "" };
-    sorted_rows(&batch_sql(
-        batch,
-        &format!(
-            "SELECT auction, date_bin(INTERVAL '10 seconds', ts, TIMESTAMP '1970-01-01T00:00:00') AS ws,
-                COUNT(*), COUNT(price), SUM(price), MIN(price), MAX(price){median}
-             FROM kept GROUP BY auction, ws"
-        ),
-        Vec::new(),
-        1,
-    ))
-}
-
 fn source(brokers: &str, topic: &str, batch_size: usize) -> String {
     format!(
         "CREATE SOURCE bids (ts TIMESTAMP, auction BIGINT, price DOUBLE,
@@ -150,17 +76,6 @@ const QUERY: &str = "SELECT auction, window_start, COUNT(*) AS n, COUNT(price) A
         SUM(price) AS volume, MIN(price) AS low, MAX(price) AS high
     FROM TUMBLE(TABLE bids, DESCRIPTOR(ts), INTERVAL '10' SECOND)
     GROUP BY auction, window_start, window_end";
-
-fn read_results(path: &Path, with_median: bool) -> Vec<Vec<Value>> {
-    let fields = result_schema(with_median);
-    let file = std::fs::File::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let reader = datafusion::arrow::csv::ReaderBuilder::new(fields)
-        .with_header(true)
-        .build(file)
-        .expect("csv reader");
-    let batches: Vec<RecordBatch> = reader.map(|b| b.expect("csv")).collect();
-    sorted_rows(&batches)
-}
 
 #[test]
 fn a_four_partition_topic_with_late_rows_and_nulls_matches_datafusion() {
@@ -251,47 +166,6 @@ fn exactly_once_script(brokers: &str, input: &str, output: &str, file: &Path) ->
         source(brokers, input, 500),
         file.display()
     )
-}
-
-/// The columns of a result row.
-fn result_schema(with_median: bool) -> Arc<Schema> {
-    let mut fields = vec![
-        Field::new("auction", DataType::Int64, true),
-        Field::new(
-            "window_start",
-            DataType::Timestamp(TimeUnit::Millisecond, None),
-            true,
-        ),
-        Field::new("n", DataType::Int64, true),
-        Field::new("priced", DataType::Int64, true),
-        Field::new("volume", DataType::Float64, true),
-        Field::new("low", DataType::Float64, true),
-        Field::new("high", DataType::Float64, true),
-    ];
-    if with_median {
-        fields.push(Field::new("mid", DataType::Float64, true));
-    }
-    Arc::new(Schema::new(fields))
-}
-
-/// The output topic's committed messages (JSON values) as sorted rows; each message's key
-/// must be its auction.
-fn committed_rows(brokers: &str, topic: &str) -> Vec<Vec<Value>> {
-    let messages = read_all(brokers, topic, "read_committed");
-    let mut lines = String::new();
-    for (_, key, value) in &messages {
-        assert!(
-            value.starts_with(&format!("{{\"auction\":{}", key.as_deref().unwrap_or("?"))),
-            "key {key:?} of {value}"
-        );
-        lines.push_str(value);
-        lines.push('\n');
-    }
-    let reader = datafusion::arrow::json::ReaderBuilder::new(result_schema(true))
-        .build(std::io::Cursor::new(lines.into_bytes()))
-        .expect("json reader");
-    let batches: Vec<RecordBatch> = reader.map(|b| b.expect("json")).collect();
-    sorted_rows(&batches)
 }
 
 #[test]

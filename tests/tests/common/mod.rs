@@ -2,6 +2,7 @@
 
 #![allow(dead_code)]
 
+pub mod bids;
 pub mod kafka;
 
 use std::path::Path;
