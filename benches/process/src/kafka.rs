@@ -37,7 +37,7 @@ pub(crate) struct KafkaFigures {
 }
 
 /// Creates topic `name` with `partitions` partitions through the test broker script.
-fn create_topic(repo: &Path, name: &str, partitions: u32) {
+pub(crate) fn create_topic(repo: &Path, name: &str, partitions: u32) {
     let status = Command::new(repo.join("tests/kafka/broker"))
         .args(["topic", "create", name, &partitions.to_string()])
         .stdout(Stdio::null())

@@ -20,14 +20,18 @@
 //!
 //! `--suite latency` runs figure 7 alone (at `--cores 1` and each N of `--cores-list`).
 //!
+//! `--suite scale-out` (needs `LAMINAR_KAFKA_BOOTSTRAP`): 1, 2 and 3 processes in one
+//! consumer group over an 8-partition topic, and the takeover time after a kill -9.
+//!
 //! ```text
-//! cargo build --release -p laminar && cargo run --release -p laminar-process-bench -- --events 10000000 [--suite durability|cores|latency|kafka|windows|all]
+//! cargo build --release -p laminar && cargo run --release -p laminar-process-bench -- --events 10000000 [--suite durability|cores|latency|kafka|scale-out|windows|all]
 //! ```
 
 mod cores;
 mod kafka;
 mod latency;
 mod runs;
+mod scale_out;
 mod windows;
 
 use std::path::PathBuf;
@@ -73,8 +77,18 @@ fn main() {
             laminar.display()
         ));
     }
-    if !["all", "durability", "cores", "latency", "kafka", "windows"].contains(&suite.as_str()) {
-        usage("--suite durability|cores|latency|kafka|windows|all");
+    if ![
+        "all",
+        "durability",
+        "cores",
+        "latency",
+        "kafka",
+        "scale-out",
+        "windows",
+    ]
+    .contains(&suite.as_str())
+    {
+        usage("--suite durability|cores|latency|kafka|scale-out|windows|all");
     }
     let bench = Bench::new(laminar, work, events);
     if suite == "kafka" {
@@ -83,6 +97,10 @@ fn main() {
     }
     if suite == "windows" {
         windows(&bench, events, repeats);
+        return;
+    }
+    if suite == "scale-out" {
+        scale_out(&bench, events, repeats);
         return;
     }
     if suite == "latency" {
@@ -144,6 +162,34 @@ fn kafka(bench: &Bench, events: u64, repeats: usize) {
             at_least_once.as_secs_f64() / exactly_once.as_secs_f64()
         );
     }
+}
+
+/// The scale-out figures: events/s of 1, 2 and 3 processes and the takeover time.
+fn scale_out(bench: &Bench, events: u64, repeats: usize) {
+    let Ok(brokers) = std::env::var("LAMINAR_KAFKA_BOOTSTRAP") else {
+        usage("--suite scale-out needs LAMINAR_KAFKA_BOOTSTRAP (tests/kafka/broker start)");
+    };
+    println!("data: {} events in {}", events, bench.bids().display());
+    let figures = bench.scale_out_figures(&brokers, repeats);
+    let one = figures.runs.first().map_or(Duration::ZERO, |(_, t)| *t);
+    for (processes, time) in &figures.runs {
+        report(
+            &format!("kafka (8 partitions, group_id) -> file, {processes} processes"),
+            events,
+            *time,
+        );
+        println!(
+            "  {processes} processes / 1 process throughput = {:.2}",
+            one.as_secs_f64() / time.as_secs_f64()
+        );
+    }
+    println!(
+        "takeover after kill -9 (session timeout 10 s): the survivor resumed a partition {:.3} s after the kill; its first new output {}",
+        figures.takeover_resumed.as_secs_f64(),
+        figures
+            .takeover_output
+            .map_or("not seen".to_string(), |t| format!("{:.3} s after the kill", t.as_secs_f64()))
+    );
 }
 
 /// Figures 5 – 7.
@@ -255,7 +301,7 @@ fn report(what: &str, events: u64, time: Duration) {
 
 fn usage(problem: &str) -> ! {
     eprintln!(
-        "process-bench: {problem}\nusage: process-bench [--events N] [--runs N] [--laminar PATH] [--work-dir DIR] [--suite durability|cores|latency|kafka|windows|all] [--cores-list 2,4,8]"
+        "process-bench: {problem}\nusage: process-bench [--events N] [--runs N] [--laminar PATH] [--work-dir DIR] [--suite durability|cores|latency|kafka|scale-out|windows|all] [--cores-list 2,4,8]"
     );
     std::process::exit(2)
 }

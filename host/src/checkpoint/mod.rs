@@ -23,7 +23,7 @@ mod lease;
 mod manifest;
 mod window_state;
 
-pub use crash::crash_point;
+pub use crash::{crash_point, pause_point};
 pub use dir::{DataflowDir, LoadedCheckpoint};
 pub use fingerprint::{
     Fingerprint, FingerprintPart, PluginChange, PluginPrint, PluginStates, Review,

@@ -474,6 +474,8 @@ enum Stepped {
 fn step(run: &mut PartitionRun) -> Result<Stepped> {
     let read = run.flow.read(0)?;
     let ended = matches!(read, Read::Ended);
+    // Outside the lock: a pause here lets the group move the partition on.
+    crate::checkpoint::pause_point("scale-out-before-write");
     let Some(_guard) = run.lease.guard()? else {
         return Ok(Stepped::Fenced);
     };
