@@ -306,15 +306,34 @@ fn kill_one_of_two(kill_first: bool, seed: u64) {
         held.iter().any(|&p| !setup.completed(p)),
         "the killed process had already completed its partitions {held:?}: kill earlier"
     );
+    let survivor_pid = pid(&survivor);
     setup.wait_success(vec![(survivor_name, survivor)], Duration::from_secs(240));
     // The survivor took every partition of the killed one over.
     let survivor_log = setup.log(survivor_name);
-    eprintln!("survivor's log:\n{survivor_log}");
     assert!(
         survivor_log.contains("assigned partitions"),
         "{survivor_log}"
     );
     setup.check_outputs();
+    // `state inspect` names the last owner of each partition: the survivor, everywhere.
+    let inspect = common::laminar()
+        .args(["state", "inspect"])
+        .arg(setup.state())
+        .output()
+        .expect("state inspect");
+    let report = common::stdout(&inspect);
+    assert!(inspect.status.success(), "{report}");
+    for p in 0..PARTITIONS {
+        let line = report
+            .lines()
+            .find(|l| l.starts_with(&format!("partition {p}: last owned by epoch")))
+            .unwrap_or_else(|| panic!("no owner of partition {p} in:\n{report}"));
+        assert!(
+            line.contains(&format!("pid {survivor_pid} (member")),
+            "{line}"
+        );
+    }
+    assert!(report.contains("recovery: would succeed"), "{report}");
 }
 
 #[test]

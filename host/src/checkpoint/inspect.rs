@@ -304,22 +304,7 @@ impl fmt::Display for StateReport {
                     let sources = m
                         .sources
                         .iter()
-                        .map(|s| match &s.kafka {
-                            Some(kafka) => format!(
-                                "{} at {}",
-                                s.name,
-                                kafka
-                                    .partitions
-                                    .iter()
-                                    .map(|p| format!(
-                                        "partition {} offset {}",
-                                        p.partition, p.next_offset
-                                    ))
-                                    .collect::<Vec<_>>()
-                                    .join(", ")
-                            ),
-                            None => format!("{} at {}", s.name, position_text(&s.position)),
-                        })
+                        .map(|s| format!("{} at {}", s.name, mark_position_text(s)))
                         .collect::<Vec<_>>()
                         .join(", ");
                     let sinks = m
@@ -397,6 +382,20 @@ impl fmt::Display for StateReport {
             Ok(how) => writeln!(f, "  recovery: would succeed, {how}"),
             Err(why) => writeln!(f, "  recovery: would FAIL: {why}"),
         }
+    }
+}
+
+/// Where the source of checkpoint mark `mark` stood, in words: a Kafka source's next
+/// offset per partition, another source's position.
+pub fn mark_position_text(mark: &super::SourceMark) -> String {
+    match &mark.kafka {
+        Some(kafka) => kafka
+            .partitions
+            .iter()
+            .map(|p| format!("partition {} offset {}", p.partition, p.next_offset))
+            .collect::<Vec<_>>()
+            .join(", "),
+        None => position_text(&mark.position),
     }
 }
 

@@ -30,7 +30,7 @@ pub use fingerprint::{
 };
 pub use identity::FileIdentity;
 pub(crate) use identity::{check_prefix, RunningChecksum};
-pub use inspect::{inspect, position_text, PartitionReport, StateReport};
+pub use inspect::{inspect, mark_position_text, position_text, PartitionReport, StateReport};
 pub use lease::{partition_dir, read_owner, Owner, PartitionLease, TakeOver, WriteGuard};
 pub use manifest::{
     Counters, Manifest, QueryMark, SinkMark, SourceMark, SourcePosition, CHECKPOINT_FORMAT,

@@ -245,7 +245,7 @@ impl Engine {
                     format!(
                         "source '{}' at {}",
                         s.name,
-                        crate::checkpoint::position_text(&s.position)
+                        crate::checkpoint::mark_position_text(s)
                     )
                 })
                 .collect::<Vec<_>>()

@@ -147,6 +147,19 @@ impl Flow {
         }
     }
 
+    /// Sets how long each source's read may wait for input (see
+    /// [`Source::set_idle_wait`]).
+    pub(super) fn set_idle_wait(&mut self, wait: Duration) {
+        for run in &mut self.sources {
+            run.source.set_idle_wait(wait);
+        }
+    }
+
+    /// The next offsets of the Kafka source read first, where it is one.
+    pub(super) fn kafka_position(&self) -> Option<crate::kafka::KafkaPosition> {
+        self.sources.first()?.source.kafka_position()
+    }
+
     /// Whether every source's input ended.
     pub(super) fn all_ended(&self) -> bool {
         self.sources.iter().all(|s| s.done)

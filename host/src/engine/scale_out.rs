@@ -40,6 +40,10 @@ use crate::kafka::{GroupEvent, GroupMember, KafkaSourceOptions};
 use crate::sink::Sink;
 use crate::sql::{normalize_name_text, Connector};
 
+/// How long the group's poll waits when no partition had rows: the longest a row that
+/// arrives in a quiet spell waits before it is read.
+const QUIET_WAIT: Duration = Duration::from_millis(5);
+
 /// How often a bounded scale-out run checks whether every partition of the topic has
 /// completed, and how often progress is reported.
 const COMPLETION_CHECK: Duration = Duration::from_millis(250);
@@ -197,15 +201,20 @@ impl Engine {
         let mut last_check = Instant::now();
         let mut ever_assigned = false;
         let mut interrupted = false;
+        let mut busy = true;
         loop {
             if self.config.stop.is_stopped() {
                 interrupted = true;
                 break;
             }
-            let wait = match runs.is_empty() {
-                true => Duration::from_millis(100),
-                false => Duration::ZERO,
+            // Nothing to do (no partition, or none had rows last time): wait a little in
+            // the group's poll rather than spin.
+            let wait = match (runs.is_empty(), busy) {
+                (true, _) => Duration::from_millis(100),
+                (false, false) => QUIET_WAIT,
+                (false, true) => Duration::ZERO,
             };
+            busy = false;
             for event in member.poll(wait) {
                 match event {
                     GroupEvent::Assigned(partitions) => {
@@ -254,7 +263,16 @@ impl Engine {
                 match step(run)? {
                     Stepped::Fenced => fenced.push(p),
                     Stepped::Ended => ended.push(p),
-                    Stepped::Went => {}
+                    Stepped::Went { rows, checkpointed } => {
+                        busy |= rows;
+                        if checkpointed {
+                            // For lag monitoring: the group's committed offsets follow
+                            // the checkpoints (never read back; checkpoints are).
+                            if let Some(position) = run.flow.kafka_position() {
+                                member.commit(&position);
+                            }
+                        }
+                    }
                 }
             }
             for p in fenced {
@@ -355,6 +373,8 @@ impl Engine {
         let opened = self.open_flow(queries, &mut no_default, Some(&mut checkpointer));
         self.scope = None;
         let (mut flow, loaded) = opened?;
+        // The partitions are read in turn: a quiet one must not hold the others up.
+        flow.set_idle_wait(Duration::ZERO);
         let label = format!("partition {p} (epoch {}): ", lease.epoch());
         let resumed = self.resume_flow(&mut flow, loaded.as_ref(), &mut checkpointer, &label)?;
         if resumed.is_none() {
@@ -463,7 +483,11 @@ impl Engine {
 
 /// What one step of a partition's dataflow came to.
 enum Stepped {
-    Went,
+    /// It went on: whether rows came, and whether a checkpoint was taken.
+    Went {
+        rows: bool,
+        checkpointed: bool,
+    },
     Ended,
     /// Another process owns the partition now.
     Fenced,
@@ -474,6 +498,7 @@ enum Stepped {
 fn step(run: &mut PartitionRun) -> Result<Stepped> {
     let read = run.flow.read(0)?;
     let ended = matches!(read, Read::Ended);
+    let rows = matches!(read, Read::Rows(_));
     // Outside the lock: a pause here lets the group move the partition on.
     crate::checkpoint::pause_point("scale-out-before-write");
     let Some(_guard) = run.lease.guard()? else {
@@ -483,11 +508,12 @@ fn step(run: &mut PartitionRun) -> Result<Stepped> {
     if ended || run.flow.all_ended() {
         return Ok(Stepped::Ended);
     }
-    if run.checkpointer.due() {
+    let checkpointed = run.checkpointer.due();
+    if checkpointed {
         run.checkpointer
             .checkpoint(&mut run.flow, &mut run.summary)?;
     }
-    Ok(Stepped::Went)
+    Ok(Stepped::Went { rows, checkpointed })
 }
 
 /// Whether every partition of the topic has completed, in the shared state dir.

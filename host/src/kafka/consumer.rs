@@ -107,6 +107,8 @@ pub struct KafkaReader {
     partitions: Vec<PartitionState>,
     /// A message taken from the queue that starts the next chunk (another partition's).
     pending: Option<MessageChunk>,
+    /// How long [`next_chunk`](Self::next_chunk) waits for a first message.
+    idle_wait: Duration,
 }
 
 impl std::fmt::Debug for KafkaReader {
@@ -250,7 +252,14 @@ impl KafkaReader {
             has_group: group.is_some(),
             partitions,
             pending: None,
+            idle_wait: IDLE_POLL,
         })
+    }
+
+    /// Sets how long [`next_chunk`](Self::next_chunk) waits for a first message
+    /// ([`IDLE_POLL`] by default).
+    pub fn set_idle_wait(&mut self, wait: Duration) {
+        self.idle_wait = wait;
     }
 
     /// The brokers and topic.
@@ -304,11 +313,12 @@ impl KafkaReader {
     }
 
     /// Up to `max` messages of one partition: `Ok(None)` once [`at_end`](Self::at_end);
-    /// an empty chunk when no message came within [`IDLE_POLL`].
+    /// an empty chunk when no message came within [`IDLE_POLL`] (or the wait set with
+    /// [`set_idle_wait`](Self::set_idle_wait)).
     pub fn next_chunk(&mut self, max: usize) -> Result<Option<MessageChunk>> {
         let max = max.max(1);
         let mut chunk = self.pending.take().unwrap_or_default();
-        let mut wait = IDLE_POLL;
+        let mut wait = self.idle_wait;
         while chunk.len() < max {
             if chunk.is_empty() && self.at_end() {
                 return Ok(None);

@@ -202,6 +202,24 @@ impl GroupMember {
             .unwrap_or_default()
     }
 
+    /// Commits `position`'s offsets to the group, without waiting, for lag monitoring
+    /// (`kafka-consumer-groups --describe` shows how far the group is behind). Laminar
+    /// never reads them back: each partition resumes from its checkpoint. A commit
+    /// refused (the partition moved meanwhile) is of no consequence.
+    pub fn commit(&self, position: &super::KafkaPosition) {
+        let mut list = TopicPartitionList::new();
+        for p in &position.partitions {
+            let _ = list.add_partition_offset(
+                &self.target.topic,
+                p.partition,
+                rdkafka::Offset::Offset(p.next_offset),
+            );
+        }
+        let _ = self
+            .consumer
+            .commit(&list, rdkafka::consumer::CommitMode::Async);
+    }
+
     /// The partitions of the topic, ascending.
     pub fn topic_partitions(&self, timeout: Duration) -> Result<Vec<i32>> {
         client::partitions(

@@ -371,4 +371,8 @@ impl Source for KafkaSource {
     fn kafka_position(&self) -> Option<KafkaPosition> {
         Some(self.reader.position())
     }
+
+    fn set_idle_wait(&mut self, wait: std::time::Duration) {
+        self.reader.set_idle_wait(wait);
+    }
 }

@@ -93,6 +93,14 @@ pub trait Source: Send {
         None
     }
 
+    /// How long a read may wait for input before it returns an empty batch (a live
+    /// source; the others ignore it). A scale-out run reads many partitions' sources in
+    /// turn and keeps each wait short, so that a quiet partition does not hold the others
+    /// up.
+    fn set_idle_wait(&mut self, wait: std::time::Duration) {
+        let _ = wait;
+    }
+
     /// The run is stopping before its input ends: nothing more is read. A source that
     /// logs its input (stdin of a durable run) closes its log, so that a reading thread
     /// logs nothing more, and returns the last input line the log holds: a producer
