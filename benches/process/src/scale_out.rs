@@ -6,7 +6,7 @@
 //! partition of the topic has completed). Then the takeover time: two processes, one
 //! killed with SIGKILL once both hold checkpointed partitions; from the kill to the
 //! survivor resuming the first of the killed process's partitions, and to the first new
-//! bytes in that partition's file.
+//! bytes the survivor writes to such a partition's file.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -167,18 +167,20 @@ impl Bench {
             }
             std::thread::sleep(Duration::from_millis(10));
         };
-        let sizes: Vec<(u32, u64)> = victim_partitions
-            .iter()
-            .map(|p| (*p, file_len(&out_dir.join(format!("out.p{p}.csv")))))
-            .collect();
+        // A bounded run writes each partition's file beside it until the partition
+        // completes (`.out.p3.csv.laminar-partial`).
+        let output_of = |p: u32| file_len(&out_dir.join(format!(".out.p{p}.csv.laminar-partial")));
+        let mut sizes: Vec<(u32, u64)> = Vec::new();
+        let log_b = out_dir.join("log-b");
+        let before = std::fs::read_to_string(&log_b).map_or(0, |t| t.len());
         let killed = Instant::now();
         let _ = a.kill();
         let _ = a.wait();
-        let log_b = out_dir.join("log-b");
         let mut resumed = None;
         let mut output = None;
         while resumed.is_none() || output.is_none() {
             let text = std::fs::read_to_string(&log_b).unwrap_or_default();
+            let text = text.get(before..).unwrap_or_default();
             if resumed.is_none()
                 && victim_partitions.iter().any(|p| {
                     text.lines()
@@ -186,11 +188,15 @@ impl Bench {
                 })
             {
                 resumed = Some(killed.elapsed());
-            }
-            if output.is_none()
-                && sizes
+                // The files as recovery cut them back: new output is what grows them.
+                sizes = victim_partitions
                     .iter()
-                    .any(|(p, len)| file_len(&out_dir.join(format!("out.p{p}.csv"))) > *len)
+                    .map(|p| (*p, output_of(*p)))
+                    .collect();
+            }
+            if resumed.is_some()
+                && output.is_none()
+                && sizes.iter().any(|(p, len)| output_of(*p) > *len)
             {
                 output = Some(killed.elapsed());
             }
