@@ -149,7 +149,13 @@ impl Bench {
         let mut a = start("a");
         let mut b = start("b");
         let deadline = Instant::now() + Duration::from_secs(300);
-        let victim_partitions = loop {
+        let settle = |state: &Path| {
+            // The group rebalances as the second process joins: let it settle, so that
+            // the partitions counted as the killed one's are not being handed over.
+            std::thread::sleep(Duration::from_secs(2));
+            owners(state)
+        };
+        loop {
             let owners = owners(&state);
             let held = |pid: u32| -> Vec<u32> {
                 owners
@@ -160,13 +166,21 @@ impl Bench {
             };
             let (of_a, of_b) = (held(a.id()), held(b.id()));
             if !of_a.is_empty() && !of_b.is_empty() {
-                break of_a;
+                break;
             }
             if Instant::now() > deadline {
                 fail("the two processes never both held checkpointed partitions");
             }
             std::thread::sleep(Duration::from_millis(10));
-        };
+        }
+        let victim_partitions: Vec<u32> = settle(&state)
+            .iter()
+            .filter(|(_, o)| *o == Some(a.id()))
+            .map(|(p, _)| *p)
+            .collect();
+        if victim_partitions.is_empty() {
+            fail("the first process held no partition once the group settled");
+        }
         // A bounded run writes each partition's file beside it until the partition
         // completes (`.out.p3.csv.laminar-partial`).
         let output_of = |p: u32| file_len(&out_dir.join(format!(".out.p{p}.csv.laminar-partial")));

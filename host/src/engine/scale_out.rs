@@ -143,7 +143,7 @@ impl Engine {
         };
         if roots.len() > 1 {
             return Err(Error::unsupported(
-                &format!("source '{name}' with group_id beside other sources in one script"),
+                format!("source '{name}' with group_id beside other sources in one script"),
                 "a scale-out script reads one Kafka source with group_id; run the other sources in a script of their own",
             ));
         }
