@@ -127,7 +127,7 @@ impl Bench {
 
     /// The directory holding DuckDB and Polars (pip-installed there on first use), or why
     /// there is none.
-    fn python_env(&self) -> Result<PathBuf, String> {
+    pub(crate) fn python_env(&self) -> Result<PathBuf, String> {
         let site = self.work().join("python");
         let marker = site.join(".installed");
         if marker.is_file() {
@@ -154,7 +154,13 @@ impl Bench {
     }
 
     /// One run of a comparison script (the whole Python process) with `threads` threads.
-    fn python_run(&self, site: &Path, name: &str, script: &str, threads: usize) -> Duration {
+    pub(crate) fn python_run(
+        &self,
+        site: &Path,
+        name: &str,
+        script: &str,
+        threads: usize,
+    ) -> Duration {
         // A directory of its own: Python puts a script's directory first on its path, so
         // nothing there may be named like the packages.
         let scripts = self.work().join("compare");

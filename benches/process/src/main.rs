@@ -116,18 +116,48 @@ fn main() {
     }
 }
 
-/// The window-kind figures: events/s of each kind and its ratio to TUMBLE's.
+/// The window-kind figures: few groups (each kind's time against TUMBLE's), many groups
+/// (SESSION's events/s against TUMBLE's), and the HOP query against DuckDB and Polars.
 fn windows(bench: &Bench, events: u64, repeats: usize) {
     println!("data: {} events in {}", events, bench.bids().display());
+    let mut laminar_hop = None;
     for cores in [1, 2] {
-        let figures = bench.window_kind_figures(cores, repeats);
-        let tumble = figures.first().map_or(Duration::ZERO, |(_, t)| *t);
-        for (name, time) in &figures {
+        let few = bench.window_kind_figures(windows::FEW_GROUPS, cores, repeats);
+        let tumble = few.first().map_or(Duration::ZERO, |(_, t)| *t);
+        for (name, time) in &few {
             report(&format!("{name}, --cores {cores}"), events, *time);
             println!(
-                "  {name} / TUMBLE throughput = {:.2}",
+                "  {name}: time / TUMBLE's time = {:.2} (target <= 1.5 for HOP and CUMULATE)",
+                time.as_secs_f64() / tumble.as_secs_f64()
+            );
+        }
+        let many = bench.window_kind_figures(windows::MANY_GROUPS, cores, repeats);
+        let tumble = many.first().map_or(Duration::ZERO, |(_, t)| *t);
+        for (name, time) in &many {
+            report(&format!("{name}, --cores {cores}"), events, *time);
+            println!(
+                "  {name}: events/s / TUMBLE's events/s = {:.2} (target >= 0.7 for SESSION)",
                 tumble.as_secs_f64() / time.as_secs_f64()
             );
+        }
+        laminar_hop = many.last().map(|(_, t)| (cores, *t));
+    }
+    let threads = 2;
+    for (name, result) in bench.hop_peer_figures(threads, repeats) {
+        match (result, laminar_hop) {
+            (Ok(time), Some((cores, laminar))) => {
+                report(
+                    &format!("{name} HOP 1 s / 10 s by auction, {threads} threads"),
+                    events,
+                    time,
+                );
+                println!(
+                    "  Laminar (--cores {cores}) / {name} throughput = {:.2} (target > 1)",
+                    time.as_secs_f64() / laminar.as_secs_f64()
+                );
+            }
+            (Err(why), _) => println!("{name}: not measured ({why})"),
+            (Ok(_), None) => {}
         }
     }
 }
