@@ -94,6 +94,19 @@ impl GroupAccumulator for AvgAccumulator {
         Ok(())
     }
 
+    fn merge_slots(&mut self, from: &[u32], into: &[u32], num_slots: usize) -> Result<bool> {
+        if self.slots.len() < num_slots {
+            self.slots.resize(num_slots, (0.0, 0));
+        }
+        for (&from, &into) in from.iter().zip(into) {
+            let (sum, count) = self.slots[from as usize];
+            let state = &mut self.slots[into as usize];
+            state.0 += sum;
+            state.1 += count;
+        }
+        Ok(true)
+    }
+
     fn size(&self) -> usize {
         self.slots.capacity() * 16
     }

@@ -66,6 +66,16 @@ impl GroupAccumulator for CountAccumulator {
         Ok(())
     }
 
+    fn merge_slots(&mut self, from: &[u32], into: &[u32], num_slots: usize) -> Result<bool> {
+        if self.counts.len() < num_slots {
+            self.counts.resize(num_slots, 0);
+        }
+        for (&from, &into) in from.iter().zip(into) {
+            self.counts[into as usize] += self.counts[from as usize];
+        }
+        Ok(true)
+    }
+
     fn size(&self) -> usize {
         self.counts.capacity() * 8
     }

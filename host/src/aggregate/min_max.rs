@@ -93,6 +93,19 @@ impl GroupAccumulator for StringMinMaxAccumulator {
         })
     }
 
+    fn merge_slots(&mut self, from: &[u32], into: &[u32], num_slots: usize) -> Result<bool> {
+        if self.values.len() < num_slots {
+            self.values.resize(num_slots, None);
+        }
+        for (&from, &into) in from.iter().zip(into) {
+            if let Some(value) = self.values[from as usize].take() {
+                self.offer(into, &value);
+                self.values[from as usize] = Some(value);
+            }
+        }
+        Ok(true)
+    }
+
     fn size(&self) -> usize {
         self.values.capacity() * std::mem::size_of::<Option<String>>()
     }

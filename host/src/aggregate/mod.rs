@@ -38,6 +38,16 @@ pub trait GroupAccumulator: Send + std::fmt::Debug {
     /// `slots`. Every slot index is below `num_slots`.
     fn merge(&mut self, states: &BinaryArray, slots: &[u32], num_slots: usize) -> Result<()>;
 
+    /// Merges the state of slot `from[i]` into slot `into[i]` for every `i`, in memory,
+    /// leaving the `from` slots as they were (the panes of a sliding window merged into
+    /// the window). Every slot index is below `num_slots`; `from` and `into` share no
+    /// slot. `false`: not supported here, and nothing was done; the caller goes through
+    /// [`state`](Self::state) and [`merge`](Self::merge) instead (a Wasm aggregate does).
+    fn merge_slots(&mut self, from: &[u32], into: &[u32], num_slots: usize) -> Result<bool> {
+        let _ = (from, into, num_slots);
+        Ok(false)
+    }
+
     /// Approximate bytes of state held.
     fn size(&self) -> usize;
 }

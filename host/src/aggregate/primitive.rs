@@ -147,6 +147,21 @@ where
         Ok(())
     }
 
+    fn merge_slots(&mut self, from: &[u32], into: &[u32], num_slots: usize) -> Result<bool> {
+        if self.slots.len() < num_slots {
+            self.slots.resize(num_slots, (self.identity, false));
+        }
+        for (&from, &into) in from.iter().zip(into) {
+            let (value, seen) = self.slots[from as usize];
+            if seen {
+                let state = &mut self.slots[into as usize];
+                (self.fold)(&mut state.0, value);
+                state.1 = true;
+            }
+        }
+        Ok(true)
+    }
+
     fn size(&self) -> usize {
         self.slots.capacity() * std::mem::size_of::<(T::Native, bool)>()
     }

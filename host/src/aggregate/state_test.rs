@@ -1,5 +1,6 @@
 //! A reusable check that an accumulator's state bytes capture everything: state, merge
-//! into a fresh accumulator, evaluate — the result must equal evaluating the original.
+//! into a fresh accumulator, evaluate — the result must equal evaluating the original; and
+//! that its in-memory slot merge, where it has one, gives the same.
 
 use arrow::array::ArrayRef;
 
@@ -24,4 +25,14 @@ pub(crate) fn check_state_round_trip(
     let expected = original.evaluate(&all).unwrap();
     let actual = restored.evaluate(&reversed).unwrap();
     assert_eq!(&expected, &actual);
+
+    // In memory, where supported: the slots merged into other slots of the same
+    // accumulator give the same result and stay as they were.
+    let mut one = make();
+    one.update(input, slots, num_slots).unwrap();
+    let targets: Vec<u32> = (num_slots as u32..2 * num_slots as u32).rev().collect();
+    if one.merge_slots(&all, &targets, 2 * num_slots).unwrap() {
+        assert_eq!(&expected, &one.evaluate(&targets).unwrap());
+        assert_eq!(&expected, &one.evaluate(&all).unwrap());
+    }
 }

@@ -91,8 +91,12 @@ impl WindowAggregate {
         let num_slots = self.table.num_slots();
         for call in &mut self.calls {
             for ((slots, _), out) in panes.iter().zip(&targets) {
-                let states = call.accumulator.state(slots)?;
-                call.accumulator.merge(&states, out, num_slots)?;
+                // In memory where the accumulator can; through its state bytes where not
+                // (a Wasm aggregate merges what its `state` export wrote).
+                if !call.accumulator.merge_slots(slots, out, num_slots)? {
+                    let states = call.accumulator.state(slots)?;
+                    call.accumulator.merge(&states, out, num_slots)?;
+                }
             }
         }
         let Some((MERGED, groups)) = self.table.pop_oldest() else {
