@@ -20,16 +20,21 @@
 //!
 //! `--suite latency` runs figure 7 alone (at `--cores 1` and each N of `--cores-list`).
 //!
+//! `--suite plugins`: the windowed SUM with native `SUM` against the Wasm `wasm_sum`, and
+//! over `price * 2 + 1` in SQL against the Wasm scalar `affine(price)`, at `--cores 1`
+//! and `2` (guests from `--plugin-dir`, built by the tests' build script).
+//!
 //! `--suite scale-out` (needs `LAMINAR_KAFKA_BOOTSTRAP`): 1, 2 and 3 processes in one
 //! consumer group over an 8-partition topic, and the takeover time after a kill -9.
 //!
 //! ```text
-//! cargo build --release -p laminar && cargo run --release -p laminar-process-bench -- --events 10000000 [--suite durability|cores|latency|kafka|scale-out|windows|all]
+//! cargo build --release -p laminar && cargo run --release -p laminar-process-bench -- --events 10000000 [--suite durability|cores|latency|kafka|plugins|scale-out|windows|all]
 //! ```
 
 mod cores;
 mod kafka;
 mod latency;
+mod plugins;
 mod runs;
 mod scale_out;
 mod windows;
@@ -46,6 +51,7 @@ fn main() {
     let mut work = PathBuf::from("target/process-bench");
     let mut suite = String::from("all");
     let mut cores_list: Vec<usize> = vec![2];
+    let mut plugin_dir = PathBuf::from("target/wasm-guests/wasm32-wasip2/release");
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         let mut value = || {
@@ -58,6 +64,7 @@ fn main() {
             "--laminar" => laminar = PathBuf::from(value()),
             "--work-dir" => work = PathBuf::from(value()),
             "--suite" => suite = value(),
+            "--plugin-dir" => plugin_dir = PathBuf::from(value()),
             "--cores-list" => {
                 cores_list = value()
                     .split(',')
@@ -83,12 +90,13 @@ fn main() {
         "cores",
         "latency",
         "kafka",
+        "plugins",
         "scale-out",
         "windows",
     ]
     .contains(&suite.as_str())
     {
-        usage("--suite durability|cores|latency|kafka|scale-out|windows|all");
+        usage("--suite durability|cores|latency|kafka|plugins|scale-out|windows|all");
     }
     let bench = Bench::new(laminar, work, events);
     if suite == "kafka" {
@@ -97,6 +105,10 @@ fn main() {
     }
     if suite == "windows" {
         windows(&bench, events, repeats);
+        return;
+    }
+    if suite == "plugins" {
+        plugins(&bench, events, repeats, &plugin_dir);
         return;
     }
     if suite == "scale-out" {
@@ -199,6 +211,25 @@ fn kafka(bench: &Bench, events: u64, repeats: usize) {
             file.as_secs_f64() / at_least_once.as_secs_f64(),
             at_least_once.as_secs_f64() / exactly_once.as_secs_f64()
         );
+    }
+}
+
+/// The plugin figures: each Wasm run's events/s against its native run's.
+fn plugins(bench: &Bench, events: u64, repeats: usize, plugin_dir: &std::path::Path) {
+    println!("data: {} events in {}", events, bench.bids().display());
+    for cores in [1, 2] {
+        let figures = bench.plugin_figures(plugin_dir, cores, repeats);
+        for (name, time) in &figures {
+            report(&format!("{name}, --cores {cores}"), events, *time);
+        }
+        for pair in figures.chunks(2) {
+            if let [(native, native_time), (wasm, wasm_time)] = pair {
+                println!(
+                    "  --cores {cores}: {wasm} / {native} throughput = {:.2} (target >= 0.9)",
+                    native_time.as_secs_f64() / wasm_time.as_secs_f64()
+                );
+            }
+        }
     }
 }
 
@@ -339,7 +370,7 @@ fn report(what: &str, events: u64, time: Duration) {
 
 fn usage(problem: &str) -> ! {
     eprintln!(
-        "process-bench: {problem}\nusage: process-bench [--events N] [--runs N] [--laminar PATH] [--work-dir DIR] [--suite durability|cores|latency|kafka|scale-out|windows|all] [--cores-list 2,4,8]"
+        "process-bench: {problem}\nusage: process-bench [--events N] [--runs N] [--laminar PATH] [--work-dir DIR] [--suite durability|cores|latency|kafka|plugins|scale-out|windows|all] [--cores-list 2,4,8] [--plugin-dir DIR]"
     );
     std::process::exit(2)
 }
