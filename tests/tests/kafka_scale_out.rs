@@ -74,6 +74,20 @@ struct Setup {
     script: PathBuf,
     output_topic: String,
     expected: Vec<Vec<laminar_tests::Value>>,
+    /// Every process started, killed when the setup is dropped (a failed test leaves no
+    /// process behind).
+    started: std::cell::RefCell<Vec<u32>>,
+}
+
+impl Drop for Setup {
+    fn drop(&mut self) {
+        for pid in self.started.borrow().iter() {
+            let _ = Command::new("kill")
+                .args(["-9", &pid.to_string()])
+                .stderr(Stdio::null())
+                .status();
+        }
+    }
 }
 
 impl Setup {
@@ -120,6 +134,7 @@ impl Setup {
             script,
             output_topic,
             expected,
+            started: std::cell::RefCell::new(Vec::new()),
         }
     }
 
@@ -136,7 +151,7 @@ impl Setup {
     fn start_with(&self, name: &str, env: &[(&str, &str)]) -> Child {
         let log =
             std::fs::File::create(self.dir.path().join(format!("log-{name}"))).expect("log file");
-        common::laminar()
+        let child = common::laminar()
             .arg("run")
             .arg(&self.script)
             .arg("--state-dir")
@@ -149,7 +164,9 @@ impl Setup {
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
-            .expect("spawn laminar")
+            .expect("spawn laminar");
+        self.started.borrow_mut().push(child.id());
+        child
     }
 
     fn log(&self, name: &str) -> String {
