@@ -72,6 +72,13 @@ pub(crate) fn check_column<'a>(
     Ok(ArgColumn { values, validity })
 }
 
+impl ArgColumn<'_> {
+    /// Whether some value may be NULL (the column has a validity bitmap).
+    pub(crate) fn may_be_null(&self) -> bool {
+        self.validity.is_some()
+    }
+}
+
 /// The arguments of one row, by position. Each getter expects the type declared for that
 /// position in [`crate::Scalar::ARGS`]; asked for another type, or for a NULL argument, it
 /// returns a neutral value (0, `false`, `""`).

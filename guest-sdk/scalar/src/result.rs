@@ -24,7 +24,8 @@ impl ResultBuilder {
         };
         Self {
             data,
-            validity: Vec::with_capacity(capacity.div_ceil(8)),
+            // Every row valid until a NULL clears its bit: nothing to do per valid row.
+            validity: vec![u8::MAX; capacity.div_ceil(8)],
             has_null: false,
             len: 0,
         }
@@ -51,19 +52,19 @@ impl ResultBuilder {
             }
             (_, other) => return Err(format!("eval returned {other:?} for another result type")),
         }
-        if self.len.is_multiple_of(8) {
-            self.validity.push(0);
+        if self.len / 8 >= self.validity.len() {
+            self.validity.push(u8::MAX);
         }
-        if valid {
-            self.validity[self.len / 8] |= 1 << (self.len % 8);
-        } else {
+        if !valid {
+            self.validity[self.len / 8] &= !(1 << (self.len % 8));
             self.has_null = true;
         }
         self.len += 1;
         Ok(())
     }
 
-    pub(crate) fn finish(self) -> Column {
+    pub(crate) fn finish(mut self) -> Column {
+        self.validity.truncate(self.len.div_ceil(8));
         Column {
             data: self.data,
             validity: self.has_null.then_some(self.validity),
