@@ -15,7 +15,7 @@
 //! message whose key disagrees with its value are checked too.
 
 use crate::common;
-use crate::common::bids::{committed_rows, on_time, oracle, read_result_files, Bid};
+use crate::common::bids::{self, committed_rows, on_time, oracle, read_result_files, Bid};
 use crate::common::kafka::{bootstrap, create_topic, producer, send, unique};
 
 use std::path::PathBuf;
@@ -30,41 +30,15 @@ const PARTITIONS: i32 = 4;
 const AUCTIONS: u64 = 40;
 
 /// Produces `per_partition` bids to each partition, keyed by auction, auction `a` always
-/// in partition `a % 4`: event time rising with jitter, a few far behind (late), every
-/// 11th price NULL.
+/// in partition `a % 4`.
 fn produce_keyed(brokers: &str, per_partition: usize, seed: u64) -> (String, Vec<Bid>) {
-    let topic = create_topic(brokers, PARTITIONS);
-    let plain = producer(brokers, None);
-    let mut rng = SplitMix64::new(seed);
-    let mut bids = Vec::new();
-    for partition in 0..PARTITIONS {
-        let mut now = 1_700_000_000_000i64 + i64::from(partition) * 1_300;
-        for i in 0..per_partition {
-            now += rng.below(40) as i64;
-            let ts = match rng.below(100) {
-                0..=1 => now - 6_000 - rng.below(10_000) as i64,
-                _ => now - rng.below(1_500) as i64,
-            };
-            let auction = (rng.below(AUCTIONS / 4) * 4) as i64 + i64::from(partition);
-            let price = (i % 11 != 0).then(|| (rng.below(100_000) as f64) / 100.0);
-            let value = format!(
-                r#"{{"ts":{ts},"auction":{auction},"price":{}}}"#,
-                price.map_or("null".to_string(), |p| p.to_string())
-            );
-            send(&plain, &topic, partition, &auction.to_string(), &value);
-            if i % 5_000 == 4_999 {
-                plain.flush(Duration::from_secs(60)).expect("flush");
-            }
-            bids.push(Bid {
-                partition,
-                ts,
-                auction,
-                price,
-            });
-        }
-    }
-    plain.flush(Duration::from_secs(60)).expect("flush");
-    (topic, bids)
+    bids::produce(
+        brokers,
+        PARTITIONS,
+        per_partition,
+        seed,
+        |rng, partition| (rng.below(AUCTIONS / 4) * 4) as i64 + i64::from(partition),
+    )
 }
 
 /// A scale-out run's setup: the script and where its outputs go.

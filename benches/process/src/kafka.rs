@@ -20,12 +20,13 @@ use crate::runs::{fail, timed, Bench};
 const PARTITIONS: u32 = 4;
 
 /// The query, as the other figures run it.
-const QUERY: &str = "SELECT auction, window_start, window_end,
+pub(crate) const QUERY: &str = "SELECT auction, window_start, window_end,
        COUNT(*) AS n, SUM(price) AS volume, MIN(price) AS low, MAX(price) AS high, AVG(price) AS mean
 FROM TUMBLE(TABLE bids, DESCRIPTOR(ts), INTERVAL '10' SECOND)
 GROUP BY auction, window_start, window_end;";
 
-const COLUMNS: &str = "ts TIMESTAMP, auction BIGINT, bidder BIGINT, price DOUBLE,
+/// The columns of the generated bids, with their watermark.
+pub(crate) const COLUMNS: &str = "ts TIMESTAMP, auction BIGINT, bidder BIGINT, price DOUBLE,
     channel VARCHAR, WATERMARK FOR ts AS ts - INTERVAL '2' SECOND";
 
 /// The figures of one bench run: best times.

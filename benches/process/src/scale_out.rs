@@ -12,19 +12,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::kafka::{COLUMNS, QUERY};
 use crate::runs::{fail, timed_together, Bench};
 
 /// Partitions of the input topic.
 const PARTITIONS: u32 = 8;
-
-/// The query of the other figures, grouped by the key.
-const QUERY: &str = "SELECT auction, window_start, window_end,
-       COUNT(*) AS n, SUM(price) AS volume, MIN(price) AS low, MAX(price) AS high, AVG(price) AS mean
-FROM TUMBLE(TABLE bids, DESCRIPTOR(ts), INTERVAL '10' SECOND)
-GROUP BY auction, window_start, window_end;";
-
-const COLUMNS: &str = "ts TIMESTAMP, auction BIGINT, bidder BIGINT, price DOUBLE,
-    channel VARCHAR, WATERMARK FOR ts AS ts - INTERVAL '2' SECOND";
 
 /// The figures of one bench run.
 pub(crate) struct ScaleOutFigures {

@@ -47,13 +47,10 @@ impl Checkpointer {
         fingerprint: &Fingerprint,
         interval: Duration,
     ) -> Result<Self> {
-        Ok(Self {
-            dir: DataflowDir::open(storage, dir, fingerprint)?,
+        Ok(Self::over(
+            DataflowDir::open(storage, dir, fingerprint)?,
             interval,
-            last: Instant::now(),
-            next_id: 1,
-            fallback: None,
-        })
+        ))
     }
 
     /// Opens the state directory of one partition of a scale-out run (see
@@ -64,13 +61,20 @@ impl Checkpointer {
         fingerprint: &Fingerprint,
         interval: Duration,
     ) -> Result<Self> {
-        Ok(Self {
-            dir: DataflowDir::open_leased(storage, dir, fingerprint)?,
+        Ok(Self::over(
+            DataflowDir::open_leased(storage, dir, fingerprint)?,
+            interval,
+        ))
+    }
+
+    fn over(dir: DataflowDir, interval: Duration) -> Self {
+        Self {
+            dir,
             interval,
             last: Instant::now(),
             next_id: 1,
             fallback: None,
-        })
+        }
     }
 
     /// The directory.

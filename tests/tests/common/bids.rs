@@ -11,7 +11,12 @@ use datafusion::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
 use datafusion::arrow::record_batch::RecordBatch;
 use laminar_tests::{batch_sql, sorted_rows, Value};
 
-use super::kafka::read_all;
+use std::time::Duration;
+
+use laminar::gen::SplitMix64;
+use rdkafka::producer::Producer;
+
+use super::kafka::{create_topic, producer, read_all, send};
 
 /// The tumbling window of the queries.
 pub const WINDOW_MS: i64 = 10_000;
@@ -25,6 +30,52 @@ pub struct Bid {
     pub ts: i64,
     pub auction: i64,
     pub price: Option<f64>,
+}
+
+/// Produces `per_partition` bids to each of `partitions` partitions of a new topic, each
+/// keyed by its auction (`auction_of(rng, partition)` picks it): event time rising with
+/// jitter, some far behind (late), every 11th price NULL. Returns the topic and the bids
+/// in the order each partition holds them.
+pub fn produce(
+    brokers: &str,
+    partitions: i32,
+    per_partition: usize,
+    seed: u64,
+    auction_of: impl Fn(&mut SplitMix64, i32) -> i64,
+) -> (String, Vec<Bid>) {
+    let topic = create_topic(brokers, partitions);
+    let plain = producer(brokers, None);
+    let mut rng = SplitMix64::new(seed);
+    let mut bids = Vec::new();
+    for partition in 0..partitions {
+        let mut now = 1_700_000_000_000i64 + i64::from(partition) * 1_300;
+        for i in 0..per_partition {
+            now += rng.below(40) as i64;
+            let ts = match rng.below(100) {
+                0..=2 => now - 6_000 - rng.below(10_000) as i64,
+                _ => now - rng.below(1_500) as i64,
+            };
+            let auction = auction_of(&mut rng, partition);
+            let price = (i % 11 != 0).then(|| (rng.below(100_000) as f64) / 100.0);
+            let value = format!(
+                r#"{{"ts":{ts},"auction":{auction},"price":{}}}"#,
+                price.map_or("null".to_string(), |p| p.to_string())
+            );
+            send(&plain, &topic, partition, &auction.to_string(), &value);
+            if i % 5_000 == 4_999 {
+                // Room in the producer's queue.
+                plain.flush(Duration::from_secs(60)).expect("flush");
+            }
+            bids.push(Bid {
+                partition,
+                ts,
+                auction,
+                price,
+            });
+        }
+    }
+    plain.flush(Duration::from_secs(60)).expect("flush");
+    (topic, bids)
 }
 
 /// The contract's lateness, per partition: a row is late iff its window end is at or
