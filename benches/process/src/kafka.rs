@@ -38,7 +38,7 @@ pub(crate) struct KafkaFigures {
 }
 
 /// Creates topic `name` with `partitions` partitions through the test broker script.
-pub(crate) fn create_topic(repo: &Path, name: &str, partitions: u32) {
+fn create_topic(repo: &Path, name: &str, partitions: u32) {
     let status = Command::new(repo.join("tests/kafka/broker"))
         .args(["topic", "create", name, &partitions.to_string()])
         .stdout(Stdio::null())
@@ -51,7 +51,32 @@ pub(crate) fn create_topic(repo: &Path, name: &str, partitions: u32) {
 }
 
 impl Bench {
-    fn kafka_script(&self, name: &str, sql: &str) -> PathBuf {
+    /// Creates topic `topic` with `partitions` partitions and loads the generated bids
+    /// into it as `format` values keyed by auction, by `laminar` itself (a stateless
+    /// query from the CSV file into a Kafka sink); the load's wall time.
+    pub(crate) fn load_topic(
+        &self,
+        brokers: &str,
+        topic: &str,
+        partitions: u32,
+        format: &str,
+    ) -> Duration {
+        let repo = std::env::current_dir().unwrap_or_else(|e| fail(&e.to_string()));
+        create_topic(&repo, topic, partitions);
+        let load = self.kafka_script(
+            &format!("load-{topic}.sql"),
+            &format!(
+                "CREATE SOURCE bids ({COLUMNS}) WITH (connector = 'file', path = '{}', format = 'csv');
+                 CREATE SINK topic WITH (connector = 'kafka', brokers = '{brokers}', topic = '{topic}',
+                     format = '{format}', key = 'auction');
+                 INSERT INTO topic SELECT * FROM bids;",
+                self.bids().display()
+            ),
+        );
+        timed(&mut self.command(&load, false, "10s"))
+    }
+
+    pub(crate) fn kafka_script(&self, name: &str, sql: &str) -> PathBuf {
         let path = self.work().join(name);
         std::fs::write(&path, sql).unwrap_or_else(|e| fail(&format!("{}: {e}", path.display())));
         path
@@ -64,18 +89,7 @@ impl Bench {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
         let input = format!("bench-bids-{stamp}");
-        create_topic(&repo, &input, PARTITIONS);
-        let load = self.kafka_script(
-            "kafka-load.sql",
-            &format!(
-                "CREATE SOURCE bids ({COLUMNS}) WITH (connector = 'file', path = '{}', format = 'csv');
-                 CREATE SINK topic WITH (connector = 'kafka', brokers = '{brokers}', topic = '{input}',
-                     format = 'csv', key = 'auction');
-                 INSERT INTO topic SELECT * FROM bids;",
-                self.bids().display()
-            ),
-        );
-        let load = timed(&mut self.command(&load, false, "10s"));
+        let load = self.load_topic(brokers, &input, PARTITIONS, "csv");
         let mut runs = Vec::new();
         for cores in [1usize, 2] {
             let best = |make: &dyn Fn(usize) -> Command| {

@@ -31,23 +31,11 @@ pub(crate) struct ScaleOutFigures {
 impl Bench {
     /// The scale-out figures against `brokers`, each run the best of `repeats`.
     pub(crate) fn scale_out_figures(&self, brokers: &str, repeats: usize) -> ScaleOutFigures {
-        let repo = std::env::current_dir().unwrap_or_else(|e| fail(&e.to_string()));
         let stamp = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
         let input = format!("bench-scale-{stamp}");
-        crate::kafka::create_topic(&repo, &input, PARTITIONS);
-        let load = self.write_script(
-            "scale-load.sql",
-            &format!(
-                "CREATE SOURCE bids ({COLUMNS}) WITH (connector = 'file', path = '{}', format = 'csv');
-                 CREATE SINK topic WITH (connector = 'kafka', brokers = '{brokers}', topic = '{input}',
-                     format = 'json', key = 'auction');
-                 INSERT INTO topic SELECT * FROM bids;",
-                self.bids().display()
-            ),
-        );
-        crate::runs::timed(&mut self.command(&load, false, "10s"));
+        self.load_topic(brokers, &input, PARTITIONS, "json");
         let mut runs = Vec::new();
         let mut round = 0;
         for processes in [1usize, 2, 3] {
@@ -76,12 +64,6 @@ impl Bench {
         }
     }
 
-    fn write_script(&self, name: &str, sql: &str) -> PathBuf {
-        let path = self.work().join(name);
-        std::fs::write(&path, sql).unwrap_or_else(|e| fail(&format!("{}: {e}", path.display())));
-        path
-    }
-
     /// The group query's script for round `round` (a fresh group, state dir and output)
     /// and its state dir.
     fn group_script(
@@ -94,7 +76,7 @@ impl Bench {
         let dir = self.work().join(format!("scale-{round}"));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap_or_else(|e| fail(&e.to_string()));
-        let script = self.write_script(
+        let script = self.kafka_script(
             &format!("scale-{round}.sql"),
             &format!(
                 "CREATE SOURCE bids ({COLUMNS}) WITH (connector = 'kafka', brokers = '{brokers}',

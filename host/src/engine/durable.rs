@@ -8,8 +8,6 @@
 //! its byte offset, stdin by replaying its WAL first) → each file sink is cut back to the
 //! length the checkpoint recorded.
 
-use std::path::Path;
-use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::checkpoint::{
@@ -19,7 +17,6 @@ use crate::checkpoint::{
 use crate::error::Result;
 use crate::operator::WindowSnapshot;
 use crate::sql::{FormatKind, SinkDef, SourceDef};
-use crate::storage::Storage;
 
 use super::dataflow::PlannedQuery;
 use super::run::Flow;
@@ -40,34 +37,9 @@ pub(crate) struct Checkpointer {
 }
 
 impl Checkpointer {
-    /// Opens the state directory of one script (refusing another script's state).
-    pub(crate) fn open(
-        storage: Arc<dyn Storage>,
-        dir: &Path,
-        fingerprint: &Fingerprint,
-        interval: Duration,
-    ) -> Result<Self> {
-        Ok(Self::over(
-            DataflowDir::open(storage, dir, fingerprint)?,
-            interval,
-        ))
-    }
-
-    /// Opens the state directory of one partition of a scale-out run (see
-    /// [`DataflowDir::open_leased`]).
-    pub(crate) fn open_partition(
-        storage: Arc<dyn Storage>,
-        dir: &Path,
-        fingerprint: &Fingerprint,
-        interval: Duration,
-    ) -> Result<Self> {
-        Ok(Self::over(
-            DataflowDir::open_leased(storage, dir, fingerprint)?,
-            interval,
-        ))
-    }
-
-    fn over(dir: DataflowDir, interval: Duration) -> Self {
+    /// Checkpoints into the opened state directory `dir` (a script's, or a partition's
+    /// of a scale-out run) every `interval`.
+    pub(crate) fn new(dir: DataflowDir, interval: Duration) -> Self {
         Self {
             dir,
             interval,

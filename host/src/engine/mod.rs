@@ -190,12 +190,14 @@ impl Engine {
             return self.run_scaled_out(planned, &state_dir, &fingerprint, &options, progress);
         }
         scale_out::check_layout(self.config.storage.as_ref(), &state_dir, false)?;
-        let mut checkpointer = Checkpointer::open(
-            Arc::clone(&self.config.storage),
-            &state_dir,
-            &fingerprint,
+        let mut checkpointer = Checkpointer::new(
+            crate::checkpoint::DataflowDir::open(
+                Arc::clone(&self.config.storage),
+                &state_dir,
+                &fingerprint,
+            )?,
             self.config.checkpoint_interval,
-        )?;
+        );
         if let Some(last) = checkpointer.dir().completed()? {
             for sink in self.sinks_written(&planned) {
                 if let Connector::File(path) = &sink.connector {

@@ -58,12 +58,10 @@ impl Engine {
         let Some(guard) = lease.guard()? else {
             return Ok(Opened::Busy);
         };
-        let mut checkpointer = Checkpointer::open_partition(
-            Arc::clone(&storage),
-            &dir,
-            fingerprint,
+        let mut checkpointer = Checkpointer::new(
+            DataflowDir::open_leased(Arc::clone(&storage), &dir, fingerprint)?,
             self.config.checkpoint_interval,
-        )?;
+        );
         let scope = PartitionScope {
             partition: p,
             group: group.to_string(),
