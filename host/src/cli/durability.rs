@@ -30,6 +30,12 @@ pub(crate) struct DurabilityArgs {
     #[arg(long, value_name = "BYTES", default_value_t = 64 << 20,
           value_parser = clap::value_parser!(u64).range(4096..))]
     wal_segment_bytes: u64,
+    /// Swap in new builds of the script's aggregate plugins while the run goes on: a
+    /// plugin file that changes (or SIGHUP) is loaded and compiled beside the run, and at
+    /// the next checkpoint the open groups' states move to the new build (which must read
+    /// the running build's state version). Needs --state-dir.
+    #[arg(long)]
+    reload_plugins: bool,
 }
 
 impl DurabilityArgs {
@@ -42,6 +48,9 @@ impl DurabilityArgs {
             .clone()
             .interval(Duration::from_millis(self.wal_sync_ms))
             .segment_size(self.wal_segment_bytes);
+        if self.reload_plugins {
+            config.reload_plugins = Some(crate::engine::ReloadSignal::new());
+        }
     }
 }
 

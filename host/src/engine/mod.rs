@@ -4,12 +4,14 @@ mod config;
 mod dataflow;
 mod durable;
 mod pipeline;
+mod plugin_reload;
 mod query_run;
 mod run;
 mod script_check;
 mod summary;
 
 pub use config::{EngineConfig, NoticeHandler, StdinReader, StopSignal};
+pub use plugin_reload::{ReloadSignal, POLL as RELOAD_POLL};
 pub use summary::{QuerySummary, RunSummary};
 
 use std::collections::HashMap;
@@ -168,6 +170,12 @@ impl Engine {
             return Ok(RunSummary::default());
         }
         let Some(state_dir) = self.config.state_dir.clone() else {
+            if self.config.reload_plugins.is_some() {
+                return Err(Error::unsupported(
+                    "live plugin swaps (--reload-plugins) without a state dir",
+                    "a new build is swapped in at a checkpoint barrier: give the run a --state-dir",
+                ));
+            }
             let (mut flow, _) = self.open_flow(planned, output, None)?;
             return flow.run(progress, None, &self.config.stop);
         };
@@ -228,12 +236,35 @@ impl Engine {
         for line in upgrade.report() {
             (self.notices.0)(&line);
         }
-        let mut summary = flow.run(progress, Some(&mut checkpointer), &self.config.stop)?;
+        checkpointer.reload = self.start_reload(&flow)?;
+        let run = flow.run(progress, Some(&mut checkpointer), &self.config.stop);
+        if let Some(reload) = checkpointer.reload.take() {
+            for plugin in reload.swapped() {
+                self.plugins.insert(plugin.name().to_string(), plugin);
+            }
+        }
+        let mut summary = run?;
         if let Some((id, events)) = resumed {
             summary.resumed_from = Some(id);
             summary.resumed_events = events;
         }
         Ok(summary)
+    }
+
+    /// The watcher of live plugin swaps, where [`EngineConfig::reload_plugins`] asks for
+    /// it; the notice handler is then shared with its thread.
+    fn start_reload(&mut self, flow: &run::Flow) -> Result<Option<plugin_reload::PluginReloader>> {
+        let Some(signal) = self.config.reload_plugins.clone() else {
+            return Ok(None);
+        };
+        let handler = std::mem::replace(&mut self.notices.0, Box::new(|_| {}));
+        let shared: plugin_reload::SharedNotices = Arc::new(std::sync::Mutex::new(handler));
+        let forward = Arc::clone(&shared);
+        self.notices.0 = Box::new(move |text| {
+            let mut handler = forward.lock().unwrap_or_else(|p| p.into_inner());
+            handler(text)
+        });
+        plugin_reload::PluginReloader::start(flow, self.config.plugins.clone(), signal, shared)
     }
 
     fn declare_source(&mut self, def: SourceDef) -> Result<()> {

@@ -1,0 +1,365 @@
+//! Live plugin swaps of a durable run (`--reload-plugins`, [`EngineConfig::reload_plugins`](super::EngineConfig)):
+//! a watcher thread notices a new build of an aggregate plugin, loads and compiles it off
+//! the query thread, and the next checkpoint barrier swaps it in.
+//!
+//! ```text
+//!  watcher thread: every POLL, each plugin file's (mtime, size); changed and then steady
+//!      for one poll, or a ReloadSignal (SIGHUP) ─▶ SHA-256 differs ─▶ Plugin::load (compile)
+//!      ─▶ pending (the newest build per plugin)      a load failure: one notice line
+//!  barrier (Checkpointer::checkpoint, after settle): pending build ─▶ same types, reads the
+//!      running state version? ─▶ every query's calls of it: open groups' states ─▶ migrate
+//!      ─▶ merge into fresh instances (every core prepares; nothing changes yet) ─▶ the state
+//!      dir's fingerprint names the new build ─▶ every core installs ─▶ the checkpoint
+//! ```
+//! A refusal or a failure while preparing (a trap in `migrate` or `merge`) leaves the old
+//! build running, with one notice line. The module owns the watcher and the swap at the
+//! barrier; it must not touch the run loop or the checkpoint's contents.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{channel, RecvTimeoutError, Sender};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime};
+
+use super::config::NoticeHandler;
+use super::run::Flow;
+use crate::checkpoint::{DataflowDir, PluginPrint};
+use crate::error::{Error, Result};
+use crate::plugin::{LoadOptions, Plugin, PluginInfo};
+use crate::reactor::PreparedSwap;
+
+/// How often the watcher looks at the plugin files.
+pub const POLL: Duration = Duration::from_millis(200);
+
+/// Asks a run with live plugin swaps to look at its plugin files now, whatever their
+/// modification times say (the CLI sets it on SIGHUP). Clones share one flag.
+#[derive(Debug, Clone, Default)]
+pub struct ReloadSignal(Arc<AtomicBool>);
+
+impl ReloadSignal {
+    /// A signal not yet set.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Asks for a reload check at the watcher's next poll.
+    pub fn request(&self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether a check was asked since the last call (and clears it).
+    fn take(&self) -> bool {
+        self.0.swap(false, Ordering::SeqCst)
+    }
+}
+
+/// A notice handler shared by the query thread and the watcher.
+pub(super) type SharedNotices = Arc<Mutex<NoticeHandler>>;
+
+/// Sends `text` to the shared handler (a poisoned lock still delivers).
+fn notify(notices: &SharedNotices, text: &str) {
+    let mut handler = notices.lock().unwrap_or_else(|p| p.into_inner());
+    handler(text);
+}
+
+/// The live swaps of one run: the watcher thread and what it loaded.
+pub(crate) struct PluginReloader {
+    pending: Arc<Mutex<Vec<Arc<Plugin>>>>,
+    notices: SharedNotices,
+    stop: Option<Sender<()>>,
+    watcher: Option<JoinHandle<()>>,
+    /// The builds swapped in so far, newest last.
+    swapped: Vec<Arc<Plugin>>,
+}
+
+impl std::fmt::Debug for PluginReloader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PluginReloader")
+            .field("swapped", &self.swapped.len())
+            .finish()
+    }
+}
+
+/// One plugin file the watcher looks at.
+struct Watched {
+    name: String,
+    path: PathBuf,
+    /// The hash of the build running or last loaded.
+    hash: String,
+    /// (mtime, size) at the last poll, and when the file was last loaded (or at start).
+    seen: Option<(SystemTime, u64)>,
+    tried: Option<(SystemTime, u64)>,
+}
+
+fn stat(path: &PathBuf) -> Option<(SystemTime, u64)> {
+    let meta = std::fs::metadata(path).ok()?;
+    Some((meta.modified().ok()?, meta.len()))
+}
+
+impl PluginReloader {
+    /// Starts watching the files of the aggregate plugins `flow` calls; `None` when it
+    /// calls none.
+    pub(super) fn start(
+        flow: &Flow,
+        options: LoadOptions,
+        signal: ReloadSignal,
+        notices: SharedNotices,
+    ) -> Result<Option<Self>> {
+        let mut watched: Vec<Watched> = Vec::new();
+        for plugin in running_plugins(flow) {
+            let info = plugin.info();
+            if watched.iter().any(|w| w.name == info.name) {
+                continue;
+            }
+            let now = stat(&info.path);
+            watched.push(Watched {
+                name: info.name.clone(),
+                path: info.path.clone(),
+                hash: info.content_hash.clone(),
+                seen: now,
+                tried: now,
+            });
+        }
+        if watched.is_empty() {
+            return Ok(None);
+        }
+        let pending = Arc::new(Mutex::new(Vec::new()));
+        let (stop, stopped) = channel::<()>();
+        let watcher = {
+            let pending = Arc::clone(&pending);
+            let notices = Arc::clone(&notices);
+            std::thread::Builder::new()
+                .name("laminar-plugin-reload".into())
+                .spawn(move || loop {
+                    match stopped.recv_timeout(POLL) {
+                        Err(RecvTimeoutError::Timeout) => {}
+                        Ok(()) | Err(RecvTimeoutError::Disconnected) => return,
+                    }
+                    let forced = signal.take();
+                    for plugin in &mut watched {
+                        poll(plugin, forced, &options, &pending, &notices);
+                    }
+                })
+                .map_err(|e| Error::io("cannot start the plugin reload thread", e))?
+        };
+        Ok(Some(Self {
+            pending,
+            notices,
+            stop: Some(stop),
+            watcher: Some(watcher),
+            swapped: Vec::new(),
+        }))
+    }
+
+    /// The builds swapped in during the run, one per plugin (the newest).
+    pub(crate) fn swapped(&self) -> Vec<Arc<Plugin>> {
+        let mut out: Vec<Arc<Plugin>> = Vec::new();
+        for plugin in self.swapped.iter().rev() {
+            if !out.iter().any(|p| p.name() == plugin.name()) {
+                out.push(Arc::clone(plugin));
+            }
+        }
+        out
+    }
+
+    /// At a checkpoint barrier (every closed window written, before the snapshot): swaps
+    /// in each new build the watcher loaded, in every query calling it. `through` is the
+    /// newest checkpoint id written with the running builds' states. An `Err` fails the
+    /// run (a core stopped, the fingerprint could not be written); a refused build is a
+    /// notice.
+    pub(crate) fn at_barrier(
+        &mut self,
+        flow: &mut Flow,
+        dir: &mut DataflowDir,
+        through: u64,
+    ) -> Result<()> {
+        let candidates =
+            std::mem::take(&mut *self.pending.lock().unwrap_or_else(|p| p.into_inner()));
+        for new in candidates {
+            let Some(running) = running_plugins(flow)
+                .into_iter()
+                .find(|p| p.name() == new.name())
+            else {
+                continue;
+            };
+            if running.info().content_hash == new.info().content_hash {
+                continue;
+            }
+            let refused = |why: String| {
+                format!(
+                    "warning: plugin '{}': the new {} at {} was not swapped in: {}; {} keeps running",
+                    running.name(),
+                    print(new.info()).build_text(),
+                    new.info().path.display(),
+                    crate::text::shown(&why, crate::text::ERROR_CHARS),
+                    print(running.info()).build_text()
+                )
+            };
+            if let Some(why) = crate::plugin::successor_refusal(&running, &new) {
+                notify(&self.notices, &refused(why));
+                continue;
+            }
+            let started = Instant::now();
+            match swap(flow, &running, &new)? {
+                Err(why) => notify(&self.notices, &refused(why.to_string())),
+                Ok(prepared) => {
+                    // The fingerprint first: a crash before the checkpoint is written finds
+                    // the older checkpoints described as the old build's.
+                    dir.record_live_swap(print(new.info()), through)?;
+                    let groups = install(flow, prepared, &new)?;
+                    let pause = started.elapsed();
+                    notify(
+                        &self.notices,
+                        &format!(
+                            "plugin '{}' swapped live from {} to {} at checkpoint {}: {groups} group states moved, paused {:.1} ms",
+                            new.name(),
+                            print(running.info()).build_text(),
+                            print(new.info()).build_text(),
+                            through + 1,
+                            pause.as_secs_f64() * 1000.0
+                        ),
+                    );
+                    self.swapped.push(new);
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Drop for PluginReloader {
+    /// Stops the watcher and waits for it (at most one poll).
+    fn drop(&mut self) {
+        self.stop.take();
+        if let Some(watcher) = self.watcher.take() {
+            let _ = watcher.join();
+        }
+    }
+}
+
+/// One poll of one plugin file: loads it once its (mtime, size) changed and then held
+/// for a poll (a file being written is not read half-way), or when `forced`.
+fn poll(
+    plugin: &mut Watched,
+    forced: bool,
+    options: &LoadOptions,
+    pending: &Mutex<Vec<Arc<Plugin>>>,
+    notices: &SharedNotices,
+) {
+    let now = stat(&plugin.path);
+    let steady = now.is_some() && now == plugin.seen && now != plugin.tried;
+    plugin.seen = now;
+    if !(steady || forced) {
+        return;
+    }
+    plugin.tried = now;
+    let Ok(bytes) = std::fs::read(&plugin.path) else {
+        return;
+    };
+    let hash = crate::plugin::content_hash(&bytes);
+    if hash == plugin.hash {
+        return;
+    }
+    plugin.hash = hash;
+    match Plugin::load(&plugin.path, Some(&plugin.name), options) {
+        Ok(new) => {
+            let mut pending = pending.lock().unwrap_or_else(|p| p.into_inner());
+            pending.retain(|p| p.name() != new.name());
+            pending.push(new);
+        }
+        Err(e) => notify(
+            notices,
+            &format!(
+                "warning: plugin '{}': the new build at {} was not loaded, the running build keeps running: {}",
+                plugin.name,
+                plugin.path.display(),
+                crate::text::shown(&e.to_string(), crate::text::ERROR_CHARS)
+            ),
+        ),
+    }
+}
+
+/// The aggregate plugins the queries of `flow` call, as running now.
+fn running_plugins(flow: &Flow) -> Vec<Arc<Plugin>> {
+    flow.queries
+        .iter()
+        .flat_map(|q| q.query.call_plugins.iter().flatten())
+        .map(Arc::clone)
+        .collect()
+}
+
+/// A build as the fingerprint knows it.
+fn print(info: &PluginInfo) -> PluginPrint {
+    PluginPrint {
+        name: info.name.clone(),
+        content_hash: info.content_hash.clone(),
+        state_version: info.state_version,
+        reads_state_versions: info.upgrade_reads(),
+    }
+}
+
+/// Prepares `new` in place of `running` in every query calling it (nothing changes yet):
+/// each query's prepared accumulators, or why one could not be prepared. An `Err` fails
+/// the run.
+fn swap(
+    flow: &mut Flow,
+    running: &Plugin,
+    new: &Arc<Plugin>,
+) -> Result<std::result::Result<Vec<(usize, PreparedSwap)>, Error>> {
+    let from = running.info().state_version;
+    let mut prepared = Vec::new();
+    for (index, run) in flow.queries.iter_mut().enumerate() {
+        let calls: Vec<usize> = run
+            .query
+            .call_plugins
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| p.as_ref().is_some_and(|p| p.name() == running.name()))
+            .map(|(call, _)| call)
+            .collect();
+        if calls.is_empty() || run.finished {
+            continue;
+        }
+        let Some(aggregation) = run.work.aggregation_mut() else {
+            continue;
+        };
+        let job = crate::plugin::replace_job(Arc::clone(new), from, calls);
+        match aggregation.prepare(&job)? {
+            Ok(part) => prepared.push((index, part)),
+            // What the other queries prepared is dropped.
+            Err(why) => return Ok(Err(why)),
+        }
+    }
+    Ok(Ok(prepared))
+}
+
+/// Installs what [`swap`] prepared and makes `new` the plugin the queries name; the group
+/// states moved.
+fn install(
+    flow: &mut Flow,
+    prepared: Vec<(usize, PreparedSwap)>,
+    new: &Arc<Plugin>,
+) -> Result<u64> {
+    let mut groups = 0;
+    for (index, part) in prepared {
+        groups += part.groups();
+        if let Some(aggregation) = flow.queries[index].work.aggregation_mut() {
+            aggregation.install(part)?;
+        }
+    }
+    for run in &mut flow.queries {
+        for plugin in run
+            .query
+            .call_plugins
+            .iter_mut()
+            .flatten()
+            .chain(run.query.plugins.iter_mut())
+        {
+            if plugin.name() == new.name() {
+                *plugin = Arc::clone(new);
+            }
+        }
+    }
+    Ok(groups)
+}
