@@ -124,6 +124,9 @@ impl Checkpointer {
         summary.last_checkpoint_bytes = bytes;
         summary.last_checkpoint_time = took;
         summary.checkpoint_time += took;
+        if let Some(reload) = &mut self.reload {
+            reload.after_checkpoint();
+        }
         Ok(())
     }
 

@@ -10,6 +10,7 @@
 //!      running state version? ─▶ every query's calls of it: open groups' states ─▶ migrate
 //!      ─▶ merge into fresh instances (every core prepares; nothing changes yet) ─▶ the state
 //!      dir's fingerprint names the new build ─▶ every core installs ─▶ the checkpoint
+//!      ─▶ one line: builds, groups moved, the pause (barrier to input going on)
 //! ```
 //! A refusal or a failure while preparing (a trap in `migrate` or `merge`) leaves the old
 //! build running, with one notice line. The module owns the watcher and the swap at the
@@ -32,25 +33,49 @@ use crate::reactor::PreparedSwap;
 /// How often the watcher looks at the plugin files.
 pub const POLL: Duration = Duration::from_millis(200);
 
-/// Asks a run with live plugin swaps to look at its plugin files now, whatever their
-/// modification times say (the CLI sets it on SIGHUP). Clones share one flag.
-#[derive(Debug, Clone, Default)]
-pub struct ReloadSignal(Arc<AtomicBool>);
+/// Turns live plugin swaps on for a run ([`EngineConfig::reload_plugins`](super::EngineConfig)),
+/// and asks it to look at its plugin files now, whatever their modification times say
+/// (the CLI does on SIGHUP). Clones share one request flag.
+#[derive(Debug, Clone)]
+pub struct ReloadSignal {
+    requested: Arc<AtomicBool>,
+    watch_files: bool,
+}
+
+impl Default for ReloadSignal {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 
 impl ReloadSignal {
-    /// A signal not yet set.
+    /// Swaps on a plugin file's change (its modification time or size, looked at every
+    /// [`POLL`]) and on [`request`](Self::request).
     pub fn new() -> Self {
-        Self::default()
+        Self {
+            requested: Arc::default(),
+            watch_files: true,
+        }
     }
 
-    /// Asks for a reload check at the watcher's next poll.
+    /// Swaps only on [`request`](Self::request) (`--reload-plugins=sighup`): a file being
+    /// copied into place is never read half-way.
+    pub fn on_request_only() -> Self {
+        Self {
+            watch_files: false,
+            ..Self::new()
+        }
+    }
+
+    /// Asks for a reload check at the watcher's next poll: each plugin file whose content
+    /// differs from the build last loaded is loaded.
     pub fn request(&self) {
-        self.0.store(true, Ordering::SeqCst);
+        self.requested.store(true, Ordering::SeqCst);
     }
 
     /// Whether a check was asked since the last call (and clears it).
     fn take(&self) -> bool {
-        self.0.swap(false, Ordering::SeqCst)
+        self.requested.swap(false, Ordering::SeqCst)
     }
 }
 
@@ -71,6 +96,8 @@ pub(crate) struct PluginReloader {
     watcher: Option<JoinHandle<()>>,
     /// The builds swapped in so far, newest last.
     swapped: Vec<Arc<Plugin>>,
+    /// Swaps at the barrier under way, not reported yet.
+    done: Vec<Swap>,
 }
 
 impl std::fmt::Debug for PluginReloader {
@@ -137,6 +164,9 @@ impl PluginReloader {
                         Ok(()) | Err(RecvTimeoutError::Disconnected) => return,
                     }
                     let forced = signal.take();
+                    if !(forced || signal.watch_files) {
+                        continue;
+                    }
                     for plugin in &mut watched {
                         poll(plugin, forced, &options, &pending, &notices);
                     }
@@ -149,6 +179,7 @@ impl PluginReloader {
             stop: Some(stop),
             watcher: Some(watcher),
             swapped: Vec::new(),
+            done: Vec::new(),
         }))
     }
 
@@ -207,25 +238,49 @@ impl PluginReloader {
                     // The fingerprint first: a crash before the checkpoint is written finds
                     // the older checkpoints described as the old build's.
                     dir.record_live_swap(print(new.info()), through)?;
+                    crate::checkpoint::crash_point("live-swap-recorded");
                     let groups = install(flow, prepared, &new)?;
-                    let pause = started.elapsed();
-                    notify(
-                        &self.notices,
-                        &format!(
-                            "plugin '{}' swapped live from {} to {} at checkpoint {}: {groups} group states moved, paused {:.1} ms",
+                    self.done.push(Swap {
+                        text: format!(
+                            "plugin '{}' swapped live from {} to {} at checkpoint {}: {groups} group states moved",
                             new.name(),
                             print(running.info()).build_text(),
                             print(new.info()).build_text(),
                             through + 1,
-                            pause.as_secs_f64() * 1000.0
                         ),
-                    );
+                        started,
+                        moving: started.elapsed(),
+                    });
                     self.swapped.push(new);
                 }
             }
         }
         Ok(())
     }
+
+    /// After the barrier's checkpoint is written: one line per build swapped in at it,
+    /// with the pause (from the barrier to the input going on) and the part of it spent
+    /// moving the group states.
+    pub(crate) fn after_checkpoint(&mut self) {
+        for swap in self.done.drain(..) {
+            notify(
+                &self.notices,
+                &format!(
+                    "{}, paused {:.1} ms ({:.1} ms moving them)",
+                    swap.text,
+                    swap.started.elapsed().as_secs_f64() * 1000.0,
+                    swap.moving.as_secs_f64() * 1000.0
+                ),
+            );
+        }
+    }
+}
+
+/// A swap done at the barrier, reported once its checkpoint is written.
+struct Swap {
+    text: String,
+    started: Instant,
+    moving: Duration,
 }
 
 impl Drop for PluginReloader {
