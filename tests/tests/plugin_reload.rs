@@ -10,7 +10,10 @@
 //! - by a file that is no component, a build that traps in `merge` (`median_v2_traps`)
 //!   and one returning BIGINT (`median_v2_bigint`): each leaves the old build running
 //!   with one line saying why, and the output equals the model;
-//! - with `--reload-plugins=sighup`, a replaced file is swapped only after SIGHUP.
+//! - with `--reload-plugins=sighup`, a replaced file is swapped only after SIGHUP;
+//! - from the library (`EngineConfig::reload_plugins`, `ReloadSignal::on_request_only`),
+//!   a replaced file is swapped only after `ReloadSignal::request`, the line going to the
+//!   notice handler.
 
 use crate::common;
 
@@ -477,4 +480,90 @@ fn reloading_needs_a_state_dir() {
         .output()
         .expect("run");
     common::assert_clean_error(&out, &["--reload-plugins", "--state-dir"]);
+}
+
+#[test]
+fn an_embedding_program_swaps_on_request_through_engine_config() {
+    use laminar::{Engine, EngineConfig, ReloadSignal, StdinReader};
+    use std::sync::{Arc, Mutex};
+
+    let dir = setup();
+    let path = |name: &str| dir.path().join(name);
+    let script = SCRIPT
+        .replace(
+            "'median.wasm'",
+            &format!("'{}'", path("median.wasm").display()),
+        )
+        .replace("'out.csv'", &format!("'{}'", path("out.csv").display()));
+    let (reader, mut writer) = std::io::pipe().expect("pipe");
+    let reader = Mutex::new(Some(reader));
+    let signal = ReloadSignal::on_request_only();
+    let config = EngineConfig {
+        state_dir: Some(path("state")),
+        checkpoint_interval: Duration::from_millis(20),
+        cores: 2,
+        plugins: laminar_tests::plugin_options(),
+        reload_plugins: Some(signal.clone()),
+        stdin: StdinReader::new(move || match reader.lock().expect("lock").take() {
+            Some(reader) => Box::new(reader),
+            None => Box::new(std::io::empty()),
+        }),
+        ..EngineConfig::default()
+    };
+    let mut engine = Engine::with_config(config);
+    let notices: Arc<Mutex<Vec<String>>> = Arc::default();
+    let seen = Arc::clone(&notices);
+    engine.set_notice_handler(Box::new(move |text| {
+        seen.lock().expect("lock").push(text.to_string())
+    }));
+
+    let feeder = {
+        let notices = Arc::clone(&notices);
+        let dir = dir.path().to_path_buf();
+        std::thread::spawn(move || {
+            writer
+                .write_all(rows(0..ROWS / 2).as_bytes())
+                .expect("write");
+            let out = dir.join("out.csv");
+            let give_up = Instant::now() + PATIENCE;
+            while std::fs::read_to_string(&out).map_or(0, |t| t.lines().count()) < 2 {
+                assert!(Instant::now() < give_up, "no rows written");
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            put_plugin(&dir, "median_v2");
+            std::thread::sleep(Duration::from_millis(600));
+            let swapped = |n: &Mutex<Vec<String>>| {
+                n.lock()
+                    .expect("lock")
+                    .iter()
+                    .any(|l| l.contains("swapped live"))
+            };
+            assert!(!swapped(&notices), "swapped before the request");
+            signal.request();
+            while !swapped(&notices) {
+                assert!(Instant::now() < give_up, "no swap after the request");
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            writer
+                .write_all(rows(ROWS / 2..ROWS).as_bytes())
+                .expect("write");
+        })
+    };
+    let summary = engine
+        .run_script(
+            &script,
+            &mut |_| Err(laminar::Error::Execution("no default output".into())),
+            &mut |_| {},
+        )
+        .expect("run");
+    feeder.join().expect("feeder");
+    assert_eq!(summary.events_read, ROWS);
+    let notices = notices.lock().expect("lock").clone();
+    let swaps: Vec<&String> = notices
+        .iter()
+        .filter(|l| l.contains("swapped live"))
+        .collect();
+    assert_eq!(swaps.len(), 1, "{notices:#?}");
+    check_swap_line(swaps[0]);
+    assert_output_is_the_model(dir.path());
 }
