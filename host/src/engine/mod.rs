@@ -11,7 +11,7 @@ mod script_check;
 mod summary;
 
 pub use config::{EngineConfig, NoticeHandler, StdinReader, StopSignal};
-pub use plugin_reload::{ReloadSignal, POLL as RELOAD_POLL};
+pub use plugin_reload::ReloadSignal;
 pub use summary::{QuerySummary, RunSummary};
 
 use std::collections::HashMap;
@@ -236,35 +236,15 @@ impl Engine {
         for line in upgrade.report() {
             (self.notices.0)(&line);
         }
-        checkpointer.reload = self.start_reload(&flow)?;
+        checkpointer.reload = plugin_reload::start(&self.config, &mut self.notices, &flow)?;
         let run = flow.run(progress, Some(&mut checkpointer), &self.config.stop);
-        if let Some(reload) = checkpointer.reload.take() {
-            for plugin in reload.swapped() {
-                self.plugins.insert(plugin.name().to_string(), plugin);
-            }
-        }
+        plugin_reload::finish(checkpointer.reload.take(), &mut self.plugins);
         let mut summary = run?;
         if let Some((id, events)) = resumed {
             summary.resumed_from = Some(id);
             summary.resumed_events = events;
         }
         Ok(summary)
-    }
-
-    /// The watcher of live plugin swaps, where [`EngineConfig::reload_plugins`] asks for
-    /// it; the notice handler is then shared with its thread.
-    fn start_reload(&mut self, flow: &run::Flow) -> Result<Option<plugin_reload::PluginReloader>> {
-        let Some(signal) = self.config.reload_plugins.clone() else {
-            return Ok(None);
-        };
-        let handler = std::mem::replace(&mut self.notices.0, Box::new(|_| {}));
-        let shared: plugin_reload::SharedNotices = Arc::new(std::sync::Mutex::new(handler));
-        let forward = Arc::clone(&shared);
-        self.notices.0 = Box::new(move |text| {
-            let mut handler = forward.lock().unwrap_or_else(|p| p.into_inner());
-            handler(text)
-        });
-        plugin_reload::PluginReloader::start(flow, self.config.plugins.clone(), signal, shared)
     }
 
     fn declare_source(&mut self, def: SourceDef) -> Result<()> {

@@ -23,7 +23,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
-use super::config::NoticeHandler;
+use super::config::{EngineConfig, NoticeHandler, Notices};
 use super::run::Flow;
 use crate::checkpoint::{DataflowDir, PluginPrint};
 use crate::error::{Error, Result};
@@ -31,7 +31,7 @@ use crate::plugin::{LoadOptions, Plugin, PluginInfo};
 use crate::reactor::PreparedSwap;
 
 /// How often the watcher looks at the plugin files.
-pub const POLL: Duration = Duration::from_millis(200);
+pub(crate) const POLL: Duration = Duration::from_millis(200);
 
 /// Turns live plugin swaps on for a run ([`EngineConfig::reload_plugins`](super::EngineConfig)),
 /// and asks it to look at its plugin files now, whatever their modification times say
@@ -76,6 +76,37 @@ impl ReloadSignal {
     /// Whether a check was asked since the last call (and clears it).
     fn take(&self) -> bool {
         self.requested.swap(false, Ordering::SeqCst)
+    }
+}
+
+/// The watcher of live plugin swaps of a durable run of `flow`, where
+/// [`EngineConfig::reload_plugins`] asks for it; `notices` is then shared with its thread
+/// (and forwards to the handler it held).
+pub(super) fn start(
+    config: &EngineConfig,
+    notices: &mut Notices,
+    flow: &Flow,
+) -> Result<Option<PluginReloader>> {
+    let Some(signal) = config.reload_plugins.clone() else {
+        return Ok(None);
+    };
+    let handler = std::mem::replace(&mut notices.0, Box::new(|_| {}));
+    let shared: SharedNotices = Arc::new(Mutex::new(handler));
+    let forward = Arc::clone(&shared);
+    notices.0 = Box::new(move |text| notify(&forward, text));
+    PluginReloader::start(flow, config.plugins.clone(), signal, shared)
+}
+
+/// After the run: stops the watcher, and the builds swapped in become the plugins the
+/// engine plans later scripts with.
+pub(super) fn finish(
+    reload: Option<PluginReloader>,
+    plugins: &mut std::collections::HashMap<String, Arc<Plugin>>,
+) {
+    if let Some(reload) = reload {
+        for plugin in reload.swapped() {
+            plugins.insert(plugin.name().to_string(), plugin);
+        }
     }
 }
 
@@ -127,7 +158,7 @@ fn stat(path: &PathBuf) -> Option<(SystemTime, u64)> {
 impl PluginReloader {
     /// Starts watching the files of the aggregate plugins `flow` calls; `None` when it
     /// calls none.
-    pub(super) fn start(
+    fn start(
         flow: &Flow,
         options: LoadOptions,
         signal: ReloadSignal,
