@@ -17,6 +17,9 @@ use super::upgrade::Upgrader;
 use crate::aggregate::GroupAccumulator;
 use crate::operator::{ReplaceJob, Replacement, WindowAggregate};
 
+/// Groups whose states cross into Wasm in one call while they move to a new build.
+const SLOTS_PER_CALL: usize = 4096;
+
 /// Why `new` may not replace `running` in a live query, in words (`None`: it may): it
 /// must be an aggregate of the same argument and result types that reads the running
 /// build's state version.
@@ -69,13 +72,14 @@ pub(crate) fn replace_job(new: Arc<Plugin>, from: u32, calls: Vec<usize>) -> Rep
                 crate::error::Error::Execution(format!("internal: no aggregate call {call}"))
             })?;
             let mut fresh = PluginAccumulator::new(Arc::clone(&new))?;
-            if !slots.is_empty() {
-                let states = running.state(&slots)?;
+            // A bounded piece at a time: no call's bytes grow with the number of groups.
+            for piece in slots.chunks(SLOTS_PER_CALL) {
+                let states = running.state(piece)?;
                 let states = match &mut upgrader {
                     Some(upgrader) => upgrader.migrate(&new, from, &states)?,
                     None => states,
                 };
-                fresh.merge(&states, &slots, num_slots)?;
+                fresh.merge(&states, piece, num_slots)?;
                 replacement.groups += (states.len() - states.null_count()) as u64;
             }
             replacement.calls.push((call, Box::new(fresh)));
