@@ -150,7 +150,7 @@ struct Watched {
     tried: Option<(SystemTime, u64)>,
 }
 
-fn stat(path: &PathBuf) -> Option<(SystemTime, u64)> {
+fn stat(path: &std::path::Path) -> Option<(SystemTime, u64)> {
     let meta = std::fs::metadata(path).ok()?;
     Some((meta.modified().ok()?, meta.len()))
 }
