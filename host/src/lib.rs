@@ -31,7 +31,7 @@ pub mod time;
 pub mod wal;
 pub mod window;
 
-pub use engine::{Engine, EngineConfig, RunSummary, StdinReader, StopSignal};
+pub use engine::{Engine, EngineConfig, ReloadSignal, RunSummary, StdinReader, StopSignal};
 pub use error::{Error, Result, SqlLocation};
 
 /// The README's Rust examples, compiled and run as doc tests.

@@ -29,6 +29,7 @@ mod plugin_cache;
 mod plugin_cli;
 mod plugin_conformance;
 mod plugin_hostile;
+mod plugin_reload;
 mod plugin_sandbox;
 mod plugin_scalar;
 mod plugin_snapshot;

@@ -22,19 +22,25 @@
 //!
 //! `--suite plugins`: the windowed SUM with native `SUM` against the Wasm `wasm_sum`, and
 //! over `price * 2 + 1` in SQL against the Wasm scalar `affine(price)`, at `--cores 1`
-//! and `2` (guests from `--plugin-dir`, built by the tests' build script).
+//! and `2` (guests from `--guests DIR`, built by the tests' build script).
 //!
 //! `--suite scale-out` (needs `LAMINAR_KAFKA_BOOTSTRAP`): 1, 2 and 3 processes in one
 //! consumer group over an 8-partition topic, and the takeover time after a kill -9.
 //!
+//! `--suite reload` (not part of `all`): the pause of a live plugin swap
+//! (`--reload-plugins`) with `--groups N` open groups (default 100 000), at `--cores 1`
+//! and each N of `--cores-list`; the guests come from `--guests DIR` (default
+//! `target/wasm-guests/wasm32-wasip2/release`, which `cargo test -p laminar-tests` fills).
+//!
 //! ```text
-//! cargo build --release -p laminar && cargo run --release -p laminar-process-bench -- --events 10000000 [--suite durability|cores|latency|kafka|plugins|scale-out|windows|all]
+//! cargo build --release -p laminar && cargo run --release -p laminar-process-bench -- --events 10000000 [--suite durability|cores|latency|kafka|plugins|scale-out|windows|reload|all]
 //! ```
 
 mod cores;
 mod kafka;
 mod latency;
 mod plugins;
+mod reload;
 mod runs;
 mod scale_out;
 mod windows;
@@ -51,7 +57,8 @@ fn main() {
     let mut work = PathBuf::from("target/process-bench");
     let mut suite = String::from("all");
     let mut cores_list: Vec<usize> = vec![2];
-    let mut plugin_dir = PathBuf::from("target/wasm-guests/wasm32-wasip2/release");
+    let mut groups: u64 = 100_000;
+    let mut guests = PathBuf::from("target/wasm-guests/wasm32-wasip2/release");
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         let mut value = || {
@@ -64,7 +71,8 @@ fn main() {
             "--laminar" => laminar = PathBuf::from(value()),
             "--work-dir" => work = PathBuf::from(value()),
             "--suite" => suite = value(),
-            "--plugin-dir" => plugin_dir = PathBuf::from(value()),
+            "--groups" => groups = value().parse().unwrap_or_else(|_| usage("--groups N")),
+            "--guests" => guests = PathBuf::from(value()),
             "--cores-list" => {
                 cores_list = value()
                     .split(',')
@@ -93,10 +101,15 @@ fn main() {
         "plugins",
         "scale-out",
         "windows",
+        "reload",
     ]
     .contains(&suite.as_str())
     {
-        usage("--suite durability|cores|latency|kafka|plugins|scale-out|windows|all");
+        usage("--suite durability|cores|latency|kafka|plugins|scale-out|windows|reload|all");
+    }
+    if suite == "reload" {
+        reload(&laminar, &work, &guests, groups, repeats, &cores_list);
+        return;
     }
     let bench = Bench::new(laminar, work, events);
     if suite == "kafka" {
@@ -108,7 +121,7 @@ fn main() {
         return;
     }
     if suite == "plugins" {
-        plugins(&bench, events, repeats, &plugin_dir);
+        plugins(&bench, events, repeats, &guests);
         return;
     }
     if suite == "scale-out" {
@@ -261,6 +274,47 @@ fn scale_out(bench: &Bench, events: u64, repeats: usize) {
     );
 }
 
+/// The live swap figure: the pause of each run, and the best.
+fn reload(
+    laminar: &std::path::Path,
+    work: &std::path::Path,
+    guests: &std::path::Path,
+    groups: u64,
+    repeats: usize,
+    cores_list: &[usize],
+) {
+    std::fs::create_dir_all(work).unwrap_or_else(|e| usage(&format!("{}: {e}", work.display())));
+    let work = work.canonicalize().unwrap_or_else(|_| work.to_path_buf());
+    let guests = guests
+        .canonicalize()
+        .unwrap_or_else(|_| guests.to_path_buf());
+    let laminar = laminar
+        .canonicalize()
+        .unwrap_or_else(|_| laminar.to_path_buf());
+    for cores in std::iter::once(1).chain(cores_list.iter().copied()) {
+        let mut best: Option<reload::SwapFigure> = None;
+        for _ in 0..repeats.max(1) {
+            let figure = reload::swap_pause(&laminar, &work, &guests, groups, cores);
+            println!(
+                "live swap median -> median-v2, --cores {cores}: {} group states moved, paused {:.1} ms ({:.1} ms moving them)",
+                figure.groups,
+                figure.pause.as_secs_f64() * 1e3,
+                figure.moving.as_secs_f64() * 1e3
+            );
+            if best.as_ref().is_none_or(|b| figure.pause < b.pause) {
+                best = Some(figure);
+            }
+        }
+        if let Some(best) = best {
+            println!(
+                "  best of {repeats}: paused {:.1} ms, {:.2} us a group",
+                best.pause.as_secs_f64() * 1e3,
+                best.pause.as_secs_f64() * 1e6 / best.groups.max(1) as f64
+            );
+        }
+    }
+}
+
 /// Figures 5 – 7.
 fn cores(bench: &Bench, events: u64, repeats: usize, cores_list: &[usize]) {
     let threads = 2;
@@ -370,7 +424,8 @@ fn report(what: &str, events: u64, time: Duration) {
 
 fn usage(problem: &str) -> ! {
     eprintln!(
-        "process-bench: {problem}\nusage: process-bench [--events N] [--runs N] [--laminar PATH] [--work-dir DIR] [--suite durability|cores|latency|kafka|plugins|scale-out|windows|all] [--cores-list 2,4,8] [--plugin-dir DIR]"
+        "process-bench: {problem}
+usage: process-bench [--events N] [--runs N] [--laminar PATH] [--work-dir DIR] [--suite durability|cores|latency|kafka|plugins|scale-out|windows|reload|all] [--cores-list 2,4,8] [--groups N] [--guests DIR]"
     );
     std::process::exit(2)
 }

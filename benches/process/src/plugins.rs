@@ -7,7 +7,7 @@
 //!
 //! at `--cores 1` and `--cores 2` (the target: each Wasm run at least 0.9x its
 //! native run's events/s). The guests are the ones the tests' build script compiles from
-//! source (`--plugin-dir`, by default `target/wasm-guests/wasm32-wasip2/release`).
+//! source (`--guests`, by default `target/wasm-guests/wasm32-wasip2/release`).
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

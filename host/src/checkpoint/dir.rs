@@ -17,7 +17,9 @@ use std::sync::Arc;
 
 use arrow::record_batch::RecordBatch;
 
-use super::fingerprint::{ArchivedFingerprint, Fingerprint, PluginChange, PluginStates};
+use super::fingerprint::{
+    ArchivedFingerprint, Fingerprint, PluginChange, PluginPrint, PluginStates,
+};
 use super::manifest::{
     query_window_prefix, window_key, ArchivedManifest, Manifest, CHECKPOINT_FORMAT, MANIFEST_KEY,
     WINDOW_PREFIX,
@@ -200,6 +202,38 @@ impl DataflowDir {
         self.write_fingerprint()?;
         self.changes.clear();
         Ok(())
+    }
+
+    /// Records a live swap of plugin `to.name` to build `to` (`--reload-plugins`) before
+    /// the first checkpoint holding the new build's states is written: the fingerprint
+    /// names `to` from now on, and checkpoints up to `through_checkpoint` keep the states
+    /// of the build the fingerprint named until now (recovery from one of them carries
+    /// its states over to the build it runs, as after an upgrade on restart). Written
+    /// atomically before the checkpoint, so a crash between the two finds the older
+    /// checkpoints described correctly.
+    pub fn record_live_swap(&mut self, to: PluginPrint, through_checkpoint: u64) -> Result<()> {
+        let Some(from) = self
+            .fingerprint
+            .plugins
+            .iter()
+            .position(|p| p.name == to.name)
+        else {
+            return Err(Error::Execution(format!(
+                "internal: plugin '{}' swapped live is not in the fingerprint",
+                to.name
+            )));
+        };
+        let files = self.checkpoint_files()?;
+        let oldest = files.first().map_or(u64::MAX, |(id, _)| *id);
+        self.older_states.retain(|s| s.through_checkpoint >= oldest);
+        if !files.is_empty() {
+            self.older_states.push(PluginStates {
+                build: self.fingerprint.plugins[from].clone(),
+                through_checkpoint,
+            });
+        }
+        self.fingerprint.plugins[from] = to;
+        self.write_fingerprint()
     }
 
     /// The directory.

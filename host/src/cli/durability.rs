@@ -30,6 +30,23 @@ pub(crate) struct DurabilityArgs {
     #[arg(long, value_name = "BYTES", default_value_t = 64 << 20,
           value_parser = clap::value_parser!(u64).range(4096..))]
     wal_segment_bytes: u64,
+    /// Swap in new builds of the script's aggregate plugins while the run goes on: a
+    /// plugin file that changes (or SIGHUP) is loaded and compiled beside the run, and at
+    /// the next checkpoint the open groups' states move to the new build (which must read
+    /// the running build's state version). `=sighup`: on SIGHUP only, not on a file's
+    /// change. Needs --state-dir.
+    #[arg(long, value_enum, value_name = "WHEN", num_args = 0..=1, require_equals = true,
+          default_missing_value = "changes")]
+    reload_plugins: Option<ReloadWhen>,
+}
+
+/// When `--reload-plugins` looks at the plugin files.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub(crate) enum ReloadWhen {
+    /// When a file changes (polled every 200 ms), and on SIGHUP.
+    Changes,
+    /// On SIGHUP only.
+    Sighup,
 }
 
 impl DurabilityArgs {
@@ -42,6 +59,10 @@ impl DurabilityArgs {
             .clone()
             .interval(Duration::from_millis(self.wal_sync_ms))
             .segment_size(self.wal_segment_bytes);
+        config.reload_plugins = self.reload_plugins.map(|when| match when {
+            ReloadWhen::Changes => crate::engine::ReloadSignal::new(),
+            ReloadWhen::Sighup => crate::engine::ReloadSignal::on_request_only(),
+        });
     }
 }
 

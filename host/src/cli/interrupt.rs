@@ -4,13 +4,14 @@
 //! committed, so that no `.NAME.laminar-<pid>-<n>.tmp` is ever left behind. Stdin is read
 //! through [`stdin_until`], which gives up once a stop is asked, so a run waiting for input
 //! on the query thread stops too. This module only turns signals into the stop request;
-//! what a stopped run does is the engine's (see [`StopSignal`]).
+//! what a stopped run does is the engine's (see [`StopSignal`]). With `--reload-plugins`,
+//! SIGHUP asks for a plugin reload check ([`reload_on_sighup`]).
 
 use std::io::Read;
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::Arc;
 
-use crate::engine::{StdinReader, StopSignal};
+use crate::engine::{ReloadSignal, StdinReader, StopSignal};
 use crate::error::Result;
 
 /// The signals received by this process, once [`install`]ed.
@@ -91,6 +92,33 @@ pub(super) fn install(stop: &StopSignal) -> Result<Interrupts> {
         })
         .map_err(|e| crate::error::Error::io("cannot start the signal thread", e))?;
     Ok(interrupts)
+}
+
+/// With `--reload-plugins`: each SIGHUP asks the run to look at its plugin files now
+/// ([`ReloadSignal`]) instead of ending the process.
+#[cfg(unix)]
+pub(super) fn reload_on_sighup(reload: &ReloadSignal) -> Result<()> {
+    use signal_hook::consts::SIGHUP;
+    use signal_hook::iterator::Signals;
+
+    let mut signals =
+        Signals::new([SIGHUP]).map_err(|e| crate::error::Error::io("cannot handle SIGHUP", e))?;
+    let reload = reload.clone();
+    std::thread::Builder::new()
+        .name("laminar-sighup".into())
+        .spawn(move || {
+            for _ in signals.forever() {
+                reload.request();
+            }
+        })
+        .map_err(|e| crate::error::Error::io("cannot start the SIGHUP thread", e))?;
+    Ok(())
+}
+
+/// Where SIGHUP cannot be waited for, only the plugin files' changes are seen.
+#[cfg(not(unix))]
+pub(super) fn reload_on_sighup(_reload: &ReloadSignal) -> Result<()> {
+    Ok(())
 }
 
 /// Where signals cannot be waited for this way, the default handling stays.

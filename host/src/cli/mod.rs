@@ -261,6 +261,9 @@ fn run(
     let interrupts = interrupt::install(&stop)?;
     config.stdin = interrupt::stdin_until(&stop);
     config.stop = stop;
+    if let Some(reload) = &config.reload_plugins {
+        interrupt::reload_on_sighup(reload)?;
+    }
     let durable = config.state_dir.is_some();
     let mut engine = Engine::with_config(config);
     plugins.load_into(&mut engine)?;

@@ -51,6 +51,11 @@ pub struct EngineConfig {
     /// Asks a running script to stop (the CLI sets it on SIGINT/SIGTERM; default: never
     /// set). See [`StopSignal`] for what a stopped run does.
     pub stop: StopSignal,
+    /// Live plugin swaps (`--reload-plugins`): a durable run watches the files of the
+    /// aggregate plugins it calls and swaps a new build in at the next checkpoint
+    /// barrier, carrying every open group's state over (see the README). The signal asks
+    /// for a check at once (the CLI sets it on SIGHUP). `None` (the default): off.
+    pub reload_plugins: Option<super::ReloadSignal>,
 }
 
 /// A request to stop a running script before its input ends, shared between the run and
@@ -133,6 +138,7 @@ impl Default for EngineConfig {
             storage: Arc::new(FsStorage::new()),
             stdin: StdinReader::process(),
             stop: StopSignal::default(),
+            reload_plugins: None,
         }
     }
 }

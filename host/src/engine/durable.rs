@@ -34,6 +34,8 @@ pub(crate) struct Checkpointer {
     /// input before them may be released (the newer one may be damaged, and recovery then
     /// falls back to this one, which must still find its input).
     fallback: Option<Vec<SourceMark>>,
+    /// Live plugin swaps at the barrier (`--reload-plugins`).
+    pub(crate) reload: Option<super::plugin_reload::PluginReloader>,
 }
 
 impl Checkpointer {
@@ -46,6 +48,7 @@ impl Checkpointer {
             last: Instant::now(),
             next_id: 1,
             fallback: None,
+            reload: None,
         }
     }
 
@@ -93,6 +96,9 @@ impl Checkpointer {
         let started = Instant::now();
         crash_point("checkpoint-start");
         flow.settle_all()?;
+        if let Some(reload) = &mut self.reload {
+            reload.at_barrier(flow, &mut self.dir, self.next_id - 1)?;
+        }
         let (manifest, records) = self.manifest(flow)?;
         let bytes = self.dir.write_checkpoint(&manifest, &records)?;
         flow.commit_checkpoint(manifest.id)?;
@@ -111,6 +117,9 @@ impl Checkpointer {
         summary.last_checkpoint_bytes = bytes;
         summary.last_checkpoint_time = took;
         summary.checkpoint_time += took;
+        if let Some(reload) = &mut self.reload {
+            reload.after_checkpoint();
+        }
         Ok(())
     }
 

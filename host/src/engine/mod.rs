@@ -4,6 +4,7 @@ mod config;
 mod dataflow;
 mod durable;
 mod pipeline;
+mod plugin_reload;
 mod query_run;
 mod run;
 mod scale_out;
@@ -11,6 +12,7 @@ mod script_check;
 mod summary;
 
 pub use config::{EngineConfig, NoticeHandler, StdinReader, StopSignal};
+pub use plugin_reload::ReloadSignal;
 pub use summary::{QuerySummary, RunSummary};
 
 use std::collections::HashMap;
@@ -178,6 +180,12 @@ impl Engine {
                     "a source with group_id scales out over several processes, each resuming the partitions it is given from their checkpoints: run it with --state-dir (one directory the processes share)",
                 ));
             }
+            if self.config.reload_plugins.is_some() {
+                return Err(Error::unsupported(
+                    "live plugin swaps (--reload-plugins) without a state dir",
+                    "a new build is swapped in at a checkpoint barrier: give the run a --state-dir",
+                ));
+            }
             let (mut flow, _) = self.open_flow(planned, output, None)?;
             return flow.run(progress, None, &self.config.stop);
         };
@@ -187,6 +195,12 @@ impl Engine {
             durable::fingerprint(&planned, &sources, &sinks)
         };
         if let Some(options) = scale_out {
+            if self.config.reload_plugins.is_some() {
+                return Err(Error::unsupported(
+                    "live plugin swaps (--reload-plugins) in a scale-out run (group_id)",
+                    "each partition has a checkpoint barrier of its own; restart the processes one by one with the new build instead (a build that reads the checkpoints' state version takes over)",
+                ));
+            }
             return self.run_scaled_out(planned, &state_dir, &fingerprint, &options, progress);
         }
         scale_out::check_layout(self.config.storage.as_ref(), &state_dir, false)?;
@@ -212,7 +226,10 @@ impl Engine {
         }
         let (mut flow, loaded) = self.open_flow(planned, output, Some(&mut checkpointer))?;
         let resumed = self.resume_flow(&mut flow, loaded.as_ref(), &mut checkpointer, "")?;
-        let mut summary = flow.run(progress, Some(&mut checkpointer), &self.config.stop)?;
+        checkpointer.reload = plugin_reload::start(&self.config, &mut self.notices, &flow)?;
+        let run = flow.run(progress, Some(&mut checkpointer), &self.config.stop);
+        plugin_reload::finish(checkpointer.reload.take(), &mut self.plugins);
+        let mut summary = run?;
         if let Some((id, events)) = resumed {
             summary.resumed_from = Some(id);
             summary.resumed_events = events;

@@ -10,7 +10,9 @@ mod window_aggregate;
 pub use filter::FilterOperator;
 pub use operand::Operand;
 pub use project::ProjectOperator;
-pub use window_aggregate::{AggregateCall, GroupColumn, WindowAggregate, WindowSnapshot};
+pub use window_aggregate::{
+    AggregateCall, GroupColumn, ReplaceJob, Replacement, WindowAggregate, WindowSnapshot,
+};
 
 use arrow::record_batch::RecordBatch;
 

@@ -116,6 +116,11 @@ impl Sessions {
         self.late
     }
 
+    /// The number of slots the accumulators address (free ones included).
+    pub(crate) fn num_slots(&self) -> usize {
+        self.num_slots
+    }
+
     /// Open sessions (those closed but not yet emitted included).
     pub(crate) fn open_sessions(&self) -> usize {
         self.open.values().map(Vec::len).sum::<usize>() + self.closed.len()

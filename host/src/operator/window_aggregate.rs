@@ -33,8 +33,12 @@ use crate::window::{TumblingWindow, WindowSpec};
 
 #[path = "window_panes.rs"]
 mod panes;
+#[path = "window_replace.rs"]
+mod replace;
 #[path = "window_sessions.rs"]
 mod session_windows;
+
+pub use replace::{ReplaceJob, Replacement};
 
 /// What one GROUP BY output column holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -22,6 +22,7 @@ mod count_star;
 mod instance;
 mod load;
 mod precheck;
+mod reload;
 mod runtime;
 mod sandbox;
 mod scalar;
@@ -74,6 +75,7 @@ pub use load::{
     DEFAULT_MAX_COMPONENT_BYTES, MAX_NAME_CHARS,
 };
 pub use precheck::MAX_FUNCTION_LOCALS;
+pub use reload::successor_refusal;
 pub use runtime::{engine, MAX_LIVE_INSTANCES};
 pub use sandbox::SandboxLimits;
 pub use scalar::PluginScalar;
@@ -82,7 +84,9 @@ pub use udaf::PluginUdaf;
 pub use upgrade::MAX_READ_VERSIONS;
 
 pub(crate) use accumulator::PluginAccumulator;
+pub(crate) use cache::content_hash;
 pub(crate) use count_star::count_star_stays_built_in;
+pub(crate) use reload::replace_job;
 pub(crate) use scalar::scalar_plugins;
 pub(crate) use upgrade::StateUpgrade;
 

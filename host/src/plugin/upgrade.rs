@@ -63,14 +63,14 @@ pub(super) fn reads_state_versions(plugin: &Plugin, label: &str, own: u32) -> Re
 }
 
 /// An instance of a plugin's `upgrade` export.
-struct Upgrader {
+pub(super) struct Upgrader {
     store: Store<HostState>,
     guest: Guest,
 }
 
 impl Upgrader {
     /// A fresh instance, or `None` when the component does not export `upgrade`.
-    fn new(plugin: &Plugin, name: &str) -> Result<Option<Self>> {
+    pub(super) fn new(plugin: &Plugin, name: &str) -> Result<Option<Self>> {
         let Some(pre) = plugin.aggregate_pre() else {
             return Ok(None);
         };
@@ -97,7 +97,12 @@ impl Upgrader {
     }
 
     /// `states` (written under `from`) in the plugin's current encoding.
-    fn migrate(&mut self, plugin: &Plugin, from: u32, states: &BinaryArray) -> Result<BinaryArray> {
+    pub(super) fn migrate(
+        &mut self,
+        plugin: &Plugin,
+        from: u32,
+        states: &BinaryArray,
+    ) -> Result<BinaryArray> {
         let name = plugin.name();
         let input = MergeStates::new(states);
         let param = input.as_param();

@@ -26,10 +26,12 @@
 
 mod merge;
 mod pin;
+mod replace;
 mod route;
 mod stateless;
 mod worker;
 
+pub(crate) use replace::PreparedSwap;
 pub(crate) use stateless::StatelessCores;
 
 use std::collections::BTreeMap;
@@ -478,6 +480,7 @@ impl Reactor {
             }
             Report::Failed(e) => Err(e),
             Report::Started(_) => Ok(None),
+            Report::Prepared(_) => Err(unexpected("a plugin swap's report")),
         }
     }
 

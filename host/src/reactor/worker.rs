@@ -6,6 +6,9 @@
 //!             + round(epoch)   ─▶ aggregate.advance ─▶ Report::Emitted(epoch, windows)
 //!        ─▶ Barrier            ─▶ aggregate.snapshot ─▶ Report::Snapshot
 //!        ─▶ Restore(snapshot)  ─▶ aggregate.restore
+//!        ─▶ Prepare(job)       ─▶ job(aggregate) ─▶ Report::Prepared (a live plugin swap;
+//!                                 its failure is reported, the core goes on)
+//!        ─▶ Install(accs)      ─▶ aggregate.install
 //!        ─▶ End(epoch)         ─▶ aggregate.finish ─▶ Report::Emitted(epoch, windows), exit
 //! ```
 //! An error or a panic is reported once and ends the thread; the coordinator then fails
@@ -18,7 +21,7 @@ use arrow::record_batch::RecordBatch;
 
 use super::route::Routed;
 use crate::error::{Error, Result};
-use crate::operator::{WindowAggregate, WindowSnapshot};
+use crate::operator::{ReplaceJob, Replacement, WindowAggregate, WindowSnapshot};
 
 /// What the coordinator sends a core, in order.
 pub(crate) enum Message {
@@ -35,6 +38,10 @@ pub(crate) enum Message {
     Barrier,
     /// Load the groups of a checkpoint routed to this core (before any data).
     Restore(WindowSnapshot),
+    /// Build the accumulators of a live plugin swap, changing nothing yet.
+    Prepare(ReplaceJob),
+    /// Install what `Prepare` built (every core prepared without failure).
+    Install(Replacement),
     /// The input ended: emit every open window as epoch `epoch` and stop.
     End {
         /// Sequence number of the last emission round.
@@ -67,6 +74,8 @@ pub(crate) enum Report {
     },
     /// The open state at a barrier.
     Snapshot(WindowSnapshot),
+    /// What a `Prepare` built, or why it could not (the core goes on unchanged).
+    Prepared(Result<Replacement>),
     /// The core failed and stopped.
     Failed(Error),
 }
@@ -124,6 +133,11 @@ fn serve(
             Message::Barrier => Report::Snapshot(aggregate.snapshot()?),
             Message::Restore(snapshot) => {
                 aggregate.restore(&snapshot)?;
+                continue;
+            }
+            Message::Prepare(job) => Report::Prepared(job(aggregate)),
+            Message::Install(replacement) => {
+                aggregate.install(replacement);
                 continue;
             }
             Message::End { epoch } => {

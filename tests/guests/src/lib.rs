@@ -29,6 +29,8 @@
 //! | `median_v2_alone` | `median` with state version 2 that does not read version 1 (an upgrade  |
 //! |                 | the host must refuse, naming both versions)                                 |
 //! | `median_v2_traps` | `median` with state version 2 that reads version 1 but traps in `merge` |
+//! | `median_v2_bigint` | `median` with state version 2 that reads version 1 but returns BIGINT  |
+//! |                 | (a live swap must refuse another result type)                               |
 //!
 //! The aggregates that misbehave only in their output (`wrong_count`, `wrong_type`,
 //! `opens_file`) implement the exported interface directly, through
