@@ -31,7 +31,34 @@ impl ResultBuilder {
         }
     }
 
+    /// Appends one row's result. The common case, a valid number within the capacity the
+    /// builder was made with, is a store and a count, inlined into the caller's loop;
+    /// everything else takes [`push_other`](Self::push_other).
+    #[inline(always)]
     pub(crate) fn push(&mut self, value: Value) -> Result<(), String> {
+        if self.len / 8 < self.validity.len() {
+            let pushed = match (&mut self.data, &value) {
+                (ColumnData::Float64(v), Value::Float64(x)) => {
+                    v.push(*x);
+                    true
+                }
+                (ColumnData::Int64(v), Value::Int64(x))
+                | (ColumnData::Timestamp(v), Value::Timestamp(x)) => {
+                    v.push(*x);
+                    true
+                }
+                _ => false,
+            };
+            if pushed {
+                self.len += 1;
+                return Ok(());
+            }
+        }
+        self.push_other(value)
+    }
+
+    #[inline(never)]
+    fn push_other(&mut self, value: Value) -> Result<(), String> {
         let valid = !matches!(value, Value::Null);
         match (&mut self.data, value) {
             (ColumnData::Float64(v), Value::Float64(x)) => v.push(x),
