@@ -148,7 +148,7 @@ impl KafkaSource {
         }
         let mut value_fields = Vec::new();
         let mut key = None;
-        let columns = (0..schema.fields().len())
+        let columns: Vec<Column> = (0..schema.fields().len())
             .map(|i| match meta.iter().find(|(index, _)| *index == i) {
                 Some(&(_, Field::Key)) => {
                     let field = schema.field(i);
@@ -174,10 +174,7 @@ impl KafkaSource {
                 }
             })
             .collect();
-        if value_fields.iter().all(|f| {
-            key.as_ref()
-                .is_some_and(|k| k.in_value.is_some() && &k.name == f.name())
-        }) {
+        if !columns.iter().any(|c| matches!(c, Column::Value(_))) {
             return Err(Error::plan(format!(
                 "{what}: every column is a metadata column; declare at least one column read from the message value"
             )));
