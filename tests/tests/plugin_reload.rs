@@ -7,8 +7,9 @@
 //! - the same, killed (`kill -9`) shortly after the swap and resumed; and aborted at a
 //!   crash point inside the swap (the fingerprint names the new build, the newest
 //!   checkpoint holds the old one's states) and resumed: the output equals the model;
-//! - by a file that is no component, a build that traps in `merge` (`median_v2_traps`)
-//!   and one returning BIGINT (`median_v2_bigint`): each leaves the old build running
+//! - by a file that is no component, a build that traps in `merge` (`median_v2_traps`),
+//!   one returning BIGINT (`median_v2_bigint`) and one that traps in `evaluate`
+//!   (`median_v2_evaluate_traps`): each leaves the old build running
 //!   with one line saying why, a good build still takes over after them, and the output
 //!   equals the model;
 //! - with `--reload-plugins=sighup`, a replaced file is swapped only after SIGHUP;
@@ -444,6 +445,13 @@ fn builds_that_cannot_take_over_leave_the_running_build_with_one_line_each() {
         assert!(line.contains(piece), "missing {piece:?} in {line}");
     }
 
+    // Merges the states, then traps in `evaluate`: tried before it takes over.
+    put_plugin(dir.path(), "median_v2_evaluate_traps");
+    let line = run.wait_line("was not swapped in");
+    for piece in ["evaluate", "median build 2 gave up in evaluate"] {
+        assert!(line.contains(piece), "missing {piece:?} in {line}");
+    }
+
     // Build 1 kept running all along: a good build still takes over after them.
     run.write(&rows(ROWS / 2..ROWS * 3 / 4));
     put_plugin(dir.path(), "median_v2");
@@ -452,7 +460,7 @@ fn builds_that_cannot_take_over_leave_the_running_build_with_one_line_each() {
     let err = run.finish();
     assert_eq!(
         err.iter().filter(|l| l.contains("warning")).count(),
-        3,
+        4,
         "{err:#?}"
     );
     // The host never panics (the trapping guest's own panic is quoted in its line).

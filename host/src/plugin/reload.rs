@@ -20,6 +20,9 @@ use crate::operator::{ReplaceJob, Replacement, WindowAggregate};
 /// Groups whose states cross into Wasm in one call while they move to a new build.
 const SLOTS_PER_CALL: usize = 4096;
 
+/// Groups the new build evaluates on trial before it may take over.
+const TRIAL_GROUPS: usize = 64;
+
 /// Why `new` may not replace `running` in a live query, in words (`None`: it may): it
 /// must be an aggregate of the same argument and result types that reads the running
 /// build's state version.
@@ -72,6 +75,7 @@ pub(crate) fn replace_job(new: Arc<Plugin>, from: u32, calls: Vec<usize>) -> Rep
                 crate::error::Error::Execution(format!("internal: no aggregate call {call}"))
             })?;
             let mut fresh = PluginAccumulator::new(Arc::clone(&new))?;
+            let mut sample = None;
             // A bounded piece at a time: no call's bytes grow with the number of groups.
             for piece in slots.chunks(SLOTS_PER_CALL) {
                 let states = running.state(piece)?;
@@ -81,9 +85,38 @@ pub(crate) fn replace_job(new: Arc<Plugin>, from: u32, calls: Vec<usize>) -> Rep
                 };
                 fresh.merge(&states, piece, num_slots)?;
                 replacement.groups += (states.len() - states.null_count()) as u64;
+                if sample.is_none() {
+                    sample = Some(states.slice(0, states.len().min(TRIAL_GROUPS)));
+                }
             }
+            try_evaluate(&new, sample.as_ref())?;
             replacement.calls.push((call, Box::new(fresh)));
         }
         Ok(replacement)
     })
+}
+
+/// Evaluates some of the moved group states (`sample`; a group that saw no rows when
+/// there is none) in a trial instance of `new`, whose result must have one value per
+/// group: a build whose `evaluate` traps or answers wrongly is refused before it takes
+/// over, not at the next window it closes.
+fn try_evaluate(
+    new: &Arc<Plugin>,
+    sample: Option<&arrow::array::BinaryArray>,
+) -> crate::error::Result<()> {
+    let mut trial = PluginAccumulator::new(Arc::clone(new))?;
+    let groups = sample.map_or(0, |s| s.len()).max(1);
+    let slots: Vec<u32> = (0..groups as u32).collect();
+    if let Some(states) = sample.filter(|s| !s.is_empty()) {
+        trial.merge(states, &slots, groups)?;
+    }
+    let result = trial.evaluate(&slots)?;
+    if result.len() != groups {
+        return Err(plugin_error(
+            new.name(),
+            "evaluate",
+            format!("it returned {} values for {groups} groups", result.len()),
+        ));
+    }
+    Ok(())
 }

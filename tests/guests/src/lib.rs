@@ -30,6 +30,7 @@
 //! |                 | the host must refuse, naming both versions)                                 |
 //! | `median_v2_traps` | `median` with state version 2 that reads version 1 but traps in `merge` |
 //! | `median_v2_bigint` | `median` with state version 2 that reads version 1 but returns BIGINT  |
+//! | `median_v2_evaluate_traps` | `median` with state version 2 that reads version 1 but traps in `evaluate` |
 //! |                 | (a live swap must refuse another result type)                               |
 //!
 //! The aggregates that misbehave only in their output (`wrong_count`, `wrong_type`,
