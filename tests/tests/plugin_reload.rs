@@ -84,7 +84,12 @@ fn model() -> Vec<(i64, i64, u64, f64)> {
 /// The sink's rows, parsed and sorted; the window start as epoch ms (written as a
 /// timestamp or a number).
 fn output(dir: &Path) -> Vec<(i64, i64, u64, f64)> {
-    let text = std::fs::read_to_string(dir.join("out.csv")).expect("read out.csv");
+    output_of(dir, "out.csv")
+}
+
+/// The rows of sink file `file` in `dir`, as [`output`].
+fn output_of(dir: &Path, file: &str) -> Vec<(i64, i64, u64, f64)> {
+    let text = std::fs::read_to_string(dir.join(file)).expect("read the sink file");
     let mut out: Vec<(i64, i64, u64, f64)> = text
         .lines()
         .skip(1)
@@ -583,4 +588,41 @@ fn an_embedding_program_swaps_on_request_through_engine_config() {
     assert_eq!(swaps.len(), 1, "{notices:#?}");
     check_swap_line(swaps[0]);
     assert_output_is_the_model(dir.path());
+}
+
+#[test]
+fn a_plugin_two_queries_call_is_swapped_in_both_at_one_barrier() {
+    let dir = setup();
+    // A second query calling `median`, into a sink of its own.
+    let script = format!(
+        "{SCRIPT}
+CREATE SINK again WITH (connector = 'file', path = 'again.csv', format = 'csv');
+INSERT INTO again SELECT auction, window_start, COUNT(*) AS n, median(price) AS mid
+FROM TUMBLE(TABLE bids, DESCRIPTOR(ts), INTERVAL '10' SECOND)
+GROUP BY window_start, window_end, auction;"
+    );
+    std::fs::write(dir.path().join("q.sql"), script).expect("script");
+    let mut run = half_way(dir.path(), 2, &["--reload-plugins"], None);
+    put_plugin(dir.path(), "median_v2");
+    check_swap_line(&run.wait_line("swapped live"));
+    run.write(&rows(ROWS / 2..ROWS * 3 / 4));
+    std::thread::sleep(Duration::from_millis(150));
+    run.kill();
+    // The checkpoints after the swap hold build 2's states (another encoding) for both
+    // queries: had one query kept build 1's, the resumed run would read them as build
+    // 2's and fail or differ from the model.
+    let err = resume(dir.path());
+    assert!(
+        !err.iter().any(|l| ["swapped live", "warning", "upgraded"]
+            .iter()
+            .any(|p| l.contains(p))),
+        "{err:#?}"
+    );
+    assert_output_is_the_model(dir.path());
+    let again = output_of(dir.path(), "again.csv");
+    assert_eq!(
+        again,
+        model(),
+        "the second query's rows differ from the model"
+    );
 }
