@@ -22,7 +22,9 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use laminar::checkpoint::{partition_dir, read_owner, DataflowDir};
 use laminar::gen::SplitMix64;
+use laminar::storage::FsStorage;
 use laminar_tests::assert_rows_close;
 use rdkafka::producer::Producer;
 
@@ -151,18 +153,12 @@ impl Setup {
     fn owners(&self) -> Vec<(i32, Option<u32>)> {
         (0..PARTITIONS)
             .map(|p| {
-                let record = std::fs::read_to_string(
-                    self.state()
-                        .join("partitions")
-                        .join(p.to_string())
-                        .join("owner"),
-                )
-                .unwrap_or_default();
-                let pid = record
-                    .lines()
-                    .find_map(|l| l.strip_prefix("process "))
-                    .and_then(|l| l.rsplit(' ').next())
-                    .and_then(|pid| pid.parse().ok());
+                let dir = partition_dir(&self.state(), p);
+                // The record's process is `host pid N`.
+                let pid = read_owner(&FsStorage, &dir)
+                    .ok()
+                    .flatten()
+                    .and_then(|owner| owner.process.rsplit(' ').next()?.parse().ok());
                 (p, pid)
             })
             .collect()
@@ -170,9 +166,8 @@ impl Setup {
 
     /// Whether partition `p` has a checkpoint (or completed).
     fn has_checkpoint(&self, p: i32) -> bool {
-        let dir = self.state().join("partitions").join(p.to_string());
-        dir.join("done").exists()
-            || std::fs::read_dir(dir.join("checkpoints"))
+        self.completed(p)
+            || std::fs::read_dir(partition_dir(&self.state(), p).join("checkpoints"))
                 .map(|entries| {
                     entries
                         .flatten()
@@ -182,11 +177,8 @@ impl Setup {
     }
 
     fn completed(&self, p: i32) -> bool {
-        self.state()
-            .join("partitions")
-            .join(p.to_string())
-            .join("done")
-            .exists()
+        DataflowDir::is_completed(&FsStorage, &partition_dir(&self.state(), p))
+            .expect("read the partition's state dir")
     }
 
     /// Waits until every process in `pids` owns a partition that has a checkpoint.

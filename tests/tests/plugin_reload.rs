@@ -324,6 +324,25 @@ fn check_swap_line(line: &str) {
     assert!(groups > 0, "{line}");
 }
 
+/// Runs v1 on two cores half way, swaps v2 in, kills the run (`kill -9`) shortly after
+/// the swap, and resumes it with the rest of the input: the checkpoints after the swap
+/// name build 2, which is at the path, so the resumed run neither swaps nor upgrades.
+fn swap_kill_and_resume(dir: &Path) {
+    let mut run = half_way(dir, 2, &["--reload-plugins"], None);
+    put_plugin(dir, "median_v2");
+    check_swap_line(&run.wait_line("swapped live"));
+    run.write(&rows(ROWS / 2..ROWS * 3 / 4));
+    std::thread::sleep(Duration::from_millis(150));
+    run.kill();
+    let err = resume(dir);
+    assert!(
+        !err.iter().any(|l| ["swapped live", "warning", "upgraded"]
+            .iter()
+            .any(|p| l.contains(p))),
+        "{err:#?}"
+    );
+}
+
 /// Starts a run with v1 on `cores`, feeds half the input and waits until it wrote rows.
 fn half_way(dir: &Path, cores: u32, extra: &[&str], crash: Option<&str>) -> Run {
     let mut run = Run::start(dir, cores, extra, crash);
@@ -378,21 +397,7 @@ fn a_plugin_file_replaced_mid_stream_is_swapped_in_at_a_barrier() {
 #[test]
 fn a_run_killed_shortly_after_a_swap_resumes_with_the_new_build() {
     let dir = setup();
-    let mut run = half_way(dir.path(), 2, &["--reload-plugins"], None);
-    put_plugin(dir.path(), "median_v2");
-    check_swap_line(&run.wait_line("swapped live"));
-    run.write(&rows(ROWS / 2..ROWS * 3 / 4));
-    std::thread::sleep(Duration::from_millis(150));
-    run.kill();
-
-    // The checkpoints after the swap name build 2, which is at the path: no upgrade.
-    let err = resume(dir.path());
-    assert!(
-        !err.iter().any(|l| ["swapped live", "warning", "upgraded"]
-            .iter()
-            .any(|p| l.contains(p))),
-        "{err:#?}"
-    );
+    swap_kill_and_resume(dir.path());
     assert_output_is_the_model(dir.path());
 }
 
@@ -602,22 +607,10 @@ FROM TUMBLE(TABLE bids, DESCRIPTOR(ts), INTERVAL '10' SECOND)
 GROUP BY window_start, window_end, auction;"
     );
     std::fs::write(dir.path().join("q.sql"), script).expect("script");
-    let mut run = half_way(dir.path(), 2, &["--reload-plugins"], None);
-    put_plugin(dir.path(), "median_v2");
-    check_swap_line(&run.wait_line("swapped live"));
-    run.write(&rows(ROWS / 2..ROWS * 3 / 4));
-    std::thread::sleep(Duration::from_millis(150));
-    run.kill();
     // The checkpoints after the swap hold build 2's states (another encoding) for both
     // queries: had one query kept build 1's, the resumed run would read them as build
     // 2's and fail or differ from the model.
-    let err = resume(dir.path());
-    assert!(
-        !err.iter().any(|l| ["swapped live", "warning", "upgraded"]
-            .iter()
-            .any(|p| l.contains(p))),
-        "{err:#?}"
-    );
+    swap_kill_and_resume(dir.path());
     assert_output_is_the_model(dir.path());
     let again = output_of(dir.path(), "again.csv");
     assert_eq!(
