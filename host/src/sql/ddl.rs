@@ -31,9 +31,15 @@ impl Connector {
             Connector::File(path) => format!("file {}", path.display()),
             Connector::Stdio => "stdio".to_string(),
             Connector::Memory => "memory".to_string(),
+            // The metadata columns decide what a column holds; the group decides where
+            // the state lives and the exactly-once sink's transactional ids.
             Connector::KafkaSource(o) => format!(
-                "kafka topic {}, start {:?}, stop at end {}",
-                o.topic, o.start_offset, o.stop_at_end
+                "kafka topic {}, start {:?}, stop at end {}, group {:?}, metadata columns {:?}",
+                o.topic,
+                o.start_offset,
+                o.stop_at_end,
+                o.group_id,
+                o.metadata.declared()
             ),
             Connector::KafkaSink(o) => {
                 format!("kafka topic {}, key {:?}, {:?}", o.topic, o.key, o.delivery)
